@@ -1,0 +1,4 @@
+"""Shared test set-up. Fixture modules of each area are listed in pytest_plugins."""
+
+pytest_plugins: list[str] = [
+]
