@@ -1,0 +1,65 @@
+"""The web face of Synchronizer: the Check site and the portal, one Flask app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from checksite.database import init_database
+from checksite.errors import init_error_pages
+from checksite.extensions import csrf, limiter
+from checksite.request_log import init_request_log
+from checksite.security import init_security_headers
+from common.config import Settings
+from common.logging_setup import configure_logging
+from common.secrets import configure_keys
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The app factory: everything the app needs comes from `settings`."""
+    settings = settings or Settings.load()
+    configure_logging(settings.log_format, settings.log_level)
+    settings.warn_about_generated_secrets()
+    configure_keys(list(settings.encryption_keys))
+
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+        instance_path=str(settings.instance_path),
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SYNCHRONIZER=settings,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        RATELIMIT_STORAGE_URI=_rate_limit_storage(settings),
+        RATELIMIT_HEADERS_ENABLED=True,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+
+    init_database(app, settings.database_url)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    init_request_log(app)
+    init_security_headers(app)
+    init_error_pages(app)
+    _register_blueprints(app)
+    return app
+
+
+def _rate_limit_storage(settings: Settings) -> str:
+    # Counters must be shared between hosts when there are several: Redis then, memory otherwise.
+    if settings.queue_url.startswith(("redis://", "rediss://")):
+        return settings.queue_url
+    return "memory://"
+
+
+def _register_blueprints(app: Flask) -> None:
+    from checksite import main
+
+    app.register_blueprint(main.bp)

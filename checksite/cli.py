@@ -1,0 +1,213 @@
+"""The `synchronizer` command: the composition root, the one place that may reach everything.
+
+Simulators and other heavy parts are imported only inside the commands that run them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from common.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from common.db import Database
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    """Settings are read lazily, so `--help` works even with a broken configuration."""
+
+    def __init__(self, config_file: str | None) -> None:
+        self.config_file = config_file
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.load(self.config_file)
+        return self._settings
+
+
+def friendly_errors(command: F) -> F:
+    """Configuration and database errors end the command with one line, not a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import OperationalError
+
+        from common.secrets import UndecryptableSecret
+
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        except UndecryptableSecret as exc:
+            raise click.ClickException(str(exc)) from None
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise click.ClickException(f"database error: {reason}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="SYNCHRONIZER_CONFIG",
+    help="TOML file with settings (else SYNCHRONIZER_* environment variables and defaults).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_file: str | None) -> None:
+    """Synchronizer: keeps SuperOffice CRM and Exchange, Microsoft 365 or Google in step."""
+    ctx.obj = Context(config_file)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@pass_context
+@friendly_errors
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Run the development web server (production: `gunicorn wsgi:app`)."""
+    _require_current_schema(ctx.settings)
+    _serve(ctx.settings, host, port)
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@pass_context
+@friendly_errors
+def db_upgrade(ctx: Context, revision: str) -> None:
+    """Create the database schema, or upgrade it to the newest migration."""
+    from common.db import Database
+    from common.schema import current_revision, upgrade
+
+    database = Database(ctx.settings.database_url)
+    upgrade(database, revision)
+    click.echo(f"database at revision {current_revision(database)}")
+
+
+@main.command("create-admin")
+@click.option("--username", prompt=True, help="The administrator's sign-in name.")
+@click.option("--organisation", default="Default organisation", show_default=True)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (one line)."
+)
+@pass_context
+@friendly_errors
+def create_admin_command(
+    ctx: Context, username: str, organisation: str, password_stdin: bool
+) -> None:
+    """Create a local administrator who signs in with a username and password."""
+    from common.admins import AdminError, create_admin
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    database = _current_database(ctx.settings)
+    try:
+        with database.session() as session:
+            create_admin(session, username, password, organisation)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"administrator {username!r} created in organisation {organisation!r}")
+
+
+@main.command("rotate-keys")
+@pass_context
+@friendly_errors
+def rotate_keys(ctx: Context) -> None:
+    """Re-encrypt every stored secret with the newest of ENCRYPTION_KEYS.
+
+    Put the new key first in ENCRYPTION_KEYS (keep the old ones after it), run this, then
+    remove the old keys.
+    """
+    from common.rotation import rotate_all
+    from common.secrets import configure_keys
+
+    configure_keys(list(ctx.settings.encryption_keys))
+    count = rotate_all(_current_database(ctx.settings))
+    click.echo(f"re-encrypted {count} secret(s) with the newest key")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@pass_context
+@friendly_errors
+def demo(ctx: Context, host: str, port: int) -> None:
+    """Run the product on embedded defaults: migrate, create a demo administrator, serve."""
+    from common.admins import create_admin
+    from common.db import Database
+    from common.models import AdminUser
+    from common.schema import upgrade
+
+    settings = ctx.settings
+    database = Database(settings.database_url)
+    upgrade(database)
+    username, password = _demo_credentials(settings.instance_path)
+    with database.session() as session:
+        if session.query(AdminUser).filter_by(username=username).first() is None:
+            create_admin(session, username, password, "Demo organisation")
+    url = f"http://{host}:{port}/"
+    click.echo(f"Synchronizer demo: {url}")
+    click.echo(f"  administrator: {username}  password: {password}")
+    _serve(settings, host, port)
+
+
+def _demo_credentials(instance: Path) -> tuple[str, str]:
+    """The demo administrator's password is random, made once and kept in the instance folder."""
+    path = instance / "demo_admin_password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12) + "\n", encoding="ascii")
+        path.chmod(0o600)
+    return "demo-admin", path.read_text(encoding="ascii").strip()
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    from checksite import create_app
+
+    app = create_app(settings)
+    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+
+
+def _current_database(settings: Settings) -> Database:
+    from common.db import Database
+
+    database = Database(settings.database_url)
+    _require_current_schema(settings, database)
+    return database
+
+
+def _require_current_schema(settings: Settings, database: Database | None = None) -> None:
+    from common.db import Database
+    from common.schema import is_up_to_date
+
+    database = database or Database(settings.database_url)
+    if not is_up_to_date(database):
+        raise click.ClickException(
+            "the database schema is missing or out of date: run `synchronizer db upgrade`"
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

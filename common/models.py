@@ -1,0 +1,345 @@
+"""The data model (DESIGN.md, "Data model"): typed SQLAlchemy 2 models.
+
+Secrets (tokens, passwords, client secrets) use the encrypted column types of
+`common.secrets`; everything else is plain. Timestamps are timezone-aware UTC on every
+database (SQLite forgets the zone, so `UTCDateTime` puts it back).
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets as token_source
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from common.secrets import EncryptedJSON, EncryptedText
+
+# Stable constraint names, so Alembic migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend; naive values are refused, not guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class CrmKind(enum.StrEnum):
+    SUPEROFFICE_ONLINE = "superoffice_online"
+    SUPEROFFICE_ONSITE = "superoffice_onsite"
+
+
+class GroupwareKind(enum.StrEnum):
+    EXCHANGE = "exchange"
+    MICROSOFT_365 = "m365"
+    GOOGLE = "google"
+
+
+class ItemKind(enum.StrEnum):
+    APPOINTMENT = "appointment"
+    CONTACT = "contact"
+
+
+class Side(enum.StrEnum):
+    CRM = "crm"
+    GROUPWARE = "groupware"
+
+
+class LinkState(enum.StrEnum):
+    PENDING = "pending"
+    LINKED = "linked"
+    TOMBSTONE = "tombstone"
+
+
+class InvitationState(enum.StrEnum):
+    INVITED = "invited"
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    HELD = "held_for_approval"
+
+
+def _enum(cls: type[enum.StrEnum]) -> Enum:
+    # Stored as plain strings (no native PostgreSQL enum) so adding a value needs no migration.
+    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+
+
+class Organisation(Base):
+    __tablename__ = "organisation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    admins: Mapped[list[AdminUser]] = relationship(back_populates="organisation")
+    profiles: Mapped[list[Profile]] = relationship(back_populates="organisation")
+
+
+class AdminUser(Base):
+    """A local administrator who signs in with a username and password."""
+
+    __tablename__ = "admin_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+    organisation: Mapped[Organisation] = relationship(back_populates="admins")
+
+
+class Profile(Base):
+    """One CRM tenant + one groupware system + the sync settings that join them."""
+
+    __tablename__ = "profile"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    crm_kind: Mapped[CrmKind] = mapped_column(_enum(CrmKind))
+    crm_url: Mapped[str] = mapped_column(String(500))
+    crm_tenant: Mapped[str | None] = mapped_column(String(100))  # SuperOffice context id (Cust…)
+    crm_credentials: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
+
+    groupware_kind: Mapped[GroupwareKind] = mapped_column(_enum(GroupwareKind))
+    groupware_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    groupware_credentials: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
+
+    # Directions, conflict policy, window, filters, deletion guard (see daemon policies).
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    organisation: Mapped[Organisation] = relationship(back_populates="profiles")
+    users: Mapped[list[SyncUser]] = relationship(back_populates="profile")
+
+
+class SyncUser(Base):
+    """A CRM associate linked to a mailbox within a profile."""
+
+    __tablename__ = "sync_user"
+    __table_args__ = (
+        UniqueConstraint("profile_id", "crm_associate_id"),
+        UniqueConstraint("profile_id", "mailbox"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"))
+    crm_associate_id: Mapped[int] = mapped_column(Integer)
+    crm_username: Mapped[str | None] = mapped_column(String(150))
+    mailbox: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    tokens: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
+    invitation_state: Mapped[InvitationState] = mapped_column(
+        _enum(InvitationState), default=InvitationState.INVITED
+    )
+    # One worker at a time per mailbox: a lease that expires, never a lock that outlives a crash.
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+    last_sync_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    profile: Mapped[Profile] = relationship(back_populates="users")
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ItemLink(Base):
+    """The pairing of one CRM item with one groupware item, and what both looked like last time."""
+
+    __tablename__ = "item_link"
+    __table_args__ = (
+        UniqueConstraint("correlation_id"),
+        UniqueConstraint("sync_user_id", "kind", "crm_id", name="uq_item_link_user_kind_crm"),
+        UniqueConstraint("sync_user_id", "kind", "remote_id", name="uq_item_link_user_kind_remote"),
+        Index("ix_item_link_user_kind_state", "sync_user_id", "kind", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"))
+    sync_user_id: Mapped[int] = mapped_column(ForeignKey("sync_user.id", ondelete="CASCADE"))
+    kind: Mapped[ItemKind] = mapped_column(_enum(ItemKind))
+    correlation_id: Mapped[str] = mapped_column(String(64), default=new_correlation_id)
+    crm_id: Mapped[str | None] = mapped_column(String(200))
+    remote_id: Mapped[str | None] = mapped_column(String(500))
+    crm_version: Mapped[str | None] = mapped_column(String(200))
+    remote_version: Mapped[str | None] = mapped_column(String(500))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[LinkState] = mapped_column(_enum(LinkState), default=LinkState.PENDING)
+    # What the pending intent was going to do (create_remote, update_crm, …), for crash recovery.
+    pending_action: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Cursor(Base):
+    """A delta token (Graph deltaLink, EWS SyncState, Google syncToken, CRM updated-since)."""
+
+    __tablename__ = "cursor"
+    __table_args__ = (UniqueConstraint("sync_user_id", "kind", "side", name="uq_cursor_user_kind_side"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sync_user_id: Mapped[int] = mapped_column(ForeignKey("sync_user.id", ondelete="CASCADE"))
+    kind: Mapped[ItemKind] = mapped_column(_enum(ItemKind))
+    side: Mapped[Side] = mapped_column(_enum(Side))
+    token: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SyncRun(Base):
+    """One synchronization run for one user: what happened, what it cost."""
+
+    __tablename__ = "sync_run"
+    __table_args__ = (Index("ix_sync_run_user_started", "sync_user_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"))
+    sync_user_id: Mapped[int | None] = mapped_column(ForeignKey("sync_user.id", ondelete="CASCADE"))
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus), default=RunStatus.RUNNING)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    api_calls: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    errors: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # A plan held by the deletion guard waits here for an administrator's approval.
+    held_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AuditEntry(Base):
+    """Every change applied (or conflict settled), with before/after so it can be undone."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_profile_created", "profile_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"))
+    sync_user_id: Mapped[int | None] = mapped_column(ForeignKey("sync_user.id", ondelete="SET NULL"))
+    sync_run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_run.id", ondelete="SET NULL"))
+    item_link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("item_link.id", ondelete="SET NULL")
+    )
+    kind: Mapped[ItemKind] = mapped_column(_enum(ItemKind))
+    side: Mapped[Side] = mapped_column(_enum(Side))  # the side that was written
+    action: Mapped[str] = mapped_column(String(32))  # create | update | delete | conflict
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    crm_id: Mapped[str | None] = mapped_column(String(200))
+    remote_id: Mapped[str | None] = mapped_column(String(500))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    undone_at: Mapped[datetime | None]
+
+
+def new_report_id() -> str:
+    # 128 bits from the OS's CSPRNG: the link is the only key to a stored report.
+    return token_source.token_urlsafe(16)
+
+
+class CheckReport(Base):
+    """A stored Check site report, reachable by an unguessable id."""
+
+    __tablename__ = "check_report"
+
+    id: Mapped[str] = mapped_column(String(43), primary_key=True, default=new_report_id)
+    target: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done
+    verdict: Mapped[str | None] = mapped_column(String(8))  # pass | warn | fail
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+ENCRYPTED_COLUMNS: tuple[tuple[type[Base], str], ...] = (
+    (Profile, "crm_credentials"),
+    (Profile, "groupware_credentials"),
+    (SyncUser, "tokens"),
+)
+"""Every encrypted column, for key rotation (a test keeps this list complete)."""
+
+__all__ = [
+    "AdminUser",
+    "AuditEntry",
+    "Base",
+    "CheckReport",
+    "CrmKind",
+    "Cursor",
+    "ENCRYPTED_COLUMNS",
+    "EncryptedText",
+    "GroupwareKind",
+    "InvitationState",
+    "ItemKind",
+    "ItemLink",
+    "LinkState",
+    "Organisation",
+    "Profile",
+    "RunStatus",
+    "Side",
+    "SyncRun",
+    "SyncUser",
+]
