@@ -1,0 +1,50 @@
+"""Mail domains with no groupware our product can sync with: only MX (and SPF) records.
+
+The Check site must say so plainly instead of probing Autodiscover for ever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulators.platform.addresses import AddressPool
+
+
+@dataclass(frozen=True)
+class MailDomain:
+    domain: str
+    kind: str  # "imap_only" | "icloud"
+    mx: tuple[str, ...]
+    txt: tuple[str, ...] = ()
+
+
+DOMAINS = (
+    MailDomain(
+        domain="imaponly.example",
+        kind="imap_only",
+        mx=("10 mail.imaponly.example.",),
+        txt=('"v=spf1 mx -all"',),
+    ),
+    MailDomain(
+        domain="icloudmail.example",
+        kind="icloud",
+        mx=("10 mx01.mail.icloud.com.", "10 mx02.mail.icloud.com."),
+        txt=('"v=spf1 include:icloud.com ~all"', '"apple-domain=Q2xvY2tXb3JrT3JhbmdlMDE"'),
+    ),
+)
+
+
+def demo() -> tuple[MailDomain, ...]:
+    return DOMAINS
+
+
+def dns_records(addresses: AddressPool) -> list[tuple[str, str, str]]:
+    records: list[tuple[str, str, str]] = []
+    for domain in DOMAINS:
+        records += [(domain.domain, "MX", mx) for mx in domain.mx]
+        records += [(domain.domain, "TXT", txt) for txt in domain.txt]
+    # The IMAP-only provider's own mail host exists (IMAP/SMTP only, nothing on 443).
+    records.append(("mail.imaponly.example", "A", addresses.allocate("mail.imaponly.example")))
+    records.append(("_imaps._tcp.imaponly.example", "SRV", "0 1 993 mail.imaponly.example."))
+    records.append(("_submission._tcp.imaponly.example", "SRV", "0 1 587 mail.imaponly.example."))
+    return records
