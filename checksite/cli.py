@@ -174,6 +174,28 @@ def demo(ctx: Context, host: str, port: int) -> None:
     _serve(settings, host, port)
 
 
+@main.command("simulators")
+@click.option(
+    "--port-base",
+    type=click.IntRange(1024, 65000),
+    default=None,
+    help="DNS on this port, the simulators on the next ones (default: free ports).",
+)
+@click.option("--only", multiple=True, help="Start only this simulator (repeatable).")
+@pass_context
+@friendly_errors
+def simulators_command(ctx: Context, port_base: int | None, only: tuple[str, ...]) -> None:
+    """Run every simulator on loopback until Ctrl-C or SIGTERM; writes instance/simulators.json."""
+    from simulators.runner import RegistryError, serve_until_stopped
+
+    try:
+        serve_until_stopped(
+            ctx.settings.instance_path, port_base=port_base, names=only or None, echo=click.echo
+        )
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _demo_credentials(instance: Path) -> tuple[str, str]:
     """The demo administrator's password is random, made once and kept in the instance folder."""
     path = instance / "demo_admin_password"

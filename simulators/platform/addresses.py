@@ -47,6 +47,11 @@ class AddressPool:
             self._by_name[_normalise(hostname)] = address
             return address
 
+    def assign(self, hostname: str, address: str) -> None:
+        """Give `hostname` an address already handed out (an alias of another host)."""
+        with self._lock:
+            self._by_name[_normalise(hostname)] = address
+
     def address_of(self, hostname: str) -> str | None:
         with self._lock:
             return self._by_name.get(_normalise(hostname))
