@@ -116,7 +116,7 @@ class Settings:
         known = {f.name: f for f in dataclasses.fields(cls) if f.name != "generated"}
         unknown = sorted(set(raw) - set(known))
         if unknown:
-            raise ConfigError(unknown[0], "a known setting name (see README, Configuration)")
+            raise ConfigError(unknown[0].upper(), "a known setting name (see README, Configuration)")
         hints = typing.get_type_hints(cls)
         values = {name: _coerce(name, hints[name], value) for name, value in raw.items()}
         settings = cls(**values)

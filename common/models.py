@@ -35,7 +35,7 @@ from common.secrets import EncryptedJSON, EncryptedText
 # Stable constraint names, so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
@@ -126,8 +126,12 @@ class Organisation(Base):
     slug: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    admins: Mapped[list[AdminUser]] = relationship(back_populates="organisation")
-    profiles: Mapped[list[Profile]] = relationship(back_populates="organisation")
+    admins: Mapped[list[AdminUser]] = relationship(
+        back_populates="organisation", cascade="all, delete-orphan", passive_deletes=True
+    )
+    profiles: Mapped[list[Profile]] = relationship(
+        back_populates="organisation", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class AdminUser(Base):
@@ -172,7 +176,9 @@ class Profile(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     organisation: Mapped[Organisation] = relationship(back_populates="profiles")
-    users: Mapped[list[SyncUser]] = relationship(back_populates="profile")
+    users: Mapped[list[SyncUser]] = relationship(
+        back_populates="profile", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class SyncUser(Base):

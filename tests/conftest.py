@@ -1,4 +1,6 @@
 """Shared test set-up. Fixture modules of each area are listed in pytest_plugins."""
 
 pytest_plugins: list[str] = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.app",
 ]

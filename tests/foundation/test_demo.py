@@ -1,0 +1,54 @@
+"""`synchronizer demo` on embedded defaults serves the landing page to a real HTTP client."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_serves_landing_page(tmp_path: Path) -> None:
+    port = _free_port()
+    script = Path(sys.executable).parent / "synchronizer"
+    env = {**os.environ, "SYNCHRONIZER_INSTANCE_PATH": str(tmp_path / "instance")}
+    process = subprocess.Popen(
+        [str(script), "demo", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        banner = [process.stdout.readline() for _ in range(2)]
+        assert f"http://127.0.0.1:{port}/" in banner[0]
+        match = re.search(r"administrator: (\S+)\s+password: (\S+)", banner[1])
+        assert match, banner
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "demo did not start listening"
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert "Synchronizer keeps SuperOffice CRM" in response.text
+        stored = (tmp_path / "instance" / "demo_admin_password").read_text().strip()
+        assert stored == match.group(2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
