@@ -116,12 +116,13 @@ def start_all(
     registry: Sequence[SimulatorSpec] | None = None,
     world: World | None = None,
     addresses: AddressPool | None = None,
+    ca: DemoCA | None = None,
 ) -> SimulatorStack:
     """Start the DNS server and the simulators in `registry` (default: all registered; `names`
     picks some). Returns once everything listens; on any failure stops what it started."""
     specs = _select(list(SIMULATORS if registry is None else registry), names)
     stack = SimulatorStack(
-        ca=DemoCA(ca_dir),
+        ca=ca or DemoCA(ca_dir),
         dns=DnsServer(port=port_base or 0),
         world=world if world is not None else load_world(),
         addresses=addresses or AddressPool(),

@@ -3,4 +3,5 @@
 pytest_plugins: list[str] = [
     "tests.fixtures.postgres",
     "tests.fixtures.app",
+    "tests.fixtures.simulators",
 ]
