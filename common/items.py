@@ -334,7 +334,9 @@ class Occurrence:
     location: str
 
 
-def occurrences(item: Appointment, window_start: datetime, window_end: datetime) -> list[Occurrence]:
+def occurrences(
+    item: Appointment, window_start: datetime, window_end: datetime
+) -> list[Occurrence]:
     """The occurrences of `item` overlapping [window_start, window_end), exceptions applied.
 
     Timed series are expanded in their own zone, so 09:00 stays 09:00 across DST; all-day

@@ -1,0 +1,181 @@
+"""A profile's sync settings as typed values, and the filters they imply.
+
+`Profile.settings` (JSON) is read with `Policy.from_settings`; anything missing takes the
+default below. Defaults follow what users of other engines asked for: private items are not
+synced unless chosen, and a plan that deletes a lot waits for an administrator.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from common.items import Appointment, Contact, overlaps_window, utc_window
+from common.models import ItemKind, Side
+
+
+class Direction(enum.StrEnum):
+    TWO_WAY = "two_way"
+    CRM_TO_GROUPWARE = "crm_to_groupware"
+    GROUPWARE_TO_CRM = "groupware_to_crm"
+    OFF = "off"
+
+    def leads(self, side: Side) -> bool:
+        """Whether changes made on `side` are carried to the other side."""
+        if self is Direction.TWO_WAY:
+            return True
+        if self is Direction.CRM_TO_GROUPWARE:
+            return side is Side.CRM
+        if self is Direction.GROUPWARE_TO_CRM:
+            return side is Side.GROUPWARE
+        return False
+
+    @property
+    def one_way(self) -> bool:
+        return self in (Direction.CRM_TO_GROUPWARE, Direction.GROUPWARE_TO_CRM)
+
+
+class ConflictPolicy(enum.StrEnum):
+    CRM_WINS = "crm_wins"
+    GROUPWARE_WINS = "groupware_wins"
+    NEWEST_WINS = "newest_wins"
+
+
+class PrivatePolicy(enum.StrEnum):
+    SYNC_AS_PRIVATE = "sync_as_private"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    days_back: int = 30
+    days_ahead: int = 120
+
+    def bounds(self, now: datetime) -> tuple[datetime, datetime]:
+        return utc_window(now, self.days_back, self.days_ahead)
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentFilter:
+    activity_types: frozenset[str] | None = None  # CRM types to sync; None = all
+    include_categories: frozenset[str] | None = None  # None = any category
+    exclude_categories: frozenset[str] = frozenset()
+    private: PrivatePolicy = PrivatePolicy.SKIP
+
+
+@dataclass(frozen=True, slots=True)
+class ContactFilter:
+    selections: frozenset[str] | None = None  # CRM selections whose persons sync; None = all
+    require_email: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionGuard:
+    """Hold a plan for approval when it deletes more than `max_deletes` items, or more than
+    `max_percent` % of a side's linked items (counted from `min_for_percent` deletions on, so
+    removing one of three items is not a "mass deletion")."""
+
+    max_deletes: int = 50
+    max_percent: float = 20.0
+    min_for_percent: int = 5
+    deletes_enabled: bool = True  # off during onboarding: deletions are reported, not applied
+
+    def exceeded(self, deletes: int, side_size: int) -> bool:
+        if deletes > self.max_deletes:
+            return True
+        if deletes >= self.min_for_percent and side_size > 0:
+            return deletes * 100.0 > self.max_percent * side_size
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    appointments: Direction = Direction.TWO_WAY
+    contacts: Direction = Direction.OFF
+    conflict: ConflictPolicy = ConflictPolicy.NEWEST_WINS
+    window: Window = field(default_factory=Window)
+    appointment_filter: AppointmentFilter = field(default_factory=AppointmentFilter)
+    contact_filter: ContactFilter = field(default_factory=ContactFilter)
+    guard: DeletionGuard = field(default_factory=DeletionGuard)
+
+    def direction(self, kind: ItemKind) -> Direction:
+        return self.appointments if kind is ItemKind.APPOINTMENT else self.contacts
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Policy:
+        af = dict(settings.get("appointment_filter", {}))
+        cf = dict(settings.get("contact_filter", {}))
+        return cls(
+            appointments=Direction(settings.get("appointments", Direction.TWO_WAY)),
+            contacts=Direction(settings.get("contacts", Direction.OFF)),
+            conflict=ConflictPolicy(settings.get("conflict", ConflictPolicy.NEWEST_WINS)),
+            window=Window(**settings.get("window", {})),
+            appointment_filter=AppointmentFilter(
+                activity_types=_set_or_none(af.get("activity_types")),
+                include_categories=_set_or_none(af.get("include_categories")),
+                exclude_categories=frozenset(af.get("exclude_categories", ())),
+                private=PrivatePolicy(af.get("private", PrivatePolicy.SKIP)),
+            ),
+            contact_filter=ContactFilter(
+                selections=_set_or_none(cf.get("selections")),
+                require_email=bool(cf.get("require_email", False)),
+            ),
+            guard=DeletionGuard(**settings.get("guard", {})),
+        )
+
+    def to_settings(self) -> dict[str, Any]:
+        def plain(value: Any) -> Any:
+            if isinstance(value, frozenset):
+                return sorted(value)
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, enum.Enum):
+                return value.value
+            return value
+
+        return {k: plain(v) for k, v in asdict(self).items()}
+
+
+def _set_or_none(value: Any) -> frozenset[str] | None:
+    return None if value is None else frozenset(value)
+
+
+def refusal(item: Appointment | Contact, origin: Side, policy: Policy, now: datetime) -> str | None:
+    """Why `item` (read on `origin`) must not be carried to the other side, or None."""
+    if isinstance(item, Contact):
+        return _contact_refusal(item, origin, policy.contact_filter)
+    rules = policy.appointment_filter
+    if item.private and rules.private is PrivatePolicy.SKIP:
+        return "private item (profile: skip private items)"
+    if (
+        origin is Side.CRM
+        and rules.activity_types is not None
+        and item.activity_type not in rules.activity_types
+    ):
+        return f"appointment type {item.activity_type!r} is not synced"
+    folded = {c.casefold() for c in item.categories}
+    if folded & {c.casefold() for c in rules.exclude_categories}:
+        return "category excluded"
+    if rules.include_categories is not None and not folded & {
+        c.casefold() for c in rules.include_categories
+    }:
+        return "no included category"
+    start, end = policy.window.bounds(now)
+    if not overlaps_window(item, start, end):
+        return "outside the sync window"
+    return None
+
+
+def _contact_refusal(item: Contact, origin: Side, rules: ContactFilter) -> str | None:
+    if rules.require_email and not item.emails:
+        return "contact has no email address"
+    if (
+        origin is Side.CRM
+        and rules.selections is not None
+        and not item.selections & rules.selections
+    ):
+        return "person is in no synced selection"
+    return None
