@@ -17,8 +17,7 @@ def init_error_pages(app: Flask) -> None:
 
 def _wants_json() -> bool:
     return request.path.startswith("/api/") or (
-        request.accept_mimetypes.best_match(["application/json", "text/html"])
-        == "application/json"
+        request.accept_mimetypes.best_match(["application/json", "text/html"]) == "application/json"
     )
 
 

@@ -46,7 +46,9 @@ class Settings:
 
     instance_path: Path = Path("instance")
     database_url: str = ""  # default: sqlite:///<instance>/synchronizer.db
-    queue_url: str = ""  # default: sqlite:///<instance>/queue.db (SqliteHuey); redis://… for many hosts
+    queue_url: str = (
+        ""  # default: sqlite:///<instance>/queue.db (SqliteHuey); redis://… for many hosts
+    )
     secret_key: str = ""  # default: generated into <instance>/secret_key
     encryption_keys: tuple[str, ...] = ()  # newest first; default: generated into <instance>
     public_url: str = "http://127.0.0.1:5000"  # where users reach the app (OAuth redirect URIs)
@@ -116,7 +118,9 @@ class Settings:
         known = {f.name: f for f in dataclasses.fields(cls) if f.name != "generated"}
         unknown = sorted(set(raw) - set(known))
         if unknown:
-            raise ConfigError(unknown[0].upper(), "a known setting name (see README, Configuration)")
+            raise ConfigError(
+                unknown[0].upper(), "a known setting name (see README, Configuration)"
+            )
         hints = typing.get_type_hints(cls)
         values = {name: _coerce(name, hints[name], value) for name, value in raw.items()}
         settings = cls(**values)
@@ -162,7 +166,9 @@ class Settings:
             try:
                 ipaddress.ip_address(self.outbound_ip)
             except ValueError:
-                raise ConfigError("OUTBOUND_IP", "an IPv4 or IPv6 address", self.outbound_ip) from None
+                raise ConfigError(
+                    "OUTBOUND_IP", "an IPv4 or IPv6 address", self.outbound_ip
+                ) from None
         if not 0 < self.smtp_port < 65536:
             raise ConfigError("SMTP_PORT", "a port number 1-65535", self.smtp_port)
         if not 1 <= self.check_timeout_seconds <= 300:

@@ -245,7 +245,9 @@ class Cursor(Base):
     """A delta token (Graph deltaLink, EWS SyncState, Google syncToken, CRM updated-since)."""
 
     __tablename__ = "cursor"
-    __table_args__ = (UniqueConstraint("sync_user_id", "kind", "side", name="uq_cursor_user_kind_side"),)
+    __table_args__ = (
+        UniqueConstraint("sync_user_id", "kind", "side", name="uq_cursor_user_kind_side"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sync_user_id: Mapped[int] = mapped_column(ForeignKey("sync_user.id", ondelete="CASCADE"))
@@ -284,7 +286,9 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     profile_id: Mapped[int] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"))
-    sync_user_id: Mapped[int | None] = mapped_column(ForeignKey("sync_user.id", ondelete="SET NULL"))
+    sync_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sync_user.id", ondelete="SET NULL")
+    )
     sync_run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_run.id", ondelete="SET NULL"))
     item_link_id: Mapped[int | None] = mapped_column(
         ForeignKey("item_link.id", ondelete="SET NULL")

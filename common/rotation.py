@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Text, bindparam, select, type_coerce, update
+from sqlalchemy import Table, Text, bindparam, select, type_coerce, update
 
 from common.db import Database
 from common.models import ENCRYPTED_COLUMNS
@@ -15,6 +15,7 @@ def rotate_all(database: Database) -> int:
     with database.engine.begin() as connection:
         for model, column_name in ENCRYPTED_COLUMNS:
             table = model.__table__
+            assert isinstance(table, Table)
             column = table.c[column_name]
             # Read and write the raw ciphertext: the column type would decrypt it.
             raw = type_coerce(column, Text)
@@ -23,7 +24,9 @@ def rotate_all(database: Database) -> int:
                 connection.execute(
                     update(table)
                     .where(table.c.id == row_id)
-                    .values({column_name: bindparam("token", key_ring.rotate(token), type_=Text)})
+                    .values(
+                        {column_name: bindparam("token", key_ring.rotate(str(token)), type_=Text)}
+                    )
                 )
                 rewritten += 1
     return rewritten

@@ -85,7 +85,11 @@ def test_bad_configuration_stops_with_one_line(
     tmp_path: Path, variable: str, value: str, expected: str
 ) -> None:
     """Run the real console script: one clear line on stderr, no traceback."""
-    env = {"PATH": "/usr/bin:/bin", "SYNCHRONIZER_INSTANCE_PATH": str(tmp_path / "i"), variable: value}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SYNCHRONIZER_INSTANCE_PATH": str(tmp_path / "i"),
+        variable: value,
+    }
     script = Path(sys.executable).parent / "synchronizer"
     for args in (["db", "upgrade"], ["serve"]):
         done = subprocess.run(

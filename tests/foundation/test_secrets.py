@@ -103,7 +103,9 @@ def test_rotate_keys_end_to_end(tmp_path: Path) -> None:
         "SYNCHRONIZER_SECRET_KEY": "x" * 32,
     }
     runner = CliRunner()
-    result = runner.invoke(main, ["db", "upgrade"], env={**env, "SYNCHRONIZER_ENCRYPTION_KEYS": old})
+    result = runner.invoke(
+        main, ["db", "upgrade"], env={**env, "SYNCHRONIZER_ENCRYPTION_KEYS": old}
+    )
     assert result.exit_code == 0, result.output
     configure_keys([old])
     database = Database(db_url)
