@@ -15,7 +15,16 @@ from common.db import Database
 from common.models import AdminUser
 from common.passwords import verify_password
 
-COMMANDS = [[], ["serve"], ["db"], ["db", "upgrade"], ["create-admin"], ["rotate-keys"], ["demo"]]
+COMMANDS = [
+    [],
+    ["serve"],
+    ["db"],
+    ["db", "upgrade"],
+    ["create-admin"],
+    ["rotate-keys"],
+    ["demo"],
+    ["simulators"],
+]
 
 
 @pytest.fixture
