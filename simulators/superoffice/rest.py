@@ -1,0 +1,831 @@
+"""The tenant REST API: `/{tenant}/api/v1/...` (Online: `/Cust12345/api/v1`, Onsite: the virtual
+directory, e.g. `/SuperOffice/api/v1`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+
+from simulators.superoffice import archives, carriers, odata, timezones, writes
+from simulators.superoffice.auth import authenticate
+from simulators.superoffice.errors import ApiError
+from simulators.superoffice.faults import TENANT_MOVED, claim
+from simulators.superoffice.model import (
+    AppointmentRecord,
+    ContactRecord,
+    ForeignKeyRecord,
+    PersonRecord,
+    TenantData,
+    WebhookRecord,
+    utcnow,
+)
+
+bp = Blueprint("so_rest", __name__, url_prefix="/<tenant_id>/api")
+
+UNAVAILABLE_STATES = {"OfflineMaintenance", "Suspended", "Deleted", "Provisioning", "Unknown"}
+
+
+def sim() -> Any:
+    return current_app.extensions["superoffice"]
+
+
+def ok(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = Response(json.dumps(payload), status=status, mimetype="application/json")
+    response.headers.update(headers or {})
+    return response
+
+
+def tenant() -> TenantData:
+    return g.so_tenant  # type: ignore[no-any-return]
+
+
+def api_base() -> str:
+    return f"{request.host_url.rstrip('/')}/{tenant().context_id}/api/v1"
+
+
+@bp.url_value_preprocessor
+def _take_tenant(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    g.so_tenant_id = (values or {}).pop("tenant_id", "")
+
+
+@bp.before_request
+def _authenticate() -> None:
+    data = sim().tenant(g.so_tenant_id)
+    if data is None:
+        raise ApiError(404, f"Unknown tenant {g.so_tenant_id}")
+    g.so_tenant = data
+    expected_host = data.config.api_host
+    if claim(TENANT_MOVED) or (expected_host and request.host.split(":")[0] != expected_host):
+        raise ApiError(421, "Wrong subdomain used to access tenant")
+    if data.config.state in UNAVAILABLE_STATES:
+        raise ApiError(503, f"Tenant {data.context_id} is not available ({data.config.state})")
+    if request.endpoint == "so_rest.version":
+        return
+    g.so_me = authenticate(sim(), data)
+    try:
+        g.so_pres = timezones.presentation(
+            request.headers.get("SO-TimeZone"), data.config.base_time_zone
+        )
+    except timezones.UnknownTimeZone as exc:
+        raise ApiError(400, f"Unknown SO-TimeZone {exc}") from exc
+
+
+@bp.get("")
+def version() -> Response:
+    v = tenant().config.version
+    return ok({"v1": f"{api_base()}", "NetServerVersion": v, "Services": "Services87",
+               "ServicesCurrent": "Services88"})  # fmt: skip
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _query() -> odata.Query:
+    return odata.Query(
+        columns={},
+        current_associate=g.so_me.associate_id,
+        today=dt.datetime.now(g.so_pres.zone).date(),
+    )
+
+
+def _format(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds")
+    return value
+
+
+def archive_response(
+    provider: archives.Provider, preset: Callable[[dict[str, Any]], bool] | None = None
+) -> Response:
+    data = tenant()
+    with data.lock:
+        rows = sorted(provider.rows(data, g.so_pres), key=lambda r: r["PrimaryKey"])
+    if preset is not None:
+        rows = [r for r in rows if preset(r)]
+    query = _query()
+    query.columns = provider.columns
+    select, page = odata.run(rows, request.args, query, provider.default_select)
+    value = [
+        {
+            "PrimaryKey": r["PrimaryKey"],
+            "EntityName": provider.entity,
+            **{c: _format(r.get(c)) for c in select},
+        }
+        for r in page
+    ]
+    return ok({"odata.metadata": f"{api_base()}/archive/$metadata", "value": value})
+
+
+def _check_unmodified(updated: dt.datetime) -> None:
+    """If-Unmodified-Since (HTTP date, second precision) → 412 when the record changed since."""
+    since = request.if_unmodified_since
+    if since is not None and updated.replace(microsecond=0) > since:
+        raise ApiError(412, "The entity was modified after the If-Unmodified-Since date")
+
+
+def _not_modified(updated: dt.datetime) -> bool:
+    since = request.if_modified_since
+    return since is not None and updated.replace(microsecond=0) <= since
+
+
+def _last_modified(updated: dt.datetime) -> dict[str, str]:
+    from werkzeug.http import http_date
+
+    return {"Last-Modified": http_date(updated)}
+
+
+def _body() -> Any:
+    payload = request.get_json(silent=True)
+    if payload is None:
+        raise ApiError(400, "Entity to save is not in request body")
+    return payload
+
+
+def _fk_dict(table: str, record_id: int) -> dict[str, str]:
+    return {
+        f"{k.app}.{k.device}.{k.key}": k.value
+        for k in tenant().foreign_keys
+        if k.table == table and k.record_id == record_id
+    }
+
+
+def _emit(event: str, primary_key: int, values: dict[str, Any]) -> None:
+    sim().webhooks.emit(
+        tenant(), event, primary_key, associate_id=g.so_me.associate_id, values=values
+    )
+
+
+def _select_fields(carrier: dict[str, Any]) -> dict[str, Any]:
+    """Entity `$select`: the other fields are nulled out."""
+    wanted = {s.strip().lower() for s in request.args.get("$select", "").split(",") if s.strip()}
+    if not wanted:
+        return carrier
+    keep = {"_links", "tableright"} | wanted
+    return {k: (v if k.lower() in keep else None) for k, v in carrier.items()}
+
+
+# --- Appointment ---------------------------------------------------------------------------------
+
+
+def _appointment(appointment_id: int) -> AppointmentRecord:
+    record = tenant().appointments.get(appointment_id)
+    if record is None or not _may_see(record):
+        raise ApiError(404, f"Appointment id {appointment_id} not found")
+    return record
+
+
+def _may_see(record: AppointmentRecord) -> bool:
+    """Private appointments are visible to their owner (and a system user) only."""
+    me = g.so_me
+    return (
+        record.private != "PrivateUser"
+        or me.associate_id == record.associate_id
+        or me.kind == "SystemAssociate"
+    )
+
+
+def _appointment_json(record: AppointmentRecord) -> dict[str, Any]:
+    url = f"{api_base()}/Appointment/{record.appointment_id}"
+    return _select_fields(carriers.appointment(tenant(), record, g.so_pres, url))
+
+
+def _activity_values(record: AppointmentRecord) -> dict[str, Any]:
+    return {
+        "appointment_id": record.appointment_id, "associate_id": record.associate_id,
+        "contact_id": record.contact_id, "person_id": record.person_id, "project_id": 0,
+        "sale_id": 0, "mother_id": record.mother_id, "type": record.type,
+        "private": record.private, "updated": record.updated.isoformat(),
+    }  # fmt: skip
+
+
+@bp.get("/v1/Appointment")
+def appointment_list() -> Response:
+    provider = archives.PROVIDERS["findappointment"]
+    me = g.so_me
+    return archive_response(
+        provider,
+        lambda r: (
+            r["private"] != "PrivateUser"
+            or r["associateId"] == me.associate_id
+            or me.kind == "SystemAssociate"
+        ),
+    )
+
+
+@bp.get("/v1/Appointment/default")
+def appointment_default() -> Response:
+    now = utcnow().replace(minute=0, second=0) + dt.timedelta(hours=1)
+    record = AppointmentRecord(0, g.so_me.associate_id, "", "", now, now + dt.timedelta(hours=1),
+                               now, now, g.so_me.associate_id, g.so_me.associate_id)  # fmt: skip
+    body = carriers.appointment(tenant(), record, g.so_pres, f"{api_base()}/Appointment/0")
+    body.pop("_Links")
+    return ok(body)
+
+
+@bp.post("/v1/Appointment")
+def appointment_create() -> Response:
+    body = writes.body_object(_body())
+    data, me = tenant(), g.so_me
+    with data.lock:
+        now = utcnow()
+        record = AppointmentRecord(data.new_id(), me.associate_id, "", "", now, now, now, now,
+                                   me.associate_id, me.associate_id)  # fmt: skip
+        writes.apply_appointment(data, record, body, g.so_pres)
+        created = [record]
+        recurrence = body.get("Recurrence")
+        if isinstance(recurrence, dict) and recurrence.get("IsRecurrence"):
+            created = writes.expand_recurrence(data, record, recurrence, g.so_pres)
+        else:
+            data.appointments[record.appointment_id] = record
+    for item in created:
+        _emit("activity.created", item.appointment_id, _activity_values(item))
+    return ok(_appointment_json(record), 201)
+
+
+@bp.get("/v1/Appointment/<int:appointment_id>")
+def appointment_get(appointment_id: int) -> Response:
+    record = _appointment(appointment_id)
+    if _not_modified(record.updated):
+        return Response(status=304)
+    return ok(_appointment_json(record), headers=_last_modified(record.updated))
+
+
+def _update_appointment(
+    appointment_id: int, changes: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Response:
+    data = tenant()
+    with data.lock:
+        record = _appointment(appointment_id)
+        _check_unmodified(record.updated)
+        current = carriers.appointment(data, record, g.so_pres, "")
+        before = dict(vars(record))
+        try:
+            writes.apply_appointment(data, record, changes(current), g.so_pres)
+        except ApiError:
+            vars(record).update(before)
+            raise
+        record.updated, record.updated_by = utcnow(), g.so_me.associate_id
+    _emit("activity.changed", record.appointment_id, _activity_values(record))
+    return ok(_appointment_json(record), headers=_last_modified(record.updated))
+
+
+@bp.put("/v1/Appointment/<int:appointment_id>")
+def appointment_put(appointment_id: int) -> Response:
+    body = writes.body_object(_body())
+    return _update_appointment(appointment_id, lambda current: body)
+
+
+@bp.patch("/v1/Appointment/<int:appointment_id>")
+def appointment_patch(appointment_id: int) -> Response:
+    body = _body()
+    return _update_appointment(appointment_id, lambda current: writes.json_patch(current, body))
+
+
+@bp.delete("/v1/Appointment/<int:appointment_id>")
+def appointment_delete(appointment_id: int) -> Response:
+    data = tenant()
+    with data.lock:
+        record = _appointment(appointment_id)
+        _check_unmodified(record.updated)
+        del data.appointments[appointment_id]
+        data.foreign_keys = [
+            k
+            for k in data.foreign_keys
+            if not (k.table == "appointment" and k.record_id == appointment_id)
+        ]
+    _emit("activity.deleted", appointment_id, _activity_values(record))
+    return Response(status=204)
+
+
+@bp.get("/v1/Appointment/<int:appointment_id>/Participants")
+def appointment_participants(appointment_id: int) -> Response:
+    record = _appointment(appointment_id)
+    value = []
+    for index, p in enumerate(record.participants, start=1):
+        person = tenant().persons.get(p.person_id)
+        value.append({
+            "PrimaryKey": index, "EntityName": "participant", "associateId": p.associate_id,
+            "personId": p.person_id, "contactId": p.contact_id, "emailAddress": p.email,
+            "fullName": person.full_name if person else p.email, "invitationStatus": p.status,
+        })  # fmt: skip
+    return ok({"odata.metadata": f"{api_base()}/archive/$metadata", "value": value})
+
+
+@bp.get("/v1/Appointment/<int:appointment_id>/ForeignKey")
+def appointment_foreign_keys(appointment_id: int) -> Response:
+    _appointment(appointment_id)
+    return ok(_fk_dict("appointment", appointment_id))
+
+
+# --- Person --------------------------------------------------------------------------------------
+
+
+def _person(person_id: int) -> PersonRecord:
+    record = tenant().persons.get(person_id)
+    if record is None:
+        raise ApiError(404, f"Person id {person_id} not found")
+    return record
+
+
+def _person_json(record: PersonRecord) -> dict[str, Any]:
+    return _select_fields(
+        carriers.person(tenant(), record, f"{api_base()}/Person/{record.person_id}")
+    )
+
+
+def _person_values(record: PersonRecord) -> dict[str, Any]:
+    return {"person_id": record.person_id, "contact_id": record.contact_id,
+            "firstname": record.firstname, "lastname": record.lastname, "retired": int(record.retired)}  # fmt: skip
+
+
+@bp.get("/v1/Person")
+def person_list() -> Response:
+    return archive_response(archives.PROVIDERS["person"])
+
+
+@bp.get("/v1/Person/default")
+def person_default() -> Response:
+    now = utcnow()
+    me = g.so_me.associate_id
+    record = PersonRecord(0, 0, "", "", [], [], [], "", "", now, now, me, me)
+    body = carriers.person(tenant(), record, "")
+    body.pop("_Links")
+    return ok(body)
+
+
+@bp.post("/v1/Person")
+def person_create() -> Response:
+    body = writes.body_object(_body())
+    data, me = tenant(), g.so_me.associate_id
+    with data.lock:
+        now = utcnow()
+        record = PersonRecord(data.new_id(), 0, "", "", [], [], [], "", "", now, now, me, me)
+        writes.apply_person(data, record, body)
+        data.persons[record.person_id] = record
+    _emit("person.created", record.person_id, _person_values(record))
+    return ok(_person_json(record), 201)
+
+
+@bp.get("/v1/Person/<int:person_id>")
+def person_get(person_id: int) -> Response:
+    record = _person(person_id)
+    if _not_modified(record.updated):
+        return Response(status=304)
+    return ok(_person_json(record), headers=_last_modified(record.updated))
+
+
+def _update_person(person_id: int, make: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+    data = tenant()
+    with data.lock:
+        record = _person(person_id)
+        _check_unmodified(record.updated)
+        before = dict(vars(record))
+        try:
+            writes.apply_person(data, record, make(carriers.person(data, record, "")))
+        except ApiError:
+            vars(record).update(before)
+            raise
+        record.updated, record.updated_by = utcnow(), g.so_me.associate_id
+    _emit("person.changed", record.person_id, _person_values(record))
+    return ok(_person_json(record), headers=_last_modified(record.updated))
+
+
+@bp.put("/v1/Person/<int:person_id>")
+def person_put(person_id: int) -> Response:
+    body = writes.body_object(_body())
+    return _update_person(person_id, lambda current: body)
+
+
+@bp.patch("/v1/Person/<int:person_id>")
+def person_patch(person_id: int) -> Response:
+    body = _body()
+    return _update_person(person_id, lambda current: writes.json_patch(current, body))
+
+
+@bp.delete("/v1/Person/<int:person_id>")
+def person_delete(person_id: int) -> Response:
+    data = tenant()
+    with data.lock:
+        record = _person(person_id)
+        if record.associate_id:
+            raise ApiError(400, "A person who is a user cannot be deleted")
+        _check_unmodified(record.updated)
+        del data.persons[person_id]
+    _emit("person.deleted", person_id, _person_values(record))
+    return Response(status=204)
+
+
+@bp.get("/v1/Person/<int:person_id>/Appointments")
+def person_appointments(person_id: int) -> Response:
+    _person(person_id)
+    me = g.so_me
+    return archive_response(
+        archives.PROVIDERS["findappointment"],
+        lambda r: (
+            r["personId"] == person_id
+            and (r["private"] != "PrivateUser" or r["associateId"] == me.associate_id)
+        ),
+    )
+
+
+@bp.get("/v1/Person/<int:person_id>/ForeignKey")
+def person_foreign_keys(person_id: int) -> Response:
+    _person(person_id)
+    return ok(_fk_dict("person", person_id))
+
+
+# --- Contact -------------------------------------------------------------------------------------
+
+
+def _contact(contact_id: int) -> ContactRecord:
+    record = tenant().contacts.get(contact_id)
+    if record is None:
+        raise ApiError(404, f"Contact id {contact_id} not found")
+    return record
+
+
+def _contact_json(record: ContactRecord) -> dict[str, Any]:
+    return _select_fields(
+        carriers.contact(tenant(), record, f"{api_base()}/Contact/{record.contact_id}")
+    )
+
+
+def _contact_values(record: ContactRecord) -> dict[str, Any]:
+    return {"contact_id": record.contact_id, "name": record.name, "department": record.department,
+            "associate_id": record.associate_id}  # fmt: skip
+
+
+@bp.get("/v1/Contact")
+def contact_list() -> Response:
+    return archive_response(archives.PROVIDERS["simplecontact"])
+
+
+@bp.get("/v1/Contact/default")
+def contact_default() -> Response:
+    now, me = utcnow(), g.so_me.associate_id
+    record = ContactRecord(0, "", "", [], [], [], "", "", me, now, now, me, me)
+    body = carriers.contact(tenant(), record, "")
+    body.pop("_Links")
+    return ok(body)
+
+
+@bp.post("/v1/Contact")
+def contact_create() -> Response:
+    body = writes.body_object(_body())
+    data, me = tenant(), g.so_me.associate_id
+    with data.lock:
+        now = utcnow()
+        record = ContactRecord(data.new_id(), "", "", [], [], [], "", "", me, now, now, me, me)
+        writes.apply_contact(data, record, body)
+        data.contacts[record.contact_id] = record
+    _emit("contact.created", record.contact_id, _contact_values(record))
+    return ok(_contact_json(record), 201)
+
+
+@bp.get("/v1/Contact/<int:contact_id>")
+def contact_get(contact_id: int) -> Response:
+    record = _contact(contact_id)
+    if _not_modified(record.updated):
+        return Response(status=304)
+    return ok(_contact_json(record), headers=_last_modified(record.updated))
+
+
+def _update_contact(contact_id: int, make: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+    data = tenant()
+    with data.lock:
+        record = _contact(contact_id)
+        _check_unmodified(record.updated)
+        before = dict(vars(record))
+        try:
+            writes.apply_contact(data, record, make(carriers.contact(data, record, "")))
+        except ApiError:
+            vars(record).update(before)
+            raise
+        record.updated, record.updated_by = utcnow(), g.so_me.associate_id
+    _emit("contact.changed", record.contact_id, _contact_values(record))
+    return ok(_contact_json(record), headers=_last_modified(record.updated))
+
+
+@bp.put("/v1/Contact/<int:contact_id>")
+def contact_put(contact_id: int) -> Response:
+    body = writes.body_object(_body())
+    return _update_contact(contact_id, lambda current: body)
+
+
+@bp.patch("/v1/Contact/<int:contact_id>")
+def contact_patch(contact_id: int) -> Response:
+    body = _body()
+    return _update_contact(contact_id, lambda current: writes.json_patch(current, body))
+
+
+@bp.delete("/v1/Contact/<int:contact_id>")
+def contact_delete(contact_id: int) -> Response:
+    data = tenant()
+    with data.lock:
+        record = _contact(contact_id)
+        _check_unmodified(record.updated)
+        if any(p.contact_id == contact_id for p in data.persons.values()):
+            raise ApiError(400, "The company still has persons")
+        del data.contacts[contact_id]
+    _emit("contact.deleted", contact_id, _contact_values(record))
+    return Response(status=204)
+
+
+@bp.get("/v1/Contact/<int:contact_id>/Persons")
+def contact_persons(contact_id: int) -> Response:
+    _contact(contact_id)
+    return archive_response(archives.PROVIDERS["person"], lambda r: r["contactId"] == contact_id)
+
+
+@bp.get("/v1/Contact/<int:contact_id>/Appointments")
+def contact_appointments(contact_id: int) -> Response:
+    _contact(contact_id)
+    me = g.so_me
+    return archive_response(
+        archives.PROVIDERS["findappointment"],
+        lambda r: (
+            r["contactId"] == contact_id
+            and (r["private"] != "PrivateUser" or r["associateId"] == me.associate_id)
+        ),
+    )
+
+
+@bp.get("/v1/Contact/<int:contact_id>/ForeignKey")
+def contact_foreign_keys(contact_id: int) -> Response:
+    _contact(contact_id)
+    return ok(_fk_dict("contact", contact_id))
+
+
+# --- User ----------------------------------------------------------------------------------------
+
+
+@bp.get("/v1/User/currentPrincipal")
+def current_principal() -> Response:
+    return ok(carriers.principal(tenant(), g.so_me))
+
+
+@bp.get("/v1/User/currentAssociate")
+def current_associate() -> Response:
+    return ok(carriers.associate(tenant(), g.so_me.associate_id))
+
+
+@bp.get("/v1/User")
+def user_list() -> Response:
+    return archive_response(archives.PROVIDERS["allusers"])
+
+
+@bp.get("/v1/User/<int:associate_id>")
+def user_get(associate_id: int) -> Response:
+    record = tenant().associates.get(associate_id)
+    if record is None or record.kind != "InternalAssociate":
+        raise ApiError(404, f"User id {associate_id} not found")
+    return ok(carriers.user(tenant(), record, f"{api_base()}/User/{associate_id}"))
+
+
+# --- Archive and TimeZone ------------------------------------------------------------------------
+
+
+@bp.get("/v1/Archive/<provider_name>")
+def archive(provider_name: str) -> Response:
+    provider = archives.PROVIDERS.get(provider_name.lower())
+    if provider is None:
+        raise ApiError(404, f"Unknown archive provider {provider_name}")
+    if provider.entity == "appointment":
+        return appointment_list()
+    return archive_response(provider)
+
+
+@bp.get("/v1/TimeZone")
+def time_zones() -> Response:
+    value = [
+        {
+            "PrimaryKey": loc.location_id,
+            "EntityName": "timezone",
+            "tzLocationId": loc.location_id,
+            "code": loc.code,
+            "name": loc.name,
+            "cities": loc.cities,
+        }  # fmt: skip
+        for loc in timezones.LOCATIONS
+    ]
+    return ok({"odata.metadata": f"{api_base()}/archive/$metadata", "value": value})
+
+
+@bp.get("/v1/TimeZone/base")
+def base_time_zone() -> Response:
+    return ok(carriers.time_zone(timezones.by_iana(tenant().config.base_time_zone)))
+
+
+@bp.get("/v1/TimeZone/current")
+def current_time_zone() -> Response:
+    loc = timezones.find(str(g.so_pres.zone)) or timezones.by_iana(tenant().config.base_time_zone)
+    return ok(carriers.time_zone(loc))
+
+
+# --- ForeignApp / ForeignKey ---------------------------------------------------------------------
+
+FK_BASE = "/v1/ForeignApp/<app_name>/<device>/<device_id>/Key"
+
+
+def _find_key(
+    app_name: str, device: str, device_id: str, key: str, table: str, **match: Any
+) -> ForeignKeyRecord:
+    for record in tenant().foreign_keys:
+        if (record.app, record.device, record.device_identifier, record.key, record.table) == (
+            app_name,
+            device,
+            device_id,
+            key,
+            table.lower(),
+        ) and all(getattr(record, k) == v for k, v in match.items()):
+            return record
+    raise ApiError(404, "Foreign key not found")
+
+
+@bp.route(FK_BASE, methods=["PUT", "POST"])
+def foreign_key_save(app_name: str, device: str, device_id: str) -> Response:
+    body = writes.body_object(_body())
+    table = str(body.get("TableName") or "").lower()
+    if not body.get("Key") or not table or not body.get("RecordId"):
+        raise ApiError(400, "Key, TableName and RecordId are required")
+    data = tenant()
+    with data.lock:
+        now = utcnow()
+        try:
+            record = _find_key(
+                app_name,
+                device,
+                device_id,
+                str(body["Key"]),
+                table,
+                record_id=int(body["RecordId"]),
+            )
+            record.value, record.updated = str(body.get("Value") or ""), now
+        except ApiError:
+            record = ForeignKeyRecord(app_name, device, device_id, str(body["Key"]), str(body.get("Value") or ""),
+                                      table, int(body["RecordId"]), now, now)  # fmt: skip
+            data.foreign_keys.append(record)
+    return ok(carriers.foreign_key(record))
+
+
+@bp.get(FK_BASE + "/<key>/<table>/<int:record_id>")
+def foreign_key_get(
+    app_name: str, device: str, device_id: str, key: str, table: str, record_id: int
+) -> Response:
+    return ok(
+        carriers.foreign_key(
+            _find_key(app_name, device, device_id, key, table, record_id=record_id)
+        )
+    )
+
+
+@bp.delete(FK_BASE + "/<key>/<table>/<int:record_id>")
+def foreign_key_delete(
+    app_name: str, device: str, device_id: str, key: str, table: str, record_id: int
+) -> Response:
+    data = tenant()
+    with data.lock:
+        record = _find_key(app_name, device, device_id, key, table, record_id=record_id)
+        data.foreign_keys.remove(record)
+    return Response(status=204)
+
+
+@bp.get(FK_BASE + "/<key>/<table>")
+def foreign_key_by_value(
+    app_name: str, device: str, device_id: str, key: str, table: str
+) -> Response:
+    value = request.args.get("Value", "")
+    return ok(carriers.foreign_key(_find_key(app_name, device, device_id, key, table, value=value)))
+
+
+# --- Webhook -------------------------------------------------------------------------------------
+
+
+def _webhook(webhook_id: int) -> WebhookRecord:
+    record = tenant().webhooks.get(webhook_id)
+    if record is None:
+        raise ApiError(404, f"Webhook id {webhook_id} not found")
+    return record
+
+
+def _webhook_json(record: WebhookRecord) -> dict[str, Any]:
+    return carriers.webhook(tenant(), record, f"{api_base()}/Webhook/{record.webhook_id}")
+
+
+def _check_target(record: WebhookRecord) -> None:
+    """The target must be https (unless the operator allowed http) and answer a test POST with 200."""
+    if (
+        not record.target_url.startswith("https://")
+        and current_app.config["SO_WEBHOOK_REQUIRE_HTTPS"]
+    ):
+        raise ApiError(400, "TargetUrl must use https")
+    body = json.dumps({"EventId": "00000000-0000-0000-0000-000000000000", "Event": "test",
+                       "WebhookName": record.name}).encode()  # fmt: skip
+    error = sim().webhooks.post(record, "test", body)
+    if error is not None:
+        raise ApiError(400, f"Webhook target did not accept the test POST: {error}")
+
+
+def _apply_webhook(record: WebhookRecord, body: dict[str, Any]) -> None:
+    if "Name" in body:
+        record.name = str(body["Name"] or "")
+    if "Events" in body:
+        record.events = [str(e) for e in body["Events"] or []]
+    if "TargetUrl" in body:
+        record.target_url = str(body["TargetUrl"] or "")
+    if "Secret" in body:
+        record.secret = str(body["Secret"] or "")
+    if body.get("State") in ("Active", "Stopped"):
+        record.state = body["State"]
+        if record.state == "Active":
+            record.consecutive_errors = 0  # "Restart" after TooManyErrors
+    if isinstance(body.get("Headers"), dict):
+        record.headers = {str(k): str(v) for k, v in body["Headers"].items()}
+    if isinstance(body.get("Properties"), dict):
+        record.properties = body["Properties"]
+    if not record.events or not record.target_url:
+        raise ApiError(400, "Events and TargetUrl are required")
+
+
+@bp.get("/v1/Webhook")
+def webhook_list() -> Response:
+    data = tenant()
+    return ok([carriers.webhook(data, w, None) for w in data.webhooks.values()])
+
+
+@bp.get("/v1/Webhook/default")
+def webhook_default() -> Response:
+    now = utcnow()
+    record = WebhookRecord(0, "", [], "", "", "Active", {}, {}, now, now, g.so_me.associate_id)
+    return ok(carriers.webhook(tenant(), record, None))
+
+
+@bp.post("/v1/Webhook")
+def webhook_create() -> Response:
+    body = writes.body_object(_body())
+    data = tenant()
+    now = utcnow()
+    record = WebhookRecord(
+        data.new_id(), "", [], "", "", "Active", {}, {}, now, now, g.so_me.associate_id
+    )
+    _apply_webhook(record, body)
+    _check_target(record)
+    with data.lock:
+        data.webhooks[record.webhook_id] = record
+    return ok(_webhook_json(record), 201)
+
+
+@bp.get("/v1/Webhook/<int:webhook_id>")
+def webhook_get(webhook_id: int) -> Response:
+    return ok(_webhook_json(_webhook(webhook_id)))
+
+
+@bp.put("/v1/Webhook/<int:webhook_id>")
+def webhook_put(webhook_id: int) -> Response:
+    body = writes.body_object(_body())
+    data = tenant()
+    with data.lock:
+        record = _webhook(webhook_id)
+        before = dict(vars(record))
+        try:
+            _apply_webhook(record, body)
+            if record.target_url != before["target_url"]:
+                _check_target(record)
+        except ApiError:
+            vars(record).update(before)
+            raise
+        record.updated = utcnow()
+    return ok(_webhook_json(record))
+
+
+@bp.delete("/v1/Webhook/<int:webhook_id>")
+def webhook_delete(webhook_id: int) -> Response:
+    data = tenant()
+    with data.lock:
+        _webhook(webhook_id)
+        del data.webhooks[webhook_id]
+    return Response(status=204)
+
+
+@bp.post("/v1/Webhook/Test")
+def webhook_test() -> Response:
+    body = writes.body_object(_body())
+    now = utcnow()
+    record = WebhookRecord(
+        0, "", ["test"], "", "", "Active", {}, {}, now, now, g.so_me.associate_id
+    )
+    try:
+        _apply_webhook(record, {**body, "Events": body.get("Events") or ["test"]})
+        _check_target(record)
+    except ApiError as exc:
+        return ok({"Success": False, "Message": exc.message})
+    return ok({"Success": True, "Message": "OK"})
+
+
+@bp.get("/v1/Webhook/<int:webhook_id>/LastError")
+def webhook_last_error(webhook_id: int) -> Response:
+    return ok(_webhook(webhook_id).last_error)
