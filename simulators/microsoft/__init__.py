@@ -1,0 +1,59 @@
+"""Microsoft identity platform + Microsoft Graph simulator.
+
+`create_app(world)` returns one Flask app serving both the authority (login.microsoftonline.com
+paths) and Graph (`/v1.0/...`); the registry serves it under two names ("login", "graph").
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+
+from simulators.microsoft import batch, graph_calendar, graph_contacts, graph_directory  # noqa: F401  (routes)
+from simulators.microsoft.errors import GraphError, sim_error_body
+from simulators.microsoft.graph_common import GraphState
+from simulators.microsoft.graph_common import bp as graph_bp
+from simulators.microsoft.identity import IdentityState
+from simulators.microsoft.identity import bp as identity_bp
+from simulators.microsoft.sim_state import bp as state_bp
+from simulators.microsoft.sim_state import build_mailboxes
+from simulators.platform.control import install_control
+from simulators.world.microsoft import MicrosoftWorld, demo_world
+
+FAULT_KINDS = {"token_expired", "token_revoked", "delta_expired", "mailbox_hold"}
+
+
+def create_app(world: MicrosoftWorld | None = None) -> Flask:
+    world = world or demo_world()
+    app = Flask(__name__)
+    app.extensions["microsoft_world"] = world
+    app.extensions["microsoft_identity"] = IdentityState()
+    app.extensions["microsoft_graph"] = GraphState(mailboxes=build_mailboxes(world))
+    app.config["SIM_ERROR_BODY"] = sim_error_body
+    app.config["SIM_FAULT_KINDS"] = FAULT_KINDS
+    app.register_blueprint(identity_bp)
+    app.register_blueprint(graph_bp)
+    app.register_blueprint(state_bp)
+    app.register_error_handler(GraphError, lambda exc: exc.response())
+    app.register_error_handler(404, _not_found)
+    app.register_error_handler(405, _not_allowed)
+    install_control(app, "microsoft")
+    return app
+
+
+def _not_found(exc: Exception) -> Response | tuple[str, int]:
+    if request.path.startswith("/v1.0/"):
+        segment = request.path.removeprefix("/v1.0/")
+        return GraphError(
+            400, "BadRequest", f"Resource not found for the segment '{segment}'."
+        ).response()
+    return "Not Found", 404
+
+
+def _not_allowed(exc: Exception) -> Response | tuple[str, int]:
+    if request.path.startswith("/v1.0/"):
+        return GraphError(
+            405,
+            "Request_BadRequest",
+            "Specified HTTP method is not allowed for the request target.",
+        ).response()
+    return "Method Not Allowed", 405

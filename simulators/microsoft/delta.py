@@ -1,0 +1,98 @@
+"""Graph delta queries over a mailbox: @odata.nextLink pages, @odata.deltaLink states, removals,
+and 410 syncStateNotFound for an unknown or expired state (or a `delta_expired` fault)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from flask import Response, request
+
+from simulators.microsoft.errors import GraphError
+from simulators.microsoft.graph_common import json_response, link, page_size, prefer
+from simulators.microsoft.mailbox import DeltaState, Mailbox, PageState
+from simulators.platform.control import claim_fault
+
+# Outlook pages delta answers in tens unless `Prefer: odata.maxpagesize` says otherwise.
+DEFAULT_PAGE_SIZE = 10
+
+Snapshot = Callable[..., list[tuple[str, int, dict]]]
+_ODATA_TYPES = {"events": "#microsoft.graph.event", "contacts": "#microsoft.graph.contact"}
+
+
+def sync_state_not_found() -> GraphError:
+    return GraphError(
+        410,
+        "syncStateNotFound",
+        "The sync state generation is not found. Delete the sync state and start again.",
+    )
+
+
+def _changes_since(mailbox: Mailbox, state: DeltaState, snapshot: Snapshot) -> PageState:
+    seq = mailbox.seq
+    current = snapshot(*state.window) if state.window else snapshot()
+    ids = {item_id for item_id, _, _ in current}
+    changed = [
+        body
+        for item_id, item_seq, body in current
+        if item_seq > state.seq or item_id not in state.seen
+    ]
+    removed = [
+        {"@odata.type": _ODATA_TYPES[state.kind], "id": item_id, "@removed": {"reason": "deleted"}}
+        for item_id in sorted(state.seen - ids)
+    ]
+    return PageState(changed + removed, DeltaState(state.kind, seq, frozenset(ids), state.window))
+
+
+def _initial(
+    mailbox: Mailbox,
+    kind: str,
+    snapshot: Snapshot,
+    window: Callable[[], tuple[datetime, datetime]] | None,
+) -> PageState:
+    bounds = window() if window else None
+    seq = mailbox.seq
+    current = snapshot(*bounds) if bounds else snapshot()
+    ids = frozenset(item_id for item_id, _, _ in current)
+    return PageState([body for _, _, body in current], DeltaState(kind, seq, ids, bounds))
+
+
+def delta_response(
+    mailbox: Mailbox,
+    kind: str,
+    context: str,
+    snapshot: Snapshot,
+    window: Callable[[], tuple[datetime, datetime]] | None = None,
+) -> Response:
+    skip_token = request.args.get("$skiptoken")
+    delta_token = request.args.get("$deltatoken")
+    if (skip_token or delta_token) and claim_fault("delta_expired"):
+        mailbox.forget_sync_states()
+        raise sync_state_not_found()
+    if skip_token:
+        page = mailbox.pages.get(skip_token)
+        if page is None or page.final.kind != kind:
+            raise sync_state_not_found()
+    elif delta_token:
+        state = mailbox.delta_states.get(delta_token)
+        if state is None or state.kind != kind:
+            raise sync_state_not_found()
+        page = _changes_since(mailbox, state, snapshot)
+    else:
+        page = _initial(mailbox, kind, snapshot, window)
+
+    size = page_size(DEFAULT_PAGE_SIZE)
+    chunk, rest = page.items[:size], page.items[size:]
+    payload: dict = {"@odata.context": f"{context}/delta", "value": chunk}
+    if rest:
+        payload["@odata.nextLink"] = link(
+            request.path, {"$skiptoken": mailbox.save_page(PageState(rest, page.final))}
+        )
+    else:
+        payload["@odata.deltaLink"] = link(
+            request.path, {"$deltatoken": mailbox.save_delta_state(page.final)}
+        )
+    headers = {}
+    if prefer("odata.maxpagesize"):
+        headers["Preference-Applied"] = f"odata.maxpagesize={size}"
+    return json_response(payload, headers=headers)

@@ -1,0 +1,137 @@
+"""Graph calendar endpoints: events CRUD, calendarView, instances and calendarView/delta."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Response, request
+
+from simulators.microsoft import events as ev
+from simulators.microsoft.delta import delta_response
+from simulators.microsoft.errors import GraphError
+from simulators.microsoft.graph_common import (
+    base_url,
+    expand_extended,
+    extended_filter,
+    json_body,
+    json_response,
+    mailbox_route,
+    metadata,
+    out_zone,
+    paged,
+    select,
+)
+from simulators.microsoft.mailbox import Mailbox
+from simulators.microsoft.timezones import parse_query_time
+
+
+def render(mailbox: Mailbox, inst: ev.Instance, extended: list[str] | None = None) -> dict:
+    return ev.render(
+        inst,
+        out_zone=out_zone(),
+        organizer=mailbox.organizer(),
+        base_url=base_url(),
+        expand_extended=extended,
+    )
+
+
+def _context(mailbox: Mailbox, what: str) -> str:
+    return metadata(f"users('{mailbox.address}')/{what}")
+
+
+def window() -> tuple[datetime, datetime]:
+    start, end = request.args.get("startDateTime"), request.args.get("endDateTime")
+    if not start or not end:
+        raise GraphError(
+            400,
+            "ErrorInvalidParameter",
+            "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
+        )
+    return parse_query_time(start), parse_query_time(end)
+
+
+def _matches_extended(inst: ev.Instance, wanted: tuple[str, str] | None) -> bool:
+    if wanted is None:
+        return True
+    prop = inst.record.extended.get(wanted[0].lower())
+    return prop is not None and str(prop["value"]) == wanted[1]
+
+
+@mailbox_route("/events", methods=["GET"], permission="calendars")
+@mailbox_route("/calendar/events", methods=["GET"], permission="calendars")
+def list_events(mailbox: Mailbox) -> Response:
+    wanted = extended_filter()
+    extended = expand_extended()
+    items = [
+        render(mailbox, i, extended) for i in mailbox.masters() if _matches_extended(i, wanted)
+    ]
+    return paged(items, _context(mailbox, "events"))
+
+
+@mailbox_route("/events", methods=["POST"], permission="calendars")
+@mailbox_route("/calendar/events", methods=["POST"], permission="calendars")
+def create_event(mailbox: Mailbox) -> Response:
+    record, _created = mailbox.create_event(json_body())
+    # A repeated transactionId answers like the first create (Graph deduplicates silently).
+    body = render(mailbox, ev.master_instance(record), [] if record.extended else None)
+    return json_response(
+        {"@odata.context": _context(mailbox, "events/$entity"), **body}, status=201
+    )
+
+
+@mailbox_route("/events/<event_id>", methods=["GET"], permission="calendars")
+def get_event(mailbox: Mailbox, event_id: str) -> Response:
+    inst = mailbox.instance(event_id)
+    body = select([render(mailbox, inst, expand_extended())])[0]
+    return json_response({"@odata.context": _context(mailbox, "events/$entity"), **body})
+
+
+@mailbox_route("/events/<event_id>", methods=["PATCH"], permission="calendars")
+def update_event(mailbox: Mailbox, event_id: str) -> Response:
+    inst = mailbox.update_event(event_id, json_body(), request.headers.get("If-Match"))
+    body = render(mailbox, inst, [] if inst.record.extended else None)
+    return json_response({"@odata.context": _context(mailbox, "events/$entity"), **body})
+
+
+@mailbox_route("/events/<event_id>", methods=["DELETE"], permission="calendars")
+def delete_event(mailbox: Mailbox, event_id: str) -> Response:
+    mailbox.delete_event(event_id, request.headers.get("If-Match"))
+    return Response(status=204)
+
+
+@mailbox_route("/calendarView", methods=["GET"], permission="calendars")
+@mailbox_route("/calendar/calendarView", methods=["GET"], permission="calendars")
+def calendar_view(mailbox: Mailbox) -> Response:
+    start, end = window()
+    wanted = extended_filter()
+    extended = expand_extended()
+    items = [
+        render(mailbox, i, extended)
+        for i in mailbox.calendar_view(start, end)
+        if _matches_extended(i, wanted)
+    ]
+    return paged(items, _context(mailbox, "calendarView"))
+
+
+@mailbox_route("/events/<event_id>/instances", methods=["GET"], permission="calendars")
+def instances(mailbox: Mailbox, event_id: str) -> Response:
+    start, end = window()
+    items = [render(mailbox, i) for i in mailbox.instances_of(event_id, start, end)]
+    return paged(items, _context(mailbox, f"events('{event_id}')/instances"))
+
+
+@mailbox_route("/calendarView/delta", methods=["GET"], permission="calendars")
+@mailbox_route("/calendar/calendarView/delta", methods=["GET"], permission="calendars")
+def calendar_view_delta(mailbox: Mailbox) -> Response:
+    for option in ("$select", "$filter", "$orderby", "$search", "$expand"):
+        if option in request.args:
+            raise GraphError(
+                400,
+                "ErrorInvalidUrlQuery",
+                f"The following parameters are not supported with change tracking over the 'Events' resource: '{option}'.",
+            )
+
+    def snapshot(start: datetime, end: datetime) -> list[tuple[str, int, dict]]:
+        return [(i.id, i.record.seq, render(mailbox, i)) for i in mailbox.calendar_view(start, end)]
+
+    return delta_response(mailbox, "events", _context(mailbox, "events"), snapshot, window)

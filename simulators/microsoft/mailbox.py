@@ -1,0 +1,467 @@
+"""One user's Exchange Online mailbox: events, contacts, change counter and delta sync states."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from simulators.microsoft import events as ev
+from simulators.microsoft import recurrence as rec
+from simulators.microsoft.errors import GraphError, bad_request, not_found
+from simulators.microsoft.timezones import parse_local, zone
+
+CONTACT_WRITABLE = {
+    "givenName",
+    "surname",
+    "middleName",
+    "displayName",
+    "nickName",
+    "title",
+    "initials",
+    "generation",
+    "companyName",
+    "department",
+    "jobTitle",
+    "officeLocation",
+    "profession",
+    "manager",
+    "assistantName",
+    "emailAddresses",
+    "businessPhones",
+    "homePhones",
+    "mobilePhone",
+    "businessAddress",
+    "homeAddress",
+    "otherAddress",
+    "businessHomePage",
+    "birthday",
+    "personalNotes",
+    "categories",
+    "imAddresses",
+    "spouseName",
+    "children",
+    "fileAs",
+    "yomiGivenName",
+    "yomiSurname",
+    "yomiCompanyName",
+    "singleValueExtendedProperties",
+}
+CONTACT_READ_ONLY = {"id", "createdDateTime", "lastModifiedDateTime", "changeKey", "parentFolderId"}
+_CONTACT_DEFAULTS: dict = {
+    "givenName": None,
+    "surname": None,
+    "middleName": None,
+    "displayName": "",
+    "nickName": None,
+    "title": None,
+    "initials": None,
+    "generation": None,
+    "companyName": None,
+    "department": None,
+    "jobTitle": None,
+    "officeLocation": None,
+    "profession": None,
+    "manager": None,
+    "assistantName": None,
+    "emailAddresses": [],
+    "businessPhones": [],
+    "homePhones": [],
+    "mobilePhone": None,
+    "businessAddress": {},
+    "homeAddress": {},
+    "otherAddress": {},
+    "businessHomePage": None,
+    "birthday": None,
+    "personalNotes": "",
+    "categories": [],
+    "imAddresses": [],
+    "spouseName": None,
+    "children": [],
+    "fileAs": "",
+    "yomiGivenName": None,
+    "yomiSurname": None,
+    "yomiCompanyName": None,
+}
+
+
+@dataclass
+class ContactRecord:
+    id: str
+    props: dict
+    created: datetime
+    modified: datetime
+    change_key: str
+    seq: int
+    extended: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass
+class DeltaState:
+    """What a delta token stands for: the window (events), the change counter it was issued at
+    and the ids the client has seen, so removals and moves out of the window are reported."""
+
+    kind: str  # "events" | "contacts"
+    seq: int
+    seen: frozenset[str]
+    window: tuple[datetime, datetime] | None = None
+
+
+@dataclass
+class PageState:
+    items: list[dict]
+    final: DeltaState
+
+
+@dataclass
+class Mailbox:
+    user_id: str
+    address: str
+    display_name: str
+    calendar_id: str = field(default_factory=lambda: ev.new_id("AAMkAC"))
+    contact_folder_id: str = field(default_factory=lambda: ev.new_id("AAMkAF"))
+    records: dict[str, ev.EventRecord] = field(default_factory=dict)
+    contacts: dict[str, ContactRecord] = field(default_factory=dict)
+    transactions: dict[str, str] = field(default_factory=dict)
+    seq: int = 0
+    delta_states: dict[str, DeltaState] = field(default_factory=dict)
+    pages: dict[str, PageState] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    in_flight: int = 0
+    recent_requests: deque = field(default_factory=deque)
+
+    # --- events ------------------------------------------------------------------------
+
+    def organizer(self) -> dict:
+        return {"emailAddress": {"name": self.display_name, "address": self.address}}
+
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def create_event(self, body: dict) -> tuple[ev.EventRecord, bool]:
+        """(record, created). A repeated transactionId returns the first event (idempotency)."""
+        ev.check_properties(body, creating=True)
+        with self.lock:
+            txn = body.get("transactionId")
+            if txn and txn in self.transactions and self.transactions[txn] in self.records:
+                return self.records[self.transactions[txn]], False
+            timing = ev.timing_from(body)
+            recurrence = body.get("recurrence")
+            if recurrence is not None:
+                rec.validate(recurrence)
+                recurrence = _normalised_recurrence(recurrence, timing)
+            now = datetime.now(UTC)
+            record = ev.EventRecord(
+                id=ev.new_id(),
+                props={
+                    k: copy.deepcopy(v)
+                    for k, v in body.items()
+                    if k in ev.WRITABLE and k not in _SPECIAL
+                },
+                timing=timing,
+                recurrence=recurrence,
+                created=now,
+                modified=now,
+                change_key=ev.new_change_key(),
+                ical_uid="040000008200E00074C5B7101A82E008" + uuid.uuid4().hex.upper(),
+                seq=self._next_seq(),
+                transaction_id=txn,
+                extended=ev.extended_from(body.get("singleValueExtendedProperties")),
+            )
+            self.records[record.id] = record
+            if txn:
+                self.transactions[txn] = record.id
+            return record, True
+
+    def instance(self, event_id: str) -> ev.Instance:
+        with self.lock:
+            record = self.records.get(event_id)
+            if record is not None:
+                return ev.master_instance(record)
+            for master in self.records.values():
+                for key, exc in master.exceptions.items():
+                    if exc.id == event_id:
+                        inst = ev.find_instance(master, key)
+                        if inst is not None:
+                            return inst
+            parts = ev.split_occurrence_id(event_id)
+            if parts is not None and parts[0] in self.records:
+                inst = ev.find_instance(self.records[parts[0]], parts[1])
+                if inst is not None:
+                    return inst
+        raise not_found()
+
+    def update_event(self, event_id: str, body: dict, if_match: str | None) -> ev.Instance:
+        ev.check_properties(body, creating=False)
+        with self.lock:
+            inst = self.instance(event_id)
+            _check_etag(inst.change_key, if_match)
+            record = inst.record
+            seq = self._next_seq()
+            props = {
+                k: copy.deepcopy(v)
+                for k, v in body.items()
+                if k in ev.WRITABLE and k not in _SPECIAL
+            }
+            if inst.kind in ("occurrence", "exception"):
+                if "recurrence" in body:
+                    raise bad_request("The recurrence of an occurrence cannot be changed.")
+                assert inst.original_start is not None
+                timing = ev.timing_from(body, inst.timing)
+                old = record.exceptions.get(inst.original_start)
+                now = datetime.now(UTC)
+                record.exceptions[inst.original_start] = ev.Exception_(
+                    id=old.id if old else ev.new_id("AAMkAE"),
+                    props={**(old.props if old else {}), **props},
+                    timing=timing,
+                    change_key=ev.new_change_key(),
+                    created=old.created if old else now,
+                    modified=now,
+                )
+                record.seq = seq
+            else:
+                record.timing = ev.timing_from(body, record.timing)
+                record.props.update(props)
+                if "recurrence" in body:
+                    recurrence = body["recurrence"]
+                    if recurrence is not None:
+                        rec.validate(recurrence)
+                        recurrence = _normalised_recurrence(recurrence, record.timing)
+                    record.recurrence = recurrence
+                    # Outlook drops exceptions when the pattern of a series changes.
+                    record.exceptions.clear()
+                    record.cancelled.clear()
+                if "singleValueExtendedProperties" in body:
+                    record.extended.update(ev.extended_from(body["singleValueExtendedProperties"]))
+                record.touch(seq)
+            return self.instance(
+                inst.id if inst.kind != "occurrence" else self._exception_id(record, inst)
+            )
+
+    @staticmethod
+    def _exception_id(record: ev.EventRecord, inst: ev.Instance) -> str:
+        assert inst.original_start is not None
+        return record.exceptions[inst.original_start].id
+
+    def delete_event(self, event_id: str, if_match: str | None) -> None:
+        with self.lock:
+            inst = self.instance(event_id)
+            _check_etag(inst.change_key, if_match)
+            record = inst.record
+            if inst.kind in ("occurrence", "exception"):
+                assert inst.original_start is not None
+                record.exceptions.pop(inst.original_start, None)
+                record.cancelled.add(inst.original_start)
+                record.touch(self._next_seq())
+            else:
+                del self.records[record.id]
+                self._next_seq()
+
+    def masters(self) -> list[ev.Instance]:
+        with self.lock:
+            return [ev.master_instance(r) for r in self.records.values()]
+
+    def calendar_view(self, start: datetime, end: datetime) -> list[ev.Instance]:
+        with self.lock:
+            found = [inst for r in self.records.values() for inst in ev.expand(r, start, end)]
+        return sorted(found, key=lambda i: (i.timing.start, i.id))
+
+    def instances_of(self, master_id: str, start: datetime, end: datetime) -> list[ev.Instance]:
+        with self.lock:
+            record = self.records.get(master_id)
+            if record is None:
+                raise not_found()
+            if not record.is_series:
+                raise bad_request(
+                    "The specified event is not a series master.", code="ErrorInvalidRequest"
+                )
+            return ev.expand(record, start, end)
+
+    # --- contacts ----------------------------------------------------------------------
+
+    def create_contact(self, body: dict) -> ContactRecord:
+        _check_contact_properties(body)
+        with self.lock:
+            now = datetime.now(UTC)
+            props = {
+                k: copy.deepcopy(v)
+                for k, v in body.items()
+                if k in CONTACT_WRITABLE and k != "singleValueExtendedProperties"
+            }
+            contact = ContactRecord(
+                id=ev.new_id("AAMkAG"),
+                props=props,
+                created=now,
+                modified=now,
+                change_key=ev.new_change_key(),
+                seq=self._next_seq(),
+                extended=ev.extended_from(body.get("singleValueExtendedProperties")),
+            )
+            self.contacts[contact.id] = contact
+            return contact
+
+    def contact(self, contact_id: str) -> ContactRecord:
+        with self.lock:
+            found = self.contacts.get(contact_id)
+        if found is None:
+            raise not_found()
+        return found
+
+    def update_contact(self, contact_id: str, body: dict, if_match: str | None) -> ContactRecord:
+        _check_contact_properties(body)
+        with self.lock:
+            contact = self.contact(contact_id)
+            _check_etag(contact.change_key, if_match)
+            contact.props.update(
+                {
+                    k: copy.deepcopy(v)
+                    for k, v in body.items()
+                    if k in CONTACT_WRITABLE and k != "singleValueExtendedProperties"
+                }
+            )
+            if "singleValueExtendedProperties" in body:
+                contact.extended.update(ev.extended_from(body["singleValueExtendedProperties"]))
+            contact.modified = datetime.now(UTC)
+            contact.change_key = ev.new_change_key()
+            contact.seq = self._next_seq()
+            return contact
+
+    def delete_contact(self, contact_id: str, if_match: str | None) -> None:
+        with self.lock:
+            contact = self.contact(contact_id)
+            _check_etag(contact.change_key, if_match)
+            del self.contacts[contact_id]
+            self._next_seq()
+
+    # --- delta -------------------------------------------------------------------------
+
+    def save_delta_state(self, state: DeltaState) -> str:
+        token = secrets.token_urlsafe(24)
+        with self.lock:
+            self.delta_states[token] = state
+        return token
+
+    def save_page(self, page: PageState) -> str:
+        token = secrets.token_urlsafe(24)
+        with self.lock:
+            self.pages[token] = page
+        return token
+
+    def forget_sync_states(self) -> None:
+        with self.lock:
+            self.delta_states.clear()
+            self.pages.clear()
+
+
+_SPECIAL = {
+    "start",
+    "end",
+    "isAllDay",
+    "recurrence",
+    "transactionId",
+    "singleValueExtendedProperties",
+}
+
+
+def _normalised_recurrence(recurrence: dict, timing: ev.Timing) -> dict:
+    """Fill in what Graph fills in: interval, firstDayOfWeek, index, recurrenceTimeZone and an
+    endDate of 0001-01-01 for open series."""
+    pattern = {
+        "type": recurrence["pattern"]["type"],
+        "interval": int(recurrence["pattern"].get("interval") or 1),
+        "month": int(recurrence["pattern"].get("month") or 0),
+        "dayOfMonth": int(recurrence["pattern"].get("dayOfMonth") or 0),
+        "firstDayOfWeek": recurrence["pattern"].get("firstDayOfWeek") or "sunday",
+        "index": recurrence["pattern"].get("index") or "first",
+    }
+    if recurrence["pattern"].get("daysOfWeek"):
+        pattern["daysOfWeek"] = list(recurrence["pattern"]["daysOfWeek"])
+    range_ = recurrence["range"]
+    return {
+        "pattern": pattern,
+        "range": {
+            "type": range_["type"],
+            "startDate": range_["startDate"],
+            "endDate": range_.get("endDate") or "0001-01-01",
+            "recurrenceTimeZone": range_.get("recurrenceTimeZone") or timing.start_zone,
+            "numberOfOccurrences": int(range_.get("numberOfOccurrences") or 0),
+        },
+    }
+
+
+def _check_etag(change_key: str, if_match: str | None) -> None:
+    if if_match and if_match != "*" and change_key not in if_match:
+        raise GraphError(
+            412,
+            "ErrorIrresolvableConflict",
+            "The send or update operation could not be performed because the change key passed in "
+            "the request does not match the current change key for the item.",
+        )
+
+
+def _check_contact_properties(body: dict) -> None:
+    for name in body:
+        if not name.startswith("@odata") and name not in CONTACT_WRITABLE | CONTACT_READ_ONLY:
+            raise bad_request(
+                f"The property '{name}' does not exist on type 'microsoft.graph.contact'. Make sure "
+                "to only use property names that are defined by the type or mark the type as open type.",
+                code="RequestBodyRead",
+            )
+
+
+def render_contact(
+    contact: ContactRecord, folder_id: str, expand_extended: list[str] | None = None
+) -> dict:
+    from simulators.microsoft.timezones import odata_timestamp
+
+    out = {
+        "@odata.etag": f'W/"{contact.change_key}"',
+        "id": contact.id,
+        "createdDateTime": odata_timestamp(contact.created),
+        "lastModifiedDateTime": odata_timestamp(contact.modified),
+        "changeKey": contact.change_key,
+        "parentFolderId": folder_id,
+        **copy.deepcopy(_CONTACT_DEFAULTS),
+        **copy.deepcopy(contact.props),
+    }
+    if expand_extended is not None:
+        wanted = {x.lower() for x in expand_extended}
+        out["singleValueExtendedProperties"] = [
+            dict(v) for k, v in contact.extended.items() if not wanted or k in wanted
+        ]
+    return out
+
+
+def seed(mailbox: Mailbox, events: list[dict], contacts: list[dict]) -> None:
+    """Load a world user's Graph-shaped seeds, including the simulator's seed extras
+    `exceptions` and `cancelledOccurrences` on recurring events."""
+    for raw in events:
+        body = {k: v for k, v in raw.items() if k not in ("exceptions", "cancelledOccurrences")}
+        record, _ = mailbox.create_event(body)
+        tz_name = str(
+            (record.recurrence or {}).get("range", {}).get("recurrenceTimeZone")
+            or record.timing.start_zone
+        )
+        for local in raw.get("cancelledOccurrences", []):
+            record.cancelled.add(parse_local(local).replace(tzinfo=zone(tz_name)).astimezone(UTC))
+        for change in raw.get("exceptions", []):
+            original = (
+                parse_local(change["originalStart"]).replace(tzinfo=zone(tz_name)).astimezone(UTC)
+            )
+            inst = ev.find_instance(record, original)
+            if inst is None:
+                continue
+            mailbox.update_event(
+                inst.id, {k: v for k, v in change.items() if k != "originalStart"}, None
+            )
+    for raw in contacts:
+        mailbox.create_contact(raw)
+
+
+def week_window(anchor: datetime) -> tuple[datetime, datetime]:
+    return anchor, anchor + timedelta(days=7)
