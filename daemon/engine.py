@@ -34,6 +34,13 @@ from common.models import ItemKind, LinkState, Side
 from daemon.policies import ConflictPolicy, Direction, Policy, refusal
 
 CRM, GROUPWARE = Side.CRM, Side.GROUPWARE
+# Ids of single occurrences of a series expanded for a side that cannot hold its rule
+# (`daemon.expansion`): `<series id>@@<original start>`. Such copies follow their series.
+OCCURRENCE_SEPARATOR = "@@"
+
+
+def is_occurrence_id(item_id: str | None) -> bool:
+    return item_id is not None and OCCURRENCE_SEPARATOR in item_id
 
 
 def other(side: Side) -> Side:
@@ -308,6 +315,8 @@ class _Planner(Generic[T]):
     def carry(self, pair: _Pair[T], changed: Side) -> None:
         target = other(changed)
         stored = pair.seen[changed]
+        if self.is_copy_of_occurrence(pair, changed, stored):
+            return
         if not self.direction.leads(changed):
             # One-way: the follower's edit is reverted from the leader, and recorded.
             self.add(
@@ -343,6 +352,9 @@ class _Planner(Generic[T]):
         )
 
     def winner(self, pair: _Pair[T]) -> tuple[Side, str]:
+        for side in (CRM, GROUPWARE):
+            if pair.link is not None and is_occurrence_id(pair.link.item_id(side)):
+                return side, "an expanded series leads its occurrence copies"
         if self.direction.one_way:
             leader = CRM if self.direction.leads(CRM) else GROUPWARE
             return leader, f"direction is {self.direction}"
@@ -357,8 +369,21 @@ class _Planner(Generic[T]):
             return GROUPWARE, "newest wins: groupware edited last"
         return CRM, "newest wins: CRM edited last (or at the same time)"
 
+    def is_copy_of_occurrence(self, pair: _Pair[T], side: Side, stored: Stored[T] | None) -> bool:
+        link = pair.link
+        if link is None or not is_occurrence_id(link.item_id(other(side))):
+            return False
+        item_id = stored.id if stored else link.item_id(side)
+        self.skipped.append(
+            f"{side.value} {item_id}: copy of one occurrence of an expanded series; "
+            "changes to it are not carried back"
+        )
+        return True
+
     def deleted_on(self, pair: _Pair[T], gone: Side, survivor_state: _State) -> None:
         survivor = other(gone)
+        if self.is_copy_of_occurrence(pair, gone, None):
+            return
         # A modification beats a deletion (unless the modified side only follows).
         if survivor_state is _State.CHANGED and (
             self.direction.leads(survivor) or not self.direction.leads(gone)

@@ -1,0 +1,316 @@
+"""Persistence for the applier: links, cursors, runs and audit entries of one sync user.
+
+`SyncStore` is what the applier needs; `SqlStore` keeps it in the database (`ItemLink`,
+`Cursor`, `SyncRun`, `AuditEntry`). Every method is its own transaction, so what the applier
+wrote before a crash is exactly what the next run finds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from common.db import Database
+from common.models import (
+    AuditEntry,
+    Cursor,
+    ItemKind,
+    ItemLink,
+    LinkState,
+    RunStatus,
+    Side,
+    SyncRun,
+    utcnow,
+)
+from daemon.engine import LinkSnapshot
+
+# SQL parameter lists stay well below SQLite's limit of 32766 variables.
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One change applied (or conflict settled), with enough to undo it."""
+
+    kind: ItemKind
+    side: Side  # the side written (for a conflict: the losing side)
+    action: str  # create | update | delete | conflict
+    correlation_id: str | None
+    crm_id: str | None
+    groupware_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    status: RunStatus
+    counts: Mapping[str, int]
+    errors: Mapping[str, Any]
+    timings: Mapping[str, float]
+    held_plan: dict[str, Any] | None = None
+
+
+class SyncStore(Protocol):
+    """The applier's memory for one sync user."""
+
+    def links_for(
+        self,
+        kind: ItemKind,
+        crm_ids: Iterable[str],
+        groupware_ids: Iterable[str],
+        correlation_ids: Iterable[str],
+    ) -> list[LinkSnapshot]:
+        """Links matching any of the ids, plus every pending link of the kind."""
+        ...
+
+    def all_links(self, kind: ItemKind) -> list[LinkSnapshot]: ...
+
+    def links_with_prefix(self, kind: ItemKind, side: Side, prefix: str) -> list[LinkSnapshot]:
+        """Live links whose id on `side` starts with `prefix` (occurrences of a series)."""
+        ...
+
+    def linked_counts(self, kind: ItemKind) -> dict[Side, int]: ...
+
+    def put_link(
+        self, kind: ItemKind, link: LinkSnapshot, audits: Sequence[AuditRecord] = ()
+    ) -> LinkSnapshot:
+        """Insert or update the link (by correlation id) and add `audits`, atomically."""
+        ...
+
+    def drop_link(self, kind: ItemKind, correlation_id: str) -> None: ...
+
+    def load_cursor(self, kind: ItemKind, side: Side) -> str | None: ...
+
+    def save_cursor(self, kind: ItemKind, side: Side, token: str | None) -> None: ...
+
+    def start_run(self, dry_run: bool) -> int: ...
+
+    def finish_run(self, run_id: int, outcome: RunOutcome) -> None: ...
+
+
+def _snapshot(row: ItemLink) -> LinkSnapshot:
+    return LinkSnapshot(
+        correlation_id=row.correlation_id,
+        crm_id=row.crm_id,
+        groupware_id=row.remote_id,
+        crm_version=row.crm_version,
+        groupware_version=row.remote_version,
+        content_hash=row.content_hash,
+        state=row.state,
+        pending_action=row.pending_action,
+        id=row.id,
+    )
+
+
+def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
+    batch: list[str] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) == _CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class SqlStore:
+    """`SyncStore` on the application database, scoped to one profile and sync user."""
+
+    def __init__(self, db: Database, profile_id: int, sync_user_id: int) -> None:
+        self.db = db
+        self.profile_id = profile_id
+        self.sync_user_id = sync_user_id
+        self.run_id: int | None = None
+
+    def _links(self, kind: ItemKind) -> Any:
+        return select(ItemLink).where(
+            ItemLink.sync_user_id == self.sync_user_id, ItemLink.kind == kind
+        )
+
+    def links_for(
+        self,
+        kind: ItemKind,
+        crm_ids: Iterable[str],
+        groupware_ids: Iterable[str],
+        correlation_ids: Iterable[str],
+    ) -> list[LinkSnapshot]:
+        found: dict[str, LinkSnapshot] = {}
+        with self.db.session() as session:
+            queries = [self._links(kind).where(ItemLink.state == LinkState.PENDING)]
+            for column, ids in (
+                (ItemLink.crm_id, crm_ids),
+                (ItemLink.remote_id, groupware_ids),
+                (ItemLink.correlation_id, correlation_ids),
+            ):
+                queries += [self._links(kind).where(column.in_(chunk)) for chunk in _chunks(ids)]
+            for query in queries:
+                for row in session.scalars(query):
+                    found[row.correlation_id] = _snapshot(row)
+        return list(found.values())
+
+    def all_links(self, kind: ItemKind) -> list[LinkSnapshot]:
+        with self.db.session() as session:
+            return [_snapshot(row) for row in session.scalars(self._links(kind))]
+
+    def links_with_prefix(self, kind: ItemKind, side: Side, prefix: str) -> list[LinkSnapshot]:
+        column = ItemLink.crm_id if side is Side.CRM else ItemLink.remote_id
+        query = self._links(kind).where(
+            column.startswith(prefix, autoescape=True), ItemLink.state != LinkState.TOMBSTONE
+        )
+        with self.db.session() as session:
+            return [_snapshot(row) for row in session.scalars(query)]
+
+    def linked_counts(self, kind: ItemKind) -> dict[Side, int]:
+        with self.db.session() as session:
+            counts = {}
+            for side, column in ((Side.CRM, ItemLink.crm_id), (Side.GROUPWARE, ItemLink.remote_id)):
+                counts[side] = (
+                    session.scalar(
+                        select(func.count()).where(
+                            ItemLink.sync_user_id == self.sync_user_id,
+                            ItemLink.kind == kind,
+                            ItemLink.state != LinkState.TOMBSTONE,
+                            column.is_not(None),
+                        )
+                    )
+                    or 0
+                )
+            return counts
+
+    def put_link(
+        self, kind: ItemKind, link: LinkSnapshot, audits: Sequence[AuditRecord] = ()
+    ) -> LinkSnapshot:
+        with self.db.session() as session:
+            row = session.scalar(
+                select(ItemLink).where(ItemLink.correlation_id == link.correlation_id)
+            )
+            if row is None:
+                row = ItemLink(
+                    profile_id=self.profile_id,
+                    sync_user_id=self.sync_user_id,
+                    kind=kind,
+                    correlation_id=link.correlation_id,
+                )
+                session.add(row)
+            if link.state is not LinkState.TOMBSTONE:
+                self._clear_tombstones(session, kind, link)
+            row.crm_id = link.crm_id
+            row.remote_id = link.groupware_id
+            row.crm_version = link.crm_version
+            row.remote_version = link.groupware_version
+            row.content_hash = link.content_hash
+            row.state = link.state
+            row.pending_action = link.pending_action
+            row.updated_at = utcnow()
+            session.flush()
+            for record in audits:
+                session.add(self._audit_row(record, row.id))
+            return _snapshot(row)
+
+    def _clear_tombstones(self, session: Session, kind: ItemKind, link: LinkSnapshot) -> None:
+        # A tombstone keeps the ids of a deleted pair; a new pair may reuse an id (a series
+        # occurrence that comes back), and the unique constraints must let it.
+        clauses = []
+        if link.crm_id is not None:
+            clauses.append(ItemLink.crm_id == link.crm_id)
+        if link.groupware_id is not None:
+            clauses.append(ItemLink.remote_id == link.groupware_id)
+        if not clauses:
+            return
+        session.execute(
+            delete(ItemLink).where(
+                and_(
+                    ItemLink.sync_user_id == self.sync_user_id,
+                    ItemLink.kind == kind,
+                    ItemLink.state == LinkState.TOMBSTONE,
+                    ItemLink.correlation_id != link.correlation_id,
+                    or_(*clauses),
+                )
+            )
+        )
+
+    def _audit_row(self, record: AuditRecord, link_id: int | None) -> AuditEntry:
+        return AuditEntry(
+            profile_id=self.profile_id,
+            sync_user_id=self.sync_user_id,
+            sync_run_id=self.run_id,
+            item_link_id=link_id,
+            kind=record.kind,
+            side=record.side,
+            action=record.action,
+            correlation_id=record.correlation_id,
+            crm_id=record.crm_id,
+            remote_id=record.groupware_id,
+            before=record.before,
+            after=record.after,
+            reason=record.reason,
+        )
+
+    def drop_link(self, kind: ItemKind, correlation_id: str) -> None:
+        with self.db.session() as session:
+            session.execute(
+                delete(ItemLink).where(
+                    ItemLink.sync_user_id == self.sync_user_id,
+                    ItemLink.correlation_id == correlation_id,
+                )
+            )
+
+    def load_cursor(self, kind: ItemKind, side: Side) -> str | None:
+        with self.db.session() as session:
+            return session.scalar(
+                select(Cursor.token).where(
+                    Cursor.sync_user_id == self.sync_user_id,
+                    Cursor.kind == kind,
+                    Cursor.side == side,
+                )
+            )
+
+    def save_cursor(self, kind: ItemKind, side: Side, token: str | None) -> None:
+        with self.db.session() as session:
+            row = session.scalar(
+                select(Cursor).where(
+                    Cursor.sync_user_id == self.sync_user_id,
+                    Cursor.kind == kind,
+                    Cursor.side == side,
+                )
+            )
+            if row is None:
+                row = Cursor(sync_user_id=self.sync_user_id, kind=kind, side=side)
+                session.add(row)
+            row.token = token
+            row.updated_at = utcnow()
+
+    def start_run(self, dry_run: bool) -> int:
+        with self.db.session() as session:
+            run = SyncRun(
+                profile_id=self.profile_id, sync_user_id=self.sync_user_id, dry_run=dry_run
+            )
+            session.add(run)
+            session.flush()
+            self.run_id = run.id
+            return run.id
+
+    def finish_run(self, run_id: int, outcome: RunOutcome) -> None:
+        with self.db.session() as session:
+            run = session.get_one(SyncRun, run_id)
+            run.status = outcome.status
+            run.finished_at = utcnow()
+            run.counts = dict(outcome.counts)
+            run.errors = dict(outcome.errors)
+            run.timings = dict(outcome.timings)
+            run.held_plan = outcome.held_plan
+
+    def audit_entries(self, since: datetime | None = None) -> list[AuditEntry]:
+        """The audit trail of this user (newest last), for the portal and for undo."""
+        with self.db.session() as session:
+            query = select(AuditEntry).where(AuditEntry.sync_user_id == self.sync_user_id)
+            if since is not None:
+                query = query.where(AuditEntry.created_at >= since)
+            return list(session.scalars(query.order_by(AuditEntry.id)))
