@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,10 +97,10 @@ class SimulatorStack:
         }
 
     def stop(self) -> None:
-        for server in reversed(self.servers):
-            server.stop()
+        # In parallel: each server waits up to one poll interval to notice the shutdown.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda server: server.stop(), [*self.servers, self.dns]))
         self.servers.clear()
-        self.dns.stop()
 
     def __enter__(self) -> SimulatorStack:
         return self
