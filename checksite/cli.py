@@ -206,9 +206,13 @@ def _demo_credentials(instance: Path) -> tuple[str, str]:
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
+    import logging
+
     from checksite import create_app
 
     app = create_app(settings)
+    # Our request log already writes one line per request; werkzeug's would be a second.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
 
 
