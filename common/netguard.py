@@ -1,0 +1,231 @@
+"""The network guard: every outbound connection of the Check site starts here.
+
+A host is resolved with the configured resolver (dnspython), every address is checked against
+the policy of `common/netguard_policy.py`, and the connection is made to the address that was
+checked (so a second DNS answer cannot swap it: no DNS rebinding). Every step has a timeout,
+and a guard may carry a deadline that shortens all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dns.exception
+import dns.nameserver
+import dns.resolver
+
+from common.netguard_policy import (
+    InvalidHost,
+    IPAddress,
+    is_localhost_name,
+    parse_ip_literal,
+    refusal_reason,
+)
+
+if TYPE_CHECKING:
+    from common.config import Settings
+
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+ALLOW_HINT = (
+    "The Check site only connects to public internet addresses; an operator can allow "
+    "private networks (--allow-private-networks or CHECK_ALLOW_PRIVATE_NETWORKS) for a demo."
+)
+
+
+class Blocked(Exception):
+    """The policy forbids this connection; the message is meant for the report."""
+
+    def __init__(self, host: str, reason: str, address: IPAddress | None = None) -> None:
+        self.host = host
+        self.reason = reason
+        self.address = address
+        shown = host if address is None or str(address) == host else f"{host} ({address})"
+        super().__init__(f"refused to connect to {shown}: {reason}")
+
+
+class ResolveError(Exception):
+    """A name did not resolve; the message says how."""
+
+
+class DeadlineExceeded(TimeoutError):
+    """The check's time is up before this network operation could start."""
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    allow_private: bool = False
+    timeout: float = 10.0  # seconds, for each single network operation
+    dns_servers: tuple[str, ...] = ()  # IP[:PORT]; empty: the system's resolver
+    ca_bundle: Path | None = None  # trusted in addition to the system's CAs
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_redirects: int = 5
+    # Single addresses the operator trusts although they are internal (e.g. a known
+    # on-premises server reached over a VPN); never metadata, multicast or 0.0.0.0.
+    allowed_addresses: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> GuardPolicy:
+        values: dict[str, Any] = {
+            "allow_private": settings.check_allow_private_networks,
+            "timeout": min(10.0, settings.check_timeout_seconds),
+            "dns_servers": settings.check_dns_servers,
+            "ca_bundle": settings.check_ca_bundle,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+def make_resolver(dns_servers: tuple[str, ...]) -> dns.resolver.Resolver:
+    """A dnspython resolver on the configured servers (IP or IP:PORT), else the system's."""
+    if not dns_servers:
+        try:
+            return dns.resolver.Resolver()
+        except dns.resolver.NoResolverConfiguration:
+            return dns.resolver.Resolver(configure=False)  # fails with a readable error later
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [_nameserver(server) for server in dns_servers]
+    return resolver
+
+
+def _nameserver(server: str) -> dns.nameserver.Nameserver:
+    if server.count(":") == 1:
+        host, port = server.split(":")
+        return dns.nameserver.Do53Nameserver(host, int(port))
+    return dns.nameserver.Do53Nameserver(server.strip("[]"), 53)
+
+
+class NetGuard:
+    """Resolve, check and connect under one policy (and optionally one deadline)."""
+
+    def __init__(
+        self,
+        policy: GuardPolicy,
+        *,
+        resolver: dns.resolver.Resolver | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        self.policy = policy
+        self.resolver = resolver or make_resolver(policy.dns_servers)
+        self.deadline = deadline
+        self._allowed = frozenset(ipaddress.ip_address(a) for a in policy.allowed_addresses)
+
+    def with_deadline(self, deadline: float | None) -> NetGuard:
+        """The same guard, with every timeout cut to end by `deadline` (time.monotonic())."""
+        return NetGuard(self.policy, resolver=self.resolver, deadline=deadline)
+
+    def with_policy(self, **changes: Any) -> NetGuard:
+        policy = dataclasses.replace(self.policy, **changes)
+        return NetGuard(policy, resolver=self.resolver, deadline=self.deadline)
+
+    def remaining(self, timeout: float | None = None) -> float:
+        """The timeout for the next operation: the policy's, cut by the deadline."""
+        limit = self.policy.timeout if timeout is None else min(timeout, self.policy.timeout)
+        if self.deadline is None:
+            return limit
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded("the check ran out of time")
+        return min(limit, left)
+
+    # Checking
+
+    def check_address(self, host: str, address: IPAddress) -> None:
+        if address in self._allowed and refusal_reason(address, allow_private=True) is None:
+            return
+        reason = refusal_reason(address, allow_private=self.policy.allow_private)
+        if reason is not None:
+            # Mention the operator's switch only where it would change the answer.
+            allowable = refusal_reason(address, allow_private=True) is None
+            raise Blocked(host, f"{reason}. {ALLOW_HINT}" if allowable else f"{reason}.", address)
+
+    def check_host_name(self, host: str) -> IPAddress | None:
+        """Refuse hosts that are internal by their spelling; return a literal's address."""
+        try:
+            literal = parse_ip_literal(host)
+        except InvalidHost as exc:
+            raise Blocked(host, str(exc)) from None
+        if literal is not None:
+            self.check_address(host, literal)
+            return literal
+        if is_localhost_name(host) and not self.policy.allow_private:
+            raise Blocked(host, f"a name for this machine. {ALLOW_HINT}")
+        return None
+
+    # Resolving
+
+    def query(self, name: str, rdtype: str) -> list[Any]:
+        """DNS records of one type (MX, SRV, TXT, CNAME, …); dnspython's exceptions pass."""
+        answer = self.resolver.resolve(name, rdtype, lifetime=self.remaining(), search=False)
+        return list(answer)
+
+    def resolve(self, host: str) -> list[IPAddress]:
+        """The host's addresses, IPv4 first; Blocked if any of them is forbidden."""
+        literal = self.check_host_name(host)
+        if literal is not None:
+            return [literal]
+        addresses: list[IPAddress] = []
+        failures: list[str] = []
+        for rdtype in ("A", "AAAA"):
+            try:
+                addresses += [ipaddress.ip_address(r.address) for r in self.query(host, rdtype)]
+            except dns.resolver.NXDOMAIN:
+                raise ResolveError(f"{host} does not exist in DNS (NXDOMAIN)") from None
+            except dns.resolver.NoAnswer:
+                continue
+            except dns.resolver.NoNameservers:
+                failures.append(f"no DNS server answered for {rdtype}")
+            except dns.exception.Timeout:
+                failures.append(f"the {rdtype} query timed out")
+        if not addresses:
+            detail = "; ".join(failures) or "it has no A or AAAA record"
+            raise ResolveError(f"{host} did not resolve: {detail}")
+        for address in addresses:  # one internal address taints the name
+            self.check_address(host, address)
+        return addresses
+
+    # Connecting
+
+    def connect(self, host: str, port: int, timeout: float | None = None) -> socket.socket:
+        """A TCP connection to one of the host's checked addresses."""
+        last_error: OSError | None = None
+        for address in self.resolve(host):
+            try:
+                return self.connect_address(host, address, port, timeout)
+            except OSError as exc:
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+
+    def connect_address(
+        self, host: str, address: IPAddress, port: int, timeout: float | None = None
+    ) -> socket.socket:
+        """A TCP connection to this exact address, after checking it."""
+        self.check_address(host, address)
+        return socket.create_connection((str(address), port), timeout=self.remaining(timeout))
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A verifying client context: the system's CAs plus the configured extra CA."""
+        context = ssl.create_default_context()
+        if self.policy.ca_bundle is not None:
+            context.load_verify_locations(cafile=str(self.policy.ca_bundle))
+        return context
+
+    def wrap_tls(
+        self, sock: socket.socket, host: str, context: ssl.SSLContext | None = None
+    ) -> ssl.SSLSocket:
+        """The TLS handshake on a guarded socket, SNI and name check for `host`."""
+        sock.settimeout(self.remaining())
+        literal = parse_ip_literal(host)
+        server_name = str(literal) if literal is not None else host.rstrip(".")
+        return (context or self.tls_context()).wrap_socket(sock, server_hostname=server_name)
+
+
+def guard_from_settings(settings: Settings, **overrides: Any) -> NetGuard:
+    return NetGuard(GuardPolicy.from_settings(settings, **overrides))
