@@ -1,6 +1,7 @@
 """Shared test set-up. Fixture modules of each area are listed in pytest_plugins."""
 
 pytest_plugins: list[str] = [
+    "tests.fixtures.microsoft",
     "tests.fixtures.postgres",
     "tests.fixtures.app",
     "tests.fixtures.simulators",

@@ -1,0 +1,242 @@
+"""The simulated Microsoft identity platform, driven with msal and requests over https."""
+
+from __future__ import annotations
+
+import json
+
+import msal
+
+from simulators.microsoft import tokens
+from simulators.world.microsoft import SYNCHRONIZER_APP_ID
+from tests.fixtures.microsoft import REDIRECT_URI, posted_form, query_params, sign_in
+
+
+def _claims(token: str) -> dict:
+    return json.loads(tokens.b64url_decode(token.split(".")[1]))
+
+
+def test_openid_configuration_by_domain_names_the_tenant_id(ms_server, ms_session, ms_world):
+    contoso = ms_world.tenant("contoso.example")
+    answer = ms_session.get(
+        f"{ms_server.url}/contoso.example/v2.0/.well-known/openid-configuration"
+    )
+    assert answer.status_code == 200
+    config = answer.json()
+    assert config["issuer"] == f"{ms_server.url}/{contoso.id}/v2.0"
+    assert config["token_endpoint"] == f"{ms_server.url}/{contoso.id}/oauth2/v2.0/token"
+    assert config["authorization_endpoint"].endswith(f"/{contoso.id}/oauth2/v2.0/authorize")
+
+
+def test_unknown_tenant_is_aadsts90002(ms_server, ms_session):
+    answer = ms_session.get(
+        f"{ms_server.url}/nowhere.example/v2.0/.well-known/openid-configuration"
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error_codes"] == [90002]
+
+
+def test_getuserrealm_managed_federated_unknown(ms_server, ms_session):
+    def realm(login: str) -> dict:
+        return ms_session.get(
+            f"{ms_server.url}/getuserrealm.srf", params={"login": login, "json": 1}
+        ).json()
+
+    assert realm("adele@contoso.example")["NameSpaceType"] == "Managed"
+    federated = realm("alex@tailspin.example")
+    assert federated["NameSpaceType"] == "Federated"
+    assert "okta" in federated["AuthURL"]
+    assert realm("someone@gmail.example")["NameSpaceType"] == "Unknown"
+    msal_realm = ms_session.get(
+        f"{ms_server.url}/common/userrealm/alex@tailspin.example", params={"api-version": "1.0"}
+    ).json()
+    assert msal_realm["account_type"] == "Federated"
+
+
+def test_auth_code_flow_with_pkce_then_refresh(ms_msal, ms_session, ms_world):
+    app = ms_msal("contoso.example")
+    result = sign_in(
+        app,
+        ms_session,
+        "adele@contoso.example",
+        ["https://graph.microsoft.com/Calendars.ReadWrite"],
+    )
+    assert "access_token" in result, result
+    adele = ms_world.tenant("contoso.example").user("adele@contoso.example")
+    assert result["id_token_claims"]["oid"] == adele.id
+    assert result["id_token_claims"]["preferred_username"] == "adele@contoso.example"
+    claims = _claims(result["access_token"])
+    assert claims["scp"] == "Calendars.ReadWrite"
+    assert claims["tid"] == ms_world.tenant("contoso.example").id
+    assert result["refresh_token"]
+
+    accounts = app.get_accounts()
+    assert [a["username"] for a in accounts] == ["adele@contoso.example"]
+    refreshed = app.acquire_token_silent(
+        ["https://graph.microsoft.com/Calendars.ReadWrite"], account=accounts[0], force_refresh=True
+    )
+    assert refreshed and "access_token" in refreshed
+    assert refreshed["access_token"] != result["access_token"]
+    assert refreshed.get("token_source") == "identity_provider"
+
+
+def test_wrong_pkce_verifier_is_refused(ms_msal, ms_session):
+    app = ms_msal("contoso.example")
+    flow = app.initiate_auth_code_flow(
+        ["Calendars.ReadWrite"],
+        redirect_uri=REDIRECT_URI,
+        login_hint="adele@contoso.example",
+        response_mode="form_post",
+    )
+    params = posted_form(ms_session.get(flow["auth_uri"]).text)
+    flow["code_verifier"] = "x" * 50
+    result = app.acquire_token_by_auth_code_flow(flow, params)
+    assert result["error"] == "invalid_grant"
+    assert 501481 in result["error_codes"]
+
+
+def test_client_credentials_token_carries_granted_roles(ms_msal):
+    result = ms_msal("contoso.example").acquire_token_for_client(
+        ["https://graph.microsoft.com/.default"]
+    )
+    assert "access_token" in result, result
+    claims = _claims(result["access_token"])
+    assert claims["idtyp"] == "app"
+    assert "Calendars.ReadWrite" in claims["roles"]
+
+
+def test_client_credentials_in_unconsented_tenant_is_aadsts700016(ms_msal):
+    result = ms_msal("fourthcoffee.example").acquire_token_for_client(
+        ["https://graph.microsoft.com/.default"]
+    )
+    assert result["error"] == "unauthorized_client"
+    assert result["error_codes"] == [700016]
+    assert result["error_description"].startswith("AADSTS700016: Application with identifier")
+
+
+def test_unknown_application_is_aadsts700016(ms_msal, ms_server, ms_session):
+    app = ms_msal("contoso.example", client_id="00000000-1111-2222-3333-444444444444")
+    result = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
+    assert result["error_codes"] == [700016]
+    page = ms_session.get(
+        f"{ms_server.url}/contoso.example/oauth2/v2.0/authorize",
+        params={
+            "client_id": "00000000-1111-2222-3333-444444444444",
+            "response_type": "code",
+            "redirect_uri": REDIRECT_URI,
+            "login_hint": "adele@contoso.example",
+        },
+        allow_redirects=False,
+    )
+    assert page.status_code == 400
+    assert "AADSTS700016" in page.text
+
+
+def test_bad_client_secret_is_aadsts7000215(ms_msal):
+    result = ms_msal("contoso.example", secret="wrong").acquire_token_for_client(
+        ["https://graph.microsoft.com/.default"]
+    )
+    assert result["error"] == "invalid_client"
+    assert result["error_codes"] == [7000215]
+
+
+def test_user_in_unconsented_tenant_gets_aadsts65001(ms_msal, ms_session):
+    result = sign_in(
+        ms_msal("fourthcoffee.example"),
+        ms_session,
+        "jon@fourthcoffee.example",
+        ["Calendars.ReadWrite"],
+    )
+    assert result["error"] == "consent_required"
+    assert result["error_description"].startswith("AADSTS65001")
+
+
+def test_user_consent_prompt_then_sign_in_works(ms_msal, ms_session, ms_world):
+    app = ms_msal("fourthcoffee.example")
+    result = sign_in(
+        app, ms_session, "jon@fourthcoffee.example", ["Calendars.ReadWrite"], prompt="consent"
+    )
+    assert "access_token" in result, result
+    tenant = ms_world.tenant("fourthcoffee.example")
+    assert tenant.user_consents == {
+        tenant.user("jon@fourthcoffee.example").id: ["Calendars.ReadWrite"]
+    }
+
+
+def test_admin_approval_required_is_aadsts90094(ms_msal, ms_session):
+    result = sign_in(
+        ms_msal("litware.example"),
+        ms_session,
+        "kim@litware.example",
+        ["Calendars.ReadWrite"],
+        prompt="consent",
+    )
+    assert result["error"] == "access_denied"
+    assert result["error_description"].startswith("AADSTS90094")
+
+
+def test_admin_consent_grants_the_tenant(ms_server, ms_session, ms_msal):
+    def consent(login: str) -> dict:
+        answer = ms_session.get(
+            f"{ms_server.url}/litware.example/v2.0/adminconsent",
+            params={
+                "client_id": SYNCHRONIZER_APP_ID,
+                "redirect_uri": REDIRECT_URI,
+                "state": "s1",
+                "scope": "https://graph.microsoft.com/.default",
+                "login_hint": login,
+            },
+            allow_redirects=False,
+        )
+        assert answer.status_code == 302
+        return query_params(answer.headers["Location"])
+
+    refused = consent("kim@litware.example")
+    assert refused["error"] == "access_denied" and refused["state"] == "s1"
+    granted = consent("admin@litware.example")
+    assert granted["admin_consent"] == "True" and granted["state"] == "s1"
+    assert granted["tenant"]
+    result = sign_in(
+        ms_msal("litware.example"), ms_session, "kim@litware.example", ["Calendars.ReadWrite"]
+    )
+    assert "access_token" in result, result
+    assert "access_token" in ms_msal("litware.example").acquire_token_for_client(
+        ["https://graph.microsoft.com/.default"]
+    )
+
+
+def test_revoked_refresh_token_is_invalid_grant(ms_msal, ms_session, ms_server):
+    app = ms_msal("contoso.example")
+    result = sign_in(app, ms_session, "megan@contoso.example", ["Calendars.ReadWrite"])
+    assert "refresh_token" in result
+    fault = ms_session.post(
+        f"{ms_server.url}/_sim/faults", json={"kind": "token_revoked", "path": "/oauth2/v2.0/token"}
+    )
+    assert fault.status_code == 201
+    refreshed = app.acquire_token_by_refresh_token(result["refresh_token"], ["Calendars.ReadWrite"])
+    assert refreshed["error"] == "invalid_grant"
+    assert refreshed["error_codes"] == [50173]
+    again = app.acquire_token_by_refresh_token(result["refresh_token"], ["Calendars.ReadWrite"])
+    assert again["error_codes"] == [50173]  # revoked for good, not only once
+
+
+def test_refresh_after_consent_withdrawn_is_aadsts65001(ms_msal, ms_session, ms_server):
+    app = ms_msal("contoso.example")
+    result = sign_in(app, ms_session, "adele@contoso.example", ["Calendars.ReadWrite"])
+    ms_session.post(
+        f"{ms_server.url}/_sim/state", json={"tenants": {"contoso.example": {"consent": "none"}}}
+    )
+    refreshed = app.acquire_token_by_refresh_token(result["refresh_token"], ["Calendars.ReadWrite"])
+    assert refreshed["error"] == "invalid_grant"
+    assert refreshed["error_codes"] == [65001]
+
+
+def test_msal_is_unchanged_against_the_authority(ms_server, ms_session):
+    """No instance discovery call, tenant discovery by domain: the settings the product uses."""
+    app = msal.ConfidentialClientApplication(
+        SYNCHRONIZER_APP_ID,
+        client_credential="demo-secret~Synchronizer.0123456789abcdef",
+        authority=f"{ms_server.url}/contoso.example",
+        instance_discovery=False,
+        http_client=ms_session,
+    )
+    assert "access_token" in app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
