@@ -1,0 +1,113 @@
+"""SimServer and the loopback address pool."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import flask
+import pytest
+import requests
+
+from simulators.platform.addresses import AddressPool
+from simulators.platform.ca import DemoCA
+from simulators.platform.server import SimServer
+
+
+def slow_app(delay: float = 0.0) -> flask.Flask:
+    app = flask.Flask(__name__)
+
+    @app.get("/")
+    def root() -> str:
+        time.sleep(delay)
+        return flask.request.scheme
+
+    return app
+
+
+def test_start_returns_listening_and_stop_frees_the_port(
+    demo_ca: DemoCA, sim_session: requests.Session
+) -> None:
+    started = time.monotonic()
+    server = SimServer(slow_app(), ssl_context=demo_ca.server_context(["127.0.0.1"])).start()
+    assert time.monotonic() - started < 0.5
+    assert server.url == f"https://127.0.0.1:{server.port}"
+    assert sim_session.get(server.url + "/", timeout=5).text == "https"
+    server.stop()
+    with pytest.raises(requests.ConnectionError):
+        sim_session.get(server.url + "/", timeout=5)
+    with SimServer(slow_app(), port=server.port) as again:  # the same port, right away
+        assert sim_session.get(again.url + "/", timeout=5).text == "http"
+
+
+def test_plain_http_and_ipv6(serve: object, sim_session: requests.Session) -> None:
+    plain = serve(slow_app(), tls=False)  # type: ignore[operator]
+    assert plain.url.startswith("http://127.0.0.1:")
+    assert sim_session.get(plain.url + "/", timeout=5).text == "http"
+    v6 = serve(slow_app(), host="::1", hostnames=["::1", "localhost"])  # type: ignore[operator]
+    assert v6.url == f"https://[::1]:{v6.port}"
+    assert sim_session.get(v6.url + "/", timeout=5).text == "https"
+
+
+def test_requests_are_served_concurrently(serve: object, sim_session: requests.Session) -> None:
+    server = serve(slow_app(delay=0.3))  # type: ignore[operator]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(
+            pool.map(lambda _: sim_session.get(server.url + "/", timeout=5).text, range(6))
+        )
+    assert answers == ["https"] * 6
+    assert time.monotonic() - started < 1.2  # six 0.3 s requests, not one after another
+
+
+def test_a_client_stalling_the_handshake_blocks_nobody(
+    serve: object, sim_session: requests.Session
+) -> None:
+    server = serve(slow_app())  # type: ignore[operator]
+    with socket.create_connection((server.host, server.port)) as stalled:
+        stalled.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, then silence
+        started = time.monotonic()
+        assert sim_session.get(server.url + "/", timeout=5).text == "https"
+        assert time.monotonic() - started < 1.0
+
+
+def test_a_taken_port_raises_instead_of_exiting(serve: object) -> None:
+    server = serve(slow_app(), tls=False)  # type: ignore[operator]
+    with pytest.raises(OSError):
+        SimServer(slow_app(), port=server.port).start()
+
+
+def test_address_pool_uses_one_random_loopback_slash_24() -> None:
+    pool = AddressPool(rng=random.Random(7))
+    assert pool.network.prefixlen == 24
+    assert pool.network.subnet_of(ipaddress.IPv4Network("127.0.0.0/8"))
+    assert pool.network != ipaddress.IPv4Network("127.0.0.0/24")
+    first = pool.allocate("Autodiscover.Contoso.Example.")
+    assert pool.allocate("autodiscover.contoso.example") == first
+    assert pool.address_of("AUTODISCOVER.contoso.example") == first
+    other = pool.allocate("mail.contoso.example")
+    assert other != first
+    assert ipaddress.ip_address(other) in pool.network
+    anonymous = pool.allocate()
+    assert anonymous not in {first, other}
+    moved = pool.reassign("mail.contoso.example")
+    assert moved not in {first, other, anonymous}
+    pool.assign("alias.contoso.example", first)
+    assert pool.assigned() == {
+        "autodiscover.contoso.example": first,
+        "mail.contoso.example": moved,
+        "alias.contoso.example": first,
+    }
+
+
+def test_address_pool_limits() -> None:
+    with pytest.raises(ValueError, match="not a loopback"):
+        AddressPool("10.0.0.0/24")
+    tiny = AddressPool("127.9.9.0/30")
+    tiny.allocate("a.example")
+    tiny.allocate("b.example")
+    with pytest.raises(RuntimeError, match="no free address"):
+        tiny.allocate("c.example")
