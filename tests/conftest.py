@@ -1,8 +1,12 @@
 """Shared test set-up. Fixture modules of each area are listed in pytest_plugins."""
 
 pytest_plugins: list[str] = [
-    "tests.fixtures.microsoft",
     "tests.fixtures.postgres",
     "tests.fixtures.app",
     "tests.fixtures.simulators",
+    "tests.fixtures.engine",
+    "tests.fixtures.microsoft",
+    "tests.fixtures.superoffice",
+    "tests.fixtures.google",
+    "tests.fixtures.exchange",
 ]
