@@ -3,6 +3,7 @@ tenant's REST API under `/{tenant}/api/v1` (Online tenants and the Onsite instal
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import flask
@@ -17,6 +18,12 @@ from simulators.superoffice.webhooks import WebhookDispatcher
 from simulators.world.superoffice import PartnerApp, SuperOfficeWorld
 
 
+@functools.cache
+def _signing_key() -> rsa.RSAPrivateKey:
+    """SuperID's id_token key: one per process (generating RSA keys is slow; tests make many apps)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 class Simulator:
     """The simulator's state, kept in `app.extensions["superoffice"]`."""
 
@@ -28,7 +35,7 @@ class Simulator:
         self.apps: dict[str, PartnerApp] = {a.client_id: a for a in world.apps}
         self.credentials = CredentialStore()
         self.webhooks = webhooks
-        self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.signing_key = _signing_key()
         public = self.signing_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -43,12 +50,14 @@ class Simulator:
 
 def create_app(world: SuperOfficeWorld, **config: object) -> flask.Flask:
     """`config` overrides: SO_WEBHOOK_CA_FILE (trust for https targets), SO_WEBHOOK_RETRY_DELAYS,
-    SO_WEBHOOK_REQUIRE_HTTPS, SO_ALLOW_LOOPBACK_REDIRECTS."""
+    SO_WEBHOOK_ALLOW_LOOPBACK_HTTP (the demo's portal listens on plain http on loopback; real
+    SuperOffice wants https), SO_ALLOW_LOOPBACK_REDIRECTS (any 127.0.0.1/localhost redirect_uri).
+    `app.extensions["superoffice"].webhooks.session.verify` may be set later (e.g. the demo CA)."""
     app = flask.Flask(__name__)
     app.config.update(
         SO_WEBHOOK_CA_FILE=None,
         SO_WEBHOOK_RETRY_DELAYS=(1.0, 4.0),
-        SO_WEBHOOK_REQUIRE_HTTPS=True,
+        SO_WEBHOOK_ALLOW_LOOPBACK_HTTP=True,
         SO_ALLOW_LOOPBACK_REDIRECTS=True,
         SIM_ERROR_BODY=errors.sim_error_body,
         SIM_FAULT_KINDS={faults.TOKEN_EXPIRED, faults.TOKEN_REVOKED, faults.TENANT_MOVED},

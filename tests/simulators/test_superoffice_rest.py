@@ -1,0 +1,579 @@
+"""The SuperOffice simulator's REST API: auth, OData, CRUD, concurrency headers, SO-TimeZone."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.http import http_date
+
+from tests.fixtures.superoffice import ADMIN, ONSITE, SO_ANCHOR, USER, basic
+
+
+def odata(
+    client: FlaskClient, path: str, headers: dict[str, str] = ADMIN, **options: Any
+) -> list[dict[str, Any]]:
+    query = {f"${k}": v for k, v in options.items()}
+    response = client.get(f"{ONSITE}/{path}", headers=headers, query_string=query)
+    assert response.status_code == 200, response.json
+    return response.json["value"]  # type: ignore[no-any-return]
+
+
+def error_of(response: Any) -> str:
+    body = response.json
+    assert body["Error"] is True and body["ErrorSource"]
+    return str(body["ErrorType"])
+
+
+# --- authentication (Onsite) ---------------------------------------------------------------------
+
+
+def test_basic_credentials_give_the_current_principal(so_client: FlaskClient) -> None:
+    response = so_client.get(f"{ONSITE}/User/currentPrincipal", headers=ADMIN)
+    assert response.status_code == 200
+    body = response.json
+    assert (body["UserName"], body["FullName"], body["EMailAddress"]) == (
+        "ALEX",
+        "Alex Wilber",
+        "alex@adatum.example",
+    )
+    assert body["RoleName"] == "General Administrator"
+    assert so_client.get(f"{ONSITE}/User/currentPrincipal", headers=USER).json["RoleName"] == "User"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        basic("ALEX", "wrong"),
+        basic("NOBODY"),
+        {},
+        {"Authorization": "Basic !!!"},
+        {"Authorization": "Bearer nope"},
+    ],
+)
+def test_bad_credentials_are_401_with_the_error_json(
+    so_client: FlaskClient, headers: dict[str, str]
+) -> None:
+    response = so_client.get(f"{ONSITE}/User/currentPrincipal", headers=headers)
+    assert response.status_code == 401
+    assert error_of(response) == "SoAuthenticationException"
+    assert "Basic" in response.headers["WWW-Authenticate"]
+
+
+def test_login_names_and_emails_are_case_insensitive(so_client: FlaskClient) -> None:
+    assert (
+        so_client.get(
+            f"{ONSITE}/User/currentPrincipal", headers=basic("alex@adatum.example")
+        ).status_code
+        == 200
+    )
+
+
+def test_unknown_tenant_is_404(so_client: FlaskClient) -> None:
+    response = so_client.get("/Cust00000/api/v1/User/currentPrincipal", headers=ADMIN)
+    assert response.status_code == 404 and error_of(response) == "SoNotFoundException"
+
+
+def test_version_endpoint_needs_no_credentials(so_client: FlaskClient) -> None:
+    body = so_client.get("/SuperOffice/api").json
+    assert body["NetServerVersion"] == "10.3.5" and body["ServicesCurrent"] == "Services88"
+
+
+# --- OData lists ---------------------------------------------------------------------------------
+
+
+def test_select_returns_exactly_the_columns_asked(so_client: FlaskClient) -> None:
+    rows = odata(so_client, "Appointment", select="appointmentId,title,associateId", top=3)
+    assert len(rows) == 3
+    assert all(
+        set(r) == {"PrimaryKey", "EntityName", "appointmentId", "title", "associateId"}
+        for r in rows
+    )
+    assert all(
+        r["EntityName"] == "appointment" and r["PrimaryKey"] == r["appointmentId"] for r in rows
+    )
+
+
+def test_filter_on_associate_and_order_and_paging(so_client: FlaskClient) -> None:
+    megan = so_client.get(f"{ONSITE}/User/currentPrincipal", headers=USER).json["AssociateId"]
+    everything = odata(
+        so_client,
+        "Appointment",
+        select="appointmentId,associateId,date",
+        filter=f"associateId eq {megan}",
+        orderBy="date desc,appointmentId",
+    )
+    assert everything and {r["associateId"] for r in everything} == {megan}
+    dates = [r["date"] for r in everything]
+    assert dates == sorted(dates, reverse=True)
+    first = odata(
+        so_client,
+        "Appointment",
+        select="appointmentId",
+        filter=f"associateId eq {megan}",
+        orderBy="date desc,appointmentId",
+        top=5,
+    )
+    second = odata(
+        so_client,
+        "Appointment",
+        select="appointmentId",
+        filter=f"associateId eq {megan}",
+        orderBy="date desc,appointmentId",
+        top=5,
+        skip=5,
+    )
+    assert [r["appointmentId"] for r in first + second] == [
+        r["appointmentId"] for r in everything[:10]
+    ]
+    mine = odata(
+        so_client,
+        "Appointment",
+        headers=USER,
+        select="appointmentId",
+        filter="associateId currentAssociate",
+    )
+    assert {r["appointmentId"] for r in mine} == {r["appointmentId"] for r in everything}
+
+
+def test_filter_on_updated_date_finds_changes_since(so_client: FlaskClient) -> None:
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None) - dt.timedelta(seconds=1)
+    target = odata(so_client, "Appointment", select="appointmentId", top=1)[0]["appointmentId"]
+    assert (
+        so_client.put(
+            f"{ONSITE}/Appointment/{target}", headers=ADMIN, json={"Title": "Changed"}
+        ).status_code
+        == 200
+    )
+    changed = odata(
+        so_client,
+        "Appointment",
+        select="appointmentId,updatedDate",
+        filter=f"updatedDate afterTime '{before.isoformat()}'",
+    )
+    assert [r["appointmentId"] for r in changed] == [target]
+    # `after` compares whole days: nothing was updated after today
+    assert (
+        odata(so_client, "Appointment", filter=f"updatedDate after '{before.date().isoformat()}'")
+        == []
+    )
+
+
+def test_filter_operators(so_client: FlaskClient) -> None:
+    week = odata(
+        so_client,
+        "Appointment",
+        select="date,title",
+        filter=f"date between ('{SO_ANCHOR}', '{SO_ANCHOR + dt.timedelta(days=6)}')",
+    )
+    assert week and all(
+        SO_ANCHOR.isoformat() <= r["date"][:10] <= str(SO_ANCHOR + dt.timedelta(days=6))
+        for r in week
+    )
+    titled = odata(
+        so_client,
+        "Appointment",
+        select="title",
+        filter="title begins 'Weekly' and not (title contains 'moved')",
+    )
+    assert titled and all(r["title"] == "Weekly sales meeting" for r in titled)
+    either = odata(
+        so_client,
+        "Person",
+        select="firstName",
+        filter="firstName eq 'Ingrid' or firstName eq 'Kim'",
+    )
+    assert {r["firstName"] for r in either} == {"Ingrid", "Kim"}
+    assert (
+        odata(so_client, "Person", select="lastName", filter="startswith(lastName,'Ngu')")[0][
+            "lastName"
+        ]
+        == "Nguyen"
+    )
+    assert (
+        odata(
+            so_client, "Contact", select="name", filter="contactId oneOf (700, 702)", orderBy="name"
+        )[0]["name"]
+        == "Bergen Shipping AS"
+    )
+    recurring = odata(
+        so_client, "Appointment", select="recurring,recurrenceRuleId", filter="recurring eq 1"
+    )
+    assert recurring and all(r["recurrenceRuleId"] for r in recurring)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"filter": "nosuch eq 1"}, {"filter": "title eq"}, {"filter": "title gt 'x'"}, {"select": "nosuch"},
+     {"top": "-1"}, {"orderBy": "nosuch"}, {"filter": "date after 'not a date'"}],
+)  # fmt: skip
+def test_bad_query_options_are_400(so_client: FlaskClient, options: dict[str, str]) -> None:
+    query = {f"${k}": v for k, v in options.items()}
+    response = so_client.get(f"{ONSITE}/Appointment", headers=ADMIN, query_string=query)
+    assert response.status_code == 400 and error_of(response) == "SoArgumentException"
+
+
+def test_users_archive_lists_users_with_their_email(so_client: FlaskClient) -> None:
+    rows = odata(so_client, "User", select="userName,personEmail,role", orderBy="userName")
+    assert [(r["userName"], r["personEmail"]) for r in rows][:2] == [
+        ("ALEX", "alex@adatum.example"),
+        ("LEE", "lee@adatum.example"),
+    ]
+    assert odata(
+        so_client, "Archive/AllUsers", select="userName", filter="role eq 'General Administrator'"
+    ) == [{"PrimaryKey": 700, "EntityName": "associate", "userName": "ALEX"}]
+
+
+# --- the calendar as seeded ----------------------------------------------------------------------
+
+
+def test_recurring_series_has_exceptions(so_client: FlaskClient) -> None:
+    rows = odata(
+        so_client,
+        "Appointment",
+        select="appointmentId,date,title,recurrenceRuleId",
+        filter="title begins 'Weekly sales'",
+        orderBy="date",
+    )
+    assert len(rows) == 29  # 30 weekly occurrences, one deleted
+    assert len({r["recurrenceRuleId"] for r in rows}) == 1
+    moved = [r for r in rows if r["title"].endswith("(moved)")]
+    assert len(moved) == 1 and moved[0]["date"].endswith("T10:30:00")
+    assert str(SO_ANCHOR + dt.timedelta(days=21)) not in {r["date"][:10] for r in rows}
+    entity = so_client.get(f"{ONSITE}/Appointment/{rows[0]['appointmentId']}", headers=ADMIN).json
+    assert entity["Recurrence"]["IsRecurrence"] is True
+    assert (
+        entity["Recurrence"]["Pattern"] == "Weekly"
+        and entity["Recurrence"]["WeekPattern"]["Weekdays"] == "Monday"
+    )
+    assert len(entity["Recurrence"]["Dates"]) == 29
+
+
+def test_weekly_series_keeps_local_time_across_dst(so_client: FlaskClient) -> None:
+    rows = odata(
+        so_client, "Appointment", select="date,title", filter="title eq 'Weekly sales meeting'"
+    )
+    assert {r["date"][11:] for r in rows} == {"08:30:00"}  # Amsterdam wall-clock time all year
+    utc = {"SO-TimeZone": "UTC", **ADMIN}
+    utc_rows = odata(
+        so_client,
+        "Appointment",
+        headers=utc,
+        select="date",
+        filter="title eq 'Weekly sales meeting'",
+    )
+    assert {r["date"][11:] for r in utc_rows} == {"07:30:00", "06:30:00"}  # CET and CEST
+
+
+def test_private_appointments_are_hidden_from_others(so_client: FlaskClient) -> None:
+    private = odata(
+        so_client, "Appointment", select="appointmentId,private", filter="private eq 'PrivateUser'"
+    )
+    assert private
+    target = private[0]["appointmentId"]
+    assert (
+        so_client.get(f"{ONSITE}/Appointment/{target}", headers=ADMIN).json["VisibleFor"][0][
+            "Visibility"
+        ]
+        == "Associate"
+    )
+    assert so_client.get(f"{ONSITE}/Appointment/{target}", headers=USER).status_code == 404
+    assert target not in {
+        r["appointmentId"]
+        for r in odata(so_client, "Appointment", headers=USER, select="appointmentId")
+    }
+
+
+def test_all_day_and_multi_day_items(so_client: FlaskClient) -> None:
+    (row,) = odata(
+        so_client,
+        "Appointment",
+        select="appointmentId,date,endDate,allDay",
+        filter="title eq 'Company offsite'",
+    )
+    assert (
+        row["allDay"] is True
+        and row["date"].endswith("T00:00:00")
+        and row["endDate"].endswith("T00:00:00")
+    )
+    assert (
+        dt.datetime.fromisoformat(row["endDate"]) - dt.datetime.fromisoformat(row["date"])
+    ).days == 3
+
+
+# --- CRUD, 412 and 304 ---------------------------------------------------------------------------
+
+
+def new_appointment(client: FlaskClient, **fields: Any) -> dict[str, Any]:
+    body = {"Title": "Planning", "StartDate": "2026-03-10T10:00:00", "EndDate": "2026-03-10T11:00:00",
+            "Contact": {"ContactId": 700}, **fields}  # fmt: skip
+    response = client.post(f"{ONSITE}/Appointment", headers=ADMIN, json=body)
+    assert response.status_code == 201, response.json
+    return response.json  # type: ignore[no-any-return]
+
+
+def test_create_read_update_delete_an_appointment(so_client: FlaskClient) -> None:
+    created = new_appointment(
+        so_client, Participants=[{"PersonId": 7000}, {"EmailAddress": "x@outside.example"}]
+    )
+    aid = created["AppointmentId"]
+    assert (
+        created["Contact"]["Name"] == "Bergen Shipping AS"
+        and created["Associate"]["Name"] == "ALEX"
+    )
+    assert created["_Links"]["Self"].endswith(f"/SuperOffice/api/v1/Appointment/{aid}")
+    assert [p["EmailAddress"] for p in created["Participants"]] == ["", "x@outside.example"]
+    got = so_client.get(f"{ONSITE}/Appointment/{aid}", headers=ADMIN)
+    assert got.json["StartDate"] == "2026-03-10T10:00:00" and "Last-Modified" in got.headers
+    updated = so_client.put(
+        f"{ONSITE}/Appointment/{aid}",
+        headers=ADMIN,
+        json={**got.json, "Title": "Planning v2", "Private": "PrivateUser"},
+    )
+    assert updated.status_code == 200 and updated.json["Title"] == "Planning v2"
+    assert updated.json["VisibleFor"][0]["Visibility"] == "Associate"
+    patched = so_client.patch(
+        f"{ONSITE}/Appointment/{aid}",
+        headers=ADMIN,
+        json=[{"op": "replace", "path": "/Location", "value": "Room 4"}],
+    )
+    assert patched.json["Location"] == "Room 4" and patched.json["Title"] == "Planning v2"
+    merge = so_client.patch(f"{ONSITE}/Appointment/{aid}", headers=ADMIN, json={"IsFree": True})
+    assert merge.json["IsFree"] is True
+    assert so_client.delete(f"{ONSITE}/Appointment/{aid}", headers=ADMIN).status_code == 204
+    gone = so_client.get(f"{ONSITE}/Appointment/{aid}", headers=ADMIN)
+    assert gone.status_code == 404 and error_of(gone) == "SoNotFoundException"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"StartDate": "2026-03-10T10:00:00", "EndDate": "2026-03-10T09:00:00"}, {"StartDate": "tuesday"},
+     {"Contact": {"ContactId": 99999}}, {"Private": "Secret"}],
+)  # fmt: skip
+def test_invalid_appointments_are_400(so_client: FlaskClient, body: dict[str, Any]) -> None:
+    response = so_client.post(f"{ONSITE}/Appointment", headers=ADMIN, json=body)
+    assert response.status_code == 400 and error_of(response) == "SoArgumentException"
+
+
+def test_if_unmodified_since_gives_412_after_a_change(so_client: FlaskClient) -> None:
+    aid = new_appointment(so_client)["AppointmentId"]
+    long_ago = {"If-Unmodified-Since": http_date(dt.datetime(2020, 1, 1, tzinfo=dt.UTC)), **ADMIN}
+    later = {
+        "If-Unmodified-Since": http_date(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)),
+        **ADMIN,
+    }
+    refused = so_client.put(
+        f"{ONSITE}/Appointment/{aid}", headers=long_ago, json={"Title": "Lost update"}
+    )
+    assert refused.status_code == 412 and error_of(refused) == "SoPreconditionFailedException"
+    assert so_client.get(f"{ONSITE}/Appointment/{aid}", headers=ADMIN).json["Title"] == "Planning"
+    assert so_client.delete(f"{ONSITE}/Appointment/{aid}", headers=long_ago).status_code == 412
+    assert (
+        so_client.put(
+            f"{ONSITE}/Appointment/{aid}", headers=later, json={"Title": "Fine"}
+        ).status_code
+        == 200
+    )
+    assert so_client.delete(f"{ONSITE}/Appointment/{aid}", headers=later).status_code == 204
+
+
+def test_if_modified_since_gives_304(so_client: FlaskClient) -> None:
+    aid = new_appointment(so_client)["AppointmentId"]
+    later = {
+        "If-Modified-Since": http_date(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)),
+        **ADMIN,
+    }
+    assert so_client.get(f"{ONSITE}/Appointment/{aid}", headers=later).status_code == 304
+
+
+def test_creating_a_recurring_appointment_makes_one_row_per_occurrence(
+    so_client: FlaskClient,
+) -> None:
+    recurrence = {"IsRecurrence": True, "Pattern": "Weekly", "WeekPattern": {"Weekdays": "Tuesday", "Cycle": 1},
+                  "RecurrenceEndType": "Counter", "RecurrenceCounter": 4}  # fmt: skip
+    first = new_appointment(so_client, Title="Series", Recurrence=recurrence)
+    assert (
+        first["Recurrence"]["IsRecurrence"] is True
+        and first["Recurrence"]["RecurrenceCounter"] == 4
+    )
+    rows = odata(
+        so_client,
+        "Appointment",
+        select="date,recurrenceRuleId",
+        filter="title eq 'Series'",
+        orderBy="date",
+    )
+    assert [r["date"][:10] for r in rows] == [
+        "2026-03-10",
+        "2026-03-17",
+        "2026-03-24",
+        "2026-03-31",
+    ]
+    # the wall-clock time stays 10:00 across the DST change of 29 March
+    assert {r["date"][11:] for r in rows} == {"10:00:00"}
+
+
+def test_person_and_contact_crud(so_client: FlaskClient) -> None:
+    company = so_client.post(
+        f"{ONSITE}/Contact",
+        headers=ADMIN,
+        json={"Name": "Delft Dynamics", "Domains": ["delft.example"]},
+    )
+    assert company.status_code == 201
+    cid = company.json["ContactId"]
+    person = so_client.post(f"{ONSITE}/Person", headers=ADMIN, json={
+        "Firstname": "Eva", "Lastname": "Jansen", "Contact": {"ContactId": cid},
+        "Emails": [{"Value": "eva@delft.example"}], "MobilePhones": [{"Value": "+31 6 1234 5678"}]})  # fmt: skip
+    assert person.status_code == 201 and person.json["Contact"]["Name"] == "Delft Dynamics"
+    pid = person.json["PersonId"]
+    assert person.json["Emails"][0]["Value"] == "eva@delft.example"
+    assert person.json["MobilePhones"][0]["StrippedValue"] == "+310612345678".replace("0612", "612")
+    changed = so_client.put(
+        f"{ONSITE}/Person/{pid}", headers=ADMIN, json={"Position": {"Value": "CTO"}}
+    )
+    assert changed.json["Position"]["Value"] == "CTO"
+    listed = odata(so_client, f"Contact/{cid}/Persons", select="fullName,email/emailAddress")
+    assert listed == [
+        {
+            "PrimaryKey": pid,
+            "EntityName": "person",
+            "fullName": "Eva Jansen",
+            "email/emailAddress": "eva@delft.example",
+        }
+    ]
+    assert (
+        so_client.delete(f"{ONSITE}/Contact/{cid}", headers=ADMIN).status_code == 400
+    )  # still has persons
+    assert so_client.delete(f"{ONSITE}/Person/{pid}", headers=ADMIN).status_code == 204
+    assert so_client.delete(f"{ONSITE}/Contact/{cid}", headers=ADMIN).status_code == 204
+    assert so_client.get(f"{ONSITE}/Person/{pid}", headers=ADMIN).status_code == 404
+
+
+def test_entity_select_nulls_out_other_fields(so_client: FlaskClient) -> None:
+    body = so_client.get(
+        f"{ONSITE}/Person/7000", headers=ADMIN, query_string={"$select": "Firstname"}
+    ).json
+    assert body["Firstname"] == "Ingrid" and body["Lastname"] is None and body["PersonId"] is None
+
+
+# --- SO-TimeZone ---------------------------------------------------------------------------------
+
+
+def test_dates_follow_the_so_timezone_header(so_client: FlaskClient) -> None:
+    aid = new_appointment(so_client)["AppointmentId"]  # 10:00 Amsterdam (CET, +01:00)
+    url = f"{ONSITE}/Appointment/{aid}"
+    assert so_client.get(url, headers=ADMIN).json["StartDate"] == "2026-03-10T10:00:00"
+    assert (
+        so_client.get(url, headers={"SO-TimeZone": "US-NY", **ADMIN}).json["StartDate"]
+        == "2026-03-10T05:00:00"
+    )
+    body = so_client.get(url, headers={"SO-TimeZone": "UTC, includeTZOffset", **ADMIN}).json
+    assert body["StartDate"] == "2026-03-10T09:00:00+00:00"
+    assert (
+        body["UpdatedDate"].count(":") == 2 and "+" not in body["UpdatedDate"]
+    )  # always UTC, no offset
+    # a date sent with SO-TimeZone is read in that zone; an explicit offset wins
+    so_client.put(
+        url,
+        headers={"SO-TimeZone": "UTC", **ADMIN},
+        json={"StartDate": "2026-03-10T12:00:00", "EndDate": "2026-03-10T13:00:00+01:00"},
+    )
+    stored = so_client.get(url, headers=ADMIN).json
+    assert (stored["StartDate"], stored["EndDate"]) == (
+        "2026-03-10T13:00:00",
+        "2026-03-10T13:00:00",
+    )
+    assert so_client.get(url, headers={"SO-TimeZone": "Mars/Olympus", **ADMIN}).status_code == 400
+    assert so_client.get(f"{ONSITE}/TimeZone/base", headers=ADMIN).json["TZLocationCode"] == "NL"
+
+
+# --- ForeignKey ----------------------------------------------------------------------------------
+
+
+def test_foreign_keys_store_correlation_ids(so_client: FlaskClient) -> None:
+    aid = new_appointment(so_client)["AppointmentId"]
+    base = f"{ONSITE}/ForeignApp/Synchronizer/graph/tenant-1/Key"
+    saved = so_client.put(
+        base,
+        headers=ADMIN,
+        json={"Key": "eventId", "Value": "AAMkAD=", "TableName": "appointment", "RecordId": aid},
+    )
+    assert saved.status_code == 200 and saved.json["Value"] == "AAMkAD="
+    again = so_client.post(
+        base,
+        headers=ADMIN,
+        json={"Key": "eventId", "Value": "AAMkAE=", "TableName": "appointment", "RecordId": aid},
+    )
+    assert again.json["Value"] == "AAMkAE="
+    assert (
+        so_client.get(f"{base}/eventId/appointment/{aid}", headers=ADMIN).json["Value"] == "AAMkAE="
+    )
+    found = so_client.get(
+        f"{base}/eventId/appointment", headers=ADMIN, query_string={"Value": "AAMkAE="}
+    )
+    assert found.json["RecordId"] == aid
+    assert so_client.get(f"{ONSITE}/Appointment/{aid}/ForeignKey", headers=ADMIN).json == {
+        "Synchronizer.graph.eventId": "AAMkAE="
+    }
+    assert so_client.delete(f"{base}/eventId/appointment/{aid}", headers=ADMIN).status_code == 204
+    assert so_client.get(f"{base}/eventId/appointment/{aid}", headers=ADMIN).status_code == 404
+
+
+# --- control API: faults, stats, state -----------------------------------------------------------
+
+
+def test_stats_count_requests_per_endpoint(so_client: FlaskClient) -> None:
+    so_client.delete("/_sim/stats")
+    for _ in range(3):
+        odata(so_client, "Appointment", select="appointmentId", top=1)
+    so_client.get(f"{ONSITE}/Person/7000", headers=ADMIN)
+    stats = so_client.get("/_sim/stats").json
+    assert stats["total"] == 4
+    assert stats["endpoints"] == {
+        "GET /<tenant_id>/api/v1/Appointment": 3,
+        "GET /<tenant_id>/api/v1/Person/<int:person_id>": 1,
+    }
+
+
+def test_status_fault_has_superoffice_error_body_and_retry_after(so_client: FlaskClient) -> None:
+    so_client.post(
+        "/_sim/faults",
+        json={
+            "kind": "status",
+            "status": 429,
+            "retry_after": 7,
+            "path": "/Appointment$",
+            "count": 2,
+        },
+    )
+    for _ in range(2):
+        response = so_client.get(f"{ONSITE}/Appointment", headers=ADMIN)
+        assert response.status_code == 429 and response.headers["Retry-After"] == "7"
+        assert error_of(response) == "SoTooManyRequestsException"
+    assert so_client.get(f"{ONSITE}/Appointment", headers=ADMIN).status_code == 200
+
+
+def test_token_expired_fault_rejects_valid_credentials_once(so_client: FlaskClient) -> None:
+    so_client.post("/_sim/faults", json={"kind": "token_expired"})
+    assert so_client.get(f"{ONSITE}/User/currentPrincipal", headers=ADMIN).status_code == 401
+    assert so_client.get(f"{ONSITE}/User/currentPrincipal", headers=ADMIN).status_code == 200
+
+
+def test_state_export_and_replace(so_client: FlaskClient) -> None:
+    state = so_client.get("/_sim/state").json
+    onsite = state["tenants"]["SuperOffice"]
+    assert (
+        onsite["kind"] == "onsite" and len(onsite["associates"]) == 5
+    )  # four users and the system user
+    kept = [a for a in onsite["appointments"] if a["title"] == "Doctor"]
+    assert (
+        so_client.post(
+            "/_sim/state", json={"tenants": {"SuperOffice": {"appointments": kept}}}
+        ).status_code
+        == 204
+    )
+    rows = odata(so_client, "Appointment", select="title")
+    assert [r["title"] for r in rows] == ["Doctor"]
+    assert so_client.post("/_sim/state", json={"tenants": {"Cust00000": {}}}).status_code == 400
