@@ -81,6 +81,10 @@ def error(messages: etree._Element, operation: str, code: str, text: str) -> etr
     sub(msg, m("MessageText"), text)
     sub(msg, m("ResponseCode"), code)
     sub(msg, m("DescriptiveLinkKey"), "0")
+    if operation == "SyncFolderItems":
+        # Exchange keeps these in a failed sync message too, and clients read them regardless.
+        sub(msg, m("SyncState"))
+        sub(msg, m("IncludesLastItemInRange"), "true")
     return msg
 
 

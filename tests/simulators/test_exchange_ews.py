@@ -1,0 +1,263 @@
+"""Unchanged exchangelib against the EWS simulator: full round trips, sync, and Exchange's errors."""
+
+from __future__ import annotations
+
+import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from exchangelib import IMPERSONATION, EWSDateTime, EWSTimeZone
+from exchangelib.errors import (
+    ErrorCalendarOccurrenceIsDeletedFromRecurrence,
+    ErrorImpersonateUserDenied,
+    ErrorInvalidSyncStateData,
+    ErrorIrresolvableConflict,
+    ErrorItemNotFound,
+    ErrorServerBusy,
+)
+from exchangelib.indexed_properties import EmailAddress, PhoneNumber
+from exchangelib.items import CalendarItem, Contact
+from exchangelib.protocol import FailFast, FaultTolerance
+from exchangelib.recurrence import Recurrence, WeeklyPattern
+
+from simulators.platform.control import control_of
+
+OSLO = EWSTimeZone("Europe/Oslo")
+
+
+def _series_start() -> EWSDateTime:
+    # Tuesdays around the end of October: the series crosses the change from CEST to CET.
+    today = datetime.date.today()
+    year = today.year + 1
+    return EWSDateTime(year, 10, 13, 10, 0, tzinfo=OSLO)
+
+
+def test_calendar_round_trip_with_series_exception_and_correlation_id(
+    ews_account, correlation_field, exchange_app
+):
+    account = ews_account("alice")
+    calendar = account.calendar
+    assert calendar.name == "Calendar"
+    initial = list(calendar.sync_items())
+    assert initial and {change for change, _ in initial} == {"create"}
+    seeded_subjects = {item.subject for _, item in initial}
+    assert "Weekly sales stand-up" in seeded_subjects
+    state = calendar.item_sync_state
+
+    start = _series_start()
+    series = CalendarItem(
+        account=account,
+        folder=calendar,
+        subject="Steering group",
+        start=start,
+        end=start + datetime.timedelta(hours=1),
+        recurrence=Recurrence(
+            pattern=WeeklyPattern(interval=1, weekdays=[2]), start=start.date(), number=4
+        ),
+        **{correlation_field: "so-appointment-42"},
+    )
+    series.save()
+    original_id = series.id
+
+    # Found again by the correlation id (a FindItem restriction on the extended property).
+    [found] = calendar.filter(**{correlation_field: "so-appointment-42"})
+    assert found.id == original_id
+    assert getattr(found, correlation_field) == "so-appointment-42"
+    assert found.type == "RecurringMaster"
+
+    window_start, window_end = (
+        start - datetime.timedelta(days=1),
+        start + datetime.timedelta(days=30),
+    )
+    occurrences = [
+        o
+        for o in calendar.view(start=window_start, end=window_end)
+        if o.subject == "Steering group"
+    ]
+    assert len(occurrences) == 4
+    # 10:00 local in every week, before and after the DST change (08:00 UTC, then 09:00 UTC).
+    assert {o.start.astimezone(ZoneInfo("Europe/Oslo")).hour for o in occurrences} == {10}
+    assert {o.start.hour for o in occurrences} == {8, 9}
+
+    # An exception: the second occurrence moved by two hours and renamed.
+    second = series.occurrence(index=2)
+    second.refresh()
+    assert second.type == "Occurrence"
+    second.subject = "Steering group (moved)"
+    second.start += datetime.timedelta(hours=2)
+    second.end += datetime.timedelta(hours=2)
+    second.save(update_fields=["subject", "start", "end"])
+    # And a deleted occurrence.
+    fourth = series.occurrence(index=4)
+    fourth.refresh()
+    fourth.delete()
+    with pytest.raises(ErrorCalendarOccurrenceIsDeletedFromRecurrence):
+        series.occurrence(index=4).refresh()
+
+    series.refresh()
+    assert [o.start for o in series.modified_occurrences] == [
+        occurrences[1].start + datetime.timedelta(hours=2)
+    ]
+    assert len(series.deleted_occurrences) == 1
+    in_view = sorted(
+        (
+            o
+            for o in calendar.view(start=window_start, end=window_end)
+            if o.subject.startswith("Steering")
+        ),
+        key=lambda o: o.start,
+    )
+    assert [(o.subject, o.type) for o in in_view] == [
+        ("Steering group", "Occurrence"),
+        ("Steering group (moved)", "Exception"),
+        ("Steering group", "Occurrence"),
+    ]
+
+    # UpdateItem keeps the id and issues a new change key.
+    old_key = series.changekey
+    series.subject = "Steering group (renamed)"
+    series.save(update_fields=["subject"])
+    assert series.id == original_id
+    assert series.changekey != old_key
+    series.refresh()
+    assert series.subject == "Steering group (renamed)"
+    assert getattr(series, correlation_field) == "so-appointment-42"
+
+    # Incremental sync: one create (the series, in its latest state) since the saved state.
+    changes = list(
+        calendar.sync_items(sync_state=state, only_fields=["subject", correlation_field])
+    )
+    assert [(c, i.subject) for c, i in changes] == [("create", "Steering group (renamed)")]
+    state = calendar.item_sync_state
+
+    # A seeded item changed and one deleted show up as update and delete.
+    doctor = next(item for _, item in initial if item.subject == "Doctor")
+    doctor.refresh()
+    doctor.location = "Clinic"
+    doctor.save(update_fields=["location"])
+    series.delete()
+    changes = list(calendar.sync_items(sync_state=state))
+    assert sorted(c for c, _ in changes) == ["delete", "update"]
+    deleted = next(i for c, i in changes if c == "delete")
+    assert deleted.id == original_id
+    assert control_of(exchange_app).stats.snapshot()["total"] > 10
+    operations = exchange_app.extensions["exchange_simulator"].counter.snapshot()
+    assert operations["contoso.example SyncFolderItems"] == 3
+
+
+def test_contacts_round_trip(ews_account, correlation_field):
+    account = ews_account("alice")
+    contacts = account.contacts
+    state = [i for _, i in contacts.sync_items()] and contacts.item_sync_state
+    contact = Contact(
+        account=account,
+        folder=contacts,
+        given_name="Ingrid",
+        surname="Lund",
+        display_name="Ingrid Lund",
+        company_name="Fjord Fisk AS",
+        email_addresses=[EmailAddress(label="EmailAddress1", email="ingrid@fjordfisk.example")],
+        phone_numbers=[PhoneNumber(label="BusinessPhone", phone_number="+47 55 00 00 00")],
+        **{correlation_field: "so-person-7"},
+    )
+    contact.save()
+    contact.refresh()
+    assert contact.email_addresses[0].email == "ingrid@fjordfisk.example"
+    assert contact.phone_numbers[0].phone_number == "+47 55 00 00 00"
+    assert getattr(contact, correlation_field) == "so-person-7"
+
+    contact.email_addresses = [
+        EmailAddress(label="EmailAddress1", email="ingrid.lund@fjordfisk.example")
+    ]
+    contact.job_title = "Daglig leder"
+    contact.save(update_fields=["email_addresses", "job_title"])
+    [again] = contacts.filter(**{correlation_field: "so-person-7"})
+    assert again.email_addresses[0].email == "ingrid.lund@fjordfisk.example"
+    assert again.job_title == "Daglig leder"
+
+    changes = list(contacts.sync_items(sync_state=state))
+    assert [(c, i.display_name) for c, i in changes] == [("create", "Ingrid Lund")]
+    contact_id = contact.id
+    contact.delete()
+    assert [c for c, _ in contacts.sync_items()] == ["delete"]
+    [gone] = account.fetch(ids=[(contact_id, None)])
+    assert isinstance(gone, ErrorItemNotFound)
+
+
+def test_sync_pages_until_last_item_in_range(ews_account, exchange_app):
+    account = ews_account("alice")
+    items = list(account.calendar.sync_items(max_changes_returned=3))
+    assert len(items) == 10  # the seeded calendar, in pages of three
+    operations = exchange_app.extensions["exchange_simulator"].counter.snapshot()
+    assert operations["contoso.example SyncFolderItems"] == 4
+    assert list(account.calendar.sync_items()) == []
+
+
+def test_one_response_message_per_requested_id(ews_account):
+    account = ews_account("alice")
+    real = next(iter(account.calendar.all().only("subject")))
+    results = list(account.fetch(ids=[(real.id, real.changekey), ("AAMkAAAAAAAAAA==", None)]))
+    assert results[0].subject == real.subject
+    assert isinstance(results[1], ErrorItemNotFound)
+
+
+def test_stale_change_key_is_refused(ews_account):
+    account = ews_account("alice")
+    item = next(iter(account.calendar.filter(subject="Quarterly review")))
+    stale = CalendarItem(
+        account=account, folder=account.calendar, id=item.id, changekey=item.changekey
+    )
+    item.location = "Board room"
+    item.save(update_fields=["location"])
+    stale.location = "Canteen"
+    with pytest.raises(ErrorIrresolvableConflict):
+        stale.save(update_fields=["location"], conflict_resolution="NeverOverwrite")
+    item.refresh()
+    assert item.location == "Board room"
+
+
+def test_server_busy_back_off_is_honoured_by_fault_tolerance(ews_account, exchange_app):
+    control_of(exchange_app).faults.add(
+        {"kind": "server_busy", "path": "Exchange.asmx", "count": 1, "back_off_ms": 400}
+    )
+    account = ews_account("alice", retry_policy=FaultTolerance(max_wait=10))
+    began = datetime.datetime.now()
+    assert account.calendar.total_count >= 10
+    waited = (datetime.datetime.now() - began).total_seconds()
+    assert waited >= 0.4
+    assert control_of(exchange_app).faults.active() == []
+
+
+def test_server_busy_with_fail_fast_carries_back_off(ews_account, exchange_app):
+    control_of(exchange_app).faults.add({"kind": "server_busy", "count": 1, "back_off_ms": 297749})
+    account = ews_account("alice", retry_policy=FailFast())
+    with pytest.raises(ErrorServerBusy) as raised:
+        _ = account.calendar
+    assert raised.value.back_off == 297.749
+
+
+def test_expired_sync_state_is_reported(ews_account, exchange_app):
+    account = ews_account("alice")
+    list(account.calendar.sync_items())
+    control_of(exchange_app).faults.add({"kind": "delta_expired", "count": 1})
+    with pytest.raises(ErrorInvalidSyncStateData):
+        list(account.calendar.sync_items())
+
+
+def test_impersonation_needs_the_role(ews_account):
+    service = ews_account(
+        "svc-sync", primary_smtp_address="bob@contoso.example", access_type=IMPERSONATION
+    )
+    assert service.calendar.total_count == 4
+    intruder = ews_account(
+        "alice", primary_smtp_address="bob@contoso.example", access_type=IMPERSONATION
+    )
+    with pytest.raises(ErrorImpersonateUserDenied):
+        _ = intruder.calendar
+
+
+def test_version_is_guessed_from_server_version_info(ews_account):
+    account = ews_account("alice", version=None)
+    assert account.version.build.major_version == 15
+    assert account.version.build.minor_version == 2
+    assert account.version.api_version == "Exchange2016"
