@@ -191,8 +191,9 @@ def mailbox_route(rule: str, **options: Any) -> Callable:
                 if writes or request.method != "GET"
                 else names + tuple(n.replace("ReadWrite", "Read") for n in names)
             )
+            user = target_user(user_key)
             require(wanted, wanted)
-            mailbox = mailbox_of(target_user(user_key))
+            mailbox = mailbox_of(user)
             _enter(mailbox)
             try:
                 hold = claim_fault("mailbox_hold")

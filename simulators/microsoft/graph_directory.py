@@ -58,8 +58,8 @@ def _user_json(user: User, tenant: Tenant) -> dict:
 
 @bp.get("/me")
 def me() -> Response:
-    who = require(("User.Read", "User.ReadBasic.All", "User.Read.All", "Directory.Read.All"), ())
     user = target_user(None)
+    who = require(("User.Read", "User.ReadBasic.All", "User.Read.All", "Directory.Read.All"), ())
     return json_response(
         {"@odata.context": metadata("users/$entity"), **select([_user_json(user, who.tenant)])[0]}
     )

@@ -101,7 +101,12 @@ class Tenant:
     consent: Consent = "granted"
     granted_scopes: list[str] = field(default_factory=lambda: list(DELEGATED_SCOPES))
     granted_roles: list[str] = field(
-        default_factory=lambda: ["Calendars.ReadWrite", "Contacts.ReadWrite", "User.Read.All"]
+        default_factory=lambda: [
+            "Calendars.ReadWrite",
+            "Contacts.ReadWrite",
+            "User.Read.All",
+            "Organization.Read.All",
+        ]
     )
     # Delegated grants single users gave (consentType "Principal"): user id -> scopes.
     user_consents: dict[str, list[str]] = field(default_factory=dict)
