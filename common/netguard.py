@@ -208,7 +208,15 @@ class NetGuard:
     ) -> socket.socket:
         """A TCP connection to this exact address, after checking it."""
         self.check_address(host, address)
-        return socket.create_connection((str(address), port), timeout=self.remaining(timeout))
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.remaining(timeout))
+            sock.connect((str(address), port))  # an address, so no lookup can intervene
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def tls_context(self) -> ssl.SSLContext:
         """A verifying client context: the system's CAs plus the configured extra CA."""

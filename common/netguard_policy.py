@@ -102,8 +102,8 @@ def _internal_reason(address: IPAddress) -> str | None:
         (any(address in net for net in _DOCUMENTATION), "a documentation address"),
         (address in _BENCHMARKING, "a benchmarking address"),
         (address in _SITE_LOCAL, "a site-local address"),
-        (address.is_private, "a private network address"),
         (address.is_reserved, "a reserved address"),
+        (address.is_private, "a private network address"),
         (not address.is_global, "not a public internet address"),
     )
     for matched, reason in checks:

@@ -4,6 +4,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.postgres",
     "tests.fixtures.app",
     "tests.fixtures.simulators",
+    "tests.fixtures.checks",
     "tests.fixtures.engine",
     "tests.fixtures.microsoft",
     "tests.fixtures.superoffice",
