@@ -13,6 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from simulators.world.google import ServiceAccount
 
 MAX_LIFETIME = 3600
+# google-auth always names Google's token endpoint as the audience, whatever token_uri says.
+GOOGLE_AUDIENCES = {
+    "https://oauth2.googleapis.com/token",
+    "https://www.googleapis.com/oauth2/v4/token",
+    "https://accounts.google.com/o/oauth2/token",
+}
 CLOCK_SKEW = 300
 
 
@@ -59,7 +65,7 @@ def verify(assertion: str, account: ServiceAccount, audience: str, now: float) -
         )
     except InvalidSignature as exc:
         raise AssertionRefused("invalid_grant", "Invalid JWT Signature.") from exc
-    if claims.get("aud") != audience:
+    if claims.get("aud") not in GOOGLE_AUDIENCES | {audience}:
         raise AssertionRefused(
             "invalid_grant",
             f"Invalid JWT: Failed audience check. The expected value was {audience}",

@@ -196,9 +196,16 @@ def _authenticated_client() -> OAuthClient:
     return client
 
 
-def _check_domain_policy(email: str, client_id: str) -> None:
+def _check_domain_policy(email: str, client_id: str, *, delegated: bool = False) -> None:
+    """admin_policy_enforced when the user's domain does not let this client in. A client with
+    domain-wide delegation counts as configured; only an explicit block stops it."""
     domain = store().domain_of(email)
-    blocked = domain is not None and not domain.app_allowed(client_id)
+    if domain is None:
+        blocked = False
+    elif delegated:
+        blocked = client_id in domain.blocked_clients
+    else:
+        blocked = not domain.app_allowed(client_id)
     if blocked or claim_fault("admin_policy_enforced") is not None:
         raise OAuthError("admin_policy_enforced", BLOCKED_DESCRIPTION)
 
@@ -301,7 +308,7 @@ def _grant_jwt_bearer() -> dict[str, Any]:
                 "Client is unauthorized to retrieve access tokens using this method, or client "
                 "not authorized for any of the scopes requested.",
             )
-        _check_domain_policy(user.email, account.client_id)
+        _check_domain_policy(user.email, account.client_id, delegated=True)
         email = user.email
     access = store().issue_access_token(opaque.access_token(), account.client_id, email, scopes)
     return _token_body(access.token, scopes)
