@@ -183,12 +183,6 @@ class Mailbox:
             record = self.records.get(event_id)
             if record is not None:
                 return ev.master_instance(record)
-            for master in self.records.values():
-                for key, exc in master.exceptions.items():
-                    if exc.id == event_id:
-                        inst = ev.find_instance(master, key)
-                        if inst is not None:
-                            return inst
             parts = ev.split_occurrence_id(event_id)
             if parts is not None and parts[0] in self.records:
                 inst = ev.find_instance(self.records[parts[0]], parts[1])
@@ -216,7 +210,8 @@ class Mailbox:
                 old = record.exceptions.get(inst.original_start)
                 now = datetime.now(UTC)
                 record.exceptions[inst.original_start] = ev.Exception_(
-                    id=old.id if old else ev.new_id("AAMkAE"),
+                    # Outlook keeps the occurrence's id when it becomes an exception.
+                    id=ev.occurrence_id(record.id, inst.original_start),
                     props={**(old.props if old else {}), **props},
                     timing=timing,
                     change_key=ev.new_change_key(),
@@ -239,14 +234,7 @@ class Mailbox:
                 if "singleValueExtendedProperties" in body:
                     record.extended.update(ev.extended_from(body["singleValueExtendedProperties"]))
                 record.touch(seq)
-            return self.instance(
-                inst.id if inst.kind != "occurrence" else self._exception_id(record, inst)
-            )
-
-    @staticmethod
-    def _exception_id(record: ev.EventRecord, inst: ev.Instance) -> str:
-        assert inst.original_start is not None
-        return record.exceptions[inst.original_start].id
+            return self.instance(inst.id)
 
     def delete_event(self, event_id: str, if_match: str | None) -> None:
         with self.lock:
