@@ -45,7 +45,7 @@ class RegistryError(RuntimeError):
 @dataclass
 class SimulatorStack:
     ca: DemoCA
-    dns: DnsServer
+    dns_server: DnsServer
     world: World
     addresses: AddressPool
     urls: dict[str, str] = field(default_factory=dict)
@@ -59,11 +59,11 @@ class SimulatorStack:
 
     @property
     def dns_host(self) -> str:
-        return self.dns.host
+        return self.dns_server.host
 
     @property
     def dns_port(self) -> int:
-        return self.dns.port
+        return self.dns_server.port
 
     def resolver(self, lifetime: float = 2.0) -> dns.resolver.Resolver:
         """A dnspython resolver that asks only the simulated DNS."""
@@ -92,14 +92,14 @@ class SimulatorStack:
         return {
             **self.urls,
             "ca_file": self.ca_file,
-            "dns": self.dns.address,
+            "dns": self.dns_server.address,
             "hosts": dict(sorted(self.hosts.items())),
         }
 
     def stop(self) -> None:
         # In parallel: each server waits up to one poll interval to notice the shutdown.
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda server: server.stop(), [*self.servers, self.dns]))
+            list(pool.map(lambda server: server.stop(), [*self.servers, self.dns_server]))
         self.servers.clear()
 
     def __enter__(self) -> SimulatorStack:
@@ -124,7 +124,7 @@ def start_all(
     specs = _select(list(SIMULATORS if registry is None else registry), names)
     stack = SimulatorStack(
         ca=ca or DemoCA(ca_dir),
-        dns=DnsServer(port=port_base or 0),
+        dns_server=DnsServer(port=port_base or 0),
         world=world if world is not None else load_world(),
         addresses=addresses or AddressPool(),
     )
@@ -136,10 +136,10 @@ def start_all(
         for spec in specs:
             if spec.hosts and spec.same_app_as is None:
                 served_hosts += _start_hosts(stack, spec)
-        stack.dns.add_records(_host_records(stack, served_hosts))
-        stack.dns.add_records(stack.world.dns_records(stack.addresses))
+        stack.dns_server.add_records(_host_records(stack, served_hosts))
+        stack.dns_server.add_records(stack.world.dns_records(stack.addresses))
         stack.hosts = stack.addresses.assigned()
-        stack.dns.start()
+        stack.dns_server.start()
     except BaseException:
         stack.stop()
         raise
@@ -256,7 +256,7 @@ def serve_until_stopped(
         for name, url in stack.urls.items():
             echo(f"{name} {url}")
         echo(f"ca_file {stack.ca_file}")
-        echo(f"dns {stack.dns.address}")
+        echo(f"dns {stack.dns_server.address}")
         _write_atomically(json_path, stack.summary())
         while not stopping.wait(0.2):
             pass

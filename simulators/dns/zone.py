@@ -26,7 +26,7 @@ Record = tuple[str, str, str]
 
 @dataclass
 class Answer:
-    rcode: int = dns.rcode.NOERROR
+    rcode: dns.rcode.Rcode = dns.rcode.NOERROR
     answer: list[dns.rrset.RRset] = field(default_factory=list)
     authority: list[dns.rrset.RRset] = field(default_factory=list)
     authoritative: bool = True
@@ -48,7 +48,7 @@ class ZoneData:
 
     def __init__(self, records: Iterable[Record] = (), ttl: int = DEFAULT_TTL) -> None:
         self.ttl = ttl
-        self._rrsets: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}
+        self._rrsets: dict[tuple[dns.name.Name, dns.rdatatype.RdataType], dns.rrset.RRset] = {}
         self._names: set[dns.name.Name] = set()
         self._zones: set[dns.name.Name] = set()
         self._failures: dict[dns.name.Name, str] = {}
@@ -79,7 +79,7 @@ class ZoneData:
                 for rdata in rrset
             ]
 
-    def _add_one(self, owner: dns.name.Name, rdtype: int, value: str) -> None:
+    def _add_one(self, owner: dns.name.Name, rdtype: dns.rdatatype.RdataType, value: str) -> None:
         rdata = dns.rdata.from_text(
             dns.rdataclass.IN, rdtype, value, origin=dns.name.root, relativize=False
         )
@@ -97,7 +97,7 @@ class ZoneData:
             self._names.add(name)
             name = name.parent()
 
-    def answer(self, qname: dns.name.Name, qtype: int) -> Answer:
+    def answer(self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType) -> Answer:
         with self._lock:
             failure = self._failures.get(qname)
             if failure == "timeout":
@@ -107,7 +107,7 @@ class ZoneData:
                 return Answer(rcode=rcode, authoritative=False)
             return self._resolve(qname, qtype)
 
-    def _resolve(self, qname: dns.name.Name, qtype: int) -> Answer:
+    def _resolve(self, qname: dns.name.Name, qtype: dns.rdatatype.RdataType) -> Answer:
         result = Answer()
         current = qname
         for _ in range(MAX_CNAME_CHAIN):
@@ -132,7 +132,9 @@ class ZoneData:
             result.authoritative = False
         return result
 
-    def _rrset(self, owner: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
+    def _rrset(
+        self, owner: dns.name.Name, rdtype: dns.rdatatype.RdataType
+    ) -> dns.rrset.RRset | None:
         rrset = self._rrsets.get((owner, rdtype))
         if rrset is None and owner in self._zones and rdtype == dns.rdatatype.SOA:
             rrset = self._soa(owner)
@@ -147,7 +149,9 @@ class ZoneData:
         value = f"ns1.{zone} hostmaster.{zone} 1 3600 600 86400 {self.ttl}"
         return self._synthesised(zone, dns.rdatatype.SOA, value)
 
-    def _synthesised(self, owner: dns.name.Name, rdtype: int, value: str) -> dns.rrset.RRset:
+    def _synthesised(
+        self, owner: dns.name.Name, rdtype: dns.rdatatype.RdataType, value: str
+    ) -> dns.rrset.RRset:
         rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, rdtype)
         rdata = dns.rdata.from_text(
             dns.rdataclass.IN, rdtype, value, origin=dns.name.root, relativize=False
