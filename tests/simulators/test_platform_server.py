@@ -15,6 +15,7 @@ import requests
 from simulators.platform.addresses import AddressPool
 from simulators.platform.ca import DemoCA
 from simulators.platform.server import SimServer
+from tests.fixtures.simulators import Serve
 
 
 def slow_app(delay: float = 0.0) -> flask.Flask:
@@ -43,17 +44,17 @@ def test_start_returns_listening_and_stop_frees_the_port(
         assert sim_session.get(again.url + "/", timeout=5).text == "http"
 
 
-def test_plain_http_and_ipv6(serve: object, sim_session: requests.Session) -> None:
-    plain = serve(slow_app(), tls=False)  # type: ignore[operator]
+def test_plain_http_and_ipv6(serve: Serve, sim_session: requests.Session) -> None:
+    plain = serve(slow_app(), tls=False)
     assert plain.url.startswith("http://127.0.0.1:")
     assert sim_session.get(plain.url + "/", timeout=5).text == "http"
-    v6 = serve(slow_app(), host="::1", hostnames=["::1", "localhost"])  # type: ignore[operator]
+    v6 = serve(slow_app(), host="::1", hostnames=["::1", "localhost"])
     assert v6.url == f"https://[::1]:{v6.port}"
     assert sim_session.get(v6.url + "/", timeout=5).text == "https"
 
 
-def test_requests_are_served_concurrently(serve: object, sim_session: requests.Session) -> None:
-    server = serve(slow_app(delay=0.3))  # type: ignore[operator]
+def test_requests_are_served_concurrently(serve: Serve, sim_session: requests.Session) -> None:
+    server = serve(slow_app(delay=0.3))
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=6) as pool:
         answers = list(
@@ -64,9 +65,9 @@ def test_requests_are_served_concurrently(serve: object, sim_session: requests.S
 
 
 def test_a_client_stalling_the_handshake_blocks_nobody(
-    serve: object, sim_session: requests.Session
+    serve: Serve, sim_session: requests.Session
 ) -> None:
-    server = serve(slow_app())  # type: ignore[operator]
+    server = serve(slow_app())
     with socket.create_connection((server.host, server.port)) as stalled:
         stalled.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, then silence
         started = time.monotonic()
@@ -74,8 +75,8 @@ def test_a_client_stalling_the_handshake_blocks_nobody(
         assert time.monotonic() - started < 1.0
 
 
-def test_a_taken_port_raises_instead_of_exiting(serve: object) -> None:
-    server = serve(slow_app(), tls=False)  # type: ignore[operator]
+def test_a_taken_port_raises_instead_of_exiting(serve: Serve) -> None:
+    server = serve(slow_app(), tls=False)
     with pytest.raises(OSError):
         SimServer(slow_app(), port=server.port).start()
 
