@@ -1,7 +1,8 @@
 """The data model (DESIGN.md, "Data model"): typed SQLAlchemy 2 models.
 
 Secrets (tokens, passwords, client secrets) use the encrypted column types of
-`common.secrets`; everything else is plain. Timestamps are timezone-aware UTC on every
+`common.secrets` and are deferred: loaded, and so decrypted, only when the attribute is used.
+Everything else is plain. Timestamps are timezone-aware UTC on every
 database (SQLite forgets the zone, so `UTCDateTime` puts it back).
 """
 
@@ -164,11 +165,13 @@ class Profile(Base):
     crm_kind: Mapped[CrmKind] = mapped_column(_enum(CrmKind))
     crm_url: Mapped[str] = mapped_column(String(500))
     crm_tenant: Mapped[str | None] = mapped_column(String(100))  # SuperOffice context id (Cust…)
-    crm_credentials: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
+    crm_credentials: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON, deferred=True)
 
     groupware_kind: Mapped[GroupwareKind] = mapped_column(_enum(GroupwareKind))
     groupware_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    groupware_credentials: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
+    groupware_credentials: Mapped[dict[str, Any] | None] = mapped_column(
+        EncryptedJSON, deferred=True
+    )
 
     # Directions, conflict policy, window, filters, deletion guard (see daemon policies).
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -196,7 +199,7 @@ class SyncUser(Base):
     crm_username: Mapped[str | None] = mapped_column(String(150))
     mailbox: Mapped[str] = mapped_column(String(320))
     display_name: Mapped[str | None] = mapped_column(String(200))
-    tokens: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
+    tokens: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON, deferred=True)
     invitation_state: Mapped[InvitationState] = mapped_column(
         _enum(InvitationState), default=InvitationState.INVITED
     )

@@ -131,3 +131,13 @@ def test_rotate_keys_end_to_end(tmp_path: Path) -> None:
 
     with pytest.raises(UndecryptableSecret):
         _read_secrets(database)
+
+
+def test_secrets_are_decrypted_only_when_used(migrated_database: Database) -> None:
+    _store_secrets(migrated_database)
+    with migrated_database.session() as session:
+        profile = session.scalars(select(Profile)).one()
+        assert "crm_credentials" not in profile.__dict__  # not loaded, not decrypted
+        assert profile.name == "p"
+        assert profile.crm_credentials is not None  # loaded on first use
+        assert "crm_credentials" in profile.__dict__
