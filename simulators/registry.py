@@ -27,8 +27,8 @@ class SimulatorSpec:
 
 SIMULATORS: list[SimulatorSpec] = [
     SimulatorSpec("superoffice", "simulators.superoffice", world="superoffice"),
-    # SimulatorSpec("login", "simulators.microsoft", world="microsoft"),
-    # SimulatorSpec("graph", "simulators.microsoft", world="microsoft", same_app_as="login"),
+    SimulatorSpec("login", "simulators.microsoft", world="microsoft"),
+    SimulatorSpec("graph", "simulators.microsoft", world="microsoft", same_app_as="login"),
     SimulatorSpec("exchange", "simulators.exchange", world="exchange", hosts=True),
     # SimulatorSpec("google", "simulators.google", world="google"),
 ]
