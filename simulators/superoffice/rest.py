@@ -244,7 +244,7 @@ def appointment_create() -> Response:
             data.appointments[record.appointment_id] = record
     for item in created:
         _emit("activity.created", item.appointment_id, _activity_values(item))
-    return ok(_appointment_json(record), 201)
+    return ok(_appointment_json(record))
 
 
 @bp.get("/v1/Appointment/<int:appointment_id>")
@@ -368,7 +368,7 @@ def person_create() -> Response:
         writes.apply_person(data, record, body)
         data.persons[record.person_id] = record
     _emit("person.created", record.person_id, _person_values(record))
-    return ok(_person_json(record), 201)
+    return ok(_person_json(record))
 
 
 @bp.get("/v1/Person/<int:person_id>")
@@ -484,7 +484,7 @@ def contact_create() -> Response:
         writes.apply_contact(data, record, body)
         data.contacts[record.contact_id] = record
     _emit("contact.created", record.contact_id, _contact_values(record))
-    return ok(_contact_json(record), 201)
+    return ok(_contact_json(record))
 
 
 @bp.get("/v1/Contact/<int:contact_id>")
@@ -778,7 +778,7 @@ def webhook_create() -> Response:
     _check_target(record)
     with data.lock:
         data.webhooks[record.webhook_id] = record
-    return ok(_webhook_json(record), 201)
+    return ok(_webhook_json(record))
 
 
 @bp.get("/v1/Webhook/<int:webhook_id>")
