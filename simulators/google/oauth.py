@@ -377,7 +377,6 @@ def tokeninfo_v2() -> Response:
         expires_in=int(record.expires_at - store().now()),
         email=record.email,
         verified_email=True,
-        access_type=record.access_type,
     )
 
 
