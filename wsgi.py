@@ -1,5 +1,13 @@
 """Production entry point: `gunicorn wsgi:app` (settings from SYNCHRONIZER_* / the TOML file)."""
 
-from checksite import create_app
+import sys
 
-app = create_app()
+from checksite import create_app
+from common.config import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as error:
+    # One clear line instead of a traceback in the server's log.
+    print(f"Error: {error}", file=sys.stderr)
+    raise SystemExit(1) from None
