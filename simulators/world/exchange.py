@@ -280,11 +280,11 @@ def demo() -> ExchangeWorld:
     base = _week_start()
     organisations = [
         Organisation(
-            "contoso.example",
+            "proseware.example",
             "2019",
-            "CONTOSO",
+            "PROSEWARE",
             AD_HOST,
-            mailboxes=_mailboxes("contoso.example", base),
+            mailboxes=_mailboxes("proseware.example", base),
         ),
         Organisation(
             "fabrikam.example",
@@ -294,12 +294,12 @@ def demo() -> ExchangeWorld:
             mailboxes=_mailboxes("fabrikam.example", base, "Europe/London"),
         ),
         Organisation(
-            "northwind.example",
+            "lucerne.example",
             "2013",
-            "NORTHWIND",
+            "LUCERNE",
             AD_HOST,
             auth=("Basic",),
-            mailboxes=_mailboxes("northwind.example", base, "America/New_York"),
+            mailboxes=_mailboxes("lucerne.example", base, "America/New_York"),
         ),
         Organisation(
             "adatum.example",
@@ -309,12 +309,12 @@ def demo() -> ExchangeWorld:
             mailboxes=_mailboxes("adatum.example", base),
         ),
         Organisation(
-            "litware.example",
+            "relecloud.example",
             "2019",
-            "LITWARE",
+            "RELECLOUD",
             AD_SRV,
-            ews_host="exch01.litware.example",
-            mailboxes=_mailboxes("litware.example", base),
+            ews_host="exch01.relecloud.example",
+            mailboxes=_mailboxes("relecloud.example", base),
         ),
         Organisation(
             "oldcorp.example",
@@ -325,11 +325,11 @@ def demo() -> ExchangeWorld:
             mailboxes=_mailboxes("oldcorp.example", base),
         ),
         Organisation(
-            "tailspin.example",
+            "treyresearch.example",
             "2016",
-            "TAILSPIN",
+            "TREYRESEARCH",
             AD_LOOP,
-            mailboxes=_mailboxes("tailspin.example", base),
+            mailboxes=_mailboxes("treyresearch.example", base),
         ),
         Organisation(
             "woodgrove.example",
@@ -348,9 +348,9 @@ def demo() -> ExchangeWorld:
         ),
     ]
     # An address redirect that loops: alice -> bob -> alice (clients must stop).
-    tailspin = organisations[6]
-    tailspin.mailboxes[0].redirect_to = f"bob@{tailspin.domain}"
-    tailspin.mailboxes[1].redirect_to = f"alice@{tailspin.domain}"
+    trey = organisations[6]
+    trey.mailboxes[0].redirect_to = f"bob@{trey.domain}"
+    trey.mailboxes[1].redirect_to = f"alice@{trey.domain}"
     return ExchangeWorld(organisations)
 
 

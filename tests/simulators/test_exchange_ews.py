@@ -142,7 +142,7 @@ def test_calendar_round_trip_with_series_exception_and_correlation_id(
     assert deleted.id == original_id
     assert control_of(exchange_app).stats.snapshot()["total"] > 10
     operations = exchange_app.extensions["exchange_simulator"].counter.snapshot()
-    assert operations["contoso.example SyncFolderItems"] == 3
+    assert operations["proseware.example SyncFolderItems"] == 3
 
 
 def test_contacts_round_trip(ews_account, correlation_field):
@@ -189,7 +189,7 @@ def test_sync_pages_until_last_item_in_range(ews_account, exchange_app):
     items = list(account.calendar.sync_items(max_changes_returned=3))
     assert len(items) == 10  # the seeded calendar, in pages of three
     operations = exchange_app.extensions["exchange_simulator"].counter.snapshot()
-    assert operations["contoso.example SyncFolderItems"] == 4
+    assert operations["proseware.example SyncFolderItems"] == 4
     assert list(account.calendar.sync_items()) == []
 
 
@@ -246,11 +246,11 @@ def test_expired_sync_state_is_reported(ews_account, exchange_app):
 
 def test_impersonation_needs_the_role(ews_account):
     service = ews_account(
-        "svc-sync", primary_smtp_address="bob@contoso.example", access_type=IMPERSONATION
+        "svc-sync", primary_smtp_address="bob@proseware.example", access_type=IMPERSONATION
     )
     assert service.calendar.total_count == 4
     intruder = ews_account(
-        "alice", primary_smtp_address="bob@contoso.example", access_type=IMPERSONATION
+        "alice", primary_smtp_address="bob@proseware.example", access_type=IMPERSONATION
     )
     with pytest.raises(ErrorImpersonateUserDenied):
         _ = intruder.calendar

@@ -1,0 +1,167 @@
+"""Autodiscover on the simulated hosts: exchangelib's own discovery (SOAP) through the simulated
+DNS and per-host loopback addresses on port 443, plus POX, the HTTP redirect method, SRV, and
+the broken set-ups (redirect loops, none at all, a NetScaler login page)."""
+
+from __future__ import annotations
+
+import pytest
+from exchangelib import DELEGATE, Account, Credentials
+from exchangelib.errors import AutoDiscoverCircularRedirect, AutoDiscoverFailed
+from lxml import etree
+
+from simulators.exchange.xmlns import POX_OUTLOOK, POX_REQUEST, POX_RESPONSE
+from tests.fixtures.exchange import PASSWORDS
+
+POX_NS = {"r": POX_RESPONSE, "o": POX_OUTLOOK}
+
+
+def _discover(user: str, domain: str) -> Account:
+    return Account(
+        f"{user}@{domain}",
+        credentials=Credentials(f"{user}@{domain}", PASSWORDS[user]),
+        autodiscover=True,
+        access_type=DELEGATE,
+    )
+
+
+@pytest.mark.parametrize(
+    ("domain", "ews_url", "api_version"),
+    [
+        ("proseware.example", "https://mail.proseware.example/EWS/Exchange.asmx", "Exchange2016"),
+        ("fabrikam.example", "https://mail.fabrikam.example/EWS/Exchange.asmx", "Exchange2016"),
+        ("adatum.example", "https://mail.adatum.example/EWS/Exchange.asmx", "Exchange2016"),
+        ("relecloud.example", "https://exch01.relecloud.example/EWS/Exchange.asmx", "Exchange2016"),
+        (
+            "lucerne.example",
+            "https://mail.lucerne.example/EWS/Exchange.asmx",
+            "Exchange2013_SP1",
+        ),
+    ],
+    ids=["autodiscover-host", "domain-itself", "http-redirect", "srv-only", "exchange-2013-basic"],
+)
+def test_exchangelib_autodiscover_finds_ews(exchange_dns, domain, ews_url, api_version):
+    account = _discover("alice", domain)
+    assert account.protocol.service_endpoint == ews_url
+    assert account.version.api_version == api_version
+    # And EWS itself answers over https on the discovered host.
+    assert account.calendar.total_count == 10
+
+
+def test_url_redirect_loop_is_stopped(exchange_dns, sims):
+    with pytest.raises(AutoDiscoverFailed):
+        _discover("svc-sync", "treyresearch.example")
+    stats = sims.apps["exchange"]
+    assert stats is not None
+
+
+def test_address_redirect_loop_is_stopped(exchange_dns):
+    with pytest.raises(AutoDiscoverCircularRedirect):
+        _discover("alice", "treyresearch.example")
+
+
+def test_domain_without_autodiscover_fails(exchange_dns):
+    with pytest.raises(AutoDiscoverFailed):
+        _discover("alice", "wingtip.example")
+
+
+def _pox(session, host: str, email: str, auth=("alice@proseware.example", PASSWORDS["alice"])):
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="{POX_REQUEST}"><Request>'
+        f"<EMailAddress>{email}</EMailAddress><AcceptableResponseSchema>{POX_OUTLOOK}"
+        "</AcceptableResponseSchema></Request></Autodiscover>"
+    )
+    return session.post(
+        f"https://{host}/autodiscover/autodiscover.xml",
+        data=body.encode(),
+        headers={"Content-Type": "text/xml"},
+        auth=auth,
+        allow_redirects=False,
+        timeout=5,
+    )
+
+
+def test_pox_settings_with_protocols(exchange_dns, sim_session):
+    response = _pox(sim_session, "autodiscover.proseware.example", "alice@proseware.example")
+    assert response.status_code == 200
+    root = etree.fromstring(response.content)
+    account = root.find("o:Response/o:Account", POX_NS)
+    assert account.findtext("o:Action", namespaces=POX_NS) == "settings"
+    protocols = {
+        p.findtext("o:Type", namespaces=POX_NS): p for p in account.findall("o:Protocol", POX_NS)
+    }
+    assert {"EXCH", "EXPR", "WEB"} <= set(protocols)
+    expr = protocols["EXPR"]
+    assert (
+        expr.findtext("o:EwsUrl", namespaces=POX_NS)
+        == "https://mail.proseware.example/EWS/Exchange.asmx"
+    )
+    assert expr.findtext("o:OABUrl", namespaces=POX_NS).startswith(
+        "https://mail.proseware.example/OAB/"
+    )
+    # 15.2 build 1544 in MS-OXDISCO's packed form.
+    assert protocols["EXCH"].findtext("o:ServerVersion", namespaces=POX_NS) == "73C28608"
+
+
+def test_pox_redirects_and_unknown_address(exchange_dns, sim_session):
+    auth = ("alice@treyresearch.example", PASSWORDS["alice"])
+    addr = etree.fromstring(
+        _pox(
+            sim_session, "autodiscover.treyresearch.example", "alice@treyresearch.example", auth
+        ).content
+    )
+    assert addr.findtext("o:Response/o:Account/o:Action", namespaces=POX_NS) == "redirectAddr"
+    assert (
+        addr.findtext("o:Response/o:Account/o:RedirectAddr", namespaces=POX_NS)
+        == "bob@treyresearch.example"
+    )
+    url = etree.fromstring(
+        _pox(
+            sim_session, "autodiscover.treyresearch.example", "svc-sync@treyresearch.example", auth
+        ).content
+    )
+    assert url.findtext("o:Response/o:Account/o:Action", namespaces=POX_NS) == "redirectUrl"
+    assert url.findtext("o:Response/o:Account/o:RedirectUrl", namespaces=POX_NS) == (
+        "https://mail.treyresearch.example/autodiscover/autodiscover.xml"
+    )
+    unknown = etree.fromstring(
+        _pox(sim_session, "autodiscover.proseware.example", "nobody@proseware.example").content
+    )
+    assert unknown.findtext("r:Response/r:Error/r:ErrorCode", namespaces=POX_NS) == "500"
+
+
+def test_http_redirect_method_on_port_80(exchange_dns, sim_session):
+    response = sim_session.get(
+        "http://autodiscover.adatum.example/autodiscover/autodiscover.xml",
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert response.status_code == 302
+    assert (
+        response.headers["Location"] == "https://mail.adatum.example/autodiscover/autodiscover.xml"
+    )
+
+
+def test_srv_record_names_the_ews_host(sim_resolver):
+    [srv] = sim_resolver.resolve("_autodiscover._tcp.relecloud.example", "SRV")
+    assert (srv.port, srv.target.to_text()) == (443, "exch01.relecloud.example.")
+    [mx] = sim_resolver.resolve("relecloud.example", "MX")
+    assert mx.exchange.to_text() == "exch01.relecloud.example."
+
+
+def test_netscaler_answers_with_a_login_page(exchange_dns, sim_session):
+    response = _pox(sim_session, "autodiscover.woodgrove.example", "alice@woodgrove.example")
+    assert response.status_code == 302
+    assert "WWW-Authenticate" not in response.headers
+    assert response.headers["Location"].endswith("/logon/LogonPoint/tmindex.html")
+    page = sim_session.get(
+        "https://autodiscover.woodgrove.example/logon/LogonPoint/tmindex.html", timeout=5
+    )
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "<title>Citrix Gateway</title>" in page.text
+    assert page.headers["Set-Cookie"].startswith("NSC_")
+
+
+def test_netscaler_stops_exchangelib_autodiscover(exchange_dns):
+    with pytest.raises(AutoDiscoverFailed):
+        _discover("alice", "woodgrove.example")
