@@ -30,5 +30,5 @@ SIMULATORS: list[SimulatorSpec] = [
     SimulatorSpec("login", "simulators.microsoft", world="microsoft"),
     SimulatorSpec("graph", "simulators.microsoft", world="microsoft", same_app_as="login"),
     SimulatorSpec("exchange", "simulators.exchange", world="exchange", hosts=True),
-    # SimulatorSpec("google", "simulators.google", world="google"),
+    SimulatorSpec("google", "simulators.google", world="google"),
 ]
