@@ -121,3 +121,21 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.startswith("Error: database error: ")
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_wsgi_entry_point_reports_bad_configuration_in_one_line(tmp_path: Path) -> None:
+    env = {"SYNCHRONIZER_INSTANCE_PATH": str(tmp_path / "i"), "SYNCHRONIZER_ENCRYPTION_KEYS": "x"}
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "Error: configuration error: ENCRYPTION_KEYS: expected Fernet keys "
+        "(32 url-safe base64-encoded bytes); key #1 is not one"
+    ]
