@@ -6,7 +6,7 @@ Consent lives on the world's `Tenant` objects (so Graph's /servicePrincipals and
 
 from __future__ import annotations
 
-from simulators.world.microsoft import AppRegistration, Tenant, User, stable_id
+from simulators.world.microsoft import Tenant, User, stable_id
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
@@ -63,11 +63,10 @@ def revoke_consent(tenant: Tenant) -> None:
     tenant.user_consents.clear()
 
 
-def app_not_found_message(app: AppRegistration | None, app_id: str, tenant: Tenant) -> str:
-    name = app.display_name if app else app_id
+def app_not_found_message(app_id: str, tenant: Tenant) -> str:
     return (
         f"Application with identifier '{app_id}' was not found in the directory '{tenant.display_name}'. "
         "This can happen if the application has not been installed by the administrator of the "
         "tenant or consented to by any user in the tenant. You may have sent your authentication "
-        f"request to the wrong tenant. ({name})"
+        "request to the wrong tenant."
     )

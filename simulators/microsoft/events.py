@@ -20,7 +20,6 @@ from simulators.microsoft.timezones import (
     format_local,
     odata_timestamp,
     parse_dtz,
-    parse_local,
     windows_name,
     zone,
 )
@@ -420,7 +419,3 @@ def render(
             dict(v) for k, v in record.extended.items() if not wanted or k in wanted
         ]
     return out
-
-
-def parse_local_date(value: str) -> datetime:
-    return parse_local(value)

@@ -22,6 +22,7 @@ from simulators.microsoft.graph_common import (
     require,
     select,
     target_user,
+    world,
 )
 from simulators.world.microsoft import GRAPH_APP_ID, GRAPH_APP_ROLES, Tenant, User, stable_id
 
@@ -134,7 +135,7 @@ def subscribed_skus() -> Response:
 
 
 def _license_details(user_key: str | None) -> Response:
-    who = require(
+    require(
         _READ_LICENSES,
         ("LicenseAssignment.Read.All", "User.Read.All", "Directory.Read.All"),
         directory=True,
@@ -153,7 +154,6 @@ def _license_details(user_key: str | None) -> Response:
         }
         for part in user.licenses
     ]
-    del who
     return json_response(
         {"@odata.context": metadata(f"users('{user.id}')/licenseDetails"), "value": select(values)}
     )
@@ -225,7 +225,7 @@ def _service_principals(tenant: Tenant) -> list[dict]:
         }
     ]
     if consent.has_service_principal(tenant):
-        for app in caller_world_apps():
+        for app in world().apps:
             found.append(
                 {
                     "id": consent.service_principal_id(tenant, app.app_id),
@@ -242,12 +242,6 @@ def _service_principals(tenant: Tenant) -> list[dict]:
                 }
             )
     return found
-
-
-def caller_world_apps() -> list:
-    from simulators.microsoft.graph_common import world
-
-    return world().apps
 
 
 @bp.get("/servicePrincipals")
@@ -311,7 +305,7 @@ def oauth2_permission_grants() -> Response:
     who = require(_READ_GRANTS, _READ_GRANTS, directory=True)
     tenant = who.tenant
     grants = []
-    for app in caller_world_apps():
+    for app in world().apps:
         if not consent.has_service_principal(tenant):
             continue
         client_id = consent.service_principal_id(tenant, app.app_id)

@@ -641,7 +641,7 @@ def _client_credentials_grant(tenant: Tenant | None, tenant_key: str, client_id:
         return aad_error(
             "unauthorized_client",
             700016,
-            consent.app_not_found_message(world.app(client_id), client_id, tenant),
+            consent.app_not_found_message(client_id, tenant),
         )
     now = int(time.time())
     claims = {

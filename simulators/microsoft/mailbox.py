@@ -8,12 +8,12 @@ import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from simulators.microsoft import events as ev
 from simulators.microsoft import recurrence as rec
 from simulators.microsoft.errors import GraphError, bad_request, not_found
-from simulators.microsoft.timezones import parse_local, zone
+from simulators.microsoft.timezones import odata_timestamp, parse_local, zone
 
 CONTACT_WRITABLE = {
     "givenName",
@@ -405,8 +405,6 @@ def _check_contact_properties(body: dict) -> None:
 def render_contact(
     contact: ContactRecord, folder_id: str, expand_extended: list[str] | None = None
 ) -> dict:
-    from simulators.microsoft.timezones import odata_timestamp
-
     out = {
         "@odata.etag": f'W/"{contact.change_key}"',
         "id": contact.id,
@@ -449,7 +447,3 @@ def seed(mailbox: Mailbox, events: list[dict], contacts: list[dict]) -> None:
             )
     for raw in contacts:
         mailbox.create_contact(raw)
-
-
-def week_window(anchor: datetime) -> tuple[datetime, datetime]:
-    return anchor, anchor + timedelta(days=7)

@@ -123,8 +123,3 @@ def occurrences(
         if start < window_end and start + duration > window_start:
             found.append(start)
     return found
-
-
-def first_occurrence(recurrence: dict, start_time: time, zone: tzinfo) -> datetime | None:
-    local = _rule(recurrence, start_time).after(datetime.min, inc=True)
-    return local.replace(tzinfo=zone) if local else None
