@@ -70,6 +70,12 @@ class Settings:
     google_client_id: str | None = None
     google_client_secret: str | None = None
     google_service_account_file: Path | None = None
+    google_accounts_url: str = "https://accounts.google.com"  # the consent screen
+    google_oauth_url: str = "https://oauth2.googleapis.com"  # token endpoint
+    google_api_url: str = "https://www.googleapis.com"  # Calendar, People, Admin SDK
+
+    # SuperOffice Online's environment (SuperID sign-in and tenant lookup).
+    superoffice_online_url: str = "https://online.superoffice.com"
 
     # Outgoing mail (invitations, alerts).
     smtp_host: str | None = None
@@ -160,7 +166,15 @@ class Settings:
             raise ConfigError("LOG_FORMAT", "'text' or 'json'", self.log_format)
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", self.log_level)
-        for name in ("public_url", "microsoft_authority_host", "microsoft_graph_url"):
+        for name in (
+            "public_url",
+            "microsoft_authority_host",
+            "microsoft_graph_url",
+            "google_accounts_url",
+            "google_oauth_url",
+            "google_api_url",
+            "superoffice_online_url",
+        ):
             _check_http_url(name, getattr(self, name))
         if self.outbound_ip is not None:
             try:
