@@ -172,17 +172,22 @@ def dns_records(addresses: object) -> list[tuple[str, str, str]]:
 
 # --- the demo world ----------------------------------------------------------------------------
 
-_USERS = [
-    ("alex", "Alex", "Wilber", True),
-    ("megan", "Megan", "Bowen", False),
-    ("lee", "Lee", "Gu", False),
-    ("nora", "Nora", "Hansen", False),
+User = tuple[str, str, str]  # login (the mailbox's local part), first name, last name
+
+# Users without a mailbox anywhere: linking them by e-mail finds nothing, as in real life.
+_NO_MAILBOX: list[User] = [
+    ("lee", "Lee", "Gu"),
+    ("nora", "Nora", "Hansen"),
+    ("ivar", "Ivar", "Aasen"),
 ]
 
 
-def _associates(domain: str, first_id: int, onsite: bool) -> list[Associate]:
+def _associates(domain: str, first_id: int, onsite: bool, users: list[User]) -> list[Associate]:
+    """The first user is the administrator; the list is padded to four users."""
+    padded = (users + [u for u in _NO_MAILBOX if u[0] not in {x[0] for x in users}])[:4]
     out = []
-    for offset, (login, first, last, admin) in enumerate(_USERS):
+    for offset, (login, first, last) in enumerate(padded):
+        admin = offset == 0
         out.append(
             Associate(
                 associate_id=first_id + offset,
@@ -418,7 +423,13 @@ def _calendar(tenant: Tenant, anchor: dt.date) -> list[Appointment]:
 
 
 def _tenant(
-    context_id: str, name: str, kind: str, domain: str, first_id: int, **extra: object
+    context_id: str,
+    name: str,
+    kind: str,
+    domain: str,
+    first_id: int,
+    users: list[User],
+    **extra: object,
 ) -> Tenant:
     companies, persons = _companies_and_persons(first_id)
     return Tenant(
@@ -426,7 +437,7 @@ def _tenant(
         name=name,
         kind=kind,
         mail_domain=domain,
-        associates=_associates(domain, first_id, onsite=kind == "onsite"),
+        associates=_associates(domain, first_id, kind == "onsite", users),
         companies=companies,
         persons=persons,
         **extra,  # type: ignore[arg-type]
@@ -437,41 +448,41 @@ def monday_of(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
+_EXCHANGE_USERS: list[User] = [("alice", "Alice", "Andersen"), ("bob", "Bob", "Berg")]
+
+# SuperOffice customers of the demo, one per groupware set-up of the other world parts; the users'
+# e-mail addresses are the mailboxes there (simulators/world/microsoft.py, google.py, exchange.py).
+SO_UNCONSENTED = "Cust34567"  # its administrator never consented to our app: no system user
+SO_MOVED = "Cust56789"  # answers only on its own host ("localhost"): 421 elsewhere
+SO_OFFLINE = "Cust67890"  # OfflineMaintenance: the API is down
+
+
+def _tenants() -> list[Tenant]:
+    return [
+        _tenant("Cust12345", "Contoso", "online", "contoso.example", 100,
+                [("adele", "Adele", "Vance"), ("megan", "Megan", "Bowen"), ("nomail", "Nora", "Nomail")]),
+        _tenant("Cust23456", "Apps Only AS", "online", "appsonly.example", 200, [("ola", "Ola", "Nordmann")]),
+        _tenant(SO_UNCONSENTED, "Relecloud", "online", "relecloud.example", 300, _EXCHANGE_USERS),
+        _tenant("Cust45678", "Fourth Coffee", "online", "fourthcoffee.example", 400, [("jon", "Jon", "Barista")]),
+        _tenant("Cust51234", "Litware Inc", "online", "litware.example", 500, [("kim", "Kim", "Akers")]),
+        _tenant("Cust52345", "Tailspin Toys", "online", "tailspin.example", 600,
+                [("alex", "Alex", "Wilber"), ("tom", "Tom", "Owner"), ("uma", "Uma", "Berg"), ("victor", "Victor", "Lie")]),
+        _tenant("Cust53456", "Northwind Traders", "online", "northwind.example", 800,
+                [("alice", "Alice", "Admin"), ("carol", "Carol", "Olsen"), ("dave", "Dave", "Nilsen"), ("erin", "Erin", "Dahl")],
+                base_time_zone="America/New_York"),
+        _tenant("Cust54567", "Proseware", "online", "proseware.example", 900, _EXCHANGE_USERS),
+        _tenant("Cust55678", "Lucerne Publishing", "online", "lucerne.example", 1000, _EXCHANGE_USERS),
+        _tenant(SO_MOVED, "Wingtip Toys", "online", "wingtip.example", 1100, _EXCHANGE_USERS, api_host="localhost"),
+        _tenant(SO_OFFLINE, "Woodgrove Bank", "online", "woodgrove.example", 1200, _EXCHANGE_USERS,
+                state="OfflineMaintenance"),
+        _tenant("SuperOffice", "Adatum (Onsite)", "onsite", "adatum.example", 700, _EXCHANGE_USERS,
+                base_time_zone="Europe/Amsterdam", version="10.3.5"),
+    ]  # fmt: skip
+
+
 def demo(anchor: dt.date | None = None) -> SuperOfficeWorld:
     anchor = anchor or monday_of(dt.datetime.now(dt.UTC).date())
-    tenants = [
-        _tenant("Cust12345", "Contoso", "online", "contoso.example", 100),
-        _tenant("Cust23456", "Fabrikam", "online", "fabrikam.example", 200),
-        _tenant("Cust34567", "Northwind Traders", "online", "northwind.example", 300),
-        _tenant(
-            "Cust45678",
-            "Tailspin Toys",
-            "online",
-            "tailspin.example",
-            400,
-            base_time_zone="America/New_York",
-        ),
-        _tenant(
-            "Cust56789", "Wingtip Toys", "online", "wingtip.example", 500, api_host="localhost"
-        ),  # moved to another cluster: 421 unless reached there
-        _tenant(
-            "Cust67890",
-            "Woodgrove Bank",
-            "online",
-            "woodgrove.example",
-            600,
-            state="OfflineMaintenance",
-        ),
-        _tenant(
-            "SuperOffice",
-            "Adatum (Onsite)",
-            "onsite",
-            "adatum.example",
-            700,
-            base_time_zone="Europe/Amsterdam",
-            version="10.3.5",
-        ),
-    ]
+    tenants = _tenants()
     for tenant in tenants:
         tenant.appointments = _calendar(tenant, anchor)
     online = tuple(t.context_id for t in tenants if t.kind == "online")
@@ -481,8 +492,7 @@ def demo(anchor: dt.date | None = None) -> SuperOfficeWorld:
             client_secret=DEMO_CLIENT_SECRET,
             name="Synchronizer Demo",
             redirect_uris=DEMO_REDIRECT_URIS,
-            # Northwind's administrator never consented (no system user for it)
-            consented_tenants=tuple(c for c in online if c != "Cust34567"),
+            consented_tenants=tuple(c for c in online if c != SO_UNCONSENTED),
         )
     ]
     return SuperOfficeWorld(tenants=tenants, apps=apps, anchor=anchor)

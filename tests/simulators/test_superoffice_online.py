@@ -105,14 +105,14 @@ def test_discovery_matches_superid(so_https: requests.Session, base_url: str) ->
 def test_code_flow_with_pkce_gives_a_verifiable_id_token(
     so_https: requests.Session, base_url: str
 ) -> None:
-    tokens = code_flow(so_https, base_url, "alex@contoso.example")
+    tokens = code_flow(so_https, base_url, "adele@contoso.example")
     assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 3600
     assert tokens["access_token"].startswith("8A:Cust12345.")
     claims = verified_claims(so_https, base_url, tokens["id_token"])
     assert claims["nonce"] == "n-1"
     assert claims[CLAIM + "ctx"] == "Cust12345"
     assert claims[CLAIM + "is_administrator"] == "True"
-    assert claims[CLAIM + "email"] == "alex@contoso.example"
+    assert claims[CLAIM + "email"] == "adele@contoso.example"
     assert claims[CLAIM + "webapi_url"] == f"{base_url}/Cust12345/api/"
     assert claims[CLAIM + "system_token"].startswith("SynchronizerDemo-")
     me = so_https.get(
@@ -120,7 +120,7 @@ def test_code_flow_with_pkce_gives_a_verifiable_id_token(
     ).json()
     assert (
         me["AssociateId"] == int(claims[CLAIM + "associateid"])
-        and me["EMailAddress"] == "alex@contoso.example"
+        and me["EMailAddress"] == "adele@contoso.example"
     )
     assert me["DatabaseContextIdentifier"] == "Cust12345"
 
@@ -135,16 +135,16 @@ def test_a_normal_user_is_no_administrator_and_gets_no_system_token(
 
 
 def test_acr_values_picks_the_tenant(so_https: requests.Session, base_url: str) -> None:
-    tokens = code_flow(so_https, base_url, "alex@fabrikam.example", acr_values="tenant:Cust23456")
+    tokens = code_flow(so_https, base_url, "ola@appsonly.example", acr_values="tenant:Cust23456")
     assert tokens["access_token"].startswith("8A:Cust23456.")
-    refused = sign_in(so_https, base_url, "alex@fabrikam.example", acr_values="tenant:Cust12345")
+    refused = sign_in(so_https, base_url, "ola@appsonly.example", acr_values="tenant:Cust12345")
     assert refused.status_code == 200 and "Wrong e-mail or password" in refused.text
 
 
 def test_token_of_one_tenant_does_not_open_another(
     so_https: requests.Session, base_url: str
 ) -> None:
-    tokens = code_flow(so_https, base_url, "alex@contoso.example")
+    tokens = code_flow(so_https, base_url, "adele@contoso.example")
     response = so_https.get(
         f"{base_url}/Cust23456/api/v1/User/currentPrincipal", headers=bearer(tokens["access_token"])
     )
@@ -152,7 +152,7 @@ def test_token_of_one_tenant_does_not_open_another(
 
 
 def test_wrong_password_shows_the_form_again(so_https: requests.Session, base_url: str) -> None:
-    answer = sign_in(so_https, base_url, "alex@contoso.example", password="nope")
+    answer = sign_in(so_https, base_url, "adele@contoso.example", password="nope")
     assert (
         answer.status_code == 200
         and 'role="alert"' in answer.text
@@ -215,7 +215,7 @@ def test_unknown_redirect_uri_is_refused_without_redirecting(
 def test_refresh_with_basic_client_auth_then_revocation(
     so_https: requests.Session, base_url: str, so_app: flask.Flask
 ) -> None:
-    tokens = code_flow(so_https, base_url, "nora@contoso.example")
+    tokens = code_flow(so_https, base_url, "megan@contoso.example")
     refreshed = so_https.post(f"{base_url}/login/common/oauth/tokens", auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
                               data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})  # fmt: skip
     assert refreshed.status_code == 200
@@ -230,7 +230,7 @@ def test_refresh_with_basic_client_auth_then_revocation(
             f"{base_url}/Cust12345/api/v1/User/currentAssociate",
             headers=bearer(fresh["access_token"]),
         ).json()["Name"]
-        == "nora@contoso.example"
+        == "megan@contoso.example"
     )
     so_https.post(f"{base_url}/_sim/faults", json={"kind": "token_revoked"})
     revoked = so_https.post(f"{base_url}/login/common/oauth/tokens", auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
@@ -250,7 +250,7 @@ def test_refresh_with_basic_client_auth_then_revocation(
 
 def test_basic_is_not_allowed_in_online(so_https: requests.Session, base_url: str) -> None:
     response = so_https.get(
-        f"{base_url}/Cust12345/api/v1/User/currentPrincipal", headers=basic("alex@contoso.example")
+        f"{base_url}/Cust12345/api/v1/User/currentPrincipal", headers=basic("adele@contoso.example")
     )
     assert (
         response.status_code == 401
@@ -260,12 +260,12 @@ def test_basic_is_not_allowed_in_online(so_https: requests.Session, base_url: st
 
 def test_onsite_basic_over_https(so_https: requests.Session, base_url: str) -> None:
     response = so_https.get(
-        f"{base_url}/SuperOffice/api/v1/User/currentPrincipal", headers=basic("ALEX")
+        f"{base_url}/SuperOffice/api/v1/User/currentPrincipal", headers=basic("ALICE")
     )
-    assert response.status_code == 200 and response.json()["UserName"] == "ALEX"
+    assert response.status_code == 200 and response.json()["UserName"] == "ALICE"
     assert (
         so_https.get(
-            f"{base_url}/SuperOffice/api/v1/User/currentPrincipal", headers=basic("ALEX", "x")
+            f"{base_url}/SuperOffice/api/v1/User/currentPrincipal", headers=basic("ALICE", "x")
         ).status_code
         == 401
     )
@@ -295,7 +295,7 @@ def test_api_state_resolves_the_tenant_host(so_https: requests.Session, base_url
 def test_wrong_host_is_421_and_the_state_endpoint_works(
     so_https: requests.Session, base_url: str
 ) -> None:
-    tokens = code_flow(so_https, base_url, "alex@wingtip.example")
+    tokens = code_flow(so_https, base_url, "alice@wingtip.example")
     wrong = so_https.get(
         f"{base_url}/Cust56789/api/v1/User/currentPrincipal", headers=bearer(tokens["access_token"])
     )
@@ -311,7 +311,7 @@ def test_wrong_host_is_421_and_the_state_endpoint_works(
 
 
 def test_tenant_moved_fault_and_offline_tenant(so_https: requests.Session, base_url: str) -> None:
-    tokens = code_flow(so_https, base_url, "alex@contoso.example")
+    tokens = code_flow(so_https, base_url, "adele@contoso.example")
     so_https.post(f"{base_url}/_sim/faults", json={"kind": "tenant_moved", "path": "^/Cust12345/"})
     url = f"{base_url}/Cust12345/api/v1/User/currentPrincipal"
     assert so_https.get(url, headers=bearer(tokens["access_token"])).status_code == 421
@@ -365,7 +365,7 @@ def test_system_user_ticket_flow(
     key = serialization.load_pem_private_key(partner.private_key_pem.encode(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
     system_token = verified_claims(
-        so_https, base_url, code_flow(so_https, base_url, "alex@contoso.example")["id_token"]
+        so_https, base_url, code_flow(so_https, base_url, "adele@contoso.example")["id_token"]
     )[CLAIM + "system_token"]
     answer = authenticate_system_user(so_https, base_url, signed_system_token(system_token, key))
     assert answer["IsSuccessful"] is True and answer["ErrorMessage"] == ""

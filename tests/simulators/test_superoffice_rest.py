@@ -35,9 +35,9 @@ def test_basic_credentials_give_the_current_principal(so_client: FlaskClient) ->
     assert response.status_code == 200
     body = response.json
     assert (body["UserName"], body["FullName"], body["EMailAddress"]) == (
-        "ALEX",
-        "Alex Wilber",
-        "alex@adatum.example",
+        "ALICE",
+        "Alice Andersen",
+        "alice@adatum.example",
     )
     assert body["RoleName"] == "General Administrator"
     assert so_client.get(f"{ONSITE}/User/currentPrincipal", headers=USER).json["RoleName"] == "User"
@@ -46,7 +46,7 @@ def test_basic_credentials_give_the_current_principal(so_client: FlaskClient) ->
 @pytest.mark.parametrize(
     "headers",
     [
-        basic("ALEX", "wrong"),
+        basic("ALICE", "wrong"),
         basic("NOBODY"),
         {},
         {"Authorization": "Basic !!!"},
@@ -65,7 +65,7 @@ def test_bad_credentials_are_401_with_the_error_json(
 def test_login_names_and_emails_are_case_insensitive(so_client: FlaskClient) -> None:
     assert (
         so_client.get(
-            f"{ONSITE}/User/currentPrincipal", headers=basic("alex@adatum.example")
+            f"{ONSITE}/User/currentPrincipal", headers=basic("alice@adatum.example")
         ).status_code
         == 200
     )
@@ -218,12 +218,12 @@ def test_bad_query_options_are_400(so_client: FlaskClient, options: dict[str, st
 def test_users_archive_lists_users_with_their_email(so_client: FlaskClient) -> None:
     rows = odata(so_client, "User", select="userName,personEmail,role", orderBy="userName")
     assert [(r["userName"], r["personEmail"]) for r in rows][:2] == [
-        ("ALEX", "alex@adatum.example"),
-        ("LEE", "lee@adatum.example"),
+        ("ALICE", "alice@adatum.example"),
+        ("BOB", "bob@adatum.example"),
     ]
     assert odata(
         so_client, "Archive/AllUsers", select="userName", filter="role eq 'General Administrator'"
-    ) == [{"PrimaryKey": 700, "EntityName": "associate", "userName": "ALEX"}]
+    ) == [{"PrimaryKey": 700, "EntityName": "associate", "userName": "ALICE"}]
 
 
 # --- the calendar as seeded ----------------------------------------------------------------------
@@ -321,7 +321,7 @@ def test_create_read_update_delete_an_appointment(so_client: FlaskClient) -> Non
     aid = created["AppointmentId"]
     assert (
         created["Contact"]["Name"] == "Bergen Shipping AS"
-        and created["Associate"]["Name"] == "ALEX"
+        and created["Associate"]["Name"] == "ALICE"
     )
     assert created["_Links"]["Self"].endswith(f"/SuperOffice/api/v1/Appointment/{aid}")
     assert [p["EmailAddress"] for p in created["Participants"]] == ["", "x@outside.example"]

@@ -179,8 +179,8 @@ def tour(client: FlaskClient, receiver: str) -> None:
     client.delete(f"{ONSITE}/Webhook/{hook['WebhookId']}", headers=ADMIN)
     # failures: 400, 401, 404, 421, 503
     client.post(f"{ONSITE}/Appointment", headers=ADMIN, json={})
-    get("User/currentPrincipal", headers=basic("ALEX", "wrong"))
-    client.get(f"{CONTOSO}/User/currentPrincipal", headers=basic("alex@contoso.example"))
+    get("User/currentPrincipal", headers=basic("ALICE", "wrong"))
+    client.get(f"{CONTOSO}/User/currentPrincipal", headers=basic("adele@contoso.example"))
     client.get(
         "/Cust56789/api/v1/User/currentPrincipal", base_url="http://127.0.0.1"
     )  # not its host
