@@ -1,0 +1,172 @@
+"""Authentication and server identity as on-premises Exchange presents them, seen with requests,
+requests_ntlm and exchangelib."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import requests
+from exchangelib.errors import ErrorServerBusy
+from exchangelib.protocol import FailFast
+from lxml import etree
+from requests_ntlm import HttpNtlmAuth
+
+from simulators.exchange.xmlns import SOAP, TYPES
+from simulators.platform.control import control_of
+from tests.fixtures.exchange import PASSWORDS
+
+CONVERT_ID = """<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"
+  xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"
+  xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+ <s:Header><t:RequestServerVersion Version="{version}"/></s:Header>
+ <s:Body><m:ConvertId DestinationFormat="HexEntryId"><m:SourceIds>
+  <t:AlternateId Format="EwsId" Id="DUMMY" Mailbox="DUMMY"/></m:SourceIds></m:ConvertId></s:Body>
+</s:Envelope>"""
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def _post(ews_url: str, host: str, version: str = "Exchange2013", auth=None) -> requests.Response:
+    return _session().post(
+        ews_url,
+        data=CONVERT_ID.format(version=version).encode(),
+        headers={"Host": host, "Content-Type": "text/xml; charset=utf-8"},
+        auth=auth,
+        timeout=5,
+    )
+
+
+def test_unauthenticated_request_gets_iis_challenges(ews_url):
+    response = _post(ews_url, "mail.proseware.example")
+    assert response.status_code == 401
+    offered = [v.strip() for v in response.headers["WWW-Authenticate"].split(",")]
+    assert offered == ["Negotiate", "NTLM", 'Basic realm="mail.proseware.example"']
+    assert response.headers["X-OWA-Version"] == "15.2.1544.4"
+    # The Exchange 2013 organisation only has Basic enabled.
+    basic_only = _post(ews_url, "mail.lucerne.example")
+    assert basic_only.headers["WWW-Authenticate"] == 'Basic realm="mail.lucerne.example"'
+
+
+def test_ntlm_negotiate_is_answered_with_a_challenge(ews_url):
+    negotiate = base64.b64encode(
+        b"NTLMSSP\x00\x01\x00\x00\x00" + (0x62088215).to_bytes(4, "little") + b"\x00" * 16
+    ).decode()
+    response = _session().post(
+        ews_url, headers={"Authorization": f"NTLM {negotiate}"}, data=b"", timeout=5
+    )
+    assert response.status_code == 401
+    scheme, token = response.headers["WWW-Authenticate"].split(" ", 1)
+    challenge = base64.b64decode(token)
+    assert scheme == "NTLM"
+    assert challenge[:12] == b"NTLMSSP\x00\x02\x00\x00\x00"
+    assert "PROSEWARE".encode("utf-16-le") in challenge
+
+
+def test_ntlm_handshake_with_requests_ntlm(ews_url):
+    good = _post(
+        ews_url,
+        "mail.proseware.example",
+        "Exchange2016",
+        HttpNtlmAuth("PROSEWARE\\alice", PASSWORDS["alice"]),
+    )
+    assert good.status_code == 200
+    bad = _post(
+        ews_url, "mail.proseware.example", "Exchange2016", HttpNtlmAuth("PROSEWARE\\alice", "wrong")
+    )
+    assert bad.status_code == 401
+
+
+def test_wrong_password_is_a_401(ews_url):
+    # (exchangelib itself reports this 401 as ErrorServerBusy("Caused by closed connection")
+    # while the platform's werkzeug server sends `Connection: close` on every response.)
+    for user in ("alice@proseware.example", "PROSEWARE\\alice", "alice"):
+        response = _post(ews_url, "mail.proseware.example", auth=(user, "wrong"))
+        assert response.status_code == 401
+        assert "Basic" in response.headers["WWW-Authenticate"]
+        right = _post(ews_url, "mail.proseware.example", auth=(user, PASSWORDS["alice"]))
+        assert right.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "user", "build", "schema"),
+    [
+        ("mail.lucerne.example", "alice@lucerne.example", ("15", "0", "1497", "2"), "V2_23"),
+        (
+            "mail.fabrikam.example",
+            "alice@fabrikam.example",
+            ("15", "1", "2507", "6"),
+            "V2017_07_11",
+        ),
+        (
+            "mail.proseware.example",
+            "alice@proseware.example",
+            ("15", "2", "1544", "4"),
+            "V2017_07_11",
+        ),
+    ],
+)
+def test_server_version_info_tells_versions_apart(ews_url, host, user, build, schema):
+    response = _post(ews_url, host, auth=(user, PASSWORDS["alice"]))
+    assert response.status_code == 200
+    info = etree.fromstring(response.content).find(f"{{{SOAP}}}Header/{{{TYPES}}}ServerVersionInfo")
+    attrs = ("MajorVersion", "MinorVersion", "MajorBuildNumber", "MinorBuildNumber")
+    assert tuple(info.get(a) for a in attrs) == build
+    assert info.get("Version") == schema
+    assert response.headers["X-OWA-Version"] == ".".join(build)
+    # "DUMMY" is not an id: one error message, as exchangelib's version probe expects.
+    assert b"ErrorInvalidIdMalformed" in response.content
+
+
+def test_exchange_2013_refuses_a_newer_schema(ews_url):
+    response = _post(
+        ews_url,
+        "mail.lucerne.example",
+        "Exchange2016",
+        ("alice@lucerne.example", PASSWORDS["alice"]),
+    )
+    assert response.status_code == 500
+    assert b"ErrorInvalidServerVersion" in response.content
+
+
+def test_status_fault_on_ews_is_a_soap_server_busy(ews_account, exchange_app):
+    control_of(exchange_app).faults.add(
+        {"kind": "status", "status": 500, "retry_after": 2, "count": 1}
+    )
+    account = ews_account("alice", retry_policy=FailFast())
+    with pytest.raises(ErrorServerBusy) as raised:
+        _ = account.calendar
+    assert raised.value.back_off == 2.0
+
+
+def test_sim_state_exports_and_resets(ews_url, ews_account):
+    session = _session()
+    state_url = ews_url.replace("/EWS/Exchange.asmx", "/_sim/state")
+    state = session.get(state_url, timeout=5).json()
+    proseware = state["organisations"]["proseware.example"]
+    assert proseware["build"] == "15.2.1544.4"
+    calendar = proseware["mailboxes"]["alice@proseware.example"]["calendar"]
+    series = next(i for i in calendar if i["subject"] == "Weekly sales stand-up")
+    assert len(series["exceptions"]) == 1 and len(series["deleted_occurrences"]) == 1
+    cleared = session.post(state_url, json={"clear": ["alice@proseware.example"]}, timeout=5).json()
+    assert (
+        cleared["organisations"]["proseware.example"]["mailboxes"]["alice@proseware.example"][
+            "calendar"
+        ]
+        == []
+    )
+    assert ews_account("alice").calendar.total_count == 0
+    reset = session.post(state_url, json={"reset": True}, timeout=5).json()
+    assert (
+        len(
+            reset["organisations"]["proseware.example"]["mailboxes"]["alice@proseware.example"][
+                "calendar"
+            ]
+        )
+        == 10
+    )
