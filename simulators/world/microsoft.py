@@ -428,18 +428,18 @@ def demo_world(anchor: date | None = None) -> MicrosoftWorld:
     ]
 
     federated = _tenant(
-        "tailspin",
-        "Tailspin Toys",
-        "tailspin.example",
+        "tailwind",
+        "Tailwind Traders",
+        "tailwindtraders.example",
         namespace_type="Federated",
-        federation_brand_name="Tailspin Toys",
-        federation_auth_url="https://tailspin.okta.example/app/office365/exk1tailspin/sso/wsfed/passive",
+        federation_brand_name="Tailwind Traders",
+        federation_auth_url="https://tailwindtraders.okta.example/app/office365/exk1tailwind/sso/wsfed/passive",
     )
     federated.skus = [TenantSku("O365_BUSINESS_PREMIUM", enabled=100)]
     federated.users = [
         _user(
-            "tailspin",
-            "tailspin.example",
+            "tailwind",
+            "tailwindtraders.example",
             "alex",
             "Alex",
             "Wilber",
@@ -448,10 +448,10 @@ def demo_world(anchor: date | None = None) -> MicrosoftWorld:
             time_zone="Eastern Standard Time",
         ),
         _user(
-            "tailspin",
-            "tailspin.example",
+            "tailwind",
+            "tailwindtraders.example",
             "admin",
-            "Tailspin",
+            "Tailwind",
             "Admin",
             licenses=standard,
             is_admin=True,

@@ -139,4 +139,4 @@ def test_sim_state_exports_tenants(ms_server, ms_session):
     names = {t["displayName"]: t for t in state["tenants"]}
     assert names["Fourth Coffee"]["consent"] == "none"
     assert names["Litware Inc"]["consent"] == "admin_approval_required"
-    assert names["Tailspin Toys"]["namespaceType"] == "Federated"
+    assert names["Tailwind Traders"]["namespaceType"] == "Federated"

@@ -42,12 +42,13 @@ def test_getuserrealm_managed_federated_unknown(ms_server, ms_session):
         ).json()
 
     assert realm("adele@contoso.example")["NameSpaceType"] == "Managed"
-    federated = realm("alex@tailspin.example")
+    federated = realm("alex@tailwindtraders.example")
     assert federated["NameSpaceType"] == "Federated"
     assert "okta" in federated["AuthURL"]
     assert realm("someone@gmail.example")["NameSpaceType"] == "Unknown"
     msal_realm = ms_session.get(
-        f"{ms_server.url}/common/userrealm/alex@tailspin.example", params={"api-version": "1.0"}
+        f"{ms_server.url}/common/userrealm/alex@tailwindtraders.example",
+        params={"api-version": "1.0"},
     ).json()
     assert msal_realm["account_type"] == "Federated"
 
