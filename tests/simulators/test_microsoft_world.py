@@ -1,0 +1,78 @@
+"""The Microsoft part of the demo world and the SKU table derived from Microsoft's CSV."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+
+from simulators.microsoft.graph_directory import sku_table
+from simulators.world.microsoft import demo_world, dns_records
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location(
+        "derive_m365_skus", ROOT / "tools/derive_m365_skus.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dns_records_are_valid_zone_text_and_point_at_microsoft():
+    records = dns_records(None)
+    for _name, rtype, value in records:
+        dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rtype), value)
+    mx = {name: value for name, rtype, value in records if rtype == "MX"}
+    assert mx["contoso.example"] == "0 contoso-example.mail.protection.outlook.com."
+    assert ("autodiscover.contoso.example", "CNAME", "autodiscover.outlook.com.") in records
+    assert set(mx) == {t.default_domain for t in demo_world().tenants}
+
+
+def test_every_tenant_has_users_and_only_known_skus():
+    world = demo_world()
+    for tenant in world.tenants:
+        assert tenant.users
+        for sku in tenant.skus:
+            assert sku.part_number in sku_table()
+        for user in tenant.users:
+            assert set(user.licenses) <= set(sku_table())
+    no_mailbox = [u for t in world.tenants for u in t.users if not u.has_mailbox]
+    assert "nomail@contoso.example" in {u.user_principal_name for u in no_mailbox}
+
+
+def test_sku_table_keeps_only_identifiers():
+    table = json.loads((ROOT / "simulators/microsoft/skus.json").read_text())
+    standard = table["O365_BUSINESS_PREMIUM"]
+    assert set(standard) == {"skuId", "servicePlans"}
+    assert all(set(p) == {"servicePlanId", "servicePlanName"} for p in standard["servicePlans"])
+
+
+def test_derive_tool_reads_the_csv_and_skips_malformed_plan_names(tmp_path):
+    tool = _load_tool()
+    rows = [
+        "\ufeffProduct_Display_Name,String_Id,GUID,Service_Plan_Name,Service_Plan_Id,Service_Plans_Included_Friendly_Names"
+    ]
+    for part in tool.SERVED_SKUS:
+        rows.append(
+            f"Product {part},{part},{part.lower()}-guid,EXCHANGE_S_STANDARD,9aaf7827,Exchange Online (Plan 1)"
+        )
+        rows.append(
+            f"Product {part},{part},{part.lower()}-guid,EXCHANGE_S_FOUNDATION PBI_PREMIUM_EM1_ADDON,bogus,Bogus"
+        )
+    rows.append("Other,OTHER_SKU,other-guid,SOMETHING,1234,Something")
+    source = tmp_path / "table.csv"
+    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    table = tool.derive(source)
+    assert list(table) == list(tool.SERVED_SKUS)
+    assert table["SPB"] == {
+        "skuId": "spb-guid",
+        "servicePlans": [{"servicePlanId": "9aaf7827", "servicePlanName": "EXCHANGE_S_STANDARD"}],
+    }
