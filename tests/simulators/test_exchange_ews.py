@@ -261,3 +261,54 @@ def test_version_is_guessed_from_server_version_info(ews_account):
     assert account.version.build.major_version == 15
     assert account.version.build.minor_version == 2
     assert account.version.api_version == "Exchange2016"
+
+
+def test_find_item_pages_and_honours_additional_properties(ews_account, exchange_app):
+    account = ews_account("alice")
+    query = account.calendar.all().only("subject", "start", "sensitivity").order_by("subject")
+    query.page_size = 3
+    rows = list(query)
+    assert len(rows) == 10
+    assert [r.subject for r in rows] == sorted(r.subject for r in rows)
+    doctor = next(r for r in rows if r.subject == "Doctor")
+    assert doctor.sensitivity == "Private"
+    assert doctor.location is None  # not asked for, not sent
+    operations = exchange_app.extensions["exchange_simulator"].counter.snapshot()
+    assert operations["proseware.example FindItem"] == 4
+    assert "proseware.example GetItem" not in operations
+
+
+def test_seeded_calendar_as_exchangelib_reads_it(ews_account):
+    account = ews_account("alice")
+    items = {i.subject: i for i in account.calendar.all()}
+    assert items["Company day"].is_all_day and isinstance(items["Company day"].start, datetime.date)
+    fair = items["Trade fair"]
+    assert (fair.end - fair.start).days == 2  # three days; exchangelib makes the end inclusive
+    assert items["Doctor"].sensitivity == "Private"
+    tokyo = items["Call with Tokyo office"]
+    assert tokyo.start.astimezone(ZoneInfo("Asia/Tokyo")).hour == 9
+    assert tokyo._start_timezone.key == "Asia/Tokyo"
+    standup = items["Weekly sales stand-up"]
+    assert standup.type == "RecurringMaster"
+    assert standup.recurrence.boundary.number == 40
+    assert len(standup.modified_occurrences) == 1 and len(standup.deleted_occurrences) == 1
+    [moved] = [o for o in standup.modified_occurrences]
+    exception = account.calendar.get(id=moved.id)
+    assert exception.subject == "Sales stand-up (moved)"
+    assert exception.type == "Exception"
+
+
+def test_convert_id_between_formats(ews_account):
+    from exchangelib.properties import EWS_ID, HEX_ENTRY_ID, AlternateId
+
+    account = ews_account("alice")
+    item = next(iter(account.calendar.all().only("subject")))
+    [hex_id] = account.protocol.convert_ids(
+        [AlternateId(id=item.id, format=EWS_ID, mailbox=account.primary_smtp_address)], HEX_ENTRY_ID
+    )
+    assert hex_id.format == HEX_ENTRY_ID
+    [back] = account.protocol.convert_ids(
+        [AlternateId(id=hex_id.id, format=HEX_ENTRY_ID, mailbox=account.primary_smtp_address)],
+        EWS_ID,
+    )
+    assert back.id == item.id
