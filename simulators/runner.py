@@ -251,6 +251,7 @@ def serve_until_stopped(
     previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     instance_dir.mkdir(parents=True, exist_ok=True)
     json_path = instance_dir / JSON_NAME
+    json_path.unlink(missing_ok=True)  # a crashed run's file must not pass for this run's
     stack = start_all(names=names, port_base=port_base, ca_dir=str(instance_dir / "simulators-ca"))
     try:
         for name, url in stack.urls.items():

@@ -46,6 +46,13 @@ def wait_for_json(process: subprocess.Popen[str], path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def stale(path: Path) -> bool:
+    try:
+        return '127.0.0.1:1"' in path.read_text()
+    except FileNotFoundError:
+        return False
+
+
 def stop(process: subprocess.Popen[str], sig: signal.Signals) -> tuple[str, str]:
     process.send_signal(sig)
     try:
@@ -56,8 +63,14 @@ def stop(process: subprocess.Popen[str], sig: signal.Signals) -> tuple[str, str]
 
 
 def test_runs_until_sigterm_and_cleans_up(tmp_path: Path) -> None:
-    process = start(tmp_path)
     json_path = tmp_path / "instance" / "simulators.json"
+    json_path.parent.mkdir()
+    json_path.write_text('{"superoffice": "https://127.0.0.1:1"}')  # left by a killed run
+    process = start(tmp_path)
+    deadline = time.monotonic() + 30
+    while stale(json_path):
+        assert time.monotonic() < deadline, "the stale file was never replaced"
+        time.sleep(0.02)
     summary = wait_for_json(process, json_path)
 
     services = {k: v for k, v in summary.items() if k not in NON_SERVICE_KEYS}
