@@ -3,6 +3,7 @@ directory, e.g. `/SuperOffice/api/v1`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from simulators.superoffice.model import (
 bp = Blueprint("so_rest", __name__, url_prefix="/<tenant_id>/api")
 
 UNAVAILABLE_STATES = {"OfflineMaintenance", "Suspended", "Deleted", "Provisioning", "Unknown"}
+# These call the webhook target synchronously; the target may call back into the API meanwhile.
+UNLOCKED_ENDPOINTS = {"so_rest.webhook_create", "so_rest.webhook_put", "so_rest.webhook_test"}
 
 
 def sim() -> Any:
@@ -73,6 +76,16 @@ def _authenticate() -> None:
         )
     except timezones.UnknownTimeZone as exc:
         raise ApiError(400, f"Unknown SO-TimeZone {exc}") from exc
+    if request.endpoint not in UNLOCKED_ENDPOINTS:
+        data.lock.acquire()  # one request at a time per tenant: reads never see a half-done write
+        g.so_locked = data
+
+
+@bp.teardown_request
+def _unlock(exc: BaseException | None) -> None:
+    data = g.pop("so_locked", None)
+    if data is not None:
+        data.lock.release()
 
 
 @bp.get("")
@@ -416,7 +429,7 @@ def person_delete(person_id: int) -> Response:
             raise ApiError(400, "A person who is a user cannot be deleted")
         _check_unmodified(record.updated)
         del data.persons[person_id]
-    _emit("person.deleted", person_id, _person_values(record))
+    _emit("person.softdeleted", person_id, _person_values(record))
     return Response(status=204)
 
 
@@ -532,7 +545,7 @@ def contact_delete(contact_id: int) -> Response:
         if any(p.contact_id == contact_id for p in data.persons.values()):
             raise ApiError(400, "The company still has persons")
         del data.contacts[contact_id]
-    _emit("contact.deleted", contact_id, _contact_values(record))
+    _emit("contact.softdeleted", contact_id, _contact_values(record))
     return Response(status=204)
 
 
@@ -791,17 +804,14 @@ def webhook_put(webhook_id: int) -> Response:
     body = writes.body_object(_body())
     data = tenant()
     with data.lock:
-        record = _webhook(webhook_id)
-        before = dict(vars(record))
-        try:
-            _apply_webhook(record, body)
-            if record.target_url != before["target_url"]:
-                _check_target(record)
-        except ApiError:
-            vars(record).update(before)
-            raise
-        record.updated = utcnow()
-    return ok(_webhook_json(record))
+        current = _webhook(webhook_id)
+        changed = dataclasses.replace(current)
+        _apply_webhook(changed, body)
+    if changed.target_url != current.target_url:
+        _check_target(changed)  # outside the lock: the target may call the API back
+    with data.lock:
+        vars(current).update(vars(changed), updated=utcnow())
+    return ok(_webhook_json(current))
 
 
 @bp.delete("/v1/Webhook/<int:webhook_id>")

@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -403,3 +404,28 @@ def test_system_user_refusals(
         assert (
             answer["IsSuccessful"] is False and answer["Token"] is None and answer["ErrorMessage"]
         ), name
+
+
+def test_concurrent_writes_and_reads(so_https: requests.Session, base_url: str) -> None:
+    """Many clients at once: every request succeeds and every write is kept."""
+    api = f"{base_url}/SuperOffice/api/v1/Appointment"
+    headers = basic("ALICE")
+
+    def create(n: int) -> int:
+        body = {
+            "Title": f"Parallel {n}",
+            "StartDate": "2026-03-12T10:00:00",
+            "EndDate": "2026-03-12T11:00:00",
+        }
+        return so_https.post(api, headers=headers, json=body).status_code
+
+    def read(_: int) -> int:
+        return so_https.get(api, headers=headers, params={"$select": "title,date"}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda n: (create if n % 2 else read)(n), range(40)))
+    assert set(statuses) == {200}
+    made = so_https.get(
+        api, headers=headers, params={"$filter": "title begins 'Parallel'", "$select": "title"}
+    ).json()
+    assert len(made["value"]) == 20
