@@ -4,6 +4,10 @@ the broken set-ups (redirect loops, none at all, a NetScaler login page)."""
 
 from __future__ import annotations
 
+import socket
+import ssl
+import warnings
+
 import pytest
 from exchangelib import DELEGATE, Account, Credentials
 from exchangelib.errors import AutoDiscoverCircularRedirect, AutoDiscoverFailed
@@ -165,3 +169,29 @@ def test_netscaler_answers_with_a_login_page(exchange_dns, sim_session):
 def test_netscaler_stops_exchangelib_autodiscover(exchange_dns):
     with pytest.raises(AutoDiscoverFailed):
         _discover("alice", "woodgrove.example")
+
+
+def _tls10_handshake(address: str, hostname: str) -> str:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses TLS 1.0 otherwise
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1
+    try:
+        with (
+            socket.create_connection((address, 443), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=hostname) as tls,
+        ):
+            return str(tls.version())
+    except (ssl.SSLError, ConnectionResetError):
+        return "refused"
+
+
+def test_old_organisation_still_speaks_tls_1_0(sims):
+    assert _tls10_handshake(sims.hosts["mail.oldcorp.example"], "mail.oldcorp.example") == "TLSv1"
+    assert (
+        _tls10_handshake(sims.hosts["mail.proseware.example"], "mail.proseware.example")
+        == "refused"
+    )

@@ -10,6 +10,7 @@ from exchangelib import IMPERSONATION, EWSDateTime, EWSTimeZone
 from exchangelib.errors import (
     ErrorCalendarOccurrenceIsDeletedFromRecurrence,
     ErrorImpersonateUserDenied,
+    ErrorInvalidChangeKey,
     ErrorInvalidSyncStateData,
     ErrorIrresolvableConflict,
     ErrorItemNotFound,
@@ -214,6 +215,12 @@ def test_stale_change_key_is_refused(ews_account):
         stale.save(update_fields=["location"], conflict_resolution="NeverOverwrite")
     item.refresh()
     assert item.location == "Board room"
+    forged = CalendarItem(
+        account=account, folder=account.calendar, id=item.id, changekey="bm90IG91cnM="
+    )
+    forged.location = "Roof"
+    with pytest.raises(ErrorInvalidChangeKey):
+        forged.save(update_fields=["location"])
 
 
 def test_server_busy_back_off_is_honoured_by_fault_tolerance(ews_account, exchange_app):
