@@ -329,21 +329,29 @@ class Mailbox:
     # --- delta -------------------------------------------------------------------------
 
     def save_delta_state(self, state: DeltaState) -> str:
-        token = secrets.token_urlsafe(24)
-        with self.lock:
-            self.delta_states[token] = state
-        return token
+        return _remember(self.delta_states, state, self.lock)
 
     def save_page(self, page: PageState) -> str:
-        token = secrets.token_urlsafe(24)
-        with self.lock:
-            self.pages[token] = page
-        return token
+        return _remember(self.pages, page, self.lock)
 
     def forget_sync_states(self) -> None:
         with self.lock:
             self.delta_states.clear()
             self.pages.clear()
+
+
+# Outlook keeps sync states in a bounded cache and evicts the oldest: a client that comes back
+# with an evicted token gets 410 and starts over.
+SYNC_STATE_CACHE = 500
+
+
+def _remember(cache: dict, value: object, lock: threading.RLock) -> str:
+    token = secrets.token_urlsafe(24)
+    with lock:
+        cache[token] = value
+        while len(cache) > SYNC_STATE_CACHE:
+            cache.pop(next(iter(cache)))
+    return token
 
 
 _SPECIAL = {

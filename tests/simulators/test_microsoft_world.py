@@ -9,9 +9,15 @@ from pathlib import Path
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import msal
 
 from simulators.microsoft.graph_directory import sku_table
-from simulators.world.microsoft import demo_world, dns_records
+from simulators.world.microsoft import (
+    SYNCHRONIZER_APP_ID,
+    SYNCHRONIZER_SECRET,
+    demo_world,
+    dns_records,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,3 +82,25 @@ def test_derive_tool_reads_the_csv_and_skips_malformed_plan_names(tmp_path):
         "skuId": "spb-guid",
         "servicePlans": [{"servicePlanId": "9aaf7827", "servicePlanName": "EXCHANGE_S_STANDARD"}],
     }
+
+
+def test_runner_serves_one_app_as_login_and_graph(sims):
+    """The registry's two entries share one app: a token from `login` works on `graph`, and the
+    tenants' DNS records are in the simulated DNS."""
+    session = sims.session()
+    app = msal.ConfidentialClientApplication(
+        SYNCHRONIZER_APP_ID,
+        client_credential=SYNCHRONIZER_SECRET,
+        authority=f"{sims.urls['login']}/contoso.example",
+        instance_discovery=False,
+        http_client=session,
+    )
+    token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])["access_token"]
+    users = session.get(
+        f"{sims.urls['graph']}/v1.0/users", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert users.status_code == 200
+    assert "adele@contoso.example" in {u["userPrincipalName"] for u in users.json()["value"]}
+    assert sims.apps["login"] is sims.apps["graph"]
+    answer = sims.resolver().resolve("contoso.example", "MX")
+    assert [str(r.exchange) for r in answer] == ["contoso-example.mail.protection.outlook.com."]
