@@ -270,3 +270,38 @@ def test_tokeninfo_and_userinfo(
         google_server.url + "/oauth2/v2/userinfo", headers={"Authorization": f"Bearer {token}"}
     ).json()
     assert me["email"] == ALICE and me["hd"] == HEALTHY_DOMAIN
+
+
+def test_google_auth_oauthlib_web_flow(
+    google_server: Any, sim_session: requests.Session, demo_ca: Any
+) -> None:
+    """The portal's way in: google-auth-oauthlib's Flow, its URLs pointed at the simulator."""
+    from google_auth_oauthlib.flow import Flow
+
+    base = google_server.url
+    flow = Flow.from_client_config(
+        {
+            "web": {
+                "client_id": SYNCHRONIZER_CLIENT_ID,
+                "client_secret": SYNCHRONIZER_CLIENT_SECRET,
+                "auth_uri": base + "/o/oauth2/v2/auth",
+                "token_uri": base + "/token",
+                "redirect_uris": [REDIRECT],
+            }
+        },
+        scopes=[SCOPE_CALENDAR, SCOPE_CONTACTS],
+        redirect_uri=REDIRECT,
+    )
+    url, state = flow.authorization_url(
+        access_type="offline", prompt="consent", include_granted_scopes="true", login_hint=ALICE
+    )
+    screen = sim_session.get(url)
+    callback = _approve(sim_session, base, screen, scope=[SCOPE_CALENDAR, SCOPE_CONTACTS])
+    assert callback["state"] == state
+    # verify= per request: requests-oauthlib's session would otherwise honour REQUESTS_CA_BUNDLE.
+    flow.fetch_token(code=callback["code"], verify=demo_ca.ca_file)
+    creds = flow.credentials
+    assert creds.refresh_token and set(creds.granted_scopes or []) == {
+        SCOPE_CALENDAR,
+        SCOPE_CONTACTS,
+    }
