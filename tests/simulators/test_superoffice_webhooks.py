@@ -207,3 +207,20 @@ def test_webhook_crud(so_client: FlaskClient, receiver: Receiver) -> None:
     assert (stopped.json["State"], stopped.json["Events"]) == ("Stopped", ["contact.created"])
     assert so_client.delete(url, headers=ADMIN).status_code == 204
     assert so_client.get(url, headers=ADMIN).status_code == 404
+
+
+def test_deleting_a_person_fires_softdeleted(
+    so_client: FlaskClient, so_app: flask.Flask, receiver: Receiver
+) -> None:
+    subscribe(so_client, receiver.url, ["person.*"])
+    pid = so_client.post(
+        f"{ONSITE}/Person", headers=ADMIN, json={"Firstname": "Gone", "Contact": {"ContactId": 700}}
+    ).json["PersonId"]
+    so_client.delete(f"{ONSITE}/Person/{pid}", headers=ADMIN)
+    settle(so_app)
+    events = receiver.events()[1:]
+    assert [(e["Event"], e["PrimaryKey"]) for e in events] == [
+        ("person.created", pid),
+        ("person.softdeleted", pid),
+    ]
+    assert events[1]["FieldValues"]["contact_id"] == 700
