@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from flask import Flask, Response, request
 
-from simulators.microsoft import batch, graph_calendar, graph_contacts, graph_directory  # noqa: F401  (routes)
+# Imported for their routes on the Graph blueprint.
+from simulators.microsoft import batch, graph_calendar, graph_contacts, graph_directory  # noqa: F401
 from simulators.microsoft.errors import GraphError, sim_error_body
 from simulators.microsoft.graph_common import GraphState
 from simulators.microsoft.graph_common import bp as graph_bp

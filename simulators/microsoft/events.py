@@ -183,10 +183,16 @@ def timing_from(body: dict, current: Timing | None = None) -> Timing:
             "ErrorInvalidRequest",
             "Your request can't be completed. start and end are required.",
         )
-    start, start_zone = (
-        parse_dtz(body["start"]) if "start" in body else (current.start, current.start_zone)
-    )  # type: ignore[union-attr]
-    end, end_zone = parse_dtz(body["end"]) if "end" in body else (current.end, current.end_zone)  # type: ignore[union-attr]
+    if "start" in body:
+        start, start_zone = parse_dtz(body["start"])
+    else:
+        assert current is not None
+        start, start_zone = current.start, current.start_zone
+    if "end" in body:
+        end, end_zone = parse_dtz(body["end"])
+    else:
+        assert current is not None
+        end, end_zone = current.end, current.end_zone
     all_day = bool(body.get("isAllDay", current.all_day if current else False))
     if end < start:
         raise GraphError(

@@ -1,4 +1,4 @@
-"""The Microsoft 365 part of the demo world: tenants, our app registration, users, calendars, contacts.
+"""The Microsoft 365 part of the demo world: tenants, our app, users, calendars, contacts.
 
 Plain data only. The Microsoft simulator (`simulators.microsoft`) serves it; tests build their own
 variants with `demo_world(anchor=...)`. Identifiers are derived from names (uuid5) so a run is
