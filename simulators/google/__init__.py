@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
-from simulators.google import batch, calendar_api, directory_api, oauth, people_api, sim_admin
+from simulators.google import (
+    batch,
+    calendar_api,
+    directory_api,
+    id_tokens,
+    oauth,
+    people_api,
+    sim_admin,
+)
 from simulators.google.errors import GoogleApiError, error_body_for_status
 from simulators.google.seed import seed
 from simulators.google.store import GoogleStore
@@ -35,7 +43,8 @@ def create_app(world: GoogleWorld | None = None) -> Flask:
     store = GoogleStore(world or demo())
     app.extensions["google_store"] = store
     seed(store)
-    for module in (oauth, calendar_api, people_api, directory_api, batch, sim_admin):
+    blueprints = (oauth, id_tokens, calendar_api, people_api, directory_api, batch, sim_admin)
+    for module in blueprints:
         app.register_blueprint(module.bp)
 
     @app.errorhandler(GoogleApiError)

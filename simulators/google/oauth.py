@@ -13,11 +13,11 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, jsonify, redirect, render_template_string, request
 
-from simulators.google import opaque
+from simulators.google import id_tokens, opaque
 from simulators.google.auth import require_token, store
 from simulators.google.consent_pages import BLOCKED_PAGE, CONSENT_PAGE, ERROR_PAGE, SIGN_IN_PAGE
 from simulators.google.jwt_bearer import AssertionRefused, unverified_claims, verify
-from simulators.google.store import ACCESS_TOKEN_LIFETIME, AuthCode, RefreshGrant
+from simulators.google.store import ACCESS_TOKEN_LIFETIME, AccessToken, AuthCode, RefreshGrant
 from simulators.platform.control import claim_fault
 from simulators.world.google import SCOPE_EMAIL, SCOPE_PROFILE, OAuthClient
 
@@ -122,6 +122,7 @@ def authorize() -> Any:
         "state": args.get("state", ""),
         "offline": str(args.get("access_type") == "offline"),
         "include_granted_scopes": args.get("include_granted_scopes", ""),
+        "nonce": args.get("nonce", ""),
     }
     return _page(CONSENT_PAGE, 200, app=client.name, email=user.email, scopes=scopes, ticket=ticket)
 
@@ -158,6 +159,7 @@ def decide() -> Any:
         scopes=granted,
         offline=ticket["offline"] == "True",
         expires_at=store().now() + CODE_LIFETIME,
+        nonce=ticket["nonce"] or None,
     )
     domain = ticket["email"].rsplit("@", 1)[-1]
     return redirect(
@@ -227,15 +229,20 @@ def token() -> Response:
     return response
 
 
-def _token_body(access: str, scopes: list[str], refresh: str | None = None) -> dict[str, Any]:
+def _token_body(
+    access: AccessToken, refresh: str | None = None, nonce: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "access_token": access,
+        "access_token": access.token,
         "expires_in": ACCESS_TOKEN_LIFETIME,
-        "scope": " ".join(scopes),
+        "scope": " ".join(access.scopes),
         "token_type": "Bearer",
     }
     if refresh:
         body["refresh_token"] = refresh
+    user = store().find_user(access.email)
+    if "openid" in access.scopes and user is not None:
+        body["id_token"] = id_tokens.issue(access.client_id, user, access.token, nonce)
     return body
 
 
@@ -260,7 +267,7 @@ def _grant_code() -> dict[str, Any]:
     access = store().issue_access_token(
         opaque.access_token(), client.client_id, code.email, list(code.scopes), refresh
     )
-    return _token_body(access.token, access.scopes, refresh)
+    return _token_body(access, refresh, code.nonce)
 
 
 def _grant_refresh() -> dict[str, Any]:
@@ -277,7 +284,7 @@ def _grant_refresh() -> dict[str, Any]:
     access = store().issue_access_token(
         opaque.access_token(), client.client_id, grant.email, scopes, grant.token
     )
-    return _token_body(access.token, scopes)
+    return _token_body(access)
 
 
 def _grant_jwt_bearer() -> dict[str, Any]:
@@ -311,7 +318,7 @@ def _grant_jwt_bearer() -> dict[str, Any]:
         _check_domain_policy(user.email, account.client_id, delegated=True)
         email = user.email
     access = store().issue_access_token(opaque.access_token(), account.client_id, email, scopes)
-    return _token_body(access.token, scopes)
+    return _token_body(access)
 
 
 # -- revoke, tokeninfo, userinfo -------------------------------------------------------

@@ -71,6 +71,7 @@ class AuthCode:
     scopes: list[str]
     offline: bool
     expires_at: float
+    nonce: str | None = None
     used: bool = False
 
 

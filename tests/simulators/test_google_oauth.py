@@ -305,3 +305,65 @@ def test_google_auth_oauthlib_web_flow(
         SCOPE_CALENDAR,
         SCOPE_CONTACTS,
     }
+
+
+def test_openid_id_token_verifies_with_google_auth(
+    google_server: Any, sim_session: requests.Session, auth_request: Any
+) -> None:
+    from google.oauth2 import id_token
+
+    base = google_server.url
+    screen = _consent(sim_session, base, ALICE, ["openid", SCOPE_EMAIL], nonce="n-0S6")
+    callback = _approve(sim_session, base, screen)
+    tokens = sim_session.post(
+        base + "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": callback["code"],
+            "redirect_uri": REDIRECT,
+            "client_id": SYNCHRONIZER_CLIENT_ID,
+            "client_secret": SYNCHRONIZER_CLIENT_SECRET,
+        },
+    ).json()
+    claims = id_token.verify_token(
+        tokens["id_token"],
+        auth_request,
+        audience=SYNCHRONIZER_CLIENT_ID,
+        certs_url=base + "/oauth2/v1/certs",
+    )
+    assert claims["iss"] == "https://accounts.google.com"
+    assert (claims["email"], claims["hd"], claims["nonce"]) == (ALICE, HEALTHY_DOMAIN, "n-0S6")
+    config = sim_session.get(base + "/.well-known/openid-configuration").json()
+    assert config["token_endpoint"] == base + "/token"
+    assert sim_session.get(config["jwks_uri"]).json()["keys"][0]["kid"]
+
+
+def test_authorized_http_refreshes_after_a_401(
+    google_server: Any,
+    google_app: Any,
+    sim_session: requests.Session,
+    demo_ca: Any,
+) -> None:
+    """google_auth_httplib2 refreshes on 401 and retries, as the daemon's clients will."""
+    import google_auth_httplib2
+    import httplib2
+    from googleapiclient.discovery import build
+
+    creds = _user_credentials(sim_session, google_server.url, [SCOPE_CALENDAR])
+    http = google_auth_httplib2.AuthorizedHttp(creds, http=httplib2.Http(ca_certs=demo_ca.ca_file))
+    calendar = build(
+        "calendar",
+        "v3",
+        http=http,
+        static_discovery=True,
+        client_options={"api_endpoint": google_server.url + "/calendar/v3/"},
+    )
+    control = control_of(google_app)
+    control.stats.reset()
+    control.faults.add({"kind": "token_expired", "path": "/events$"})
+    before = creds.token
+    assert calendar.events().list(calendarId="primary").execute()["items"]
+    assert creds.token != before
+    endpoints = control.stats.snapshot()["endpoints"]
+    assert endpoints["POST /token"] == 1
+    assert endpoints["GET /calendar/v3/calendars/<calendar_id>/events"] == 2
