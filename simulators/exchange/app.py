@@ -134,11 +134,11 @@ def create_app(world: ExchangeWorld | None = None) -> Flask:
         return _soap(runtime, host)
 
     def _pox(runtime: Runtime, host: str) -> Response:
-        if request.method != "POST":
-            return Response(status=405)
-        email = autodiscover.pox_email(request.get_data())
+        email = autodiscover.pox_email(request.get_data()) if request.method == "POST" else None
         if email is None:
-            return Response(b"Bad request", status=400, content_type="text/html")
+            # Exchange answers a GET or a malformed body with a 600 "Invalid Request" document.
+            body = autodiscover.pox_error("InvalidRequest")
+            return Response(body, content_type="text/xml; charset=utf-8")
         answer = runtime.answer(email, host)
         body = autodiscover.pox_response(answer, runtime.build)
         return Response(body, content_type="text/xml; charset=utf-8")

@@ -43,20 +43,33 @@ def pox_email(body: bytes) -> str | None:
     return root.findtext(f"{{{POX_REQUEST}}}Request/{{{POX_REQUEST}}}EMailAddress")
 
 
-def pox_response(answer: Answer, build: ServerBuild) -> bytes:
+POX_ERRORS = {
+    "InvalidUser": ("500", "The email address can't be found."),
+    "InvalidRequest": ("600", "Invalid Request"),
+}
+
+
+def pox_error(kind: str) -> bytes:
+    """MS-OXDISCO error answer: 500 for an unknown address, 600 for a request that is not one."""
+    code, message = POX_ERRORS[kind]
     root = etree.Element(f"{{{POX_RESPONSE}}}Autodiscover", nsmap={None: POX_RESPONSE})
+    response = sub(root, f"{{{POX_RESPONSE}}}Response")
+    err = sub(
+        response,
+        f"{{{POX_RESPONSE}}}Error",
+        Time=datetime.now(UTC).strftime("%H:%M:%S.%f")[:12],
+        Id=str(uuid.uuid4().int % 10**10),
+    )
+    sub(err, f"{{{POX_RESPONSE}}}ErrorCode", code)
+    sub(err, f"{{{POX_RESPONSE}}}Message", message)
+    sub(err, f"{{{POX_RESPONSE}}}DebugData")
+    return to_bytes(root)
+
+
+def pox_response(answer: Answer, build: ServerBuild) -> bytes:
     if answer.error:
-        response = sub(root, f"{{{POX_RESPONSE}}}Response")
-        err = sub(
-            response,
-            f"{{{POX_RESPONSE}}}Error",
-            Time=datetime.now(UTC).strftime("%H:%M:%S.%f")[:12],
-            Id=str(uuid.uuid4().int % 10**10),
-        )
-        sub(err, f"{{{POX_RESPONSE}}}ErrorCode", "500")
-        sub(err, f"{{{POX_RESPONSE}}}Message", "The email address can't be found.")
-        sub(err, f"{{{POX_RESPONSE}}}DebugData")
-        return to_bytes(root)
+        return pox_error(answer.error)
+    root = etree.Element(f"{{{POX_RESPONSE}}}Autodiscover", nsmap={None: POX_RESPONSE})
     ns = f"{{{POX_OUTLOOK}}}"
     response = etree.SubElement(root, f"{ns}Response", nsmap={None: POX_OUTLOOK})
     user = sub(response, f"{ns}User")

@@ -11,7 +11,7 @@ from simulators.platform.control import claim_fault
 
 from .operations import Caller
 from .organisation import Runtime
-from .soap import envelope, error, fault, response_root, server_busy
+from .soap import SERVER_BUSY_TEXT, envelope, error, fault, response_root, server_busy
 from .store import MailboxUser, StoreError
 from .xmlns import SOAP, BadXml, local, parse, t, to_bytes
 
@@ -40,6 +40,22 @@ def _fault_response(body: bytes) -> Response:
 
 
 def handle(runtime: Runtime, user: MailboxUser, body: bytes, counter: OperationCounter) -> Response:
+    budget = runtime.budget
+    if not budget.acquire(user.address):
+        text = (
+            f"{SERVER_BUSY_TEXT} The user has exceeded the policy part 'MaxConcurrency', "
+            f"policy value '{budget.limit}', Budget type: 'Ews'."
+        )
+        return _fault_response(fault("ErrorServerBusy", text))
+    try:
+        return _handle(runtime, user, body, counter)
+    finally:
+        budget.release(user.address)
+
+
+def _handle(
+    runtime: Runtime, user: MailboxUser, body: bytes, counter: OperationCounter
+) -> Response:
     try:
         root = parse(body)
     except BadXml as exc:

@@ -18,6 +18,7 @@ from .operations import Operations
 from .seed import seed
 from .soap import BUILDS, ServerBuild
 from .store import Store
+from .throttling import ConcurrencyBudget
 
 # What a host does for its organisation.
 ROLE_EWS = "ews"  # the CAS: EWS, Autodiscover, OWA
@@ -32,6 +33,7 @@ class Runtime:
     operations: Operations
     auth: Authenticator
     build: ServerBuild
+    budget: ConcurrencyBudget
 
     @classmethod
     def build_for(cls, org: Organisation) -> Runtime:
@@ -39,7 +41,8 @@ class Runtime:
         operations = Operations(store)
         seed(store, operations, org)
         auth = Authenticator(store.users, org.auth, org.netbios, org.domain)
-        return cls(org, store, operations, auth, BUILDS[org.version])
+        budget = ConcurrencyBudget(org.ews_max_concurrency)
+        return cls(org, store, operations, auth, BUILDS[org.version], budget)
 
     def host_roles(self) -> dict[str, str]:
         roles = {self.org.ews_host: ROLE_EWS}

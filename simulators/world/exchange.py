@@ -92,6 +92,7 @@ class Organisation:
     auth: tuple[str, ...] = ("Negotiate", "NTLM", "Basic")
     tls: str = "modern"
     netscaler: bool = False  # a reverse proxy answers unauthenticated requests with a login page
+    ews_max_concurrency: int = 27  # EWSMaxConcurrency of the default throttling policy
     mailboxes: list[Mailbox] = field(default_factory=list)
 
     def __post_init__(self) -> None:

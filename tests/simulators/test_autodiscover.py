@@ -195,3 +195,22 @@ def test_old_organisation_still_speaks_tls_1_0(sims):
         _tls10_handshake(sims.hosts["mail.proseware.example"], "mail.proseware.example")
         == "refused"
     )
+
+
+def test_pox_get_is_an_invalid_request(exchange_dns, sim_session):
+    unauthenticated = sim_session.get(
+        "https://autodiscover.proseware.example/autodiscover/autodiscover.xml", timeout=5
+    )
+    assert unauthenticated.status_code == 401
+    response = sim_session.get(
+        "https://autodiscover.proseware.example/autodiscover/autodiscover.xml",
+        auth=("alice@proseware.example", PASSWORDS["alice"]),
+        timeout=5,
+    )
+    assert response.status_code == 200
+    assert (
+        etree.fromstring(response.content).findtext(
+            "r:Response/r:Error/r:ErrorCode", namespaces=POX_NS
+        )
+        == "600"
+    )

@@ -319,3 +319,18 @@ def test_convert_id_between_formats(ews_account):
         EWS_ID,
     )
     assert back.id == item.id
+
+
+def test_max_concurrency_budget_answers_server_busy(ews_account, exchange_app):
+    runtime = exchange_app.extensions["exchange_simulator"].runtime("proseware.example")
+    budget = runtime.budget
+    assert budget.limit == 27
+    for _ in range(budget.limit):  # 27 requests of alice's still in progress
+        assert budget.acquire("alice@proseware.example")
+    account = ews_account("alice", retry_policy=FailFast())
+    with pytest.raises(ErrorServerBusy, match="policy part 'MaxConcurrency', policy value '27'"):
+        _ = account.calendar
+    # Bob has his own budget.
+    assert ews_account("bob").calendar.total_count == 4
+    budget.release("alice@proseware.example")
+    assert account.calendar.total_count == 10
