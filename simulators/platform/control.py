@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import flask
 from werkzeug.exceptions import HTTPException
@@ -50,14 +51,17 @@ class FaultRule:
     kind: str
     spec: dict[str, Any]
     path: re.Pattern[str] | None
+    query: re.Pattern[str] | None
     method: str | None
     remaining: int | None  # None: no limit (a fraction rule without a count)
     fraction: float | None
     rng: random.Random
     hits: int = 0
 
-    def matches(self, kind: str, method: str, path: str) -> bool:
+    def matches(self, kind: str, method: str, path: str, query: str) -> bool:
         if kind != self.kind or (self.method and self.method != method.upper()):
+            return False
+        if self.query is not None and self.query.search(query) is None:
             return False
         return self.path is None or self.path.search(path) is not None
 
@@ -74,8 +78,9 @@ def _parse_rule(spec: Any, rule_id: int, known_kinds: Iterable[str]) -> FaultRul
         raise FaultRuleError(f"unknown fault kind {kind!r}; this simulator knows {sorted(known)}")
     try:
         path = re.compile(spec["path"]) if spec.get("path") else None
+        query = re.compile(spec["query"]) if spec.get("query") else None
     except re.error as exc:
-        raise FaultRuleError(f"bad path regex: {exc}") from exc
+        raise FaultRuleError(f"bad path or query regex: {exc}") from exc
     fraction = spec.get("fraction")
     if fraction is not None and not (isinstance(fraction, int | float) and 0 <= fraction <= 1):
         raise FaultRuleError("fraction must be a number from 0 to 1")
@@ -92,6 +97,7 @@ def _parse_rule(spec: Any, rule_id: int, known_kinds: Iterable[str]) -> FaultRul
         kind=kind,
         spec=dict(spec),
         path=path,
+        query=query,
         method=method.upper() if isinstance(method, str) else None,
         remaining=count,
         fraction=float(fraction) if fraction is not None else None,
@@ -129,12 +135,14 @@ class FaultBook:
         with self._lock:
             return [r.as_dict() for r in self._rules]
 
-    def claim(self, kinds: Iterable[str], method: str, path: str) -> dict[str, Any] | None:
+    def claim(
+        self, kinds: Iterable[str], method: str, path: str, query: str = ""
+    ) -> dict[str, Any] | None:
         """The first rule of one of `kinds` matching this request, consuming one count."""
         wanted = tuple(kinds)
         with self._lock:
             for rule in self._rules:
-                if not any(rule.matches(kind, method, path) for kind in wanted):
+                if not any(rule.matches(kind, method, path, query) for kind in wanted):
                     continue
                 if rule.fraction is not None and rule.rng.random() >= rule.fraction:
                     continue
@@ -185,14 +193,15 @@ class ControlMiddleware:
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        query = unquote(environ.get("QUERY_STRING", ""))
         if path.startswith(CONTROL_PREFIX) and not path.startswith("/_sim/state"):
             return self._control(Request(environ))(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET")
         self.stats.count(f"{method} {self._endpoint(environ)}")
-        latency = self.faults.claim(("latency",), method, path)
+        latency = self.faults.claim(("latency",), method, path, query)
         if latency is not None:
             time.sleep(float(latency["latency_ms"]) / 1000)
-        rule = self.faults.claim(("status", "drop"), method, path)
+        rule = self.faults.claim(("status", "drop"), method, path, query)
         if rule is not None and rule["kind"] == "drop":
             _drop(environ)
         if rule is not None:
@@ -286,10 +295,15 @@ def claim_fault(
 ) -> dict[str, Any] | None:
     """Inside a request: the matching active rule of one of `kinds` (consuming one count),
     or None. `method`/`path` default to the current request's; pass them to check an inner
-    request (e.g. one part of a batch)."""
+    request (e.g. one part of a batch; a `?query` in `path` is matched as the query)."""
     if not flask.has_request_context():
         return None
     control = flask.current_app.extensions.get(EXTENSION_KEY)
     if not isinstance(control, ControlMiddleware):
         return None
-    return control.faults.claim(kinds, method or flask.request.method, path or flask.request.path)
+    if path is None:
+        path, query = flask.request.path, unquote(flask.request.query_string.decode("latin-1"))
+    else:
+        path, _, query = path.partition("?")
+        query = unquote(query)
+    return control.faults.claim(kinds, method or flask.request.method, path, query)

@@ -180,6 +180,19 @@ def test_method_and_path_pattern_select_the_requests(http: Any) -> None:
     assert http("POST", "/v1.0/me/events").status_code == 500
 
 
+def test_query_pattern_selects_requests_by_their_query_string(http: Any) -> None:
+    add_fault(http, kind="delta_expired", query=r"\$deltatoken=", count=5)
+    assert http("GET", "/v1.0/me/calendarView/delta?startDateTime=x").status_code == 200
+    assert http("GET", "/v1.0/me/calendarView/delta?%24deltatoken=abc").status_code == 410
+    add_fault(http, kind="status", status=429, query="top=1")
+    parts = [
+        {"id": "1", "method": "GET", "url": "/me/events?$top=2"},
+        {"id": "2", "method": "GET", "url": "/me/events?$top=1"},
+    ]
+    response = http("POST", "/v1.0/$batch", json={"requests": parts})
+    assert [p["status"] for p in response.json()["responses"]] == [200, 429]
+
+
 def test_app_specific_kinds_are_claimed_by_the_app(http: Any) -> None:
     add_fault(http, kind="token_expired", path="events")
     add_fault(http, kind="token_revoked", reason="AADSTS50173: the grant was revoked")
@@ -208,7 +221,8 @@ def test_bad_rules_are_refused_with_the_reason(http: Any) -> None:
         ({"kind": "token_expird"}, "unknown fault kind"),
         ({"kind": "status"}, "integer 'status'"),
         ({"kind": "latency"}, "latency_ms"),
-        ({"kind": "drop", "path": "("}, "bad path regex"),
+        ({"kind": "drop", "path": "("}, "bad path or query regex"),
+        ({"kind": "drop", "query": "[a"}, "bad path or query regex"),
         ({"kind": "drop", "count": 0}, "positive integer"),
         ({"kind": "drop", "fraction": 2}, "from 0 to 1"),
         (["not", "an", "object"], "JSON object"),
