@@ -71,7 +71,7 @@ def _dispatch(part: dict) -> dict:
         path=f"/{path}",
         query_string=query,
         method=str(part["method"]).upper(),
-        headers=headers,
+        headers=list(headers.items()),
         data=data,
         base_url=request.host_url,
     )

@@ -261,19 +261,13 @@ def expand(record: EventRecord, window_start: datetime, window_end: datetime) ->
         return []
     found: list[Instance] = []
     duration = timing.end - timing.start
-    series_zone_name = str(
-        record.recurrence.get("range", {}).get("recurrenceTimeZone") or timing.start_zone
-    )  # type: ignore[union-attr]
-    series_zone = zone(series_zone_name)
+    series = record.recurrence or {}
+    series_zone = zone(str(series.get("range", {}).get("recurrenceTimeZone") or timing.start_zone))
     margin = timedelta(days=7)
-    for start in rec.occurrences(
-        record.recurrence,
-        timing.start,
-        duration,
-        series_zone,
-        window_start - margin,
-        window_end + margin,  # type: ignore[arg-type]
-    ):
+    starts = rec.occurrences(
+        series, timing.start, duration, series_zone, window_start - margin, window_end + margin
+    )
+    for start in starts:
         key = start.astimezone(UTC)
         if key in record.cancelled:
             continue

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Response, current_app, redirect, request
+from flask import Blueprint, Response, current_app, request
 
 from simulators.microsoft import consent, tokens
 from simulators.microsoft.errors import aad_error, aadsts_description
@@ -210,7 +210,9 @@ def _back_to_client(redirect_uri: str, params: dict[str, str], response_mode: st
         )
         return Response(page, mimetype="text/html")
     separator = "&" if "?" in redirect_uri else "?"
-    return redirect(f"{redirect_uri}{separator}{urlencode(params)}", code=302)
+    return Response(
+        status=302, headers={"Location": f"{redirect_uri}{separator}{urlencode(params)}"}
+    )
 
 
 def _error_params(error: str, code: int, message: str, state: str | None) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 _NAMESPACE = uuid.UUID("6f1c5d0e-8a43-4b8e-9a52-3f0c1b7d2e11")
 
@@ -285,7 +285,7 @@ def _contacts(domain: str) -> list[dict]:
     ]
 
 
-def _user(tenant_key: str, domain: str, login: str, given: str, surname: str, **extra) -> User:
+def _user(tenant_key: str, domain: str, login: str, given: str, surname: str, **extra: Any) -> User:
     return User(
         id=stable_id(tenant_key, "user", login),
         user_principal_name=f"{login}@{domain}",
@@ -296,7 +296,7 @@ def _user(tenant_key: str, domain: str, login: str, given: str, surname: str, **
     )
 
 
-def _tenant(key: str, name: str, domain: str, **extra) -> Tenant:
+def _tenant(key: str, name: str, domain: str, **extra: Any) -> Tenant:
     initial = f"{key}.onmicrosoft.example"
     return Tenant(
         id=stable_id(key, "tenant"), display_name=name, domains=[domain, initial], **extra
