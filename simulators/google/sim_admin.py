@@ -4,6 +4,7 @@ delegation, revoke a user's tokens, expire sync tokens, move the clock)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -12,7 +13,11 @@ from simulators.google.auth import store
 from simulators.google.calendar_events import CalendarEvents
 from simulators.google.contacts import ContactBookOps
 from simulators.google.store import ContactBook
-from simulators.world.google import SYNCHRONIZER_CLIENT_ID
+from simulators.world.google import (
+    SERVICE_ACCOUNT_CLIENT_ID,
+    SYNCHRONIZER_CLIENT_ID,
+    GoogleDomain,
+)
 
 bp = Blueprint("google_sim_admin", __name__, url_prefix="/_sim/state")
 
@@ -46,7 +51,7 @@ def export_state() -> Response:
 
 
 @bp.post("")
-def seed_state() -> Response:
+def seed_state() -> tuple[Response, int] | Response:
     """Replace the parts given: ``calendars`` (events per calendar), ``contacts`` (Person
     resources per user), ``domains`` (policy fields), ``clock_offset``."""
     s = store()
@@ -64,7 +69,9 @@ def seed_state() -> Response:
             for person in people:
                 ContactBookOps(s, email).create(person)
         for spec in body.get("domains") or []:
-            domain = s.find_domain(spec["name"])
+            domain = s.find_domain(str(spec.get("name", "")))
+            if domain is None:
+                return jsonify(error=f"unknown domain {spec.get('name')!r}"), 400
             for key in ("trusted_clients", "blocked_clients"):
                 if key in spec:
                     setattr(domain, key, set(spec[key]))
@@ -79,38 +86,63 @@ def seed_state() -> Response:
 @bp.post("/actions")
 def action() -> tuple[Response, int] | Response:
     body: dict[str, Any] = request.get_json(force=True)
-    s = store()
     name = body.get("action")
-    client_id = body.get("client_id", SYNCHRONIZER_CLIENT_ID)
-    domain = s.find_domain(body.get("domain", "")) if body.get("domain") else None
-    with s.lock:
-        if name in ("block_app", "trust_app", "untrust_app", "set_delegation") and not domain:
-            return jsonify(error="unknown or missing domain"), 400
-        if name == "block_app":
-            domain.blocked_clients.add(client_id)  # type: ignore[union-attr]
-        elif name == "trust_app":
-            domain.blocked_clients.discard(client_id)  # type: ignore[union-attr]
-            domain.trusted_clients.add(client_id)  # type: ignore[union-attr]
-        elif name == "untrust_app":
-            domain.trusted_clients.discard(client_id)  # type: ignore[union-attr]
-        elif name == "set_delegation":
-            scopes = list(body.get("scopes") or [])
-            if scopes:
-                domain.delegation[body["client_id"]] = scopes  # type: ignore[union-attr]
-            else:
-                domain.delegation.pop(body["client_id"], None)  # type: ignore[union-attr]
+    with store().lock:
+        if name in DOMAIN_ACTIONS:
+            domain = store().find_domain(str(body.get("domain", "")))
+            if domain is None:
+                return jsonify(error="unknown or missing domain"), 400
+            DOMAIN_ACTIONS[name](domain, body)
         elif name == "revoke_tokens":
-            return jsonify(revoked=s.revoke_user(str(body.get("email", "")).lower()))
+            return jsonify(revoked=store().revoke_user(str(body.get("email", "")).lower()))
         elif name == "expire_sync_tokens":
-            email = body.get("email")
-            for cal in s.calendars.values():
-                if email in (None, cal.owner):
-                    cal.epoch += 1
-            for owner, book in s.books.items():
-                if email in (None, owner):
-                    book.epoch += 1
+            _expire_sync_tokens(body.get("email"))
         elif name == "advance_clock":
-            s.clock_offset += float(body.get("seconds", 0))
+            store().clock_offset += float(body.get("seconds", 0))
         else:
             return jsonify(error=f"unknown action {name!r}"), 400
     return jsonify(ok=True)
+
+
+def _client(body: dict[str, Any]) -> str:
+    return str(body.get("client_id", SYNCHRONIZER_CLIENT_ID))
+
+
+def _block(domain: GoogleDomain, body: dict[str, Any]) -> None:
+    domain.blocked_clients.add(_client(body))
+
+
+def _trust(domain: GoogleDomain, body: dict[str, Any]) -> None:
+    domain.blocked_clients.discard(_client(body))
+    domain.trusted_clients.add(_client(body))
+
+
+def _untrust(domain: GoogleDomain, body: dict[str, Any]) -> None:
+    domain.trusted_clients.discard(_client(body))
+
+
+def _set_delegation(domain: GoogleDomain, body: dict[str, Any]) -> None:
+    """Domain-wide delegation for ``client_id`` (numeric); no scopes removes it."""
+    client_id = str(body.get("client_id", SERVICE_ACCOUNT_CLIENT_ID))
+    scopes = list(body.get("scopes") or [])
+    if scopes:
+        domain.delegation[client_id] = scopes
+    else:
+        domain.delegation.pop(client_id, None)
+
+
+DOMAIN_ACTIONS: dict[str, Callable[[GoogleDomain, dict[str, Any]], None]] = {
+    "block_app": _block,
+    "trust_app": _trust,
+    "untrust_app": _untrust,
+    "set_delegation": _set_delegation,
+}
+
+
+def _expire_sync_tokens(email: str | None) -> None:
+    for calendar in store().calendars.values():
+        if email in (None, calendar.owner):
+            calendar.epoch += 1
+    for owner, book in store().books.items():
+        if email in (None, owner):
+            book.epoch += 1
