@@ -1,0 +1,336 @@
+"""[autodiscover] The four methods in the order Outlook tries them, redirects followed with a
+loop and hop limit, and the EWS and OAB URLs found (or how to give them by hand).
+
+The methods run concurrently (they are independent), and the first one in client order that
+works wins, so the check takes as long as the slowest method, not the sum of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.resolver
+import requests
+
+from checksite.checks.autodiscover_client import Exchange, get_url, post_pox
+from checksite.checks.context import CheckContext
+from checksite.checks.mail_system import GOOGLE, ICLOUD, MICROSOFT_365, mail_system
+from checksite.checks.model import Step, Stopwatch
+
+ID = "autodiscover"
+TITLE = "Autodiscover"
+MAX_HOPS = 10
+PATH = "/autodiscover/autodiscover.xml"
+MANUAL_URLS_HELP = (
+    "When Autodiscover cannot be made to work, Synchronizer accepts the EWS and OAB URLs by "
+    "hand: in the profile's Exchange settings choose 'Enter the EWS URL manually' (here: "
+    "--ews-url https://mail.example.com/EWS/Exchange.asmx --oab-url "
+    "https://mail.example.com/OAB/)."
+)
+
+
+@dataclass
+class Discovery:
+    """What Autodiscover revealed; shared with [tls], [firewall] and [exchange_version]."""
+
+    outcome: str = "none"  # settings | found | manual | login_page | loop | none | skipped
+    method: str | None = None
+    endpoint_url: str | None = None
+    ews_url: str | None = None
+    oab_url: str | None = None
+    server_version: str | None = None
+    owa_version: str | None = None
+    auth_methods: list[str] = field(default_factory=list)
+    mailbox: str | None = None
+    steps: list[Step] = field(default_factory=list)
+    message: str = ""
+
+
+def discovery(context: CheckContext) -> Discovery:
+    return context.fact("autodiscover", lambda: discover(context))
+
+
+def discover(context: CheckContext) -> Discovery:
+    target = context.target
+    if target.ews_url:
+        return Discovery(
+            "manual",
+            method="manual",
+            ews_url=target.ews_url,
+            oab_url=target.oab_url,
+            message="EWS and OAB URLs were given by hand; Autodiscover was not needed.",
+        )
+    system = mail_system(context)
+    if system.kind in (MICROSOFT_365, GOOGLE, ICLOUD):
+        return Discovery("skipped", message=f"Not needed: the domain uses {system.label}.")
+    session = context.session()
+    email = target.mailbox or f"synchronizer-check@{target.domain}"
+    found = Discovery(mailbox=email)
+    seen_addresses = {email.lower()}
+    for _ in range(MAX_HOPS):
+        round_steps, winner = _try_methods(context, session, email)
+        found.steps.append(
+            Step(
+                f"autodiscover.methods.{len(found.steps)}",
+                f"Autodiscover for {email}",
+                "pass" if winner else "fail",
+                f"Found by {winner[0]}." if winner else "No method worked.",
+                children=round_steps,
+            )
+        )
+        if winner is None:
+            found.message = "None of the four Autodiscover methods found this domain's Exchange."
+            return found
+        method, exchange = winner
+        found.method = method
+        exchange = _follow_redirect_urls(context, session, exchange, email, found)
+        _record(found, exchange)
+        answer = exchange.answer
+        if exchange.outcome == "redirect" and answer and answer.action == "redirectAddr":
+            new = (answer.redirect or "").strip()
+            if new.lower() in seen_addresses:
+                found.outcome = "loop"
+                found.message = f"Autodiscover redirects addresses in a loop ({email} → {new})."
+                return found
+            if "@" not in new:
+                found.message = f"Autodiscover redirected to an invalid address: {new!r}."
+                return found
+            seen_addresses.add(new.lower())
+            email = new
+            continue
+        return found
+    found.outcome = "loop"
+    found.message = f"Gave up after {MAX_HOPS} redirects."
+    return found
+
+
+def _methods(domain: str) -> list[tuple[str, str, str]]:
+    return [
+        ("https://domain", f"https://{domain}{PATH}", "post"),
+        ("https://autodiscover.domain", f"https://autodiscover.{domain}{PATH}", "post"),
+        ("HTTP redirect (port 80)", f"http://autodiscover.{domain}{PATH}", "redirect"),
+        ("DNS SRV record", f"_autodiscover._tcp.{domain}", "srv"),
+    ]
+
+
+def _try_methods(
+    context: CheckContext, session: requests.Session, email: str
+) -> tuple[list[Step], tuple[str, Exchange] | None]:
+    domain = email.rpartition("@")[2]
+    password = context.target.password
+    methods = _methods(domain)
+    with ThreadPoolExecutor(max_workers=len(methods)) as pool:
+        futures = [
+            pool.submit(_run_method, context, session, kind, url, email, password)
+            for _, url, kind in methods
+        ]
+        results = [f.result() for f in futures]
+    working = [_works(exchanges[-1]) for exchanges, _ in results]
+    winner: tuple[str, Exchange] | None = None
+    for (name, _, _), (exchanges, _), works in zip(methods, results, working, strict=True):
+        if works:
+            winner = (name, exchanges[-1])
+            break
+    steps: list[Step] = []
+    for (name, _, _), (exchanges, elapsed), works in zip(methods, results, working, strict=True):
+        last = exchanges[-1]
+        if works and last.outcome != "login_page":
+            status = "pass"
+        else:  # a failed method is only evidence once another one worked
+            status = "fail" if winner is None or winner[1] is last else "info"
+        steps.append(
+            Step(
+                f"autodiscover.method.{len(steps) + 1}",
+                name,
+                status,  # type: ignore[arg-type]
+                " ".join(e.message for e in exchanges),
+                details={"attempts": [e.details() for e in exchanges]},
+                elapsed_ms=elapsed,
+            )
+        )
+    return steps, winner
+
+
+def _works(exchange: Exchange) -> bool:
+    if exchange.outcome == "redirect":
+        return exchange.answer is not None  # an Autodiscover redirectAddr/redirectUrl answer
+    return exchange.outcome in ("settings", "found", "login_page")
+
+
+def _run_method(
+    context: CheckContext,
+    session: requests.Session,
+    kind: str,
+    url: str,
+    email: str,
+    password: str | None,
+) -> tuple[list[Exchange], int]:
+    watch = Stopwatch()
+    if kind == "post":
+        return [post_pox(session, url, email, password, context.target.mailbox)], watch.ms()
+    if kind == "redirect":
+        first = get_url(session, url)
+        if first.outcome != "redirect" or not first.location:
+            first.outcome = "failed" if first.outcome != "login_page" else first.outcome
+            return [first], watch.ms()
+        if not first.location.startswith("https://"):
+            first.outcome = "failed"
+            first.message += " Not followed: Autodiscover redirects must lead to https."
+            return [first], watch.ms()
+        second = post_pox(session, first.location, email, password, context.target.mailbox)
+        return [first, second], watch.ms()
+    srv = _srv_url(context, url)
+    if isinstance(srv, Exchange):
+        return [srv], watch.ms()
+    return [post_pox(session, srv, email, password, context.target.mailbox)], watch.ms()
+
+
+def _srv_url(context: CheckContext, name: str) -> str | Exchange:
+    try:
+        records = context.guard.query(name, "SRV")
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return Exchange(name, "failed", f"No SRV record {name}.")
+    except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
+        return Exchange(name, "failed", f"The SRV lookup failed: {exc}.")
+    best = sorted(records, key=lambda r: (r.priority, -r.weight))[0]
+    host = best.target.to_text(omit_final_dot=True)
+    port = "" if best.port == 443 else f":{best.port}"
+    return f"https://{host}{port}{PATH}"
+
+
+def _follow_redirect_urls(
+    context: CheckContext,
+    session: requests.Session,
+    exchange: Exchange,
+    email: str,
+    found: Discovery,
+) -> Exchange:
+    """Follow redirectUrl answers (hop limit, loop detection), recording each hop."""
+    visited = {exchange.url}
+    hops = 0
+    while exchange.answer and exchange.answer.action == "redirectUrl":
+        url = exchange.answer.redirect or ""
+        hops += 1
+        if url in visited or hops > MAX_HOPS:
+            found.outcome = "loop"
+            exchange.outcome = "loop"
+            exchange.message = f"redirectUrl leads back to {url}: a redirect loop."
+            found.steps.append(
+                Step(
+                    "autodiscover.loop",
+                    "Redirect loop",
+                    "fail",
+                    f"The Autodiscover servers send clients to each other ({' → '.join(visited)} → {url}).",
+                    remediation="Fix the Autodiscover virtual directory's redirection on the "
+                    "servers involved, or give the EWS URL by hand. " + MANUAL_URLS_HELP,
+                )
+            )
+            return exchange
+        if not url.startswith("https://"):
+            exchange.outcome = "failed"
+            exchange.message = f"Refused to follow redirectUrl to a non-https address ({url})."
+            return exchange
+        visited.add(url)
+        exchange = post_pox(session, url, email, context.target.password, context.target.mailbox)
+        found.steps.append(
+            Step(
+                f"autodiscover.hop.{hops}",
+                f"Following redirectUrl to {url}",
+                "pass" if exchange.outcome in ("settings", "found", "redirect") else "fail",
+                exchange.message,
+                details=exchange.details(),
+            )
+        )
+    return exchange
+
+
+def _record(found: Discovery, exchange: Exchange) -> None:
+    found.endpoint_url = exchange.url
+    found.auth_methods = exchange.auth_methods
+    found.owa_version = exchange.owa_version
+    if found.outcome == "loop":
+        return
+    if exchange.outcome == "settings" and exchange.answer:
+        found.outcome = "settings"
+        found.ews_url = exchange.answer.ews_url
+        found.oab_url = exchange.answer.oab_url
+        found.server_version = exchange.answer.server_version
+    elif exchange.outcome in ("found", "login_page"):
+        found.outcome = exchange.outcome
+    found.message = exchange.message
+
+
+def run(context: CheckContext) -> Iterator[Step]:
+    watch = Stopwatch()
+    found = discovery(context)
+    if found.outcome == "skipped":
+        yield Step("autodiscover.skipped", "Autodiscover", "skip", found.message)
+        return
+    if found.outcome == "manual":
+        yield Step(
+            "autodiscover.manual",
+            "EWS and OAB URLs given by hand",
+            "pass",
+            found.message,
+            details={"ews_url": found.ews_url, "oab_url": found.oab_url},
+        )
+        return
+    yield from found.steps
+    yield _result_step(found, watch)
+
+
+def _result_step(found: Discovery, watch: Stopwatch) -> Step:
+    details = {
+        "method": found.method,
+        "endpoint": found.endpoint_url,
+        "ews_url": found.ews_url,
+        "oab_url": found.oab_url,
+        "authentication_methods": found.auth_methods,
+    }
+    if found.outcome == "settings":
+        return Step(
+            "autodiscover.result",
+            "Exchange Web Services found",
+            "pass",
+            f"Found by {found.method}: EWS at {found.ews_url}, OAB at {found.oab_url}.",
+            details=details,
+            elapsed_ms=watch.ms(),
+        )
+    if found.outcome == "found":
+        return Step(
+            "autodiscover.result",
+            "Autodiscover endpoint found",
+            "pass",
+            f"Found by {found.method} at {found.endpoint_url}; it asks for sign-in "
+            f"({', '.join(found.auth_methods)}). Enter the mailbox password to read the EWS "
+            "and OAB URLs as well.",
+            details=details,
+            elapsed_ms=watch.ms(),
+        )
+    if found.outcome == "login_page":
+        return Step(
+            "autodiscover.result",
+            "Pre-authentication gateway",
+            "fail",
+            f"{found.message} Synchronizer (like Outlook's Autodiscover) cannot fill in a web "
+            "sign-in form.",
+            details=details,
+            remediation="Publish /autodiscover and /EWS on the gateway without form-based "
+            "pre-authentication (pass-through to Exchange's own authentication), or allow "
+            "Synchronizer's outbound IP address past it. " + MANUAL_URLS_HELP,
+            elapsed_ms=watch.ms(),
+        )
+    return Step(
+        "autodiscover.result",
+        "Autodiscover",
+        "fail",
+        found.message or "Autodiscover did not find Exchange.",
+        details=details,
+        remediation="Publish autodiscover.<domain> (an A or CNAME record and a certificate "
+        "with that name) or an _autodiscover._tcp SRV record pointing to your Exchange "
+        "server. " + MANUAL_URLS_HELP,
+        elapsed_ms=watch.ms(),
+    )

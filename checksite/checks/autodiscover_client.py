@@ -1,0 +1,249 @@
+"""Talking to an Autodiscover endpoint (POX, MS-OXDISCO) through the guarded session, keeping
+the evidence a person needs: addresses, HTTP status, authentication methods offered."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element
+
+import requests
+from defusedxml import ElementTree
+from requests.auth import HTTPBasicAuth
+
+from common.http import BodyTooLarge
+from common.netguard import Blocked, DeadlineExceeded, ResolveError
+
+POX_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+  <Request>
+    <EMailAddress>{email}</EMailAddress>
+    <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>
+  </Request>
+</Autodiscover>"""
+EXCHANGE_AUTH = ("negotiate", "ntlm", "basic", "bearer", "kerberos")
+_LOGIN_PAGE = re.compile(rb"<form|logon|login", re.IGNORECASE)
+
+
+@dataclass
+class PoxAnswer:
+    action: str = ""  # settings | redirectAddr | redirectUrl | error
+    ews_url: str | None = None
+    oab_url: str | None = None
+    server_version: str | None = None  # the EXCH protocol's ServerVersion (hex)
+    redirect: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Exchange:
+    """One HTTP exchange with an Autodiscover URL, and what it means."""
+
+    url: str
+    outcome: str  # settings | found | redirect | login_page | failed
+    message: str
+    status: int | None = None
+    auth_methods: list[str] = field(default_factory=list)
+    location: str | None = None
+    answer: PoxAnswer | None = None
+    owa_version: str | None = None
+    elapsed_ms: int = 0
+
+    def details(self) -> dict[str, object]:
+        data: dict[str, object] = {"url": self.url, "http_status": self.status}
+        if self.auth_methods:
+            data["authentication_methods"] = self.auth_methods
+        if self.location:
+            data["location"] = self.location
+        if self.owa_version:
+            data["x_owa_version"] = self.owa_version
+        if self.answer is not None:
+            data["action"] = self.answer.action
+        return data
+
+
+def post_pox(
+    session: requests.Session,
+    url: str,
+    email: str,
+    password: str | None,
+    username: str | None = None,
+) -> Exchange:
+    """POST the Outlook request for `email`; sign in (Basic, else NTLM) as `username` (the
+    mailbox whose password it is, which stays the same across redirectAddr) when given one."""
+    body = POX_REQUEST.format(email=_xml_text(email)).encode()
+    headers = {"Content-Type": "text/xml; charset=utf-8"}
+    try:
+        response = session.post(url, data=body, headers=headers, allow_redirects=False)
+        methods = auth_methods(response)
+        if response.status_code == 401 and password:
+            auth = _auth_for(methods, username or email, password)
+            if auth is not None:
+                response = session.post(
+                    url, data=body, headers=headers, allow_redirects=False, auth=auth
+                )
+    except (Blocked, ResolveError, BodyTooLarge) as exc:
+        return Exchange(url, "failed", str(exc))
+    except DeadlineExceeded:
+        raise
+    except requests.RequestException as exc:
+        return Exchange(url, "failed", describe_error(exc))
+    return interpret(url, response, methods, signed_in=bool(password))
+
+
+def get_url(session: requests.Session, url: str) -> Exchange:
+    """A GET without following redirects (the HTTP-redirect method)."""
+    try:
+        response = session.get(url, allow_redirects=False)
+    except (Blocked, ResolveError, BodyTooLarge) as exc:
+        return Exchange(url, "failed", str(exc))
+    except requests.RequestException as exc:
+        return Exchange(url, "failed", describe_error(exc))
+    return interpret(url, response, auth_methods(response), signed_in=False)
+
+
+def interpret(
+    url: str, response: requests.Response, methods: list[str], *, signed_in: bool
+) -> Exchange:
+    status = response.status_code
+    owa = response.headers.get("X-OWA-Version")
+    base = Exchange(url, "failed", "", status, methods, owa_version=owa)
+    if status in (301, 302, 303, 307, 308):
+        base.location = requests.compat.urljoin(url, response.headers.get("Location", ""))
+        if _looks_like_gateway(base.location):
+            base.outcome = "login_page"
+            base.message = f"Redirected to a sign-in page ({base.location}): a pre-authentication gateway is in front of Exchange."
+            return base
+        base.outcome = "redirect"
+        base.message = f"HTTP {status}, redirected to {base.location}."
+        return base
+    if status == 401:
+        exchange_like = [m for m in methods if m.lower() in EXCHANGE_AUTH]
+        if exchange_like and not signed_in:
+            base.outcome = "found"
+            base.message = (
+                f"Answers 401 and offers {', '.join(exchange_like)}: an Exchange Autodiscover "
+                "endpoint (sign in with a password to read the settings)."
+            )
+        else:
+            base.message = (
+                "The mailbox address or password was not accepted (HTTP 401)."
+                if signed_in
+                else "HTTP 401 without an Exchange authentication method."
+            )
+        return base
+    if status == 200:
+        if _LOGIN_PAGE.search(response.content[:4096]) and b"Autodiscover" not in response.content:
+            base.outcome = "login_page"
+            base.message = "Answered with an HTML sign-in page instead of Autodiscover XML: a pre-authentication gateway is in front of Exchange."
+            return base
+        answer = parse_pox(response.content)
+        base.answer = answer
+        if answer.action == "settings":
+            base.outcome = "settings"
+            base.message = f"Settings received: EWS at {answer.ews_url}."
+        elif answer.action in ("redirectAddr", "redirectUrl"):
+            base.outcome = "redirect"
+            base.message = f"Autodiscover says {answer.action} to {answer.redirect}."
+        elif answer.action == "error":
+            base.message = f"Autodiscover answered with an error: {answer.error}."
+        else:
+            base.message = "HTTP 200, but not an Autodiscover answer."
+        return base
+    base.message = f"HTTP {status}."
+    return base
+
+
+def auth_methods(response: requests.Response) -> list[str]:
+    raw = response.raw.headers.getlist("WWW-Authenticate") if response.raw else []
+    return [value.split(" ", 1)[0] for value in raw if value]
+
+
+def _auth_for(methods: list[str], email: str, password: str) -> requests.auth.AuthBase | None:
+    lowered = [m.lower() for m in methods]
+    if "basic" in lowered:
+        return HTTPBasicAuth(email, password)
+    if "ntlm" in lowered or "negotiate" in lowered:
+        from requests_ntlm import HttpNtlmAuth
+
+        return HttpNtlmAuth(email, password, send_cbt=False)
+    return None
+
+
+def parse_pox(body: bytes) -> PoxAnswer:
+    try:
+        root = ElementTree.fromstring(body)
+    except Exception:  # defusedxml raises several kinds; all mean "not an answer"
+        return PoxAnswer()
+    error = _find(root, "Error")
+    if error is not None:
+        return PoxAnswer("error", error=(_text(error, "Message") or "unknown error"))
+    account = _find(root, "Account")
+    if account is None:
+        return PoxAnswer()
+    action = _text(account, "Action") or ""
+    if action == "redirectAddr":
+        return PoxAnswer(action, redirect=_text(account, "RedirectAddr"))
+    if action == "redirectUrl":
+        return PoxAnswer(action, redirect=_text(account, "RedirectUrl"))
+    protocols = {(_text(p, "Type") or ""): p for p in _children(account, "Protocol")}
+    chosen = protocols.get("EXPR") or protocols.get("EXCH")
+    exch = protocols.get("EXCH")
+    return PoxAnswer(
+        "settings",
+        ews_url=_text(chosen, "EwsUrl") if chosen is not None else None,
+        oab_url=_text(chosen, "OABUrl") if chosen is not None else None,
+        server_version=_text(exch, "ServerVersion") if exch is not None else None,
+    )
+
+
+def describe_error(exc: requests.RequestException) -> str:
+    """What went wrong on the wire, in words (DNS, TCP, TLS or HTTP)."""
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        reason = re.search(r"\[SSL: [A-Z_]+\][^(')]*|certificate verify failed: [^(')]*", text)
+        return f"TLS failed: {(reason.group(0) if reason else text).strip()}"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "TCP connection timed out (a firewall may drop it)."
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "Connected, but the server did not answer in time."
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return "Too many redirects."
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        if "refused" in text.lower():
+            return "TCP connection refused (nothing listens on that port)."
+        return "The connection failed or was closed without an answer."
+    return text
+
+
+def _looks_like_gateway(location: str) -> bool:
+    lowered = location.lower()
+    return any(p in lowered for p in ("logonpoint", "/vpn/", "/cgi/login", "/my.policy", "/adfs/"))
+
+
+def _xml_text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _find(root: Element, name: str) -> Element | None:
+    for element in root.iter():
+        if _local(element.tag) == name:
+            return element
+    return None
+
+
+def _children(parent: Element, name: str) -> list[Element]:
+    return [child for child in parent if _local(child.tag) == name]
+
+
+def _text(parent: Element | None, name: str) -> str | None:
+    if parent is None:
+        return None
+    for child in parent:
+        if _local(child.tag) == name:
+            return (child.text or "").strip() or None
+    return None
