@@ -276,6 +276,7 @@ def test_batch_request(calendar: Any, google_server: Any, google_app: Any) -> No
         ({"kind": "rate_limit"}, 403, "rateLimitExceeded"),
         ({"kind": "user_rate_limit"}, 403, "userRateLimitExceeded"),
         ({"kind": "status", "status": 429, "retry_after": 1}, 429, "rateLimitExceeded"),
+        ({"kind": "status", "status": 503}, 503, "backendError"),
     ],
 )
 def test_rate_limits_look_like_google_and_client_retries(
