@@ -140,3 +140,12 @@ def test_sim_state_exports_tenants(ms_server, ms_session):
     assert names["Fourth Coffee"]["consent"] == "none"
     assert names["Litware Inc"]["consent"] == "admin_approval_required"
     assert names["Tailwind Traders"]["namespaceType"] == "Federated"
+
+
+def test_delegated_token_reaches_only_its_own_mailbox(ms_server, ms_session, ms_user_token):
+    client = GraphClient(ms_server.url, ms_session, ms_user_token("adele@contoso.example"))
+    assert client.get("/me/events").status_code == 200
+    assert client.get("/users/adele@contoso.example/contacts").status_code == 200
+    other = client.get("/users/megan@contoso.example/events")
+    assert other.status_code == 403
+    assert other.json()["error"]["code"] == "ErrorAccessDenied"

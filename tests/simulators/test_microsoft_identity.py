@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import msal
+import pytest
 
 from simulators.microsoft import tokens
 from simulators.world.microsoft import SYNCHRONIZER_APP_ID
@@ -241,3 +242,31 @@ def test_msal_is_unchanged_against_the_authority(ms_server, ms_session):
         http_client=ms_session,
     )
     assert "access_token" in app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
+
+
+def test_organizations_authority_signs_in_a_user_of_any_tenant(ms_msal, ms_session, ms_world):
+    result = sign_in(
+        ms_msal("organizations"), ms_session, "alex@tailwindtraders.example", ["User.Read"]
+    )
+    assert "access_token" in result, result
+    assert result["id_token_claims"]["tid"] == ms_world.tenant("tailwindtraders.example").id
+    with pytest.warns(DeprecationWarning):  # msal itself discourages it
+        refused = ms_msal("organizations").acquire_token_for_client(
+            ["https://graph.microsoft.com/.default"]
+        )
+    assert refused["error_codes"] == [50059]
+
+
+def test_authorize_without_login_hint_asks_who_signs_in(ms_server, ms_session):
+    page = ms_session.get(
+        f"{ms_server.url}/contoso.example/oauth2/v2.0/authorize",
+        params={
+            "client_id": SYNCHRONIZER_APP_ID,
+            "response_type": "code",
+            "redirect_uri": REDIRECT_URI,
+            "state": "x",
+        },
+    )
+    assert page.status_code == 200
+    assert "name='login_hint'" in page.text
+    assert "name='state' value='x'" in page.text
