@@ -219,6 +219,11 @@ def _start_host(stack: SimulatorStack, app: flask.Flask, host: SimHost) -> None:
         except OSError as exc:
             for server in started:
                 server.stop()
+            if isinstance(exc, PermissionError):
+                raise RegistryError(
+                    f"cannot listen on {address} for {host.name}: ports below 1024 need root"
+                    " (or CAP_NET_BIND_SERVICE)"
+                ) from exc
             if exc.errno != errno.EADDRINUSE or attempt == BIND_ATTEMPTS - 1:
                 raise
             address = stack.addresses.reassign(host.name)

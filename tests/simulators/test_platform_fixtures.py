@@ -45,3 +45,11 @@ def test_sims_clears_faults_and_counters(
     for name, app in sims.apps.items():
         assert control_of(app).faults.active() == [], name
         assert control_of(app).stats.snapshot()["total"] == 0, name
+
+
+def test_fresh_sims_is_a_stack_of_its_own(
+    fresh_sims: SimulatorStack, sim_stack: SimulatorStack
+) -> None:
+    assert set(fresh_sims.urls) == set(sim_stack.urls)
+    assert not set(fresh_sims.urls.values()) & set(sim_stack.urls.values())
+    assert fresh_sims.ca_file == sim_stack.ca_file

@@ -244,3 +244,21 @@ def test_every_registered_simulator_starts_with_the_control_api(sims: SimulatorS
         stats = session.get(url + "/_sim/stats", timeout=5).json()
         assert stats["total"] == before + 1
         assert stats["endpoints"]["GET /no/such/endpoint"] >= 1
+
+
+def test_no_permission_for_port_443_is_explained(
+    demo_ca: DemoCA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without root the hosts cannot listen on 443; say so instead of a bare EACCES."""
+    import simulators.platform.server as server_module
+
+    real_bind = server_module.bind_socket
+
+    def bind(host: str, port: int) -> socket.socket:
+        if 0 < port < 1024:
+            raise PermissionError(13, "Permission denied")
+        return real_bind(host, port)
+
+    monkeypatch.setattr(server_module, "bind_socket", bind)
+    with pytest.raises(RegistryError, match="ports below 1024 need root"):
+        start_all(registry=TOY_REGISTRY[:1], world=toy_world(), ca=demo_ca)
