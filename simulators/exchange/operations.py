@@ -23,6 +23,8 @@ from .soap import error, response_root, success
 from .store import Folder, Item, Store, StoreError, change_key_version, ext_key
 from .xmlns import XSI, local, m, sub, t
 
+# Changing any of these on a series master redefines the series.
+SERIES_SHAPE = {"Recurrence", "Start", "End", "StartTimeZone", "EndTimeZone"}
 NOT_FOUND = ("ErrorItemNotFound", "The specified object was not found in the store.")
 
 
@@ -166,8 +168,8 @@ class Operations:
                 error(messages, "FindItem", exc.code, exc.text)
                 continue
             if calendar_view is not None:
-                rendered = self._calendar_view(folder, calendar_view, shape)
-                offset, total, last = len(rendered), len(rendered), True
+                rendered, last = self._calendar_view(folder, calendar_view, shape)
+                offset, total = len(rendered), len(rendered)
             else:
                 items = [i for i in self.store.folder_items(folder)]
                 if restriction is not None:
@@ -205,7 +207,7 @@ class Operations:
 
     def _calendar_view(
         self, folder: Folder, view: etree._Element, shape: Shape
-    ) -> list[etree._Element]:
+    ) -> tuple[list[etree._Element], bool]:
         begin, end = parse_utc(view.get("StartDate", "")), parse_utc(view.get("EndDate", ""))
         found: list[tuple[datetime, etree._Element]] = []
         for item in self.store.folder_items(folder):
@@ -224,9 +226,8 @@ class Operations:
                     found.append((start, self.renderer.render(item, shape)))
         found.sort(key=lambda pair: pair[0])
         limit = int(view.get("MaxEntriesReturned", "0") or 0)
-        if limit and len(found) > limit:
-            found = found[:limit]
-        return [elem for _, elem in found]
+        complete = not limit or len(found) <= limit
+        return [elem for _, elem in found[: limit or None]], complete
 
     # --- GetItem ----------------------------------------------------------------------------
     def get_item(self, op: etree._Element, caller: Caller) -> etree._Element:
@@ -315,6 +316,8 @@ class Operations:
         for update in updates:
             self._apply_update(item, update)
         self._validate_item(item)
+        if item.master_id is None and SERIES_SHAPE.intersection(names):
+            self._drop_exceptions(item)
         item.touch()
         self._log_item_change(item)
         return item, conflicts
@@ -392,6 +395,13 @@ class Operations:
                 existing.append(copy.deepcopy(part))
         else:
             container.replace(existing, copy.deepcopy(new_entry))
+
+    def _drop_exceptions(self, master: Item) -> None:
+        """A new pattern or time for a series loses its exceptions, as Outlook warns."""
+        for exception_id in master.exceptions.values():
+            self.store.items.pop(exception_id, None)
+        master.exceptions.clear()
+        master.deleted_occurrences.clear()
 
     def make_exception(self, master: Item, occ: Occurrence) -> Item:
         """Editing one occurrence turns it into an exception with its own stored properties."""

@@ -211,10 +211,14 @@ class Renderer:
     def _series_computed(self, master: Item) -> dict[str, etree._Element]:
         props: dict[str, etree._Element] = {}
         live = self.live_occurrences(master)
-        if live:
-            for name, (occ, exc) in (("FirstOccurrence", live[0]), ("LastOccurrence", live[-1])):
-                item_id = exc.id if exc else occurrence_id(master.id, occ.original_start)
-                props[name] = _occurrence_element(name, item_id, occ)
+        recurrence = master.props["Recurrence"]
+        # A series without an end has no last occurrence to report.
+        endless = len(recurrence) > 1 and local(recurrence[1].tag) == "NoEndRecurrence"
+        ends = {"FirstOccurrence": 0} if endless else {"FirstOccurrence": 0, "LastOccurrence": -1}
+        for name, position in ends.items() if live else ():
+            occ, exc = live[position]
+            item_id = exc.id if exc else occurrence_id(master.id, occ.original_start)
+            props[name] = _occurrence_element(name, item_id, occ)
         modified = [(occ, exc) for occ, exc in live if exc is not None]
         if modified:
             container = _el("ModifiedOccurrences")

@@ -81,12 +81,24 @@ class Item:
         return elem.text if elem is not None else None
 
     def set_prop(self, elem: etree._Element) -> None:
-        self.props[local(elem.tag)] = copy.deepcopy(elem)
-        self.field_versions[local(elem.tag)] = self.version + 1
+        stored = copy.deepcopy(elem)
+        name = local(elem.tag)
+        if is_boolean(name) and stored.text in ("1", "0"):
+            # xs:boolean accepts 1/0 (exchangelib sends them); Exchange answers true/false.
+            stored.text = "true" if stored.text == "1" else "false"
+        self.props[name] = stored
+        self.field_versions[name] = self.version + 1
 
     def touch(self) -> None:
         self.version += 1
         self.modified = now_utc()
+
+
+BOOLEAN_FIELDS = {"ReminderIsSet", "AllowNewTimeProposal", "MeetingRequestWasSent"}
+
+
+def is_boolean(name: str) -> bool:
+    return name in BOOLEAN_FIELDS or (name[:2] == "Is" and name[2:3].isupper()) or name[:3] == "Has"
 
 
 def change_key_version(change_key: str) -> int:

@@ -334,3 +334,93 @@ def test_max_concurrency_budget_answers_server_busy(ews_account, exchange_app):
     assert ews_account("bob").calendar.total_count == 4
     budget.release("alice@proseware.example")
     assert account.calendar.total_count == 10
+
+
+def test_all_day_and_relative_monthly_series_created_by_exchangelib(ews_account):
+    from exchangelib import EWSDate
+    from exchangelib.recurrence import RelativeMonthlyPattern
+
+    new_york = EWSTimeZone("America/New_York")
+    account = ews_account("alice")
+    year = datetime.date.today().year + 1
+    holiday = CalendarItem(
+        account=account,
+        folder=account.calendar,
+        subject="Long weekend",
+        start=EWSDate(year, 3, 13),
+        end=EWSDate(year, 3, 15),
+        is_all_day=True,
+    )
+    holiday.save()
+    holiday.refresh()
+    assert holiday.is_all_day is True  # sent as "1", answered as "true"
+    assert (holiday.start, holiday.end) == (EWSDate(year, 3, 13), EWSDate(year, 3, 15))
+
+    start = EWSDateTime(year, 1, 1, 9, 0, tzinfo=new_york)
+    first_monday = CalendarItem(
+        account=account,
+        folder=account.calendar,
+        subject="Portfolio review",
+        start=start,
+        end=start + datetime.timedelta(hours=1),
+        recurrence=Recurrence(
+            pattern=RelativeMonthlyPattern(interval=1, weekday=1, week_number=1),
+            start=start.date(),
+            end=EWSDate(year, 6, 30),
+        ),
+    )
+    first_monday.save()
+    view = [
+        o.start.astimezone(ZoneInfo("America/New_York"))
+        for o in account.calendar.view(start=start, end=start + datetime.timedelta(days=200))
+        if o.subject == "Portfolio review"
+    ]
+    assert [(d.month, d.weekday(), d.day <= 7, d.hour) for d in view] == [
+        (m, 0, True, 9) for m in range(1, 7)
+    ]
+
+
+def test_changing_the_series_time_drops_its_exceptions(ews_account):
+    account = ews_account("alice")
+    standup = next(iter(account.calendar.filter(subject="Weekly sales stand-up")))
+    assert standup.modified_occurrences and standup.deleted_occurrences
+    standup.start += datetime.timedelta(minutes=30)
+    standup.end += datetime.timedelta(minutes=30)
+    standup.save(update_fields=["start", "end"])
+    standup.refresh()
+    assert standup.modified_occurrences is None and standup.deleted_occurrences is None
+    assert standup.last_occurrence is not None
+
+
+def test_calendar_view_says_when_it_was_cut(ews_url):
+    import requests
+    from lxml import etree
+
+    begin = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
+    end = begin + datetime.timedelta(days=90)
+    body = f"""<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"
+  xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"
+  xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+ <s:Header><t:RequestServerVersion Version="Exchange2016"/></s:Header>
+ <s:Body><m:FindItem Traversal="Shallow">
+  <m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>
+  <m:CalendarView MaxEntriesReturned="{{limit}}" StartDate="{begin:%Y-%m-%dT%H:%M:%SZ}"
+    EndDate="{end:%Y-%m-%dT%H:%M:%SZ}"/>
+  <m:ParentFolderIds><t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds>
+ </m:FindItem></s:Body></s:Envelope>"""
+    session = requests.Session()
+    session.trust_env = False
+    ns = {"m": "http://schemas.microsoft.com/exchange/services/2006/messages"}
+    results = {}
+    for limit in (2, 1000):
+        response = session.post(
+            ews_url,
+            data=body.replace("{limit}", str(limit)).encode(),
+            auth=("alice@proseware.example", "Alice-Passw0rd!"),
+            timeout=5,
+        )
+        root = etree.fromstring(response.content).find(".//m:RootFolder", ns)
+        results[limit] = (root.get("TotalItemsInView"), root.get("IncludesLastItemInRange"))
+    assert results[2] == ("2", "false")
+    assert results[1000][1] == "true" and int(results[1000][0]) > 2
