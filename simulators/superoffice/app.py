@@ -64,7 +64,7 @@ def create_app(world: SuperOfficeWorld, **config: object) -> flask.Flask:
     )
     app.config.update(config)
     dispatcher = WebhookDispatcher(
-        retry_delays=tuple(app.config["SO_WEBHOOK_RETRY_DELAYS"]),  # type: ignore[arg-type]
+        retry_delays=tuple(app.config["SO_WEBHOOK_RETRY_DELAYS"]),
         verify=app.config["SO_WEBHOOK_CA_FILE"] or True,
     )
     app.extensions["superoffice"] = Simulator(world, dispatcher)

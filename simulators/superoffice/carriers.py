@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrulestr
-
 from simulators.superoffice import timezones
 from simulators.superoffice.model import (
     AppointmentRecord,
@@ -21,6 +19,7 @@ from simulators.superoffice.timezones import Presentation, format_utc
 
 TABLE_RIGHT = {"Mask": "Select, Update, Insert, Delete", "Reason": ""}
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+RRULE_DAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
 
 
 def timespan(minutes: int) -> str:
@@ -132,9 +131,11 @@ def recurrence(data: TenantData, record: AppointmentRecord, pres: Presentation) 
     rule = data.rules.get(record.recurrence_id)
     if rule is None:
         return {"RecurrenceId": 0, "IsRecurrence": False, "Pattern": "Unknown", "Dates": []}
-    parsed = rrulestr(rule.rrule, dtstart=rule.start.replace(tzinfo=None))
-    freq = parsed._freq  # noqa: SLF001 - dateutil exposes the parsed frequency only here
-    interval = parsed._interval  # noqa: SLF001
+    parts = dict(p.split("=", 1) for p in rule.rrule.split(";") if "=" in p)
+    freq = parts.get("FREQ", "")
+    interval = int(parts.get("INTERVAL", "1"))
+    days = [d[-2:] for d in parts.get("BYDAY", "").split(",") if d]
+    local_start = rule.start.astimezone(data.zone)
     out: dict[str, Any] = {
         "RecurrenceId": rule.rule_id,
         "StartDate": pres.format_local(rule.start),
@@ -148,24 +149,26 @@ def recurrence(data: TenantData, record: AppointmentRecord, pres: Presentation) 
             if a.recurrence_id == rule.rule_id
         ],
     }
-    if freq == DAILY:
-        workdays = parsed._byweekday == (0, 1, 2, 3, 4)  # noqa: SLF001
+    if freq == "DAILY":
         out["Pattern"] = "Daily"
         out["DayPattern"] = {
-            "Pattern": "EveryWorkday" if workdays else "EveryCyclicDay",
+            "Pattern": "EveryWorkday"
+            if days == ["MO", "TU", "WE", "TH", "FR"]
+            else "EveryCyclicDay",
             "Cycle": interval,
         }
-    elif freq == WEEKLY:
-        day = (parsed._byweekday or (rule.start.weekday(),))[0]  # noqa: SLF001
+    elif freq == "WEEKLY":
+        # SuperOffice's Weekdays is a flags enum; the Swagger lists single names, so one day is shown
+        day = RRULE_DAYS.index(days[0]) if days else local_start.weekday()
         out["Pattern"] = "Weekly"
         out["WeekPattern"] = {"Weekdays": WEEKDAYS[day], "Cycle": interval}
-    elif freq == MONTHLY:
-        day = (parsed._bymonthday or (rule.start.day,))[0]  # noqa: SLF001
+    elif freq == "MONTHLY":
+        day = int(parts.get("BYMONTHDAY", local_start.day))
         out["Pattern"] = "Monthly"
         out["MonthPattern"] = {"Pattern": "DayOfMonth", "Cycle": interval, "Day": day}
-    elif freq == YEARLY:
+    elif freq == "YEARLY":
         out["Pattern"] = "Yearly"
-        out["YearPattern"] = {"Pattern": "DayOfMonth", "Cycle": interval, "Day": rule.start.day}
+        out["YearPattern"] = {"Pattern": "DayOfMonth", "Cycle": interval, "Day": local_start.day}
     else:
         out["Pattern"] = "Custom"
     return out

@@ -326,8 +326,14 @@ def _int_option(args: Mapping[str, str], name: str) -> int | None:
     return value
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
-    return (0, value) if value is not None else (1, 0)
+def _key_of(column: str) -> Callable[[Row], tuple[int, Any]]:
+    """Sort key of one column; empty values last."""
+
+    def key(row: Row) -> tuple[int, Any]:
+        value = row.get(column)
+        return (0, value) if value is not None else (1, 0)
+
+    return key
 
 
 def run(
@@ -345,7 +351,7 @@ def run(
         name, _, direction = part.partition(" ")
         (column,) = _column_list(name, query.columns)
         descending = direction.strip().lower() == "desc"
-        rows = sorted(rows, key=lambda r, c=column: _sort_key(r.get(c)), reverse=descending)
+        rows = sorted(rows, key=_key_of(column), reverse=descending)
     skip = _int_option(args, "$skip") or 0
     top = _int_option(args, "$top")
     rows = rows[skip:] if top is None else rows[skip : skip + top]

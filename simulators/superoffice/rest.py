@@ -44,7 +44,8 @@ def ok(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 def tenant() -> TenantData:
-    return g.so_tenant  # type: ignore[no-any-return]
+    data: TenantData = g.so_tenant
+    return data
 
 
 def api_base() -> str:

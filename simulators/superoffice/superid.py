@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import Blueprint, Response, current_app, redirect, render_template_string, request
+from flask.typing import ResponseReturnValue
 from markupsafe import escape
 
 from simulators.superoffice.credentials import Grant
@@ -116,7 +117,7 @@ def _with_query(uri: str, params: dict[str, str]) -> str:
 
 
 @bp.route("/login/common/oauth/authorize", methods=["GET", "POST"])
-def authorize() -> Response:
+def authorize() -> ResponseReturnValue:
     params = {name: (request.values.get(name) or "") for name in AUTHORIZE_PARAMS}
     app = sim().apps.get(params["client_id"])
     if app is None or not _redirect_allowed(app, params["redirect_uri"]):
@@ -189,7 +190,7 @@ def _client() -> PartnerApp | None:
     app = sim().apps.get(client_id)
     if app is None or not hmac.compare_digest(app.client_secret.encode(), secret.encode()):
         return None
-    return app  # type: ignore[no-any-return]
+    return app
 
 
 def _pkce_ok(grant: Grant, verifier: str) -> bool:
