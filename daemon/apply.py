@@ -105,6 +105,8 @@ class Applier(Generic[T]):
     # --- retries and failures ----------------------------------------------------------------
 
     def _run(self, action: Action[T], *, may_replan: bool) -> None:
+        # A retry after a throttle must reuse the intent (and correlation id) already written.
+        self._cid = action.link.correlation_id if action.link else None
         attempts = 0
         while True:
             try:
@@ -170,7 +172,6 @@ class Applier(Generic[T]):
     # --- the operations ----------------------------------------------------------------------
 
     def _dispatch(self, action: Action[T]) -> None:
-        self._cid = action.link.correlation_id if action.link else None
         handler = {
             Op.CREATE: self._create,
             Op.UPDATE: self._update,
@@ -199,7 +200,7 @@ class Applier(Generic[T]):
         paired them by it, else a fresh correlation id (a copied item carries a stale stamp)."""
         if action.link is not None:
             return action.link
-        cid = (stamped.correlation_id if stamped else None) or new_correlation_id()
+        cid = self._cid or (stamped.correlation_id if stamped else None) or new_correlation_id()
         self._cid = cid
         return LinkSnapshot(cid, None, None, state=LinkState.PENDING)
 
@@ -306,23 +307,34 @@ class Applier(Generic[T]):
             and self._hash(current) not in (link.content_hash, agreed)
         ):
             raise _Replan()  # edited since we planned: decide again with what is there now
-        base = self._with_side(self._base_link(action, current), other(target), source)
-        if link is None:
-            base = replace(base, state=LinkState.LINKED)
-        base = self._with_side(base, target, current)
+        base = self._base_link(action, current)
+        if link is None:  # paired by a shared stamp: ids known, no agreed content yet
+            base = replace(self._with_ids(base, source, current, target), state=LinkState.LINKED)
         if self._hash(current) == agreed:  # nothing to write: never send a no-op update
-            self.store.put_link(
-                self.kind, self._agreed(base, agreed), self._conflict_audits(action, base)
-            )
+            done = self._agreed(self._with_both(base, source, current, target), agreed)
+            self.store.put_link(self.kind, done, self._conflict_audits(action, base))
             return
+        # The intent keeps the old versions: if we die now, the next run still sees the change.
         intent = replace(base, pending_action=f"update_{target.value}")
         intent = self.store.put_link(self.kind, intent, self._conflict_audits(action, intent))
         merged = overlay(current.item, source.item, self.context.fields)
         updated = self.connectors[target].update(current.id, merged, current.version)
-        done = self._agreed(self._with_side(intent, target, updated), agreed)
+        done = self._agreed(self._with_both(intent, source, updated, target), agreed)
         audit = self._audit("update", target, done, current, updated, action.reason)
         self.store.put_link(self.kind, done, [audit])
         self.report.counts[f"update_{target.value}"] += 1
+
+    def _with_ids(
+        self, link: LinkSnapshot, source: Stored[T], target_item: Stored[T], target: Side
+    ) -> LinkSnapshot:
+        if target is Side.CRM:
+            return replace(link, crm_id=target_item.id, groupware_id=source.id)
+        return replace(link, crm_id=source.id, groupware_id=target_item.id)
+
+    def _with_both(
+        self, link: LinkSnapshot, source: Stored[T], target_item: Stored[T], target: Side
+    ) -> LinkSnapshot:
+        return self._with_side(self._with_side(link, other(target), source), target, target_item)
 
     def _agreed(self, link: LinkSnapshot, agreed: str) -> LinkSnapshot:
         return replace(link, content_hash=agreed, state=LinkState.LINKED, pending_action=None)
@@ -349,14 +361,13 @@ class Applier(Generic[T]):
             self._forget(action)
             return
         if (
-            current.version != link.version(target)
-            and self._hash(current) != link.content_hash
+            action.seen is None
             and link.item_id(target) is not None
+            and current.version != link.version(target)
+            and self._hash(current) != link.content_hash
         ):
-            raise _Replan()  # edited since: a modification beats the deletion
-        intent = replace(
-            self._with_side(link, target, current), pending_action=f"delete_{target.value}"
-        )
+            raise _Replan()  # edited since we planned: a modification beats the deletion
+        intent = replace(link, pending_action=f"delete_{target.value}")
         intent = self.store.put_link(self.kind, intent)
         with contextlib.suppress(NotFound):  # already gone: the outcome we wanted
             connector.delete(current.id, current.version)

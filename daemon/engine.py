@@ -216,18 +216,20 @@ def plan_pair(
 
 def _pair_up(inp: PlanInput[T]) -> list[_Pair[T]]:
     pairs: dict[str, _Pair[T]] = {}  # by correlation id, or by "side:id" for unlinked items
-    unlinked_by_cid: dict[str, _Pair[T]] = {}
+    unlinked_by_cid: dict[tuple[Side, str], _Pair[T]] = {}
 
     def pair_for(side: Side, item_id: str, cid: str | None) -> _Pair[T]:
         link = inp.links.find(side, item_id, cid)
         if link is not None:
             return pairs.setdefault(link.correlation_id, _Pair(link))
-        if cid is not None and cid in unlinked_by_cid:  # same stamp on both sides, link lost
-            return unlinked_by_cid[cid]
+        # The same stamp on both sides but no link (the link table was lost): one pair.
+        match = unlinked_by_cid.pop((other(side), cid), None) if cid is not None else None
+        if match is not None:
+            return match
         pair: _Pair[T] = _Pair(None)
         pairs[f"{side.value}:{item_id}"] = pair
         if cid is not None:
-            unlinked_by_cid[cid] = pair
+            unlinked_by_cid.setdefault((side, cid), pair)
         return pair
 
     for side, changes in ((CRM, inp.crm), (GROUPWARE, inp.groupware)):

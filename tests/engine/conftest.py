@@ -1,0 +1,23 @@
+"""Hypothesis profiles for the engine's stateful test, chosen with HYPOTHESIS_PROFILE.
+
+`ci` (the default) runs 2,000 examples; `nightly` ten times as many, with longer sequences.
+They are applied to the stateful test only, so other areas keep their own settings.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+
+settings.register_profile(
+    "ci", max_examples=2000, stateful_step_count=12, derandomize=True, **_COMMON
+)
+settings.register_profile("dev", max_examples=200, stateful_step_count=12, **_COMMON)
+settings.register_profile("nightly", max_examples=20000, stateful_step_count=40, **_COMMON)
+
+
+def engine_profile() -> settings:
+    return settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

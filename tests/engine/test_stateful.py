@@ -1,0 +1,247 @@
+"""Random sequences of edits on both sides, sync runs, crashes, throttling and stale etags.
+
+In the spirit of vdirsyncer's `SyncMachine`. After a quiet sync (no faults) both sides must
+agree per direction and policy, no item may be doubled, no user edit may vanish unless the
+audit records it as the losing side of a conflict, no run may delete beyond the guard, and a
+further run must find nothing to do (no ping-pong).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from common.items import Appointment, content_hash
+from common.models import ItemKind, LinkState, RunStatus, Side
+from daemon.policies import ConflictPolicy, DeletionGuard, Direction, Policy
+from daemon.sync import SyncOutcome, sync
+from tests.engine.conftest import engine_profile
+from tests.fixtures.engine import (
+    CRM_FIELDS,
+    NOW,
+    Clock,
+    Crash,
+    Faults,
+    MemoryConnector,
+    MemoryStore,
+    appointment,
+    html_wrapping,
+)
+
+SIDES = st.sampled_from([Side.CRM, Side.GROUPWARE])
+PICK = st.integers(min_value=0, max_value=7)
+GUARD = DeletionGuard(max_deletes=3, max_percent=50.0, min_for_percent=2)
+
+
+class SyncMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        self.crm: MemoryConnector[Appointment] = MemoryConnector(
+            "crm", fields=CRM_FIELDS, clock=self.clock
+        )
+        self.gw: MemoryConnector[Appointment] = MemoryConnector(
+            "gw", rewrite=html_wrapping, clock=self.clock
+        )
+        self.connectors = {Side.CRM: self.crm, Side.GROUPWARE: self.gw}
+        self.store = MemoryStore()
+        self.policy = Policy(guard=GUARD)
+        self.fields = CRM_FIELDS  # what both fakes keep
+        self.counter = 0
+        self.tokens: set[str] = set()
+        self.superseded: set[str] = set()
+        self.slept: list[float] = []
+
+    @initialize(
+        conflict=st.sampled_from(list(ConflictPolicy)),
+        direction=st.sampled_from(
+            [
+                Direction.TWO_WAY,
+                Direction.TWO_WAY,
+                Direction.CRM_TO_GROUPWARE,
+                Direction.GROUPWARE_TO_CRM,
+            ]
+        ),
+    )
+    def configure(self, conflict: ConflictPolicy, direction: Direction) -> None:
+        self.policy = Policy(appointments=direction, conflict=conflict, guard=GUARD)
+
+    # --- what users and servers do -----------------------------------------------------------
+
+    def token(self) -> str:
+        self.counter += 1
+        token = f"t{self.counter}"
+        self.tokens.add(token)
+        return token
+
+    def pick(self, side: Side, pick: int) -> str | None:
+        ids = sorted(self.connectors[side].items)
+        return ids[pick % len(ids)] if ids else None
+
+    @rule(side=SIDES, body=st.sampled_from(["", "notes", "two  words\n"]), hour=st.integers(8, 17))
+    def create(self, side: Side, body: str, hour: int) -> None:
+        self.connectors[side].user_create(appointment(self.token(), hour=hour, body=body))
+
+    @rule(side=SIDES, pick=PICK)
+    def edit(self, side: Side, pick: int) -> None:
+        item_id = self.pick(side, pick)
+        if item_id is not None:
+            self.edit_item(side, item_id)
+
+    def edit_item(self, side: Side, item_id: str) -> None:
+        connector = self.connectors[side]
+        self.superseded.add(connector.item(item_id).subject)
+        connector.user_edit(item_id, subject=self.token())
+
+    @rule(side=SIDES, pick=PICK)
+    def delete(self, side: Side, pick: int) -> None:
+        item_id = self.pick(side, pick)
+        if item_id is not None:
+            self.superseded.add(self.connectors[side].item(item_id).subject)
+            self.connectors[side].user_delete(item_id)
+
+    @rule(side=SIDES)
+    def delete_everything(self, side: Side) -> None:
+        for item_id in sorted(self.connectors[side].items):
+            self.superseded.add(self.connectors[side].item(item_id).subject)
+            self.connectors[side].user_delete(item_id)
+
+    @rule(side=SIDES, pick=PICK)
+    def server_rewrite(self, side: Side, pick: int) -> None:
+        item_id = self.pick(side, pick)
+        if item_id is not None:
+            self.connectors[side].server_touch(item_id)
+
+    @rule(side=SIDES, pick=PICK)
+    def copy_with_stamp(self, side: Side, pick: int) -> None:
+        item_id = self.pick(side, pick)
+        if item_id is not None:
+            self.connectors[side].user_copy(item_id)
+
+    @rule(side=SIDES)
+    def expire_cursor(self, side: Side) -> None:
+        self.connectors[side].expire_cursors()
+
+    # --- sync runs -----------------------------------------------------------------------------
+
+    def run(self, approve: bool = False) -> SyncOutcome[Appointment]:
+        sizes = self.store.linked_counts(ItemKind.APPOINTMENT)
+        outcome = sync(
+            ItemKind.APPOINTMENT,
+            self.connectors,
+            self.store,
+            self.policy,
+            NOW,
+            approve_deletions=approve,
+            sleep=self.slept.append,
+        )
+        if not approve and outcome.report is not None:
+            for side in (Side.CRM, Side.GROUPWARE):
+                deleted = outcome.report.counts[f"delete_{side.value}"]
+                assert not GUARD.exceeded(deleted, sizes[side]), (deleted, sizes)
+        return outcome
+
+    @rule()
+    def sync_once(self) -> None:
+        self.run()
+
+    @rule(
+        fault=st.sampled_from(["crash", "crash", "throttle", "stale"]),
+        at=st.integers(min_value=0, max_value=24),
+    )
+    def sync_with_fault(self, fault: str, at: int) -> None:
+        def concurrent_edit(phase: str, op: str, item_id: str | None) -> None:
+            side = Side.CRM if op.startswith("crm.") else Side.GROUPWARE
+            if item_id is not None and item_id in self.connectors[side].items:
+                self.edit_item(side, item_id)
+
+        faults = Faults(at, fault, concurrent_edit)
+        faults.attach(self.crm, self.gw, self.store)
+        slept_before = len(self.slept)
+        try:
+            self.run()
+        except Crash:
+            pass
+        finally:
+            faults.detach(self.crm, self.gw, self.store)
+        if fault == "throttle" and faults.fired:
+            assert 7.0 in self.slept[slept_before:], "Throttled must wait as told"
+
+    @rule()
+    def quiet_sync(self) -> None:
+        self.settle_and_check()
+
+    def teardown(self) -> None:
+        self.settle_and_check()
+
+    # --- the invariants ----------------------------------------------------------------------
+
+    def settle_and_check(self) -> None:
+        for _ in range(4):
+            outcome = self.run()
+            if outcome.status is RunStatus.HELD:
+                assert outcome.report is not None
+                assert not any(k.startswith("delete_") for k in outcome.report.counts)
+                outcome = self.run(approve=True)
+            assert outcome.status is RunStatus.SUCCEEDED, outcome
+            assert outcome.plan is not None
+            if not outcome.plan.writes():
+                break
+        else:
+            raise AssertionError("no quiet state after four runs (ping-pong)")
+        self.check_agreement()
+        self.check_no_lost_edit()
+
+    def check_agreement(self) -> None:
+        links = [
+            link
+            for link in self.store.all_links(ItemKind.APPOINTMENT)
+            if link.state is not LinkState.TOMBSTONE
+        ]
+        assert all(link.state is LinkState.LINKED for link in links), links
+        direction = self.policy.appointments
+        for link in links:
+            assert link.crm_id in self.crm.items and link.groupware_id in self.gw.items, link
+            crm_item, gw_item = self.crm.item(link.crm_id), self.gw.item(link.groupware_id)
+            assert content_hash(crm_item, self.fields) == content_hash(gw_item, self.fields)
+        linked = {
+            Side.CRM: {link.crm_id for link in links},
+            Side.GROUPWARE: {link.groupware_id for link in links},
+        }
+        for side in (Side.CRM, Side.GROUPWARE):
+            if direction.leads(side):  # everything a leading side holds has exactly one copy
+                assert set(self.connectors[side].items) == linked[side]
+        # No duplicates: one groupware item per CRM item and vice versa.
+        assert len(linked[Side.CRM]) == len(links) == len(linked[Side.GROUPWARE])
+
+    def check_no_lost_edit(self) -> None:
+        present = {i.subject for c in self.connectors.values() for _, i, _ in c.items.values()}
+        recorded = {
+            _subject(record.before)
+            for record in self.store.audits
+            if record.action == "conflict" or (self.policy.appointments.one_way and record.before)
+        }
+        lost = self.tokens - self.superseded - present - recorded
+        assert not lost, f"edits lost without a conflict record: {sorted(lost)}"
+
+    @invariant()
+    def links_are_unique(self) -> None:
+        seen: dict[Side, set[str]] = {Side.CRM: set(), Side.GROUPWARE: set()}
+        for link in self.store.all_links(ItemKind.APPOINTMENT):
+            if link.state is LinkState.TOMBSTONE:
+                continue
+            for side in (Side.CRM, Side.GROUPWARE):
+                item_id = link.item_id(side)
+                if item_id is not None:
+                    assert item_id not in seen[side]
+                    seen[side].add(item_id)
+
+
+def _subject(snapshot: dict[str, Any] | None) -> str | None:
+    return None if snapshot is None else snapshot["item"]["subject"]
+
+
+SyncMachine.TestCase.settings = engine_profile()
+TestSync = SyncMachine.TestCase
