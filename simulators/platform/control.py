@@ -109,14 +109,14 @@ def _parse_rule(spec: Any, rule_id: int, known_kinds: Iterable[str]) -> FaultRul
 class FaultBook:
     """Active fault rules; thread-safe."""
 
-    known_kinds: frozenset[str]
+    known_kinds: Callable[[], Iterable[str]]  # read at each add: the app's config may change
     _rules: list[FaultRule] = field(default_factory=list)
     _next_id: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, spec: Any) -> dict[str, Any]:
         with self._lock:
-            rule = _parse_rule(spec, self._next_id, self.known_kinds)
+            rule = _parse_rule(spec, self._next_id, self.known_kinds())
             self._next_id += 1
             self._rules.append(rule)
             return rule.as_dict()
@@ -185,8 +185,7 @@ class ControlMiddleware:
         self.app = app
         self.name = name
         self.wrapped = app.wsgi_app
-        kinds = GENERIC_KINDS | frozenset(app.config.get("SIM_FAULT_KINDS", ()))
-        self.faults = FaultBook(known_kinds=kinds)
+        self.faults = FaultBook(known_kinds=self._known_kinds)
         self.stats = RequestStats()
         app.wsgi_app = self  # type: ignore[method-assign]
         app.extensions[EXTENSION_KEY] = self
@@ -207,6 +206,9 @@ class ControlMiddleware:
         if rule is not None:
             return self._status_response(rule, environ)(environ, start_response)
         return self.wrapped(environ, start_response)
+
+    def _known_kinds(self) -> frozenset[str]:
+        return GENERIC_KINDS | frozenset(self.app.config.get("SIM_FAULT_KINDS", ()))
 
     def _endpoint(self, environ: WSGIEnviron) -> str:
         try:

@@ -311,3 +311,12 @@ def test_default_error_body_is_json() -> None:
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.get_json() == {"error": {"code": 503, "message": "Simulated fault"}}
+
+
+def test_fault_kinds_declared_after_install_are_accepted() -> None:
+    app = flask.Flask("late")
+    control = install_control(app, "late")
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        control.faults.add({"kind": "server_busy"})
+    app.config["SIM_FAULT_KINDS"] = {"server_busy"}
+    assert control.faults.add({"kind": "server_busy"})["kind"] == "server_busy"
