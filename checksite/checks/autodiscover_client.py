@@ -77,7 +77,7 @@ def post_pox(
         response = session.post(url, data=body, headers=headers, allow_redirects=False)
         methods = auth_methods(response)
         if response.status_code == 401 and password:
-            auth = _auth_for(methods, username or email, password)
+            auth = auth_for(methods, username or email, password)
             if auth is not None:
                 response = session.post(
                     url, data=body, headers=headers, allow_redirects=False, auth=auth
@@ -159,7 +159,7 @@ def auth_methods(response: requests.Response) -> list[str]:
     return [value.split(" ", 1)[0] for value in raw if value]
 
 
-def _auth_for(methods: list[str], email: str, password: str) -> requests.auth.AuthBase | None:
+def auth_for(methods: list[str], email: str, password: str) -> requests.auth.AuthBase | None:
     lowered = [m.lower() for m in methods]
     if "basic" in lowered:
         return HTTPBasicAuth(email, password)

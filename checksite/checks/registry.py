@@ -6,7 +6,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 
-from checksite.checks import autodiscover, domain_dns, tls_check
+from checksite.checks import (
+    autodiscover,
+    domain_dns,
+    exchange_version,
+    firewall,
+    tls_check,
+    unsupported,
+)
 from checksite.checks.context import CheckContext
 from checksite.checks.model import Step
 
@@ -22,7 +29,17 @@ def _spec(module: ModuleType) -> CheckSpec:
     return CheckSpec(module.ID, module.TITLE, module.run)
 
 
-CHECKS: tuple[CheckSpec, ...] = tuple(_spec(m) for m in (domain_dns, autodiscover, tls_check))
+CHECKS: tuple[CheckSpec, ...] = tuple(
+    _spec(m)
+    for m in (
+        domain_dns,
+        autodiscover,
+        tls_check,
+        exchange_version,
+        firewall,
+        unsupported,
+    )
+)
 CHECK_IDS: tuple[str, ...] = tuple(spec.id for spec in CHECKS)
 
 

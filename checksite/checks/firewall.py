@@ -1,0 +1,191 @@
+"""[firewall] From the sync server's own egress: DNS, TCP, TLS and one HTTP request to each
+endpoint the daemon will use, timed, plus the outbound IP address customers must allow."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import requests
+
+from checksite.checks.autodiscover_client import describe_error
+from checksite.checks.context import CheckContext
+from checksite.checks.endpoints import exchange_endpoints
+from checksite.checks.mail_system import GOOGLE, MICROSOFT_365, mail_system
+from checksite.checks.model import Step, Stopwatch
+from common.http import BodyTooLarge
+from common.netguard import Blocked, NetGuard, ResolveError
+
+ID = "firewall"
+TITLE = "Firewall and reachability"
+
+
+def endpoints(context: CheckContext) -> list[tuple[str, str]]:
+    """(purpose, base URL) of every service the daemon would call for this target."""
+    system = mail_system(context).kind
+    found: list[tuple[str, str]] = []
+    if system == MICROSOFT_365:
+        found += [
+            ("Microsoft sign-in", context.setting("microsoft_authority_host", "")),
+            ("Microsoft Graph", context.setting("microsoft_graph_url", "")),
+        ]
+    elif system == GOOGLE:
+        found += [
+            ("Google sign-in (tokens)", context.setting("google_oauth_url", "")),
+            ("Google APIs", context.setting("google_api_url", "")),
+        ]
+    else:
+        for host, port in exchange_endpoints(context):
+            suffix = "" if port == 443 else f":{port}"
+            found.append(("Exchange Web Services", f"https://{host}{suffix}"))
+    if context.target.superoffice_url:
+        found.append(("SuperOffice", context.target.superoffice_url))
+    return [(purpose, url) for purpose, url in found if url]
+
+
+def run(context: CheckContext) -> Iterator[Step]:
+    outbound = context.setting("outbound_ip")
+    if outbound:
+        yield Step(
+            "firewall.outbound_ip",
+            "Our outbound IP address",
+            "info",
+            f"Synchronizer connects from {outbound}. If your firewall or Exchange publishing "
+            f"rules limit who may connect, allow {outbound} on TCP 443.",
+            details={"outbound_ip": outbound},
+        )
+    else:
+        yield Step(
+            "firewall.outbound_ip",
+            "Our outbound IP address",
+            "info",
+            "The sync server's outbound IP address is not configured (OUTBOUND_IP), so it "
+            "cannot be shown here.",
+        )
+    targets = endpoints(context)
+    if not targets:
+        yield Step(
+            "firewall.none",
+            "Endpoints",
+            "skip",
+            "No endpoint to test: the mail system's servers were not found.",
+        )
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
+        futures = [
+            pool.submit(probe_endpoint, context.guard, context.session(), purpose, url)
+            for purpose, url in targets
+        ]
+        for future in futures:
+            yield future.result()
+
+
+def probe_endpoint(guard: NetGuard, session: requests.Session, purpose: str, url: str) -> Step:
+    """DNS, TCP, TLS and HTTP for one base URL, each timed and judged."""
+    watch = Stopwatch()
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    children: list[Step] = []
+    title = f"{purpose}: {host}" + ("" if port in (80, 443) else f":{port}")
+
+    def finish(status: str, message: str, remediation: str = "") -> Step:
+        return Step(
+            f"firewall.{host}",
+            title,
+            status,  # type: ignore[arg-type]
+            message,
+            details={"url": url},
+            remediation=remediation,
+            children=children,
+            elapsed_ms=watch.ms(),
+        )
+
+    step_watch = Stopwatch()
+    try:
+        addresses = guard.resolve(host)
+    except (Blocked, ResolveError) as exc:
+        children.append(Step(f"firewall.{host}.dns", "DNS", "fail", str(exc)))
+        return finish("fail", str(exc), "Check the host name; it must resolve in public DNS.")
+    children.append(
+        Step(
+            f"firewall.{host}.dns",
+            "DNS",
+            "pass",
+            f"{host} resolves to {', '.join(map(str, addresses))}.",
+            details={"addresses": [str(a) for a in addresses]},
+            elapsed_ms=step_watch.ms(),
+        )
+    )
+    step_watch = Stopwatch()
+    try:
+        sock = guard.connect_address(host, addresses[0], port)
+    except TimeoutError:
+        children.append(Step(f"firewall.{host}.tcp", "TCP", "fail", "Timed out."))
+        return finish(
+            "fail",
+            f"No answer on TCP {port} (timed out): a firewall drops the connection.",
+            f"Allow TCP {port} to {host} from Synchronizer's outbound IP address.",
+        )
+    except OSError as exc:
+        children.append(Step(f"firewall.{host}.tcp", "TCP", "fail", str(exc)))
+        return finish(
+            "fail",
+            f"TCP {port} refused or unreachable ({exc.strerror or exc}).",
+            f"Make sure {host} accepts connections on TCP {port}.",
+        )
+    children.append(
+        Step(
+            f"firewall.{host}.tcp",
+            "TCP",
+            "pass",
+            f"Connected to {addresses[0]} port {port}.",
+            elapsed_ms=step_watch.ms(),
+        )
+    )
+    if parts.scheme == "https":
+        step_watch = Stopwatch()
+        try:
+            with guard.wrap_tls(sock, host) as tls:
+                version = tls.version()
+            children.append(
+                Step(
+                    f"firewall.{host}.tls",
+                    "TLS",
+                    "pass",
+                    f"{version}, certificate valid for {host}.",
+                    elapsed_ms=step_watch.ms(),
+                )
+            )
+        except (ssl.SSLError, OSError) as exc:
+            sock.close()
+            children.append(Step(f"firewall.{host}.tls", "TLS", "fail", str(exc)))
+            return finish(
+                "fail",
+                f"The TLS handshake failed: {exc}",
+                "See the TLS check for the details of this host's certificate and protocols.",
+            )
+    else:
+        sock.close()
+    step_watch = Stopwatch()
+    try:
+        response = session.get(url, allow_redirects=False)
+    except (Blocked, ResolveError, BodyTooLarge) as exc:
+        children.append(Step(f"firewall.{host}.http", "HTTP", "fail", str(exc)))
+        return finish("fail", str(exc))
+    except requests.RequestException as exc:
+        children.append(Step(f"firewall.{host}.http", "HTTP", "fail", describe_error(exc)))
+        return finish("fail", describe_error(exc))
+    children.append(
+        Step(
+            f"firewall.{host}.http",
+            "HTTP",
+            "pass",
+            f"GET {url}: HTTP {response.status_code} (any answer proves the path is open).",
+            details={"http_status": response.status_code},
+            elapsed_ms=step_watch.ms(),
+        )
+    )
+    return finish("pass", f"Reachable in {watch.ms()} ms (DNS, TCP, TLS and HTTP).")
