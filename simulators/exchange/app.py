@@ -10,7 +10,7 @@ from flask import Flask, Response, abort, g, jsonify, redirect, request
 from simulators.platform.control import install_control
 from simulators.world.exchange import ExchangeWorld, demo
 
-from . import autodiscover, ews
+from . import autodiscover, ews, web
 from .netscaler import LOGIN_PATHS, login_page, needs_login
 from .organisation import ROLE_AUTODISCOVER, ROLE_EWS, ROLE_HTTP_REDIRECT, Runtime
 from .soap import SERVER_BUSY_TEXT, fault, server_busy
@@ -169,10 +169,7 @@ def create_app(world: ExchangeWorld | None = None) -> Flask:
     for path in EWS_PATHS:
         app.add_url_rule(path, f"ews{path}", ews_endpoint, methods=["GET", "HEAD", "POST"])
 
-    @app.route("/owa/")
-    @app.route("/owa")
-    def owa() -> Response:
-        return redirect("/owa/auth/logon.aspx?replaceCurrent=1&url=%2fowa%2f", code=302)
+    web.register(app)
 
     @app.route("/_sim/state", methods=["GET", "POST"])
     def state() -> Response:

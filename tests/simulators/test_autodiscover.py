@@ -214,3 +214,23 @@ def test_pox_get_is_an_invalid_request(exchange_dns, sim_session):
         )
         == "600"
     )
+
+
+def test_autodiscover_v2_json_on_2016_and_later(exchange_dns, sim_session):
+    url = "https://autodiscover.proseware.example/autodiscover/autodiscover.json/v1.0/alice@proseware.example"
+    response = sim_session.get(url, params={"Protocol": "EWS"}, timeout=5)
+    assert response.json() == {
+        "Protocol": "EWS",
+        "Url": "https://mail.proseware.example/EWS/Exchange.asmx",
+    }
+    assert sim_session.get(url, params={"Protocol": "Foo"}, timeout=5).status_code == 400
+    older = "https://autodiscover.lucerne.example/autodiscover/autodiscover.json/v1.0/alice@lucerne.example"
+    assert sim_session.get(older, params={"Protocol": "EWS"}, timeout=5).status_code == 404
+
+
+def test_owa_sign_in_page_carries_the_version(exchange_dns, sim_session):
+    response = sim_session.get("https://mail.fabrikam.example/owa/", timeout=5)
+    assert response.status_code == 200
+    assert response.url.endswith("/owa/auth/logon.aspx?replaceCurrent=1&url=%2fowa%2f")
+    assert "<title>Outlook</title>" in response.text
+    assert response.headers["X-OWA-Version"] == "15.1.2507.6"
