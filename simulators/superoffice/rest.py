@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, g, request
 
-from simulators.superoffice import archives, carriers, odata, timezones, writes
+from simulators.superoffice import archives, carriers, events, odata, timezones, writes
 from simulators.superoffice.auth import authenticate
 from simulators.superoffice.errors import ApiError
 from simulators.superoffice.faults import TENANT_MOVED, claim
@@ -168,10 +168,14 @@ def _fk_dict(table: str, record_id: int) -> dict[str, str]:
     }
 
 
-def _emit(event: str, primary_key: int, values: dict[str, Any]) -> None:
+def _emit(
+    event: str, primary_key: int, values: dict[str, Any], before: dict[str, Any] | None = None
+) -> None:
+    changed = events.changes(before, values) if before is not None else []
     sim().webhooks.emit(
-        tenant(), event, primary_key, associate_id=g.so_me.associate_id, values=values
-    )
+        tenant(), event, primary_key, associate_id=g.so_me.associate_id, values=values,
+        changes=changed,
+    )  # fmt: skip
 
 
 def _select_fields(carrier: dict[str, Any]) -> dict[str, Any]:
@@ -206,15 +210,6 @@ def _may_see(record: AppointmentRecord) -> bool:
 def _appointment_json(record: AppointmentRecord) -> dict[str, Any]:
     url = f"{api_base()}/Appointment/{record.appointment_id}"
     return _select_fields(carriers.appointment(tenant(), record, g.so_pres, url))
-
-
-def _activity_values(record: AppointmentRecord) -> dict[str, Any]:
-    return {
-        "appointment_id": record.appointment_id, "associate_id": record.associate_id,
-        "contact_id": record.contact_id, "person_id": record.person_id, "project_id": 0,
-        "sale_id": 0, "mother_id": record.mother_id, "type": record.type,
-        "private": record.private, "updated": record.updated.isoformat(),
-    }  # fmt: skip
 
 
 @bp.get("/v1/Appointment")
@@ -257,7 +252,7 @@ def appointment_create() -> Response:
         else:
             data.appointments[record.appointment_id] = record
     for item in created:
-        _emit("activity.created", item.appointment_id, _activity_values(item))
+        _emit("activity.created", item.appointment_id, events.activity_fields(item))
     return ok(_appointment_json(record))
 
 
@@ -278,13 +273,14 @@ def _update_appointment(
         _check_unmodified(record.updated)
         current = carriers.appointment(data, record, g.so_pres, "")
         before = dict(vars(record))
+        fields_before = events.activity_fields(record)
         try:
             writes.apply_appointment(data, record, changes(current), g.so_pres)
         except ApiError:
             vars(record).update(before)
             raise
         record.updated, record.updated_by = utcnow(), g.so_me.associate_id
-    _emit("activity.changed", record.appointment_id, _activity_values(record))
+    _emit("activity.changed", record.appointment_id, events.activity_fields(record), fields_before)
     return ok(_appointment_json(record), headers=_last_modified(record.updated))
 
 
@@ -312,7 +308,7 @@ def appointment_delete(appointment_id: int) -> Response:
             for k in data.foreign_keys
             if not (k.table == "appointment" and k.record_id == appointment_id)
         ]
-    _emit("activity.deleted", appointment_id, _activity_values(record))
+    _emit("activity.deleted", appointment_id, events.activity_keys(record))
     return Response(status=204)
 
 
@@ -352,11 +348,6 @@ def _person_json(record: PersonRecord) -> dict[str, Any]:
     )
 
 
-def _person_values(record: PersonRecord) -> dict[str, Any]:
-    return {"person_id": record.person_id, "contact_id": record.contact_id,
-            "firstname": record.firstname, "lastname": record.lastname, "retired": int(record.retired)}  # fmt: skip
-
-
 @bp.get("/v1/Person")
 def person_list() -> Response:
     return archive_response(archives.PROVIDERS["person"])
@@ -381,7 +372,7 @@ def person_create() -> Response:
         record = PersonRecord(data.new_id(), 0, "", "", [], [], [], "", "", now, now, me, me)
         writes.apply_person(data, record, body)
         data.persons[record.person_id] = record
-    _emit("person.created", record.person_id, _person_values(record))
+    _emit("person.created", record.person_id, events.person_fields(record))
     return ok(_person_json(record))
 
 
@@ -399,13 +390,14 @@ def _update_person(person_id: int, make: Callable[[dict[str, Any]], dict[str, An
         record = _person(person_id)
         _check_unmodified(record.updated)
         before = dict(vars(record))
+        fields_before = events.person_fields(record)
         try:
             writes.apply_person(data, record, make(carriers.person(data, record, "")))
         except ApiError:
             vars(record).update(before)
             raise
         record.updated, record.updated_by = utcnow(), g.so_me.associate_id
-    _emit("person.changed", record.person_id, _person_values(record))
+    _emit("person.changed", record.person_id, events.person_fields(record), fields_before)
     return ok(_person_json(record), headers=_last_modified(record.updated))
 
 
@@ -430,7 +422,7 @@ def person_delete(person_id: int) -> Response:
             raise ApiError(400, "A person who is a user cannot be deleted")
         _check_unmodified(record.updated)
         del data.persons[person_id]
-    _emit("person.softdeleted", person_id, _person_values(record))
+    _emit("person.softdeleted", person_id, events.person_fields(record))
     return Response(status=204)
 
 
@@ -469,11 +461,6 @@ def _contact_json(record: ContactRecord) -> dict[str, Any]:
     )
 
 
-def _contact_values(record: ContactRecord) -> dict[str, Any]:
-    return {"contact_id": record.contact_id, "name": record.name, "department": record.department,
-            "associate_id": record.associate_id}  # fmt: skip
-
-
 @bp.get("/v1/Contact")
 def contact_list() -> Response:
     return archive_response(archives.PROVIDERS["simplecontact"])
@@ -497,7 +484,7 @@ def contact_create() -> Response:
         record = ContactRecord(data.new_id(), "", "", [], [], [], "", "", me, now, now, me, me)
         writes.apply_contact(data, record, body)
         data.contacts[record.contact_id] = record
-    _emit("contact.created", record.contact_id, _contact_values(record))
+    _emit("contact.created", record.contact_id, events.contact_fields(record))
     return ok(_contact_json(record))
 
 
@@ -515,13 +502,14 @@ def _update_contact(contact_id: int, make: Callable[[dict[str, Any]], dict[str, 
         record = _contact(contact_id)
         _check_unmodified(record.updated)
         before = dict(vars(record))
+        fields_before = events.contact_fields(record)
         try:
             writes.apply_contact(data, record, make(carriers.contact(data, record, "")))
         except ApiError:
             vars(record).update(before)
             raise
         record.updated, record.updated_by = utcnow(), g.so_me.associate_id
-    _emit("contact.changed", record.contact_id, _contact_values(record))
+    _emit("contact.changed", record.contact_id, events.contact_fields(record), fields_before)
     return ok(_contact_json(record), headers=_last_modified(record.updated))
 
 
@@ -546,7 +534,7 @@ def contact_delete(contact_id: int) -> Response:
         if any(p.contact_id == contact_id for p in data.persons.values()):
             raise ApiError(400, "The company still has persons")
         del data.contacts[contact_id]
-    _emit("contact.softdeleted", contact_id, _contact_values(record))
+    _emit("contact.softdeleted", contact_id, events.contact_fields(record))
     return Response(status=204)
 
 

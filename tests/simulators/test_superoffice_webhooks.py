@@ -97,13 +97,15 @@ def test_events_are_posted_with_a_valid_signature(
         "activity.deleted",
     ]
     created, changed, deleted = events
+    assert created["PrimaryKey"] == aid and created["Entity"] == "activity"
+    # the documented activity columns; the dates are UTC (10:00 Amsterdam = 09:00Z)
     assert (
-        created["PrimaryKey"] == aid
-        and created["Entity"] == "activity"
-        and created["FieldValues"]["appointment_id"] == aid
+        created["FieldValues"]["associate_id"] == 700
+        and created["FieldValues"]["do_by"] == "2026-03-10T09:00:00"
     )
+    assert created["FieldValues"]["private"] == 0 and created["FieldValues"]["type"] == 1
     assert created["ChangedByAssociateId"] == 700 and created["WebhookName"] == "sync"
-    assert changed["FieldValues"]["firstname"] == "Inga"
+    assert changed["FieldValues"]["firstname"] == "Inga" and changed["Changes"] == ["firstname"]
     assert deleted["Values"]["appointment_id"] == aid and "FieldValues" not in deleted
     for headers, body in receiver.received:
         expected = base64.b64encode(
