@@ -70,6 +70,8 @@ def parse_target(
     ):
         if url:
             _check_url(name, url)
+    if password and mailbox is None:
+        raise TargetError("a password needs a mailbox address (someone@contoso.com)")
     if oab_url and not ews_url:
         raise TargetError("an OAB URL needs the EWS URL too")
     return Target(

@@ -37,6 +37,11 @@ def test_rejects_what_is_not_a_domain(text: str) -> None:
         parse_target(text)
 
 
+def test_a_password_needs_a_mailbox() -> None:
+    with pytest.raises(TargetError, match="needs a mailbox address"):
+        parse_target("contoso.example", password="secret")
+
+
 def test_urls_must_be_http() -> None:
     with pytest.raises(TargetError, match="SuperOffice URL"):
         parse_target("contoso.example", superoffice_url="javascript:alert(1)")
