@@ -9,7 +9,7 @@ from datetime import datetime
 from flask import Response, request
 
 from simulators.microsoft.errors import GraphError
-from simulators.microsoft.graph_common import json_response, link, page_size, prefer
+from simulators.microsoft.graph_common import json_response, link, metadata, page_size, prefer
 from simulators.microsoft.mailbox import DeltaState, Mailbox, PageState
 from simulators.platform.control import claim_fault
 
@@ -60,7 +60,6 @@ def _initial(
 def delta_response(
     mailbox: Mailbox,
     kind: str,
-    context: str,
     snapshot: Snapshot,
     window: Callable[[], tuple[datetime, datetime]] | None = None,
 ) -> Response:
@@ -83,7 +82,8 @@ def delta_response(
 
     size = page_size(DEFAULT_PAGE_SIZE)
     chunk, rest = page.items[:size], page.items[size:]
-    payload: dict = {"@odata.context": f"{context}/delta", "value": chunk}
+    entity = "event" if kind == "events" else "contact"
+    payload: dict = {"@odata.context": metadata(f"Collection({entity})"), "value": chunk}
     if rest:
         payload["@odata.nextLink"] = link(
             request.path, {"$skiptoken": mailbox.save_page(PageState(rest, page.final))}

@@ -134,4 +134,4 @@ def calendar_view_delta(mailbox: Mailbox) -> Response:
     def snapshot(start: datetime, end: datetime) -> list[tuple[str, int, dict]]:
         return [(i.id, i.record.seq, render(mailbox, i)) for i in mailbox.calendar_view(start, end)]
 
-    return delta_response(mailbox, "events", _context(mailbox, "events"), snapshot, window)
+    return delta_response(mailbox, "events", snapshot, window)

@@ -87,7 +87,7 @@ def contacts_delta(mailbox: Mailbox, folder_id: str | None = None) -> Response:
             found = list(mailbox.contacts.values())
         return [(c.id, c.seq, select([_render(mailbox, c)])[0]) for c in found]
 
-    return delta_response(mailbox, "contacts", _context(mailbox), snapshot)
+    return delta_response(mailbox, "contacts", snapshot)
 
 
 @mailbox_route("/contactFolders", methods=["GET"], permission="contacts")
