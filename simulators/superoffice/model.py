@@ -305,8 +305,11 @@ def seed_appointment(data: TenantData, seed: world.Appointment, when: dt.datetim
     if seed.all_day:  # all-day items run from local midnight to midnight
         start = start.replace(hour=0, minute=0)
         end = end.replace(hour=0, minute=0)
+    participants = _participants(data, seed)
     if seed.recurrence is None:
-        add_appointment(data, title=seed.title, start=start, end=end, seed=seed, **base)
+        add_appointment(
+            data, title=seed.title, start=start, end=end, participants=participants, **base
+        )
         return
     duration = end - start
     local_starts = list(rrulestr(seed.recurrence.rrule, dtstart=start.replace(tzinfo=None)))
@@ -330,22 +333,27 @@ def seed_appointment(data: TenantData, seed: world.Appointment, when: dt.datetim
             title=str(override.get("title", seed.title)),
             start=occ_start,
             end=occ_start + duration,
-            seed=seed,
+            participants=list(participants),
             recurrence_id=rule.rule_id,
             **base,
         )
 
 
 def add_appointment(
-    data: TenantData, *, title: str, start: dt.datetime, end: dt.datetime, seed: world.Appointment,
+    data: TenantData,
+    *,
+    title: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    participants: list[Participant],
     **fields: Any,
-) -> AppointmentRecord:  # fmt: skip
+) -> AppointmentRecord:
     record = AppointmentRecord(
         appointment_id=data.new_id(),
         title=title,
         start=start.astimezone(dt.UTC),
         end=end.astimezone(dt.UTC),
-        participants=_participants(data, seed),
+        participants=participants,
         **fields,
     )
     if record.participants:

@@ -17,7 +17,9 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.http import http_date
 
+from simulators.superoffice import create_app
 from simulators.superoffice.errors import sim_error_body
+from simulators.world.superoffice import SuperOfficeWorld
 from tests.fixtures.simulators import Serve
 from tests.fixtures.superoffice import ADMIN, CONTOSO, ONSITE, basic
 
@@ -88,7 +90,10 @@ class Recorder:
 
 
 @pytest.fixture
-def recorded(so_app: flask.Flask, serve: Serve) -> Iterator[tuple[FlaskClient, Recorder, str]]:
+def recorded(
+    so_world: SuperOfficeWorld, serve: Serve
+) -> Iterator[tuple[FlaskClient, Recorder, str]]:
+    so_app = create_app(so_world)  # its own app: the recorder hook must not outlive the test
     hooks = flask.Flask("hooks")
     hooks.add_url_rule("/in", "in", lambda: ("", 200), methods=["POST"])
     receiver = serve(hooks, tls=False).url + "/in"
