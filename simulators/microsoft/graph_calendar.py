@@ -135,3 +135,37 @@ def calendar_view_delta(mailbox: Mailbox) -> Response:
         return [(i.id, i.record.seq, render(mailbox, i)) for i in mailbox.calendar_view(start, end)]
 
     return delta_response(mailbox, "events", snapshot, window)
+
+
+def _calendar_json(mailbox: Mailbox) -> dict:
+    return {
+        "id": mailbox.calendar_id,
+        "name": "Calendar",
+        "color": "auto",
+        "hexColor": "",
+        "isDefaultCalendar": True,
+        "changeKey": "",
+        "canShare": True,
+        "canViewPrivateItems": True,
+        "canEdit": True,
+        "allowedOnlineMeetingProviders": ["teamsForBusiness"],
+        "defaultOnlineMeetingProvider": "teamsForBusiness",
+        "isTallyingResponses": True,
+        "isRemovable": False,
+        "owner": mailbox.organizer()["emailAddress"],
+    }
+
+
+@mailbox_route("/calendar", methods=["GET"], permission="calendars")
+def default_calendar(mailbox: Mailbox) -> Response:
+    """The cheap "has this user an Exchange Online mailbox?" probe."""
+    return json_response(
+        {"@odata.context": _context(mailbox, "calendar/$entity"), **_calendar_json(mailbox)}
+    )
+
+
+@mailbox_route("/calendars", methods=["GET"], permission="calendars")
+def calendars(mailbox: Mailbox) -> Response:
+    return json_response(
+        {"@odata.context": _context(mailbox, "calendars"), "value": [_calendar_json(mailbox)]}
+    )

@@ -149,3 +149,15 @@ def test_delegated_token_reaches_only_its_own_mailbox(ms_server, ms_session, ms_
     other = client.get("/users/megan@contoso.example/events")
     assert other.status_code == 403
     assert other.json()["error"]["code"] == "ErrorAccessDenied"
+
+
+def test_default_calendar_is_the_mailbox_probe(graph):
+    calendar = graph.get("/users/adele@contoso.example/calendar").json()
+    assert calendar["isDefaultCalendar"] is True
+    assert calendar["owner"]["address"] == "adele@contoso.example"
+    assert (
+        graph.get("/users/adele@contoso.example/calendars").json()["value"][0]["id"]
+        == calendar["id"]
+    )
+    missing = graph.get("/users/nomail@contoso.example/calendar")
+    assert missing.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
