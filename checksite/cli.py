@@ -196,6 +196,60 @@ def simulators_command(ctx: Context, port_base: int | None, only: tuple[str, ...
         raise click.ClickException(str(exc)) from None
 
 
+@main.command("check")
+@click.argument("target")
+@click.option("--password-stdin", is_flag=True, help="Read the mailbox password from stdin.")
+@click.option("--superoffice-url", metavar="URL", help="Also check this SuperOffice site.")
+@click.option("--ews-url", metavar="URL", help="EWS URL to use instead of Autodiscover.")
+@click.option("--oab-url", metavar="URL", help="OAB URL (with --ews-url).")
+@click.option("--only", metavar="ID,...", help="Run only these checks (comma-separated ids).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--timeout", type=float, metavar="S", help="Deadline for the whole run.")
+@click.option("--dns-server", "dns_servers", multiple=True, metavar="HOST[:PORT]")
+@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--allow-private-networks",
+    is_flag=True,
+    default=None,
+    help="Allow connections to private and loopback addresses (for the simulators).",
+)
+@pass_context
+@friendly_errors
+def check_command(
+    ctx: Context,
+    target: str,
+    password_stdin: bool,
+    superoffice_url: str | None,
+    ews_url: str | None,
+    oab_url: str | None,
+    only: str | None,
+    as_json: bool,
+    timeout: float | None,
+    dns_servers: tuple[str, ...],
+    ca_bundle: Path | None,
+    allow_private_networks: bool | None,
+) -> None:
+    """Check a domain or mailbox address: exit 0 for pass or warn, 1 for fail, 2 for bad usage."""
+    from checksite.checks.cli_run import run_from_cli
+
+    code = run_from_cli(
+        ctx.settings,
+        target,
+        password=sys.stdin.readline().rstrip("\r\n") if password_stdin else None,
+        superoffice_url=superoffice_url,
+        ews_url=ews_url,
+        oab_url=oab_url,
+        only=only,
+        as_json=as_json,
+        timeout=timeout,
+        dns_servers=dns_servers,
+        ca_bundle=ca_bundle,
+        allow_private_networks=allow_private_networks,
+        echo=click.echo,
+    )
+    sys.exit(code)
+
+
 def _demo_credentials(instance: Path) -> tuple[str, str]:
     """The demo administrator's password is random, made once and kept in the instance folder."""
     path = instance / "demo_admin_password"

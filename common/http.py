@@ -9,14 +9,9 @@ Bodies are read under a size cap and the guard's deadline; proxies and the envir
 
 from __future__ import annotations
 
-import hashlib
 import socket
-import tempfile
-import threading
-from pathlib import Path
 from typing import Any
 
-import certifi
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -39,7 +34,6 @@ __all__ = [
 ]
 
 USER_AGENT = "Synchronizer-Check/0.1"
-_bundle_lock = threading.Lock()
 
 
 class BodyTooLarge(requests.RequestException):
@@ -55,7 +49,7 @@ def guarded_session(guard: NetGuard) -> requests.Session:
     adapter = GuardedAdapter(guard)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    session.verify = _verify_bundle(guard.policy.ca_bundle)
+    session.verify = True  # verified with the guard's context (see GuardedAdapter)
     return session
 
 
@@ -67,6 +61,26 @@ class GuardedAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _pool_classes(self.guard)
+
+    def build_connection_pool_key_attributes(  # type: ignore[override]
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        if verify is not False and host_params["scheme"] == "https":
+            # The guard's preloaded context (system CAs + the configured CA), not a CA file
+            # parsed again for every connection.
+            pool_kwargs.pop("ca_certs", None)
+            pool_kwargs.pop("ca_cert_dir", None)
+            pool_kwargs["ssl_context"] = self.guard.tls_context("http")
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)
+        if verify is not False and url.lower().startswith("https"):
+            conn.ca_certs = None  # trust comes from the pool's ssl_context
+            conn.ca_cert_dir = None
 
     def send(  # type: ignore[override]
         self,
@@ -156,19 +170,3 @@ def _read_capped(response: requests.Response, guard: NetGuard) -> None:
         raise
     response._content = b"".join(chunks)
     response._content_consumed = True
-
-
-def _verify_bundle(extra_ca: Path | None) -> str | bool:
-    """requests takes one CA file: the usual public CAs plus the configured extra CA."""
-    if extra_ca is None:
-        return certifi.where()
-    public = Path(certifi.where()).read_bytes()
-    extra = extra_ca.read_bytes()
-    digest = hashlib.sha256(public + extra).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"synchronizer-check-ca-{digest}.pem"
-    with _bundle_lock:
-        if not path.exists():
-            partial = path.with_suffix(f".{threading.get_ident()}.tmp")
-            partial.write_bytes(public + b"\n" + extra)
-            partial.replace(path)
-    return str(path)

@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,10 @@ ALLOW_HINT = (
     "The Check site only connects to public internet addresses; an operator can allow "
     "private networks (--allow-private-networks or CHECK_ALLOW_PRIVATE_NETWORKS) for a demo."
 )
+
+
+_contexts: dict[tuple[Path | None, str], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
 
 
 class Blocked(Exception):
@@ -218,12 +223,20 @@ class NetGuard:
             raise
         return sock
 
-    def tls_context(self) -> ssl.SSLContext:
-        """A verifying client context: the system's CAs plus the configured extra CA."""
-        context = ssl.create_default_context()
-        if self.policy.ca_bundle is not None:
-            context.load_verify_locations(cafile=str(self.policy.ca_bundle))
-        return context
+    def tls_context(self, purpose: str = "raw") -> ssl.SSLContext:
+        """A verifying client context: the system's CAs plus the configured extra CA.
+
+        Loading a CA store takes tens of milliseconds, so contexts are made once per CA file
+        and purpose ("raw" for our own sockets, "http" for urllib3, which adjusts its own)."""
+        key = (self.policy.ca_bundle, purpose)
+        with _contexts_lock:
+            context = _contexts.get(key)
+            if context is None:
+                context = ssl.create_default_context()
+                if self.policy.ca_bundle is not None:
+                    context.load_verify_locations(cafile=str(self.policy.ca_bundle))
+                _contexts[key] = context
+            return context
 
     def wrap_tls(
         self, sock: socket.socket, host: str, context: ssl.SSLContext | None = None

@@ -24,6 +24,7 @@ COMMANDS = [
     ["rotate-keys"],
     ["demo"],
     ["simulators"],
+    ["check"],
 ]
 
 

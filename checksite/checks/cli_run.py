@@ -1,0 +1,65 @@
+"""`synchronizer check`: options in, a live tree (or the JSON report) out, an exit code back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from checksite.checks.context import TargetError, parse_target
+from checksite.checks.registry import UnknownCheck, select
+from checksite.checks.runner import RunEvent, run_checks
+from checksite.checks.setup import BadOption, make_context, run_settings
+from checksite.checks.text_report import check_lines, summary_line
+from common.config import Settings
+
+
+def run_from_cli(
+    settings: Settings,
+    target_text: str,
+    *,
+    password: str | None,
+    superoffice_url: str | None,
+    ews_url: str | None,
+    oab_url: str | None,
+    only: str | None,
+    as_json: bool,
+    timeout: float | None,
+    dns_servers: tuple[str, ...],
+    ca_bundle: Path | None,
+    allow_private_networks: bool | None,
+    echo: Callable[[str], None],
+) -> int:
+    """0 when the verdict is pass or warn, 1 when it is fail; bad usage raises UsageError (2)."""
+    try:
+        target = parse_target(
+            target_text,
+            password=password,
+            superoffice_url=superoffice_url,
+            ews_url=ews_url,
+            oab_url=oab_url,
+        )
+        specs = select([i.strip() for i in only.split(",") if i.strip()] if only else None)
+        settings = run_settings(
+            settings,
+            timeout=timeout,
+            dns_servers=dns_servers,
+            ca_bundle=ca_bundle,
+            allow_private_networks=allow_private_networks,
+        )
+    except (TargetError, UnknownCheck, BadOption) as exc:
+        raise click.UsageError(str(exc)) from None
+
+    def show(event: RunEvent) -> None:
+        if event.kind == "check" and event.check is not None and not as_json:
+            echo("\n".join(check_lines(event.check)))
+
+    context = make_context(settings, target)
+    report = run_checks(context, specs, settings.check_timeout_seconds, on_event=show)
+    if as_json:
+        echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        echo(summary_line(report))
+    return 1 if report.verdict == "fail" else 0

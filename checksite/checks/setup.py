@@ -1,0 +1,69 @@
+"""Building a run from settings: the one place the page, the API and the CLI share."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from checksite.checks.context import CheckContext, Target
+from common.config import Settings
+from common.netguard import GuardPolicy, NetGuard
+
+DEFAULT_DEADLINE_S = 20.0
+
+
+class BadOption(ValueError):
+    """A run option is malformed; the message says which and why."""
+
+
+def parse_dns_server(text: str) -> str:
+    """HOST[:PORT] with HOST an IP address (IPv6 in brackets when a port is given)."""
+    value = text.strip()
+    host, port = value, ""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest.lstrip(":")
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    try:
+        ipaddress.ip_address(host)
+        if port and not 0 < int(port) < 65536:
+            raise ValueError(port)
+    except ValueError:
+        raise BadOption(f"--dns-server expects IP[:PORT], got {text!r}") from None
+    return f"{host}:{port}" if port else host
+
+
+def run_settings(
+    settings: Settings,
+    *,
+    timeout: float | None = None,
+    dns_servers: tuple[str, ...] = (),
+    ca_bundle: Path | None = None,
+    allow_private_networks: bool | None = None,
+) -> Settings:
+    """The settings with this run's overrides (command-line options) applied."""
+    changes: dict[str, Any] = {}
+    if timeout is not None:
+        if not 1 <= timeout <= 300:
+            raise BadOption("--timeout expects seconds from 1 to 300")
+        changes["check_timeout_seconds"] = float(timeout)
+    if dns_servers:
+        changes["check_dns_servers"] = tuple(parse_dns_server(s) for s in dns_servers)
+    if ca_bundle is not None:
+        changes["check_ca_bundle"] = ca_bundle
+    if allow_private_networks is not None:
+        changes["check_allow_private_networks"] = allow_private_networks
+    return dataclasses.replace(settings, **changes)
+
+
+def make_context(settings: Settings, target: Target) -> CheckContext:
+    policy = GuardPolicy(
+        allow_private=settings.check_allow_private_networks,
+        timeout=min(10.0, settings.check_timeout_seconds),
+        dns_servers=settings.check_dns_servers,
+        ca_bundle=settings.check_ca_bundle,
+    )
+    return CheckContext(target, NetGuard(policy), settings)
