@@ -70,7 +70,7 @@ def test_status_fault_gives_429_with_retry_after(graph, ms_server, ms_session):
 
 def test_fifth_concurrent_request_to_a_mailbox_is_mailbox_concurrency(graph, ms_server, ms_session):
     # Four requests hold their slots for a while; the fifth, to the same mailbox, is refused.
-    fault(ms_server, ms_session, kind="mailbox_hold", latency_ms=800, count=4, path="/contacts$")
+    fault(ms_server, ms_session, kind="mailbox_hold", latency_ms=1500, count=4, path="/contacts$")
     results: list[requests.Response] = []
     lock = threading.Lock()
 
