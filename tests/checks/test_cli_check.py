@@ -1,0 +1,99 @@
+"""`synchronizer check` end to end against the simulated world: output, JSON and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from checksite.cli import main
+from simulators.runner import SimulatorStack
+
+
+def invoke(sims: SimulatorStack, tmp_path: Path, *args: str, password: str | None = None) -> Result:
+    env = {
+        "SYNCHRONIZER_INSTANCE_PATH": str(tmp_path / "instance"),
+        "SYNCHRONIZER_OUTBOUND_IP": "203.0.113.7",
+    }
+    options = [
+        "--dns-server",
+        f"{sims.dns_host}:{sims.dns_port}",
+        "--ca-bundle",
+        sims.ca_file,
+        "--allow-private-networks",
+        "--timeout",
+        "10",
+    ]
+    if password is not None:
+        options.append("--password-stdin")
+    return CliRunner().invoke(
+        main, ["check", *options, *args], env=env, input=(password or "") + "\n"
+    )
+
+
+def test_a_healthy_exchange_passes_with_a_readable_tree(
+    sims: SimulatorStack, tmp_path: Path
+) -> None:
+    result = invoke(sims, tmp_path, "alice@proseware.example", password="Alice-Passw0rd!")
+    assert result.exit_code == 0, result.output
+    assert "[PASS] Autodiscover" in result.output
+    assert "Exchange Server 2019" in result.output
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .startswith("Verdict for alice@proseware.example: PASS")
+    )
+    assert "Alice-Passw0rd!" not in result.output
+
+
+def test_a_failing_verdict_exits_1_and_json_is_the_report(
+    sims: SimulatorStack, tmp_path: Path
+) -> None:
+    result = invoke(sims, tmp_path, "alice@lucerne.example", "--json", password="Alice-Passw0rd!")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
+    assert report["verdict"] == "fail"
+    checks = {c["id"]: c for c in report["checks"]}
+    assert checks["exchange_version"]["status"] == "fail"
+    assert checks["autodiscover"]["status"] == "pass"
+
+
+def test_a_warning_still_exits_0(sims: SimulatorStack, tmp_path: Path) -> None:
+    result = invoke(
+        sims, tmp_path, "alice@oldcorp.example", "--only", "dns,tls", password="Alice-Passw0rd!"
+    )
+    assert result.exit_code == 0, result.output
+    assert "[WARN] TLS and certificates" in result.output
+    assert "] Autodiscover" not in result.output
+
+
+def test_only_runs_the_named_checks(sims: SimulatorStack, tmp_path: Path) -> None:
+    result = invoke(sims, tmp_path, "proseware.example", "--only", "dns", "--json")
+    assert result.exit_code == 0
+    assert [c["id"] for c in json.loads(result.output)["checks"]] == ["dns"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["<b>x</b>.example"], "not a valid domain name"),
+        (["proseware.example", "--only", "dns,nope"], "unknown check id nope"),
+        (["proseware.example", "--dns-server", "not-an-ip"], "--dns-server expects IP[:PORT]"),
+        (["proseware.example", "--timeout", "0"], "--timeout expects seconds"),
+        (["proseware.example", "--oab-url", "https://x.example/OAB/"], "needs the EWS URL"),
+    ],
+)
+def test_bad_usage_exits_2(
+    sims: SimulatorStack, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = invoke(sims, tmp_path, *args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_a_password_for_a_domain_is_bad_usage(sims: SimulatorStack, tmp_path: Path) -> None:
+    result = invoke(sims, tmp_path, "proseware.example", password="x")
+    assert result.exit_code == 2
+    assert "needs a mailbox address" in result.output
