@@ -41,14 +41,16 @@ def require_token(*accepted_scopes: str) -> AccessToken:
     return record
 
 
-def rate_limit_fault() -> None:
-    """Google's own rate-limit answers, injected with the `rate_limit` / `user_rate_limit` kinds.
+def check_rate_limits(token: AccessToken) -> None:
+    """Google's rate-limit answers: injected with the `rate_limit` / `user_rate_limit` fault
+    kinds, or earned by exceeding the per-user quota set with the `set_user_quota` action.
 
     (A plain `status` fault with 403 or 429 gives `rateLimitExceeded` via SIM_ERROR_BODY.)
     """
     rule = claim_fault("rate_limit", "user_rate_limit")
-    if rule is None:
-        return
-    reason = "userRateLimitExceeded" if rule["kind"] == "user_rate_limit" else "rateLimitExceeded"
-    status = int(rule.get("status", 403))
-    raise rate_limited(status, reason, rule.get("retry_after"))
+    if rule is not None:
+        kind = rule["kind"]
+        reason = "userRateLimitExceeded" if kind == "user_rate_limit" else "rateLimitExceeded"
+        raise rate_limited(int(rule.get("status", 403)), reason, rule.get("retry_after"))
+    if not store().spend_quota(token.email):
+        raise rate_limited(403, "userRateLimitExceeded")

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from simulators.google import opaque
-from simulators.google.auth import rate_limit_fault, require_token, store
+from simulators.google.auth import check_rate_limits, require_token, store
 from simulators.google.calendar_events import CalendarEvents
 from simulators.google.errors import bad_request, not_found
 from simulators.google.store import Calendar
@@ -30,7 +30,7 @@ CALENDARS_READ = (
 
 def _calendar(calendar_id: str, *scopes: str) -> Calendar:
     token = require_token(*scopes)
-    rate_limit_fault()
+    check_rate_limits(token)
     wanted = token.email if calendar_id == "primary" else calendar_id.lower()
     calendar = store().calendars.get(wanted)
     # Only the owner's own calendars are visible here (no sharing in the simulator).
@@ -71,7 +71,7 @@ def _list_entry(calendar: Calendar) -> dict[str, Any]:
 @bp.get("/users/me/calendarList")
 def calendar_list() -> Response:
     token = require_token(*CALENDARS_READ)
-    rate_limit_fault()
+    check_rate_limits(token)
     mine = [c for c in store().calendars.values() if c.owner == token.email]
     return jsonify(
         kind="calendar#calendarList",

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from simulators.google import opaque
-from simulators.google.auth import rate_limit_fault, require_token, store
+from simulators.google.auth import check_rate_limits, require_token, store
 from simulators.google.errors import GoogleApiError, bad_request, forbidden
 from simulators.world.google import GoogleDomain, GoogleUser
 
@@ -27,7 +27,7 @@ LAST_LOGIN = "2026-11-20T07:42:13.000Z"
 
 def _caller(*scopes: str) -> tuple[GoogleUser, GoogleDomain]:
     token = require_token(*scopes)
-    rate_limit_fault()
+    check_rate_limits(token)
     user = store().find_user(token.email)
     domain = store().domain_of(token.email)
     if user is None or domain is None:  # a service account acting as itself

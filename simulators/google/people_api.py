@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from simulators.google.auth import rate_limit_fault, require_token, store
+from simulators.google.auth import check_rate_limits, require_token, store
 from simulators.google.contacts import ContactBookOps, failed_precondition, parse_mask
 from simulators.google.errors import bad_request, not_found
 
@@ -21,7 +21,7 @@ MAX_BATCH_DELETE = 500
 
 def _book(*scopes: str) -> ContactBookOps:
     token = require_token(*scopes)
-    rate_limit_fault()
+    check_rate_limits(token)
     if token.email not in store().books:
         raise not_found("Requested entity was not found.")
     return ContactBookOps(store(), token.email)
@@ -48,9 +48,38 @@ def connections_list(person_id: str) -> Response:
 
 @bp.get("/people/<person_id>")
 def people_get(person_id: str) -> Response:
-    book = _book(*READ)
     fields = parse_mask(request.args.get("personFields"), "personFields", required=True)
+    if person_id == "me":
+        return jsonify(_profile(fields))
+    book = _book(*READ)
     return jsonify(book.render(book.get(f"people/{person_id}"), fields))
+
+
+def _profile(fields: set[str]) -> dict[str, Any]:
+    """``people/me``: the signed-in user's own profile (any valid token may read it)."""
+    token = require_token()
+    check_rate_limits(token)
+    user = store().find_user(token.email)
+    if user is None:
+        raise not_found("Requested entity was not found.")
+    source = {"type": "PROFILE", "id": user.user_id}
+    person: dict[str, Any] = {
+        "resourceName": f"people/{user.user_id}",
+        "etag": "%" + user.user_id,
+        "names": [
+            {
+                "displayName": user.full_name,
+                "givenName": user.given_name,
+                "familyName": user.family_name,
+                "metadata": {"primary": True, "source": source},
+            }
+        ],
+        "emailAddresses": [
+            {"value": user.email, "metadata": {"primary": True, "verified": True, "source": source}}
+        ],
+        "metadata": {"sources": [source], "objectType": "PERSON"},
+    }
+    return {k: v for k, v in person.items() if k in ("resourceName", "etag") or k in fields}
 
 
 @bp.post("/people:createContact")

@@ -97,6 +97,10 @@ def action() -> tuple[Response, int] | Response:
             return jsonify(revoked=store().revoke_user(str(body.get("email", "")).lower()))
         elif name == "expire_sync_tokens":
             _expire_sync_tokens(body.get("email"))
+        elif name == "set_user_quota":
+            requests = int(body.get("requests") or 0)
+            window = float(body.get("window_seconds", 100))
+            store().user_quota = (requests, window) if requests > 0 else None
         elif name == "advance_clock":
             store().clock_offset += float(body.get("seconds", 0))
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -93,6 +94,10 @@ class GoogleStore:
         self.refresh_grants: dict[str, RefreshGrant] = {}
         self.codes: dict[str, AuthCode] = {}
         self.consent_tickets: dict[str, dict[str, str]] = {}  # consent screens awaiting a click
+        # Per-user quota (requests per window in seconds), off unless set; Google answers 403
+        # userRateLimitExceeded past it.
+        self.user_quota: tuple[int, float] | None = None
+        self._calls: dict[str, deque[float]] = {}
         for domain in world.domains:
             for user in domain.users:
                 self.calendars[user.email] = Calendar(
@@ -115,6 +120,21 @@ class GoogleStore:
     @property
     def seq(self) -> int:
         return self._seq
+
+    def spend_quota(self, email: str) -> bool:
+        """Count one API call of `email`; False when the user's quota is used up."""
+        if self.user_quota is None:
+            return True
+        limit, window = self.user_quota
+        now = self.now()
+        with self.lock:
+            calls = self._calls.setdefault(email, deque())
+            while calls and calls[0] <= now - window:
+                calls.popleft()
+            if len(calls) >= limit:
+                return False
+            calls.append(now)
+            return True
 
     # -- directory ----------------------------------------------------------------------
     def find_user(self, key: str) -> GoogleUser | None:

@@ -307,6 +307,23 @@ def test_rate_limits_look_like_google_and_client_retries(
     assert len(sleeps) == 2
 
 
+def test_per_user_quota(calendar: Any, google_server: Any, sim_session: Any) -> None:
+    sim_session.post(
+        google_server.url + "/_sim/state/actions",
+        json={"action": "set_user_quota", "requests": 2, "window_seconds": 100},
+    ).raise_for_status()
+    calendar.events().list(calendarId="primary").execute()
+    calendar.calendarList().list().execute()
+    with pytest.raises(HttpError) as err:
+        calendar.events().list(calendarId="primary").execute()
+    assert err.value.resp.status == 403
+    assert err.value.error_details[0]["reason"] == "userRateLimitExceeded"
+    sim_session.post(
+        google_server.url + "/_sim/state/actions", json={"action": "advance_clock", "seconds": 101}
+    ).raise_for_status()
+    assert "items" in calendar.events().list(calendarId="primary").execute()
+
+
 def test_calendar_list_and_other_users_calendars(calendar: Any) -> None:
     entries = calendar.calendarList().list().execute()["items"]
     assert [(e["id"], e["primary"], e["accessRole"]) for e in entries] == [(ALICE, True, "owner")]

@@ -111,6 +111,16 @@ def test_consent_code_exchange_and_refresh(
     assert info["access_type"] == "offline"
 
 
+def test_include_granted_scopes_adds_earlier_grants(
+    google_server: Any, sim_session: requests.Session
+) -> None:
+    base = google_server.url
+    _user_credentials(sim_session, base, [SCOPE_CALENDAR])
+    screen = _consent(sim_session, base, ALICE, [SCOPE_CONTACTS], include_granted_scopes="true")
+    callback = _approve(sim_session, base, screen, scope=[SCOPE_CONTACTS])
+    assert set(callback["scope"].split()) == {SCOPE_CALENDAR, SCOPE_CONTACTS}
+
+
 def test_codes_are_single_use_and_bound_to_the_redirect(
     google_server: Any, sim_session: requests.Session
 ) -> None:

@@ -177,6 +177,8 @@ def test_every_api_route_answers_in_its_discovery_shape(call: Any, google_app: A
     )
     contact = person["resourceName"]
     call("GET", f"/v1/{contact}?personFields={fields}", method_id="people.people.get", **p)
+    me = call("GET", f"/v1/people/me?personFields={fields}", method_id="people.people.get", **p)
+    assert me["emailAddresses"][0]["value"] == "alice@northwind.example"
     updated = call(
         "PATCH",
         f"/v1/{contact}:updateContact?updatePersonFields=names",
