@@ -234,3 +234,19 @@ def test_owa_sign_in_page_carries_the_version(exchange_dns, sim_session):
     assert response.url.endswith("/owa/auth/logon.aspx?replaceCurrent=1&url=%2fowa%2f")
     assert "<title>Outlook</title>" in response.text
     assert response.headers["X-OWA-Version"] == "15.1.2507.6"
+
+
+def test_exchangelib_guesses_auth_and_falls_back_to_the_2013_schema(exchange_dns):
+    from exchangelib import Configuration
+
+    config = Configuration(
+        server="mail.lucerne.example",
+        credentials=Credentials("alice@lucerne.example", PASSWORDS["alice"]),
+    )
+    account = Account(
+        "alice@lucerne.example", config=config, autodiscover=False, access_type=DELEGATE
+    )
+    assert account.protocol.auth_type == "basic"
+    assert account.version.api_version == "Exchange2013_SP1"
+    assert str(account.version.build) == "15.0.1497.2"
+    assert account.calendar.total_count == 10
