@@ -5,6 +5,7 @@ Simulators and other heavy parts are imported only inside the commands that run 
 
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 from collections.abc import Callable
@@ -168,10 +169,47 @@ def demo(ctx: Context, host: str, port: int) -> None:
     with database.session() as session:
         if session.query(AdminUser).filter_by(username=username).first() is None:
             create_admin(session, username, password, "Demo organisation")
-    url = f"http://{host}:{port}/"
-    click.echo(f"Synchronizer demo: {url}")
-    click.echo(f"  administrator: {username}  password: {password}")
-    _serve(settings, host, port)
+    # The outside world (SuperOffice, Microsoft, Exchange, Google, DNS) is simulated on loopback.
+    from simulators.runner import start_all
+
+    stack = start_all(ca_dir=str(settings.instance_path / "simulators-ca"))
+    sims_file = settings.instance_path / "simulators.json"
+    try:
+        sims_file.write_text(json.dumps(stack.summary(), indent=2) + "\n", encoding="utf-8")
+        settings = _settings_for_simulators(settings, stack.summary())
+        url = f"http://{host}:{port}/"
+        click.echo(f"Synchronizer demo: {url}")
+        click.echo(f"  administrator: {username}  password: {password}")
+        click.echo(f"  simulated services ({sims_file}): " + ", ".join(sorted(stack.urls)))
+        _serve(settings, host, port)
+    finally:
+        sims_file.unlink(missing_ok=True)
+        stack.stop()
+
+
+def _settings_for_simulators(settings: Settings, sims: dict[str, Any]) -> Settings:
+    """Point every outside endpoint at the simulators and trust their demo CA and DNS."""
+    import dataclasses
+
+    from simulators.world import google as google_world
+    from simulators.world import microsoft as microsoft_world
+
+    return dataclasses.replace(
+        settings,
+        check_allow_private_networks=True,
+        check_dns_servers=(sims["dns"],),
+        check_ca_bundle=Path(sims["ca_file"]),
+        microsoft_authority_host=sims["login"],
+        microsoft_graph_url=sims["graph"],
+        microsoft_client_id=microsoft_world.SYNCHRONIZER_APP_ID,
+        microsoft_client_secret=microsoft_world.SYNCHRONIZER_SECRET,
+        google_accounts_url=sims["google"],
+        google_oauth_url=sims["google"],
+        google_api_url=sims["google"],
+        google_client_id=google_world.SYNCHRONIZER_CLIENT_ID,
+        google_client_secret=google_world.SYNCHRONIZER_CLIENT_SECRET,
+        superoffice_online_url=sims["superoffice"],
+    )
 
 
 @main.command("simulators")

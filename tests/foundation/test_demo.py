@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -33,7 +34,7 @@ def test_demo_serves_landing_page(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        banner = [process.stdout.readline() for _ in range(2)]
+        banner = [process.stdout.readline() for _ in range(3)]
         assert f"http://127.0.0.1:{port}/" in banner[0]
         match = re.search(r"administrator: (\S+)\s+password: (\S+)", banner[1])
         assert match, banner
@@ -49,6 +50,17 @@ def test_demo_serves_landing_page(tmp_path: Path) -> None:
         assert "Synchronizer keeps SuperOffice CRM" in response.text
         stored = (tmp_path / "instance" / "demo_admin_password").read_text().strip()
         assert stored == match.group(2)
+        # The simulated outside world runs beside it, over https with the demo CA.
+        for name in ("superoffice", "login", "graph", "exchange", "google"):
+            assert name in banner[2]
+        sims = json.loads((tmp_path / "instance" / "simulators.json").read_text())
+        session = requests.Session()
+        session.trust_env = False
+        stats = session.get(sims["graph"] + "/_sim/stats", verify=sims["ca_file"], timeout=5)
+        assert stats.status_code == 200
+        assert stats.json()["name"]
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=20)
+    assert process.returncode in (0, -signal.SIGINT)
+    assert not (tmp_path / "instance" / "simulators.json").exists()
