@@ -198,13 +198,20 @@ def _appointment(appointment_id: int) -> AppointmentRecord:
 
 
 def _may_see(record: AppointmentRecord) -> bool:
-    """Private appointments are visible to their owner (and a system user) only."""
+    return _visible(record.associate_id, record.private)
+
+
+def _visible(owner_id: int, private: str) -> bool:
+    """PrivateUser: the owner only; PrivateGroup: the owner's user group; the system user sees all."""
     me = g.so_me
-    return (
-        record.private != "PrivateUser"
-        or me.associate_id == record.associate_id
-        or me.kind == "SystemAssociate"
-    )
+    if private == "Public" or me.associate_id == owner_id or me.kind == "SystemAssociate":
+        return True
+    owner = tenant().associates.get(owner_id)
+    return private == "PrivateGroup" and owner is not None and owner.group == me.group
+
+
+def _visible_row(row: dict[str, Any]) -> bool:
+    return _visible(row["associateId"], row["private"])
 
 
 def _appointment_json(record: AppointmentRecord) -> dict[str, Any]:
@@ -215,15 +222,7 @@ def _appointment_json(record: AppointmentRecord) -> dict[str, Any]:
 @bp.get("/v1/Appointment")
 def appointment_list() -> Response:
     provider = archives.PROVIDERS["findappointment"]
-    me = g.so_me
-    return archive_response(
-        provider,
-        lambda r: (
-            r["private"] != "PrivateUser"
-            or r["associateId"] == me.associate_id
-            or me.kind == "SystemAssociate"
-        ),
-    )
+    return archive_response(provider, _visible_row)
 
 
 @bp.get("/v1/Appointment/default")
@@ -429,13 +428,9 @@ def person_delete(person_id: int) -> Response:
 @bp.get("/v1/Person/<int:person_id>/Appointments")
 def person_appointments(person_id: int) -> Response:
     _person(person_id)
-    me = g.so_me
     return archive_response(
         archives.PROVIDERS["findappointment"],
-        lambda r: (
-            r["personId"] == person_id
-            and (r["private"] != "PrivateUser" or r["associateId"] == me.associate_id)
-        ),
+        lambda r: r["personId"] == person_id and _visible_row(r),
     )
 
 
@@ -547,13 +542,9 @@ def contact_persons(contact_id: int) -> Response:
 @bp.get("/v1/Contact/<int:contact_id>/Appointments")
 def contact_appointments(contact_id: int) -> Response:
     _contact(contact_id)
-    me = g.so_me
     return archive_response(
         archives.PROVIDERS["findappointment"],
-        lambda r: (
-            r["contactId"] == contact_id
-            and (r["private"] != "PrivateUser" or r["associateId"] == me.associate_id)
-        ),
+        lambda r: r["contactId"] == contact_id and _visible_row(r),
     )
 
 

@@ -577,3 +577,25 @@ def test_state_export_and_replace(so_client: FlaskClient) -> None:
     rows = odata(so_client, "Appointment", select="title")
     assert [r["title"] for r in rows] == ["Doctor"]
     assert so_client.post("/_sim/state", json={"tenants": {"Cust00000": {}}}).status_code == 400
+
+
+def test_group_private_appointments_are_visible_to_the_owners_group(so_client: FlaskClient) -> None:
+    (lunch,) = odata(
+        so_client,
+        "Appointment",
+        headers=USER,
+        select="appointmentId,private",
+        filter="title eq 'Lunch'",
+    )
+    assert lunch["private"] == "PrivateGroup"  # BOB's, group Sales
+    assert (
+        so_client.get(
+            f"{ONSITE}/Appointment/{lunch['appointmentId']}", headers=basic("LEE")
+        ).status_code
+        == 200
+    )
+    assert (
+        so_client.get(f"{ONSITE}/Appointment/{lunch['appointmentId']}", headers=ADMIN).status_code
+        == 404
+    )  # Management
+    assert odata(so_client, "Appointment", headers=ADMIN, filter="title eq 'Lunch'") == []
