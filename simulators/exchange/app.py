@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from typing import Any
 
 from flask import Flask, Response, abort, g, jsonify, redirect, request
 
@@ -13,10 +14,11 @@ from simulators.world.exchange import ExchangeWorld, demo
 from . import autodiscover, ews, web
 from .netscaler import LOGIN_PATHS, login_page, needs_login
 from .organisation import ROLE_AUTODISCOVER, ROLE_EWS, ROLE_HTTP_REDIRECT, Runtime
+from .seed import add_items
+from .seed_json import appointment_from_json, contact_from_json
 from .soap import SERVER_BUSY_TEXT, fault, server_busy
 from .state import export_state
 from .store import MailboxUser
-from .xmlns import to_bytes
 
 EWS_PATHS = ("/EWS/Exchange.asmx", "/ews/exchange.asmx", "/EWS/exchange.asmx")
 POX_PATHS = ("/autodiscover/autodiscover.xml", "/Autodiscover/Autodiscover.xml")
@@ -179,10 +181,26 @@ def create_app(world: ExchangeWorld | None = None) -> Flask:
                 sim.reset()
             for address in payload.get("clear", []):
                 _clear_mailbox(sim, address)
+            for address, items in payload.get("add", {}).items():
+                try:
+                    _add_items(sim, address, items)
+                except (KeyError, ValueError, TypeError, IndexError, StopIteration) as exc:
+                    failed = jsonify({"error": f"{address}: {exc!r}"})
+                    failed.status_code = 400
+                    return failed
         return jsonify(export_state(sim.runtimes, sim.counter.snapshot()))
 
     install_control(app, "exchange")
     return app
+
+
+def _add_items(sim: ExchangeSimulator, address: str, items: dict[str, Any]) -> None:
+    runtime = sim.runtime(address.split("@")[-1])
+    runtime.store.user(address)
+    appointments = [appointment_from_json(a) for a in items.get("appointments", [])]
+    contacts = [contact_from_json(c) for c in items.get("contacts", [])]
+    with runtime.store.lock:
+        add_items(runtime.store, runtime.operations, address.lower(), appointments, contacts)
 
 
 def _clear_mailbox(sim: ExchangeSimulator, address: str) -> None:
@@ -192,6 +210,3 @@ def _clear_mailbox(sim: ExchangeSimulator, address: str) -> None:
         for item in list(runtime.store.items.values()):
             if item.mailbox == address.lower() and item.master_id is None:
                 runtime.store.delete(item)
-
-
-__all__ = ["create_app", "ExchangeSimulator", "to_bytes"]

@@ -98,31 +98,38 @@ def contact_element(card: ContactCard) -> etree._Element:
     return elem
 
 
+def add_items(
+    store: Store,
+    operations: Operations,
+    address: str,
+    appointments: list[Appointment],
+    contacts: list[ContactCard],
+) -> None:
+    """Create appointments (series with their exceptions and deletions) and contacts."""
+    calendar = store.distinguished(address, "calendar")
+    for appointment in appointments:
+        master = store.create(calendar, appointment_element(appointment))
+        occurrences = operations.renderer.occurrences(master)
+        for edit in appointment.edits:
+            occ = occurrences[edit.index - 1]
+            exception = operations.make_exception(master, occ)
+            if edit.subject:
+                exception.props["Subject"].text = edit.subject
+            exception.props["Start"].text = format_utc(occ.start + edit.shift)
+            exception.props["End"].text = format_utc(occ.end + edit.shift)
+        for index in appointment.deleted:
+            master.deleted_occurrences.add(format_utc(occurrences[index - 1].original_start))
+    folder = store.distinguished(address, "contacts")
+    for card in contacts:
+        store.create(folder, contact_element(card))
+
+
 def seed(store: Store, operations: Operations, organisation: Organisation) -> None:
-    """Create the organisation's mailboxes with their calendars (series, exceptions) and contacts."""
+    """Create the organisation's mailboxes with their calendars and contacts."""
     with store.lock:
         for mailbox in organisation.mailboxes:
-            store.add_mailbox(
-                MailboxUser(
-                    mailbox.address, mailbox.password, mailbox.display_name, mailbox.can_impersonate
-                )
+            user = MailboxUser(
+                mailbox.address, mailbox.password, mailbox.display_name, mailbox.can_impersonate
             )
-            calendar = store.distinguished(mailbox.address, "calendar")
-            for appointment in mailbox.appointments:
-                master = store.create(calendar, appointment_element(appointment))
-                occurrences = operations.renderer.occurrences(master)
-                for edit in appointment.edits:
-                    occ = occurrences[edit.index - 1]
-                    exception = operations.make_exception(master, occ)
-                    if edit.subject:
-                        exception.props["Subject"].text = edit.subject
-                    start, end = occ.start + edit.shift, occ.end + edit.shift
-                    exception.props["Start"].text = format_utc(start)
-                    exception.props["End"].text = format_utc(end)
-                for index in appointment.deleted:
-                    master.deleted_occurrences.add(
-                        format_utc(occurrences[index - 1].original_start)
-                    )
-            contacts = store.distinguished(mailbox.address, "contacts")
-            for card in mailbox.contacts:
-                store.create(contacts, contact_element(card))
+            store.add_mailbox(user)
+            add_items(store, operations, mailbox.address, mailbox.appointments, mailbox.contacts)

@@ -170,3 +170,40 @@ def test_sim_state_exports_and_resets(ews_url, ews_account):
         )
         == 10
     )
+
+
+def test_sim_state_adds_items_from_json(ews_url, ews_account):
+    session = _session()
+    state_url = ews_url.replace("/EWS/Exchange.asmx", "/_sim/state")
+    payload = {
+        "clear": ["bob@proseware.example"],
+        "add": {
+            "bob@proseware.example": {
+                "appointments": [
+                    {
+                        "subject": "Seeded series",
+                        "start": "2030-03-04T09:00:00+01:00",
+                        "end": "2030-03-04T09:30:00+01:00",
+                        "tz": "Europe/Oslo",
+                        "recurrence": {"pattern": "weekly", "days": ["Monday"], "count": 6},
+                        "edits": [{"index": 2, "subject": "Seeded (moved)", "shift_minutes": 30}],
+                        "deleted": [3],
+                    }
+                ],
+                "contacts": [{"given_name": "Per", "surname": "Hansen", "email": "per@x.example"}],
+            }
+        },
+    }
+    state = session.post(state_url, json=payload, timeout=5).json()
+    bob = state["organisations"]["proseware.example"]["mailboxes"]["bob@proseware.example"]
+    [series] = bob["calendar"]
+    assert series["subject"] == "Seeded series"
+    assert len(series["exceptions"]) == 1 and len(series["deleted_occurrences"]) == 1
+    assert [c["surname"] for c in bob["contacts"]] == ["Hansen"]
+    account = ews_account("bob")
+    [contact] = account.contacts.all()
+    assert contact.email_addresses[0].email == "per@x.example"
+    bad = session.post(
+        state_url, json={"add": {"bob@proseware.example": {"appointments": [{}]}}}, timeout=5
+    )
+    assert bad.status_code == 400
