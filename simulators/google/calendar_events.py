@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from simulators.google import event_times, opaque, recurrence
-from simulators.google.errors import GoogleApiError, bad_request, not_found
+from simulators.google.errors import GoogleApiError, bad_request, int_param, not_found
 from simulators.google.store import Calendar, GoogleStore
 from simulators.platform.control import claim_fault
 
@@ -238,7 +238,9 @@ class CalendarEvents:
         for bound in (lo, hi):
             if bound is not None and bound.tzinfo is None:
                 raise bad_request("Bad Request: timeMin/timeMax need a time zone offset.")
-        max_results = min(int(params.get("maxResults") or DEFAULT_RESULTS), MAX_RESULTS)
+        max_results = min(
+            int_param(params.get("maxResults"), "maxResults", DEFAULT_RESULTS), MAX_RESULTS
+        )
         if max_results < 1:
             raise bad_request("Invalid value for maxResults.")
         with self.store.lock:
@@ -293,7 +295,9 @@ class CalendarEvents:
                 items = [e for e in items if e["status"] != "cancelled"]
             items.sort(key=lambda e: self._sort_key(e, "startTime"))
             offset = int((opaque.decode_token(params.get("pageToken") or "") or {}).get("o", 0))
-            size = min(int(params.get("maxResults") or DEFAULT_RESULTS), MAX_RESULTS)
+            size = min(
+                int_param(params.get("maxResults"), "maxResults", DEFAULT_RESULTS), MAX_RESULTS
+            )
             result = self._events_page(
                 [self._public(e, minimal_if_cancelled=True) for e in items[offset : offset + size]]
             )

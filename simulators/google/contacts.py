@@ -7,7 +7,13 @@ import copy
 from typing import Any
 
 from simulators.google import opaque
-from simulators.google.errors import GoogleApiError, bad_request, error_info, not_found
+from simulators.google.errors import (
+    GoogleApiError,
+    bad_request,
+    error_info,
+    int_param,
+    not_found,
+)
 from simulators.google.store import PEOPLE_SYNC_TOKEN_LIFETIME, Contact, GoogleStore
 from simulators.platform.control import claim_fault
 
@@ -165,7 +171,7 @@ class ContactBookOps:
 
     def connections(self, params: dict[str, str]) -> dict[str, Any]:
         fields = parse_mask(params.get("personFields"), "personFields", required=True)
-        size = int(params.get("pageSize") or DEFAULT_PAGE_SIZE)
+        size = int_param(params.get("pageSize"), "pageSize", DEFAULT_PAGE_SIZE)
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise bad_request("pageSize must be between 1 and 1000.")
         page = opaque.decode_token(params["pageToken"]) if params.get("pageToken") else {}

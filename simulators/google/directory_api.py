@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from simulators.google import opaque
 from simulators.google.auth import check_rate_limits, require_token, store
-from simulators.google.errors import GoogleApiError, bad_request, forbidden
+from simulators.google.errors import GoogleApiError, bad_request, forbidden, int_param
 from simulators.world.google import GoogleDomain, GoogleUser
 
 bp = Blueprint("google_directory", __name__, url_prefix="/admin/directory/v1")
@@ -117,7 +117,7 @@ def users_list() -> Response:
         caller_domain, request.args.get("customer"), request.args.get("domain")
     )
     view = _view(caller)
-    size = int(request.args.get("maxResults") or DEFAULT_USERS)
+    size = int_param(request.args.get("maxResults"), "maxResults", DEFAULT_USERS)
     if not 1 <= size <= MAX_USERS:
         raise bad_request("Invalid Input: maxResults")
     order = request.args.get("orderBy", "email")

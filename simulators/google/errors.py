@@ -94,6 +94,18 @@ def bad_request(message: str, reason: str = "invalid") -> GoogleApiError:
     return GoogleApiError(400, message, reason)
 
 
+def int_param(value: str | None, name: str, default: int) -> int:
+    """An integer query parameter; 400 ``invalidParameter`` when it is not one."""
+    if value in (None, ""):
+        return default
+    try:
+        return int(str(value))
+    except ValueError as exc:
+        raise bad_request(
+            f"Invalid value '{value}'. Values must match the integer format.", "invalidParameter"
+        ) from exc
+
+
 def not_found(message: str = "Not Found") -> GoogleApiError:
     return GoogleApiError(404, message, "notFound")
 

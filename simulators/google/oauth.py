@@ -350,8 +350,8 @@ def _subject_id(email: str) -> str:
     user = store().find_user(email)
     if user is not None:
         return user.user_id
-    account = next(a for a in store().world.service_accounts if a.client_email == email)
-    return account.client_id
+    account = next((a for a in store().world.service_accounts if a.client_email == email), None)
+    return account.client_id if account else email
 
 
 @bp.route("/tokeninfo", methods=["GET", "POST"])

@@ -318,7 +318,7 @@ def _ordinary_calendar(user: GoogleUser, today: date, colleagues: list[str]) -> 
     ]
 
 
-def _contacts(domain: str, seed: int) -> list[dict[str, Any]]:
+def _contacts(seed: int) -> list[dict[str, Any]]:
     people = [
         ("Ingrid", "Hansen", "Fabrikam AS", "Purchasing manager", "+47 22 00 00 01"),
         ("Lars", "Berg", "Fabrikam AS", "CFO", "+47 22 00 00 02"),
@@ -390,7 +390,7 @@ def demo(today: date | None = None) -> GoogleWorld:
                 continue
             colleagues = [e for e in emails if e != user.email][:2]
             user.events = _ordinary_calendar(user, today, colleagues)
-            user.contacts = _contacts(domain.name, index)
+            user.contacts = _contacts(index)
     return GoogleWorld(
         domains=[northwind, tailspin],
         oauth_clients=[

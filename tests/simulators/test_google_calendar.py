@@ -349,6 +349,8 @@ def test_token_problems(
     assert answer.json()["error"]["errors"][0]["reason"] == "authError"
 
     valid = {"Authorization": "Bearer " + google_token(ALICE, SCOPE_CALENDAR)}
+    bad_number = sim_session.get(url, params={"maxResults": "ten"}, headers=valid)
+    assert bad_number.status_code == 400
     control_of(google_app).faults.add({"kind": "token_expired"})
     assert sim_session.get(url, headers=valid).status_code == 401
     assert sim_session.get(url, headers=valid).status_code == 200
