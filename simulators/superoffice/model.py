@@ -7,6 +7,7 @@ deleted.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
@@ -199,7 +200,8 @@ class TenantData:
 
 
 def build_tenant(config: world.Tenant) -> TenantData:
-    data = TenantData(config=config)
+    # a copy: /_sim/state may change the tenant's state, the world stays as it was built
+    data = TenantData(config=dataclasses.replace(config))
     seeded = utcnow() - dt.timedelta(days=30)
     admin_id = config.associates[0].associate_id if config.associates else 0
     for company in config.companies:
