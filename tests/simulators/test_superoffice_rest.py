@@ -599,3 +599,16 @@ def test_group_private_appointments_are_visible_to_the_owners_group(so_client: F
         == 404
     )  # Management
     assert odata(so_client, "Appointment", headers=ADMIN, filter="title eq 'Lunch'") == []
+
+
+def test_state_can_take_a_tenant_down(so_client: FlaskClient) -> None:
+    assert (
+        so_client.post(
+            "/_sim/state", json={"tenants": {"Cust12345": {"state": "Suspended"}}}
+        ).status_code
+        == 204
+    )
+    state = so_client.get("/api/state/Cust12345").json
+    assert (state["State"], state["IsRunning"]) == ("Suspended", False)
+    response = so_client.get("/Cust12345/api/v1/User/currentPrincipal")
+    assert response.status_code == 503 and error_of(response) == "SoServiceUnavailableException"
