@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from checksite.checks import (
+    app_consent,
     autodiscover,
     domain_dns,
     exchange_version,
     firewall,
+    m365_plan,
+    m365_tenant,
     tls_check,
     unsupported,
 )
@@ -36,6 +39,9 @@ CHECKS: tuple[CheckSpec, ...] = tuple(
         autodiscover,
         tls_check,
         exchange_version,
+        m365_tenant,
+        m365_plan,
+        app_consent,
         firewall,
         unsupported,
     )

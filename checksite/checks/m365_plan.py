@@ -1,0 +1,169 @@
+"""[m365_plan] The tenant's subscriptions include Exchange Online (matched on service plans
+from Microsoft's licensing table, never on product names), and the mailbox's own licence."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from checksite.checks.context import CheckContext
+from checksite.checks.m365_app import app_token, graph_get
+from checksite.checks.m365_tenant import tenant_of
+from checksite.checks.mail_system import MICROSOFT_365, mail_system
+from checksite.checks.model import Step, Stopwatch
+from common.http import BodyTooLarge
+from common.netguard import Blocked, ResolveError
+
+ID = "m365_plan"
+TITLE = "Microsoft 365 plan"
+TABLE = Path(__file__).with_name("data") / "m365_plans.json"
+APPS_ONLY_EXPLANATION = (
+    "Microsoft 365 Apps (for business or enterprise) contain the Office applications but no "
+    "Exchange Online mailbox, so there is no calendar for Synchronizer to use."
+)
+
+
+@cache
+def licensing_table() -> dict[str, Any]:
+    return json.loads(TABLE.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def has_mailbox_plan(sku_id: str, service_plans: list[dict[str, Any]]) -> bool:
+    """True when one of the SKU's service plans provisions an Exchange Online mailbox."""
+    table = licensing_table()
+    mailbox_plans = table["mailbox_plans"]
+    if service_plans:
+        return any(str(p.get("servicePlanId", "")).lower() in mailbox_plans for p in service_plans)
+    known = table["skus"].get(sku_id.lower())
+    return bool(known and known["mailbox_plans"])
+
+
+def sku_name(sku_id: str, fallback: str) -> str:
+    known = licensing_table()["skus"].get(sku_id.lower())
+    return str(known["name"]) if known else fallback
+
+
+def run(context: CheckContext) -> Iterator[Step]:
+    watch = Stopwatch()
+    if mail_system(context).kind != MICROSOFT_365 or tenant_of(context).id is None:
+        yield Step("m365_plan.skipped", "Plan", "skip", "Not a Microsoft 365 tenant.")
+        return
+    token = app_token(context)
+    if token.token is None or "Organization.Read.All" not in token.roles:
+        yield Step(
+            "m365_plan.skipped",
+            "Plan",
+            "skip",
+            "The plans can be read once Synchronizer is consented in the tenant (see the app "
+            "consent check).",
+        )
+        return
+    try:
+        response = graph_get(context, token.token, "/subscribedSkus")
+        skus = response.json().get("value", []) if response.status_code == 200 else None
+    except (Blocked, ResolveError, BodyTooLarge, requests.RequestException, ValueError) as exc:
+        yield Step("m365_plan.skus", "Subscriptions", "warn", f"Could not read them: {exc}")
+        return
+    if skus is None:
+        yield Step(
+            "m365_plan.skus",
+            "Subscriptions",
+            "warn",
+            f"Microsoft Graph answered HTTP {response.status_code} for the subscriptions.",
+        )
+        return
+    yield _tenant_step(skus, watch)
+    if context.target.mailbox:
+        yield _user_step(context, token.token, context.target.mailbox)
+
+
+def _tenant_step(skus: list[dict[str, Any]], watch: Stopwatch) -> Step:
+    children = []
+    with_mailbox = []
+    for sku in skus:
+        sku_id = str(sku.get("skuId", ""))
+        name = sku_name(sku_id, str(sku.get("skuPartNumber", sku_id)))
+        active = sku.get("capabilityStatus", "Enabled") == "Enabled"
+        mailbox = has_mailbox_plan(sku_id, sku.get("servicePlans") or [])
+        if mailbox and active:
+            with_mailbox.append(name)
+        children.append(
+            Step(
+                f"m365_plan.sku.{sku_id}",
+                name,
+                "info",
+                ("includes an Exchange Online mailbox" if mailbox else "no Exchange Online")
+                + ("" if active else f" ({sku.get('capabilityStatus')})"),
+                details={"sku_id": sku_id, "part_number": sku.get("skuPartNumber")},
+            )
+        )
+    if with_mailbox:
+        return Step(
+            "m365_plan.skus",
+            "Subscriptions",
+            "pass",
+            f"Exchange Online is included in {', '.join(with_mailbox)}.",
+            children=children,
+            elapsed_ms=watch.ms(),
+        )
+    return Step(
+        "m365_plan.skus",
+        "Subscriptions",
+        "fail",
+        "No subscription of this tenant includes Exchange Online. " + APPS_ONLY_EXPLANATION,
+        remediation="Add a plan with Exchange Online (Microsoft 365 Business Basic, Standard or "
+        "Premium, Office 365 E1/E3/E5, Exchange Online Plan 1 or 2) for the people you "
+        "synchronize.",
+        children=children,
+        elapsed_ms=watch.ms(),
+    )
+
+
+def _user_step(context: CheckContext, token: str, mailbox: str) -> Step:
+    try:
+        response = graph_get(context, token, f"/users/{quote(mailbox)}/licenseDetails")
+    except (Blocked, ResolveError, BodyTooLarge, requests.RequestException) as exc:
+        return Step("m365_plan.user", f"Licence of {mailbox}", "warn", str(exc))
+    if response.status_code == 404:
+        return Step(
+            "m365_plan.user",
+            f"Licence of {mailbox}",
+            "fail",
+            f"{mailbox} is not a user of this tenant.",
+            remediation="Check the address (it must be the user's sign-in name / UPN).",
+        )
+    if response.status_code != 200:
+        return Step(
+            "m365_plan.user",
+            f"Licence of {mailbox}",
+            "warn",
+            f"Microsoft Graph answered HTTP {response.status_code}.",
+        )
+    licences = response.json().get("value", [])
+    names = [sku_name(str(x.get("skuId", "")), str(x.get("skuPartNumber", ""))) for x in licences]
+    if any(
+        has_mailbox_plan(str(x.get("skuId", "")), x.get("servicePlans") or []) for x in licences
+    ):
+        return Step(
+            "m365_plan.user",
+            f"Licence of {mailbox}",
+            "pass",
+            f"{mailbox} has Exchange Online ({', '.join(names)}).",
+            details={"licences": names},
+        )
+    return Step(
+        "m365_plan.user",
+        f"Licence of {mailbox}",
+        "fail",
+        f"{mailbox} has no licence with Exchange Online"
+        + (f" (only {', '.join(names)})." if names else ".")
+        + (" " + APPS_ONLY_EXPLANATION if names else ""),
+        details={"licences": names},
+        remediation=f"Assign {mailbox} a licence that includes Exchange Online.",
+    )
