@@ -377,3 +377,29 @@ def test_authorized_http_refreshes_after_a_401(
     endpoints = control.stats.snapshot()["endpoints"]
     assert endpoints["POST /token"] == 1
     assert endpoints["GET /calendar/v3/calendars/<calendar_id>/events"] == 2
+
+
+def test_sign_in_page_and_bad_requests(google_server: Any, sim_session: requests.Session) -> None:
+    base = google_server.url
+    params = {
+        "client_id": SYNCHRONIZER_CLIENT_ID,
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": SCOPE_CALENDAR,
+    }
+    sign_in = sim_session.get(base + "/o/oauth2/v2/auth", params=params)
+    assert sign_in.status_code == 200 and 'name="email"' in sign_in.text
+    unknown = sim_session.get(
+        base + "/o/oauth2/v2/auth", params={**params, "email": "ghost@northwind.example"}
+    )
+    assert "find your Google Account" in unknown.text
+    known = sim_session.get(base + "/o/oauth2/v2/auth", params={**params, "email": ALICE})
+    assert 'name="ticket"' in known.text
+
+    bad_client = sim_session.get(base + "/o/oauth2/v2/auth", params={**params, "client_id": "x"})
+    assert bad_client.status_code == 401 and "invalid_client" in bad_client.text
+    elsewhere = {**params, "redirect_uri": "https://evil.example/cb"}
+    mismatch = sim_session.get(base + "/o/oauth2/v2/auth", params=elsewhere)
+    assert mismatch.status_code == 400 and "redirect_uri_mismatch" in mismatch.text
+    grant = sim_session.post(base + "/token", data={"grant_type": "password"})
+    assert grant.json()["error"] == "unsupported_grant_type"
