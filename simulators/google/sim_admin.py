@@ -50,6 +50,27 @@ def export_state() -> Response:
     )
 
 
+@bp.get("/credentials")
+def credentials() -> Response:
+    """What a Google Cloud console would hand our product: the OAuth web client and the service
+    account's JSON key, with every URL pointing at this simulator (for the demo's set-up)."""
+    base = request.host_url.rstrip("/")
+    client = next(c for c in store().world.oauth_clients if c.client_id == SYNCHRONIZER_CLIENT_ID)
+    account = next(
+        a for a in store().world.service_accounts if a.client_id == SERVICE_ACCOUNT_CLIENT_ID
+    )
+    return jsonify(
+        web={
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+            "auth_uri": base + "/o/oauth2/v2/auth",
+            "token_uri": base + "/token",
+            "revoke_uri": base + "/revoke",
+        },
+        service_account=account.key_info(base + "/token"),
+    )
+
+
 @bp.post("")
 def seed_state() -> tuple[Response, int] | Response:
     """Replace the parts given: ``calendars`` (events per calendar), ``contacts`` (Person

@@ -70,3 +70,13 @@ def test_actions(google_app: Any, google_token: Any, google_store: Any) -> None:
     assert google_store.now() - before >= 3600
     assert client.post("/_sim/state/actions", json={"action": "nope"}).status_code == 400
     assert client.post("/_sim/state/actions", json={"action": "block_app"}).status_code == 400
+
+
+def test_credentials_for_the_demo(google_app: Any) -> None:
+    from google.oauth2 import service_account
+
+    answer = google_app.test_client().get("/_sim/state/credentials").get_json()
+    assert answer["web"]["client_id"] == SYNCHRONIZER_CLIENT_ID
+    assert answer["web"]["token_uri"].endswith("/token")
+    creds = service_account.Credentials.from_service_account_info(answer["service_account"])
+    assert creds.service_account_email.endswith(".iam.gserviceaccount.com")
