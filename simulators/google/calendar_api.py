@@ -112,6 +112,11 @@ def events_insert(calendar_id: str) -> Response:
     return jsonify(_events(calendar_id, *EVENTS_WRITE).insert(_body()))
 
 
+@bp.post("/calendars/<calendar_id>/events/import")
+def events_import(calendar_id: str) -> Response:
+    return jsonify(_events(calendar_id, *EVENTS_WRITE).import_(_body()))
+
+
 @bp.get("/calendars/<calendar_id>/events/<event_id>")
 def events_get(calendar_id: str, event_id: str) -> Response:
     event = _events(calendar_id, *EVENTS_READ).get(event_id)

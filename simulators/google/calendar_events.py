@@ -119,6 +119,24 @@ class CalendarEvents:
                 raise GoogleApiError(409, "The requested identifier already exists.", "duplicate")
             return self._save(event)
 
+    def import_(self, body: dict[str, Any]) -> dict[str, Any]:
+        """events.import: a private copy keyed by iCalUID; importing the same UID again updates
+        that copy instead of creating a second one."""
+        uid = body.get("iCalUID")
+        if not uid:
+            raise bad_request("Missing iCalUID.", "required")
+        if body.get("eventType", "default") != "default":
+            raise bad_request("Only events of type default can be imported.")
+        with self.store.lock:
+            existing = next(
+                (e for e in self.cal.events.values()
+                 if e.get("iCalUID") == uid and not e.get("recurringEventId")),
+                None,
+            )  # fmt: skip
+            if existing is None:
+                return self.insert({k: v for k, v in body.items() if k != "id"})
+            return self.modify(existing["id"], body, replace=True, if_match=None)
+
     def _stored_or_instance(self, event_id: str) -> dict[str, Any] | None:
         if event_id in self.cal.events:
             return self.cal.events[event_id]

@@ -162,6 +162,35 @@ def test_patch_and_delete_honour_if_match(calendar: Any) -> None:
     assert err.value.resp.status == 410
 
 
+def test_import_is_keyed_by_ical_uid(calendar: Any) -> None:
+    body = _event("Imported", iCalUID="so-appointment-99@superoffice.example")
+    first = calendar.events().import_(calendarId="primary", body=body).execute()
+    again = (
+        calendar.events().import_(calendarId="primary", body={**body, "summary": "Re"}).execute()
+    )
+    assert again["id"] == first["id"] and again["summary"] == "Re"
+    found = calendar.events().list(calendarId="primary", iCalUID=body["iCalUID"]).execute()
+    assert [e["id"] for e in found["items"]] == [first["id"]]
+
+
+def test_concurrent_inserts_are_all_kept(
+    calendar: Any, google_service: Any, google_token: Any
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def insert(n: int) -> str:
+        # httplib2 connections are not thread-safe: one client per thread.
+        own = google_service("calendar", "v3", google_token(ALICE, SCOPE_CALENDAR))
+        body = _event(f"Parallel {n}", id=f"parallel{n:04d}")
+        return own.events().insert(calendarId="primary", body=body).execute()["id"]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        ids = set(pool.map(insert, range(12)))
+    assert len(ids) == 12
+    listed = {e["id"] for e in _full_sync(calendar, q="Parallel")[0]}
+    assert listed == ids
+
+
 def test_extended_properties_private_lookup(calendar: Any) -> None:
     body = _event("Linked", extendedProperties={"private": {"soAppointmentId": "4711"}})
     created = calendar.events().insert(calendarId="primary", body=body).execute()
