@@ -5,6 +5,8 @@ gets 403 there)."""
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -125,8 +127,11 @@ def users_list() -> Response:
             "familyName": lambda u: u.family_name}  # fmt: skip
     if order not in keys:
         raise bad_request("Invalid Input: orderBy")
+    chosen = _query_filter(request.args.get("query", ""))
     users = sorted(
-        domain.users, key=keys[order], reverse=request.args.get("sortOrder") == "DESCENDING"
+        (u for u in domain.users if chosen(user_resource(u, domain, "admin_view"))),
+        key=keys[order],
+        reverse=request.args.get("sortOrder") == "DESCENDING",
     )
     offset = int((opaque.decode_token(request.args.get("pageToken") or "") or {}).get("o", 0))
     body: dict[str, Any] = {
@@ -137,6 +142,39 @@ def users_list() -> Response:
     if offset + size < len(users):
         body["nextPageToken"] = opaque.encode_token({"o": offset + size})
     return jsonify(body)
+
+
+QUERY_FIELDS = {
+    "email": lambda u: u["primaryEmail"],
+    "givenName": lambda u: u["name"]["givenName"],
+    "familyName": lambda u: u["name"]["familyName"],
+    "name": lambda u: u["name"]["fullName"],
+    "isAdmin": lambda u: str(u["isAdmin"]).lower(),
+    "isDelegatedAdmin": lambda u: str(u["isDelegatedAdmin"]).lower(),
+    "isSuspended": lambda u: str(u["suspended"]).lower(),
+}
+
+
+def _query_filter(query: str) -> Callable[[dict[str, Any]], bool]:
+    """The subset of users.list ``query`` syntax sync needs: ``field:value`` (a trailing ``*``
+    matches a prefix) and ``field=value``, all terms ANDed, case-insensitive."""
+    terms = []
+    for term in shlex.split(query):
+        field, op, value = term.partition(":") if ":" in term else term.partition("=")
+        if not op or field not in QUERY_FIELDS:
+            raise bad_request("Invalid Input: query", "invalidInput")
+        terms.append((QUERY_FIELDS[field], value.lower()))
+
+    def matches(user: dict[str, Any]) -> bool:
+        for get, value in terms:
+            actual = get(user).lower()
+            if value.endswith("*") and not actual.startswith(value[:-1]):
+                return False
+            if not value.endswith("*") and actual != value:
+                return False
+        return True
+
+    return matches
 
 
 def _role_reader(customer: str) -> GoogleDomain:

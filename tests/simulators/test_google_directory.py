@@ -46,6 +46,22 @@ def test_users_list_pages(directory_as: Any) -> None:
     assert "nextPageToken" not in second
 
 
+def test_users_list_query(directory_as: Any) -> None:
+    directory = directory_as("alice@northwind.example")
+
+    def emails(query: str) -> list[str]:
+        answer = directory.users().list(customer="my_customer", query=query).execute()
+        return [u["primaryEmail"] for u in answer.get("users", [])]
+
+    assert emails("email:carol@northwind.example") == ["carol@northwind.example"]
+    assert emails("email:d*") == ["dave@northwind.example"]
+    assert emails("isAdmin=true") == ["alice@northwind.example"]
+    assert emails("givenName:'Erin' isSuspended=false") == ["erin@northwind.example"]
+    with pytest.raises(HttpError) as err:
+        emails("shoeSize:42")
+    assert err.value.resp.status == 400
+
+
 def test_roles_for_super_admin_and_403_for_help_desk(directory_as: Any) -> None:
     alice = directory_as("alice@northwind.example")
     roles = {r["roleId"]: r for r in alice.roles().list(customer="my_customer").execute()["items"]}
