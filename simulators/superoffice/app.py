@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from simulators.platform.control import install_control
-from simulators.superoffice import errors, faults, rest, state, superid
+from simulators.superoffice import errors, faults, remote, rest, state, superid
 from simulators.superoffice.credentials import CredentialStore
 from simulators.superoffice.model import TenantData, build_tenant
 from simulators.superoffice.webhooks import WebhookDispatcher
@@ -67,6 +67,7 @@ def create_app(world: SuperOfficeWorld, **config: object) -> flask.Flask:
     app.register_blueprint(state.bp)
     app.register_blueprint(superid.bp)
     app.register_blueprint(rest.bp)
+    app.register_blueprint(remote.bp)
     app.register_error_handler(errors.ApiError, errors.render)
     install_control(app, "superoffice")
     return app

@@ -612,3 +612,11 @@ def test_state_can_take_a_tenant_down(so_client: FlaskClient) -> None:
     assert (state["State"], state["IsRunning"]) == ("Suspended", False)
     response = so_client.get("/Cust12345/api/v1/User/currentPrincipal")
     assert response.status_code == 503 and error_of(response) == "SoServiceUnavailableException"
+
+
+def test_soap_service_addresses_answer_like_wcf(so_client: FlaskClient) -> None:
+    page = so_client.get("/SuperOffice/Remote/Services88/SoPrincipal.svc")
+    assert page.status_code == 200 and "You have created a service." in page.text
+    assert so_client.get("/Cust12345/Remote/Services88/SoPrincipal.svc").status_code == 200
+    assert so_client.get("/SuperOffice/Remote/Services88/Nothing.svc").status_code == 404
+    assert so_client.get("/Cust00000/Remote/Services88/SoPrincipal.svc").status_code == 404
