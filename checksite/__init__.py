@@ -60,6 +60,7 @@ def _rate_limit_storage(settings: Settings) -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from checksite import main
+    from checksite import check, main
 
     app.register_blueprint(main.bp)
+    app.register_blueprint(check.bp)

@@ -1,0 +1,81 @@
+"""The JSON API: POST /api/checks starts a run, GET /api/checks/{id} returns the report.
+Documented in checksite/check/openapi.json, served at /api/openapi.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Response, jsonify, request, send_file, url_for
+
+from checksite.check import bp
+from checksite.check.starting import rate_limit, start_run
+from checksite.check.views import REPORT_ID
+from checksite.checks.context import TargetError
+from checksite.checks.registry import UnknownCheck
+from checksite.database import db_session
+from checksite.extensions import csrf, limiter
+from common.models import CheckReport
+
+OPENAPI = Path(__file__).with_name("openapi.json")
+_FIELDS = ("target", "password", "superoffice_url", "ews_url", "oab_url")
+
+
+def _error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify(error=message), status
+
+
+@bp.post("/api/checks")
+@csrf.exempt
+@limiter.limit(rate_limit)
+def create_check() -> tuple[Response, int]:
+    payload: Any = request.get_json(silent=True)
+    if not isinstance(payload, dict) or not isinstance(payload.get("target"), str):
+        return _error(400, "send a JSON object with a 'target' (a domain or mailbox address)")
+    values = {name: payload.get(name) for name in _FIELDS}
+    if any(v is not None and not isinstance(v, str) for v in values.values()):
+        return _error(400, "target, password and the URLs must be strings")
+    only = payload.get("only")
+    if only is not None and (
+        not isinstance(only, list) or not all(isinstance(i, str) for i in only)
+    ):
+        return _error(400, "'only' must be a list of check ids")
+    try:
+        report_id = start_run(
+            values["target"] or "",
+            password=values["password"],
+            superoffice_url=values["superoffice_url"],
+            ews_url=values["ews_url"],
+            oab_url=values["oab_url"],
+            only=only,
+        )
+    except (TargetError, UnknownCheck) as exc:
+        return _error(400, str(exc))
+    body = {
+        "id": report_id,
+        "status": "running",
+        "url": url_for("check.get_check", report_id=report_id, _external=True),
+        "report_page": url_for("check.report", report_id=report_id, _external=True),
+    }
+    response = jsonify(body)
+    response.headers["Location"] = body["url"]
+    return response, 202
+
+
+@bp.get("/api/checks/<report_id>")
+def get_check(report_id: str) -> Response | tuple[Response, int]:
+    row = db_session().get(CheckReport, report_id) if REPORT_ID.match(report_id) else None
+    if row is None:
+        return _error(404, "no report with this id")
+    return jsonify(
+        id=row.id,
+        status=row.status,
+        target=row.target,
+        verdict=row.verdict,
+        report=row.report if row.status == "done" else None,
+    )
+
+
+@bp.get("/api/openapi.json")
+def openapi() -> Response:
+    return send_file(OPENAPI, mimetype="application/json")

@@ -1,0 +1,28 @@
+"""The check form (CSRF-protected by Flask-WTF)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length, Optional
+
+
+class CheckForm(FlaskForm):  # type: ignore[misc]
+    target = StringField(
+        "Domain or mailbox address",
+        validators=[DataRequired(message="Enter a domain or a mailbox address."), Length(max=320)],
+        description="For example contoso.com or someone@contoso.com",
+    )
+    password = PasswordField(
+        "Mailbox password (optional)",
+        validators=[Optional(), Length(max=256)],
+        description="Only for on-premises Exchange: lets the check read the EWS settings. "
+        "It is used for this check only and never stored.",
+    )
+    superoffice_url = StringField(
+        "SuperOffice URL (optional)",
+        validators=[Optional(), Length(max=500)],
+        description="For example https://crm.example.com/SuperOffice",
+    )
+    ews_url = StringField("EWS URL (optional)", validators=[Optional(), Length(max=500)])
+    oab_url = StringField("OAB URL (optional)", validators=[Optional(), Length(max=500)])

@@ -1,0 +1,40 @@
+"""Starting a run from a web request (the page's form or the API), shared by both."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from checksite.check.runs import registry
+from checksite.checks.context import parse_target
+from checksite.checks.registry import select
+from checksite.database import get_database
+from common.config import Settings
+
+
+def settings() -> Settings:
+    return current_app.config["SYNCHRONIZER"]  # type: ignore[no-any-return]
+
+
+def rate_limit() -> str:
+    return settings().check_rate_limit
+
+
+def start_run(
+    target_text: str,
+    *,
+    password: str | None = None,
+    superoffice_url: str | None = None,
+    ews_url: str | None = None,
+    oab_url: str | None = None,
+    only: list[str] | None = None,
+) -> str:
+    """The new report's id; TargetError / UnknownCheck for bad input."""
+    target = parse_target(
+        target_text,
+        password=password,
+        superoffice_url=superoffice_url,
+        ews_url=ews_url,
+        oab_url=oab_url,
+    )
+    specs = select(only)
+    return registry.start(get_database(), settings(), target, specs)

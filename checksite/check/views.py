@@ -1,0 +1,122 @@
+"""The page: the form, the report (live while it runs), its JSON download, and the SSE feed."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+from flask import Response, abort, redirect, render_template, stream_with_context, url_for
+from markupsafe import Markup, escape
+
+from checksite.check import bp
+from checksite.check.forms import CheckForm
+from checksite.check.runs import registry
+from checksite.check.starting import rate_limit, settings, start_run
+from checksite.checks.context import TargetError
+from checksite.checks.model import Report
+from checksite.database import db_session
+from checksite.extensions import limiter
+from common.models import CheckReport
+
+REPORT_ID = re.compile(r"^[A-Za-z0-9_-]{16,43}$")
+_URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:)]")
+
+
+@bp.app_template_filter("linkify")
+def linkify(text: str) -> Markup:
+    """The text escaped, with its URLs as links (each piece escaped by Markup.format)."""
+    parts: list[Markup] = []
+    position = 0
+    for match in _URL.finditer(text):
+        parts.append(escape(text[position : match.start()]))
+        url = match.group(0)
+        parts.append(Markup('<a href="{0}" rel="noopener">{0}</a>').format(url))
+        position = match.end()
+    parts.append(escape(text[position:]))
+    return Markup("").join(parts)
+
+
+@bp.get("/check")
+def form() -> str:
+    return render_template("check/form.html", form=CheckForm())
+
+
+@bp.post("/check")
+@limiter.limit(rate_limit)
+def submit() -> Response | tuple[str, int]:
+    form = CheckForm()
+    if not form.validate_on_submit():
+        return render_template("check/form.html", form=form), 400
+    try:
+        report_id = start_run(
+            form.target.data or "",
+            password=form.password.data or None,
+            superoffice_url=form.superoffice_url.data or None,
+            ews_url=form.ews_url.data or None,
+            oab_url=form.oab_url.data or None,
+        )
+    except TargetError as exc:
+        form.target.errors = [str(exc)]
+        return render_template("check/form.html", form=form), 400
+    return redirect(url_for("check.report", report_id=report_id), 303)  # type: ignore[return-value]
+
+
+def _stored(report_id: str) -> CheckReport:
+    if not REPORT_ID.match(report_id):
+        abort(404)
+    row = db_session().get(CheckReport, report_id)
+    if row is None:
+        abort(404)
+    return row
+
+
+@bp.get("/check/r/<report_id>")
+def report(report_id: str) -> str:
+    row = _stored(report_id)
+    finished = Report.from_dict(row.report) if row.status == "done" and row.report else None
+    return render_template(
+        "check/report.html",
+        row=row,
+        report=finished,
+        deadline_s=settings().check_timeout_seconds,
+    )
+
+
+@bp.get("/check/r/<report_id>.json")
+def download(report_id: str) -> Response:
+    row = _stored(report_id)
+    body = json.dumps({"id": row.id, "status": row.status, "report": row.report}, indent=2)
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="check-{row.id}.json"'},
+    )
+
+
+@bp.get("/check/r/<report_id>/events")
+def events(report_id: str) -> Response:
+    row = _stored(report_id)
+    run = registry.get(report_id)
+    stored = row.report if row.status == "done" else None
+    timeout = settings().check_timeout_seconds + 5
+
+    def stream() -> Iterator[str]:
+        if run is None:
+            if stored:
+                yield _sse("report", {"kind": "report", "report": stored})
+            else:
+                yield _sse("gone", {"kind": "gone"})
+            return
+        for event in run.follow(timeout):
+            yield _sse(event.kind, event.to_dict())
+
+    return Response(
+        stream_with_context(stream()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(kind: str, data: object) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
