@@ -250,7 +250,17 @@ class Applier(Generic[T]):
 
     def _create(self, action: Action[T]) -> None:
         source = self._source(action)
-        self._create_from(action, source, self._base_link(action, None))
+        base = self._base_link(action, None)
+        if action.link is not None and action.link.state is not LinkState.PENDING:
+            # A re-creation (a modification beat a deletion) is a new pairing with a fresh
+            # correlation id: a user's copy of the deleted item carries the old stamp.
+            self.store.put_link(
+                self.kind, replace(action.link, state=LinkState.TOMBSTONE, pending_action=None)
+            )
+            if self._cid == action.link.correlation_id:
+                self._cid = new_correlation_id()
+            base = LinkSnapshot(self._cid or new_correlation_id(), None, None)
+        self._create_from(action, source, base)
 
     def _create_from(self, action: Action[T], source: Stored[T], base: LinkSnapshot) -> None:
         target = action.target

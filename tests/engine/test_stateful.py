@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -80,9 +81,29 @@ class SyncMachine(RuleBasedStateMachine):
         ids = sorted(self.connectors[side].items)
         return ids[pick % len(ids)] if ids else None
 
-    @rule(side=SIDES, body=st.sampled_from(["", "notes", "two  words\n"]), hour=st.integers(8, 17))
-    def create(self, side: Side, body: str, hour: int) -> None:
-        self.connectors[side].user_create(appointment(self.token(), hour=hour, body=body))
+    @rule(
+        side=SIDES,
+        body=st.sampled_from(["", "notes", "two  words\n"]),
+        hour=st.integers(8, 17),
+        count=st.integers(1, 3),
+    )
+    def create(self, side: Side, body: str, hour: int, count: int) -> None:
+        for _ in range(count):
+            self.connectors[side].user_create(appointment(self.token(), hour=hour, body=body))
+
+    @rule(pick=PICK)
+    def edit_on_both_sides(self, pick: int) -> None:
+        """The same pair edited on both sides before a sync: a conflict."""
+        links = [
+            link
+            for link in self.store.all_links(ItemKind.APPOINTMENT)
+            if link.crm_id in self.crm.items and link.groupware_id in self.gw.items
+        ]
+        if links:
+            link = links[pick % len(links)]
+            assert link.crm_id is not None and link.groupware_id is not None
+            self.edit_item(Side.CRM, link.crm_id)
+            self.edit_item(Side.GROUPWARE, link.groupware_id)
 
     @rule(side=SIDES, pick=PICK)
     def edit(self, side: Side, pick: int) -> None:
@@ -137,11 +158,24 @@ class SyncMachine(RuleBasedStateMachine):
             approve_deletions=approve,
             sleep=self.slept.append,
         )
+        if outcome.report is not None:
+            for name in ("replanned", "resumed", "linked", "forgotten"):
+                if outcome.report.counts[name]:
+                    event(f"a run {name} items")
+            if outcome.plan is not None and outcome.plan.conflicts:
+                event("a run settled a conflict")
         if not approve and outcome.report is not None:
             for side in (Side.CRM, Side.GROUPWARE):
                 deleted = outcome.report.counts[f"delete_{side.value}"]
                 assert not GUARD.exceeded(deleted, sizes[side]), (deleted, sizes)
         return outcome
+
+    @rule(
+        fault=st.sampled_from(["crash", "crash", "throttle", "stale"]),
+        at=st.integers(min_value=0, max_value=9),
+    )
+    def sync_with_another_fault(self, fault: str, at: int) -> None:
+        self.sync_with_fault(fault, at)
 
     @rule()
     def sync_once(self) -> None:
@@ -149,7 +183,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     @rule(
         fault=st.sampled_from(["crash", "crash", "throttle", "stale"]),
-        at=st.integers(min_value=0, max_value=24),
+        at=st.integers(min_value=0, max_value=9),
     )
     def sync_with_fault(self, fault: str, at: int) -> None:
         def concurrent_edit(phase: str, op: str, item_id: str | None) -> None:
@@ -166,6 +200,7 @@ class SyncMachine(RuleBasedStateMachine):
             pass
         finally:
             faults.detach(self.crm, self.gw, self.store)
+        event(f"{fault} {'fired' if faults.fired else 'not reached'}")
         if fault == "throttle" and faults.fired:
             assert 7.0 in self.slept[slept_before:], "Throttled must wait as told"
 
@@ -182,6 +217,9 @@ class SyncMachine(RuleBasedStateMachine):
         for _ in range(4):
             outcome = self.run()
             if outcome.status is RunStatus.HELD:
+                event(
+                    f"held: {outcome.plan.hold.reason.split(' ', 2)[1] if outcome.plan and outcome.plan.hold else ''}"
+                )
                 assert outcome.report is not None
                 assert not any(k.startswith("delete_") for k in outcome.report.counts)
                 outcome = self.run(approve=True)
