@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 
 from flask import Response
@@ -112,4 +113,14 @@ def _handle(
             except StoreError as exc:
                 response, messages = response_root(name)
                 error(messages, name, exc.code, exc.text)
+            except (ValueError, KeyError, IndexError, TypeError, StopIteration, AttributeError):
+                # A request this simulator cannot make sense of: answer as Exchange does when
+                # something unexpected breaks, and keep the cause in the log.
+                logging.getLogger(__name__).exception("EWS %s failed", name)
+                return _fault_response(
+                    fault(
+                        "ErrorInternalServerError",
+                        "An internal server error occurred. The operation failed.",
+                    )
+                )
     return Response(to_bytes(envelope(runtime.build, response)), content_type=XML)

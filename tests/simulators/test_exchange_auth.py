@@ -207,3 +207,33 @@ def test_sim_state_adds_items_from_json(ews_url, ews_account):
         state_url, json={"add": {"bob@proseware.example": {"appointments": [{}]}}}, timeout=5
     )
     assert bad.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"<not-xml", "ErrorSchemaValidation"),
+        (CONVERT_ID.replace("ConvertId", "GetStreamingEvents").encode(), "ErrorInvalidRequest"),
+        (
+            CONVERT_ID.replace(
+                '<m:ConvertId DestinationFormat="HexEntryId"><m:SourceIds>'
+                '\n  <t:AlternateId Format="EwsId" Id="DUMMY" Mailbox="DUMMY"/></m:SourceIds></m:ConvertId>',
+                '<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>'
+                "</m:ItemShape><m:Restriction><t:IsEqualTo/></m:Restriction><m:ParentFolderIds>"
+                '<t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds></m:FindItem>',
+            ).encode(),
+            "ErrorInternalServerError",
+        ),
+    ],
+    ids=["malformed", "unsupported-operation", "broken-restriction"],
+)
+def test_requests_it_cannot_serve_are_soap_faults(ews_url, body, code):
+    response = _session().post(
+        ews_url,
+        data=body.replace(b"{version}", b"Exchange2016"),
+        auth=("alice@proseware.example", PASSWORDS["alice"]),
+        timeout=5,
+    )
+    assert response.status_code == 500
+    fault = etree.fromstring(response.content).find(f"{{{SOAP}}}Body/{{{SOAP}}}Fault")
+    assert fault.findtext("faultcode") == f"a:{code}"
