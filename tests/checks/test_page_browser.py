@@ -1,0 +1,88 @@
+"""The page in headless Chromium: form, live progress, final report, escaping; a screenshot is
+kept in test-artifacts/ for people to look at."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from simulators.platform.control import control_of
+from simulators.runner import SimulatorStack
+from tests.fixtures.simulators import Serve
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, check_app: Flask, serve: Serve) -> Iterator[Page]:
+    server = serve(check_app, tls=False)
+    context = browser.new_context(base_url=f"http://127.0.0.1:{server.port}")
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_form_live_progress_and_final_report(page: Page, sims: SimulatorStack) -> None:
+    # Slow EWS down so the page shows checks arriving one by one before the report.
+    control_of(sims.apps["exchange"]).faults.add(
+        {"kind": "latency", "path": "EWS", "latency_ms": 1500, "count": 4}
+    )
+    page.goto("/check")
+    page.get_by_label("Domain or mailbox address").fill("alice@proseware.example")
+    page.get_by_label("Mailbox password (optional)").fill("Alice-Passw0rd!")
+    page.get_by_role("button", name="Run the checks").click()
+
+    progress = page.locator("#progress section")
+    expect(progress.first).to_be_visible(timeout=10_000)  # a check arrived while others run
+    expect(page.locator("#progress")).to_have_attribute("aria-live", "polite")
+
+    expect(page.get_by_role("heading", name="Verdict: PASS")).to_be_visible(timeout=20_000)
+    expect(page.locator("#check-autodiscover")).to_contain_text("Exchange Web Services found")
+    expect(page.locator("#check-exchange_version")).to_contain_text("Exchange Server 2019")
+    assert page.get_by_role("link", name="Download JSON").is_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "check-report.png"), full_page=True)
+
+
+def test_a_failing_report_shows_the_fix(page: Page) -> None:
+    page.goto("/check")
+    page.get_by_label("Domain or mailbox address").fill("appsonly.example")
+    page.get_by_role("button", name="Run the checks").click()
+    expect(page.get_by_role("heading", name="Verdict: FAIL")).to_be_visible(timeout=20_000)
+    plan = page.locator("#check-m365_plan")
+    expect(plan).to_contain_text("No subscription of this tenant includes Exchange Online")
+    expect(plan.locator(".remediation").first).to_contain_text("How to fix")
+
+
+def test_html_in_the_domain_is_shown_escaped(page: Page) -> None:
+    page.goto("/check")
+    typed = '<img src=x onerror="document.title=1">.example'
+    page.get_by_label("Domain or mailbox address").fill(typed)
+    page.get_by_role("button", name="Run the checks").click()
+    expect(page.get_by_role("alert")).to_contain_text("not a valid domain name")
+    assert page.locator("img[src=x]").count() == 0
+    assert page.title() != "1"
+    assert page.get_by_label("Domain or mailbox address").input_value() == typed
