@@ -27,10 +27,11 @@ class Authenticator:
         methods: tuple[str, ...],
         netbios_domain: str,
         dns_domain: str,
+        os_version: tuple[int, int, int] = (10, 0, 17763),
     ) -> None:
         self.users = users
         self.methods = methods  # in the order IIS lists them, e.g. ("Negotiate", "NTLM", "Basic")
-        self.ntlm = NtlmServer(netbios_domain, dns_domain)
+        self.ntlm = NtlmServer(netbios_domain, dns_domain, os_version=os_version)
         self.netbios_domain = netbios_domain.upper()
 
     def find_user(self, name: str) -> MailboxUser | None:

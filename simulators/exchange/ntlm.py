@@ -105,10 +105,17 @@ class Authenticate:
 
 
 class NtlmServer:
-    def __init__(self, netbios_domain: str, dns_domain: str, computer: str = "EX01") -> None:
+    def __init__(
+        self,
+        netbios_domain: str,
+        dns_domain: str,
+        computer: str = "EX01",
+        os_version: tuple[int, int, int] = (10, 0, 17763),
+    ) -> None:
         self.netbios_domain = netbios_domain.upper()
         self.dns_domain = dns_domain
         self.computer = computer
+        self.os_version = os_version  # the Windows build a challenge reveals
         self._challenges: collections.deque[bytes] = collections.deque(maxlen=256)
         self._lock = threading.Lock()
 
@@ -129,7 +136,8 @@ class NtlmServer:
         header += struct.pack("<HHI", len(target), len(target), header_len)
         header += struct.pack("<I", flags) + server_challenge + b"\x00" * 8
         header += struct.pack("<HHI", len(info), len(info), header_len + len(target))
-        header += bytes([10, 0]) + struct.pack("<H", 17763) + b"\x00\x00\x00\x0f"
+        major, minor, build = self.os_version
+        header += bytes([major, minor]) + struct.pack("<H", build) + b"\x00\x00\x00\x0f"
         return header + target + info
 
     def read_authenticate(self, message: bytes) -> Authenticate:

@@ -20,6 +20,10 @@ from .soap import BUILDS, ServerBuild
 from .store import Store
 from .throttling import ConcurrencyBudget
 
+# The Windows Server each Exchange version typically runs on (2012 R2, 2016, 2019), as an NTLM
+# challenge reveals it.
+WINDOWS_BUILDS = {"2013": (6, 3, 9600), "2016": (10, 0, 14393), "2019": (10, 0, 17763)}
+
 # What a host does for its organisation.
 ROLE_EWS = "ews"  # the CAS: EWS, Autodiscover, OWA
 ROLE_AUTODISCOVER = "autodiscover"  # autodiscover.<domain> or the domain itself
@@ -40,7 +44,8 @@ class Runtime:
         store = Store()
         operations = Operations(store)
         seed(store, operations, org)
-        auth = Authenticator(store.users, org.auth, org.netbios, org.domain)
+        windows = WINDOWS_BUILDS[org.version]
+        auth = Authenticator(store.users, org.auth, org.netbios, org.domain, windows)
         budget = ConcurrencyBudget(org.ews_max_concurrency)
         return cls(org, store, operations, auth, BUILDS[org.version], budget)
 

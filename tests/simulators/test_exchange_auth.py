@@ -66,6 +66,7 @@ def test_ntlm_negotiate_is_answered_with_a_challenge(ews_url):
     assert scheme == "NTLM"
     assert challenge[:12] == b"NTLMSSP\x00\x02\x00\x00\x00"
     assert "PROSEWARE".encode("utf-16-le") in challenge
+    assert challenge[48:52] == bytes([10, 0]) + (17763).to_bytes(2, "little")  # Windows Server 2019
 
 
 def test_ntlm_handshake_with_requests_ntlm(ews_url):
