@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from exchangelib import IMPERSONATION, EWSDateTime, EWSTimeZone
 from exchangelib.errors import (
+    ErrorAccessDenied,
     ErrorCalendarOccurrenceIsDeletedFromRecurrence,
     ErrorImpersonateUserDenied,
     ErrorInvalidChangeKey,
@@ -261,6 +262,10 @@ def test_impersonation_needs_the_role(ews_account):
     )
     with pytest.raises(ErrorImpersonateUserDenied):
         _ = intruder.calendar
+    # Delegate access needs folder permissions nobody granted alice on bob's mailbox.
+    nosy = ews_account("alice", primary_smtp_address="bob@proseware.example")
+    with pytest.raises(ErrorAccessDenied):
+        _ = nosy.calendar
 
 
 def test_version_is_guessed_from_server_version_info(ews_account):
