@@ -66,6 +66,11 @@ def _page(template: str, status: int, **context: Any) -> tuple[str, int]:
     return render_template_string(template, **context), status
 
 
+def _error_page(status: int, error: str, message: str) -> tuple[str, int]:
+    """Google's "Access blocked: Authorization Error" page (the user is not sent back)."""
+    return _page(ERROR_PAGE, status, code=str(status), error=error, message=message)
+
+
 # -- consent screen ------------------------------------------------------------------------
 @bp.route("/o/oauth2/v2/auth", methods=["GET"])
 @bp.route("/o/oauth2/auth", methods=["GET"])
@@ -73,32 +78,18 @@ def authorize() -> Any:
     args = request.args
     client = _client(args.get("client_id", ""))
     if client is None:
-        return _page(
-            ERROR_PAGE,
-            401,
-            code="401",
-            error="invalid_client",
-            message="The OAuth client was not found.",
-        )
+        return _error_page(401, "invalid_client", "The OAuth client was not found.")
     redirect_uri = args.get("redirect_uri", "")
     if not _redirect_allowed(client, redirect_uri):
-        return _page(
-            ERROR_PAGE,
+        return _error_page(
             400,
-            code="400",
-            error="redirect_uri_mismatch",
-            message="You can't sign in to this app because it doesn't comply with "
+            "redirect_uri_mismatch",
+            "You can't sign in to this app because it doesn't comply with "
             "Google's OAuth 2.0 policy.",
         )
     scopes = args.get("scope", "").split()
     if not scopes:
-        return _page(
-            ERROR_PAGE,
-            400,
-            code="400",
-            error="invalid_request",
-            message="Missing required parameter: scope",
-        )
+        return _error_page(400, "invalid_request", "Missing required parameter: scope")
     if args.get("response_type") != "code":
         return redirect(
             _with_query(redirect_uri, error="unsupported_response_type", state=args.get("state"))
@@ -132,13 +123,7 @@ def decide() -> Any:
     """The consent screen's buttons: Allow (with the ticked scopes) or Cancel."""
     ticket = store().consent_tickets.pop(request.form.get("ticket", ""), None)
     if ticket is None:
-        return _page(
-            ERROR_PAGE,
-            400,
-            code="400",
-            error="invalid_request",
-            message="This consent screen has expired. Start again.",
-        )
+        return _error_page(400, "invalid_request", "This consent screen has expired. Start again.")
     state = ticket["state"] or None
     if request.form.get("decision") != "allow":
         return redirect(_with_query(ticket["redirect_uri"], error="access_denied", state=state))
