@@ -254,10 +254,9 @@ class Applier(Generic[T]):
         if action.link is not None and action.link.state is not LinkState.PENDING:
             # A re-creation (a modification beat a deletion) is a new pairing with a fresh
             # correlation id: a user's copy of the deleted item carries the old stamp.
-            self.store.put_link(
-                self.kind, replace(action.link, state=LinkState.TOMBSTONE, pending_action=None)
-            )
-            if self._cid == action.link.correlation_id:
+            if self._cid == action.link.correlation_id:  # not yet done by an earlier attempt
+                tomb = replace(action.link, state=LinkState.TOMBSTONE, pending_action=None)
+                self.store.put_link(self.kind, tomb)
                 self._cid = new_correlation_id()
             base = LinkSnapshot(self._cid or new_correlation_id(), None, None)
         self._create_from(action, source, base)
