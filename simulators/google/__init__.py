@@ -14,13 +14,15 @@ from flask import Flask, Response
 from simulators.google import (
     batch,
     calendar_api,
+    consent,
     directory_api,
     id_tokens,
+    identity,
     oauth,
     people_api,
     sim_admin,
 )
-from simulators.google.errors import GoogleApiError, error_body_for_status
+from simulators.google.errors import GoogleApiError, OAuthError, error_body_for_status
 from simulators.google.seed import seed
 from simulators.google.store import GoogleStore
 from simulators.platform.control import install_control
@@ -43,12 +45,19 @@ def create_app(world: GoogleWorld | None = None) -> Flask:
     store = GoogleStore(world or demo())
     app.extensions["google_store"] = store
     seed(store)
-    blueprints = (oauth, id_tokens, calendar_api, people_api, directory_api, batch, sim_admin)
+    blueprints = (
+        consent, oauth, identity, id_tokens, calendar_api, people_api, directory_api, batch,
+        sim_admin,
+    )  # fmt: skip
     for module in blueprints:
         app.register_blueprint(module.bp)
 
     @app.errorhandler(GoogleApiError)
     def _google_error(exc: GoogleApiError) -> Response:
+        return exc.response()
+
+    @app.errorhandler(OAuthError)
+    def _oauth_error(exc: OAuthError) -> Response:
         return exc.response()
 
     install_control(app, "google")

@@ -79,6 +79,18 @@ class GoogleApiError(Exception):
         )
 
 
+class OAuthError(Exception):
+    """An OAuth endpoint's refusal: ``{"error", "error_description"}``, as google-auth parses it."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error, self.description, self.status = error, description, status
+
+    def response(self) -> Response:
+        body = {"error": self.error, "error_description": self.description}
+        return Response(json.dumps(body), status=self.status, content_type="application/json")
+
+
 def error_info(reason: str, domain: str, **metadata: str) -> dict[str, Any]:
     info: dict[str, Any] = {
         "@type": "type.googleapis.com/google.rpc.ErrorInfo",

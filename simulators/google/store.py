@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from simulators.world.google import GoogleDomain, GoogleUser, GoogleWorld, Role
+from simulators.world.google import GoogleDomain, GoogleUser, GoogleWorld, OAuthClient, Role
 
 ACCESS_TOKEN_LIFETIME = 3599
 # People API sync tokens expire seven days after the full sync that issued them.
@@ -137,6 +137,9 @@ class GoogleStore:
             return True
 
     # -- directory ----------------------------------------------------------------------
+    def find_client(self, client_id: str) -> OAuthClient | None:
+        return next((c for c in self.world.oauth_clients if c.client_id == client_id), None)
+
     def find_user(self, key: str) -> GoogleUser | None:
         """A user by primary email or numeric id (``userKey`` in the Directory API)."""
         key = key.lower()
