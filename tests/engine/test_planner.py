@@ -11,7 +11,7 @@ import pytest
 from common.connectors.base import ChangeSet, Removal, Stored
 from common.items import APPOINTMENT_FIELDS, Appointment, Contact, content_hash
 from common.models import ItemKind, LinkState, Side
-from daemon.engine import LinkIndex, LinkSnapshot, Op, Plan, PlanInput, plan
+from daemon.engine import LinkIndex, LinkSnapshot, Plan, PlanInput, plan
 from daemon.policies import (
     AppointmentFilter,
     ConflictPolicy,
