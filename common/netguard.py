@@ -175,6 +175,8 @@ class NetGuard:
         literal = self.check_host_name(host)
         if literal is not None:
             return [literal]
+        if is_localhost_name(host):  # allowed by check_host_name: always this machine (RFC 6761)
+            return [ipaddress.IPv4Address("127.0.0.1")]
         addresses: list[IPAddress] = []
         failures: list[str] = []
         for rdtype in ("A", "AAAA"):

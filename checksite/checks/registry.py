@@ -14,6 +14,7 @@ from checksite.checks import (
     firewall,
     m365_plan,
     m365_tenant,
+    superoffice,
     tls_check,
     unsupported,
 )
@@ -43,6 +44,7 @@ CHECKS: tuple[CheckSpec, ...] = tuple(
         m365_plan,
         app_consent,
         firewall,
+        superoffice,
         unsupported,
     )
 )

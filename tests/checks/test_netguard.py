@@ -181,3 +181,11 @@ def test_the_deadline_shortens_every_timeout(hostile: Hostile, black_hole: tuple
 def test_unknown_names_say_so(hostile: Hostile) -> None:
     with pytest.raises(ResolveError, match="does not exist in DNS"):
         guarded_session(hostile.guard()).get("https://nowhere.test.example/")
+
+
+def test_localhost_means_this_machine_only_when_private_networks_are_allowed(
+    hostile: Hostile,
+) -> None:
+    with pytest.raises(Blocked, match="a name for this machine"):
+        hostile.guard().resolve("localhost")
+    assert [str(a) for a in hostile.guard(allow_private=True).resolve("localhost")] == ["127.0.0.1"]

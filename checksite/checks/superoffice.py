@@ -1,0 +1,174 @@
+"""[superoffice] When a SuperOffice URL is given: the site is reachable, its REST API is enabled,
+and its version is one Synchronizer supports (Onsite 9 or later; Online is always current).
+
+Online URLs (`https://online.superoffice.com/Cust12345`) are resolved through the tenant-state
+endpoint first, as SuperOffice asks clients to do, because tenants move between servers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from checksite.checks.autodiscover_client import describe_error
+from checksite.checks.context import CheckContext
+from checksite.checks.model import Step, Stopwatch
+from common.http import BodyTooLarge
+from common.netguard import Blocked, ResolveError
+
+ID = "superoffice"
+TITLE = "SuperOffice"
+MINIMUM_ONSITE_MAJOR = 9
+_CONTEXT_ID = re.compile(r"^Cust\d+$", re.IGNORECASE)
+RUNNING = ("Running", "OnlineMaintenance")
+
+
+def run(context: CheckContext) -> Iterator[Step]:
+    url = context.target.superoffice_url
+    if not url:
+        yield Step(
+            "superoffice.skipped",
+            "SuperOffice",
+            "skip",
+            "No SuperOffice URL was given (add one to check your CRM as well).",
+        )
+        return
+    session = context.session()
+    base = url.rstrip("/")
+    parts = urlsplit(base)
+    segments = [s for s in parts.path.split("/") if s]
+    if segments and _CONTEXT_ID.match(segments[-1]):
+        state = yield from _online_state(session, f"{parts.scheme}://{parts.netloc}", segments[-1])
+        if state is None:
+            return
+        base = state["Endpoint"].rstrip("/")
+    yield from _api(session, base, online=bool(segments and _CONTEXT_ID.match(segments[-1])))
+
+
+def _get_json(session: requests.Session, url: str) -> tuple[int | None, Any, str]:
+    try:
+        response = session.get(url, headers={"Accept": "application/json"})
+    except (Blocked, ResolveError, BodyTooLarge) as exc:
+        return None, None, str(exc)
+    except requests.RequestException as exc:
+        return None, None, describe_error(exc)
+    try:
+        return response.status_code, response.json(), ""
+    except ValueError:
+        return response.status_code, None, f"HTTP {response.status_code}, not JSON"
+
+
+def _online_state(session: requests.Session, origin: str, context_id: str) -> Iterator[Step]:
+    watch = Stopwatch()
+    status, data, error = _get_json(session, f"{origin}/api/state/{context_id}")
+    if status != 200 or not isinstance(data, dict):
+        yield Step(
+            "superoffice.state",
+            "Tenant",
+            "fail",
+            f"SuperOffice did not answer for {context_id}: {error or f'HTTP {status}'}.",
+            elapsed_ms=watch.ms(),
+        )
+        return None
+    state = str(data.get("State", "Unknown"))
+    details = {k: data.get(k) for k in ("ContextIdentifier", "State", "Endpoint", "Version")}
+    if not data.get("Endpoint") or state == "Unknown":
+        yield Step(
+            "superoffice.state",
+            "Tenant",
+            "fail",
+            f"SuperOffice Online does not know the tenant {context_id}.",
+            details=details,
+            remediation="Copy the address from your browser after signing in to SuperOffice: "
+            "it ends with your customer id (CustNNNNN).",
+            elapsed_ms=watch.ms(),
+        )
+        return None
+    if state not in RUNNING:
+        yield Step(
+            "superoffice.state",
+            "Tenant",
+            "warn",
+            f"The tenant {context_id} is {state}: its API is not available right now.",
+            details=details,
+            remediation="Try again when SuperOffice's maintenance is over.",
+            elapsed_ms=watch.ms(),
+        )
+        return None
+    yield Step(
+        "superoffice.state",
+        "Tenant",
+        "pass",
+        f"{context_id} is {state} at {data['Endpoint']}.",
+        details=details,
+        elapsed_ms=watch.ms(),
+    )
+    return data
+
+
+def _api(session: requests.Session, base: str, *, online: bool) -> Iterator[Step]:
+    watch = Stopwatch()
+    status, data, error = _get_json(session, f"{base}/api")
+    if status is None:
+        yield Step(
+            "superoffice.reachable",
+            "Reachable",
+            "fail",
+            f"{base} could not be reached: {error}",
+            remediation="Check the address, and that the SuperOffice site is reachable from "
+            "the internet (or from Synchronizer's outbound IP address) over HTTPS.",
+            elapsed_ms=watch.ms(),
+        )
+        return
+    yield Step("superoffice.reachable", "Reachable", "pass", f"{base} answers.")
+    if status != 200 or not isinstance(data, dict) or "v1" not in data:
+        yield Step(
+            "superoffice.api",
+            "REST API",
+            "fail",
+            f"{base}/api did not answer as the SuperOffice REST API does ({error or f'HTTP {status}'}).",
+            remediation="Enable the REST WebAPI (NetServer web services) of your SuperOffice "
+            "installation, and give the address of the SuperOffice web client (ending in "
+            "/SuperOffice).",
+            elapsed_ms=watch.ms(),
+        )
+        return
+    yield Step(
+        "superoffice.api",
+        "REST API",
+        "pass",
+        f"The REST API is enabled ({data.get('ServicesCurrent') or data.get('Services')}).",
+        details={"api": data.get("v1")},
+        elapsed_ms=watch.ms(),
+    )
+    yield _version_step(str(data.get("NetServerVersion", "")), online)
+
+
+def _version_step(version: str, online: bool) -> Step:
+    details = {"version": version}
+    if online:
+        return Step(
+            "superoffice.version",
+            "Version",
+            "pass",
+            f"SuperOffice Online {version} (always the current release).",
+            details=details,
+        )
+    match = re.match(r"^(\d+)\.", version)
+    if match is None:
+        return Step("superoffice.version", "Version", "warn", f"Unknown version {version!r}.")
+    if int(match.group(1)) >= MINIMUM_ONSITE_MAJOR:
+        return Step(
+            "superoffice.version", "Version", "pass", f"SuperOffice {version}.", details=details
+        )
+    return Step(
+        "superoffice.version",
+        "Version",
+        "fail",
+        f"SuperOffice {version}: Synchronizer needs SuperOffice Onsite 9 or later.",
+        details=details,
+        remediation="Upgrade SuperOffice to a supported release (9 or later).",
+    )
