@@ -13,12 +13,15 @@ from lxml import etree
 from .access import Caller, Target
 from .ops_convert import ConvertOperations
 from .ops_read import ReadOperations
+from .ops_resolve import ResolveOperations
 from .ops_sync import SyncOperations
 from .ops_write import WriteOperations
 from .store import Store
 
 
-class Operations(ReadOperations, WriteOperations, SyncOperations, ConvertOperations):
+class Operations(
+    ReadOperations, WriteOperations, SyncOperations, ConvertOperations, ResolveOperations
+):
     def __init__(self, store: Store) -> None:
         super().__init__(store)
         self.handlers: dict[str, Callable[[etree._Element, Caller], etree._Element]] = {
@@ -30,6 +33,7 @@ class Operations(ReadOperations, WriteOperations, SyncOperations, ConvertOperati
             "DeleteItem": self.delete_item,
             "SyncFolderItems": self.sync_folder_items,
             "ConvertId": self.convert_id,
+            "ResolveNames": self.resolve_names,
         }
 
 

@@ -267,7 +267,7 @@ def _mailboxes(domain: str, base: datetime, tz: str = "Europe/Berlin") -> list[M
         Mailbox(
             f"bob@{domain}",
             "Bob-Passw0rd!",
-            "Bob Berg",
+            "Bob Andersen",
             _calendar(base, "Bob", tz)[:4],
             _contacts(domain)[:2],
         ),

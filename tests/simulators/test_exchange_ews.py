@@ -429,3 +429,21 @@ def test_calendar_view_says_when_it_was_cut(ews_url):
         results[limit] = (root.get("TotalItemsInView"), root.get("IncludesLastItemInRange"))
     assert results[2] == ("2", "false")
     assert results[1000][1] == "true" and int(results[1000][0]) > 2
+
+
+def test_resolve_names(ews_account):
+    from exchangelib.errors import ErrorNameResolutionNoResults
+
+    account = ews_account("alice")
+    [alice] = account.protocol.resolve_names(["alice@proseware.example"])
+    assert (alice.name, alice.email_address) == ("Alice Andersen", "alice@proseware.example")
+    [bob] = account.protocol.resolve_names(["Bo"])
+    assert bob.email_address == "bob@proseware.example"
+    # Two Andersens: a warning, both returned.
+    both = account.protocol.resolve_names(["andersen"])
+    assert sorted(m.email_address for m in both) == [
+        "alice@proseware.example",
+        "bob@proseware.example",
+    ]
+    [missing] = account.protocol.resolve_names(["nobody"])
+    assert isinstance(missing, ErrorNameResolutionNoResults)
