@@ -72,11 +72,10 @@ class WriteOperations(MailboxAccess):
         given_key = id_elem.get("ChangeKey")
         updates = change.find(t("Updates"))
         names = [self._update_name(u) for u in updates]
-        conflicts = 0
+        changed_since: set[str] = set()
         if given_key and target.occurrence is None:
             seen = change_key_version(given_key)
             if seen != target.item.version:
-                changed_since = [n for n in names if target.item.field_versions.get(n, 0) > seen]
                 if resolution == "NeverOverwrite":
                     raise StoreError(
                         "ErrorIrresolvableConflict",
@@ -84,12 +83,15 @@ class WriteOperations(MailboxAccess):
                         "key passed in the request does not match the current change key for the "
                         "item.",
                     )
-                conflicts = len(changed_since)
+                changed_since = {n for n in names if target.item.field_versions.get(n, 0) > seen}
         item = target.item
         if target.occurrence is not None:
             item = self.make_exception(target.item, target.occurrence)
-        for update in updates:
+        for update, name in zip(updates, names, strict=True):
+            if resolution == "AutoResolve" and name in changed_since:
+                continue  # AutoResolve: the server's newer value of this property stays
             self._apply_update(item, update)
+        conflicts = len(changed_since)
         self._validate_item(item)
         if item.master_id is None and SERIES_SHAPE.intersection(names):
             self._drop_exceptions(item)
@@ -115,6 +117,7 @@ class WriteOperations(MailboxAccess):
         uri = update[0]
         kind = local(update.tag)
         if local(uri.tag) == "ExtendedFieldURI":
+            item.field_versions["ExtendedProperty"] = item.version + 1
             if kind == "DeleteItemField":
                 item.extended.pop(ext_key(uri), None)
             else:

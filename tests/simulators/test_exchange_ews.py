@@ -216,6 +216,12 @@ def test_stale_change_key_is_refused(ews_account):
         stale.save(update_fields=["location"], conflict_resolution="NeverOverwrite")
     item.refresh()
     assert item.location == "Board room"
+    # AutoResolve (exchangelib's default): the server's newer location stays, other changes apply.
+    stale.location = "Canteen"
+    stale.subject = "Quarterly review (agenda sent)"
+    stale.save(update_fields=["location", "subject"])
+    item.refresh()
+    assert (item.location, item.subject) == ("Board room", "Quarterly review (agenda sent)")
     forged = CalendarItem(
         account=account, folder=account.calendar, id=item.id, changekey="bm90IG91cnM="
     )
