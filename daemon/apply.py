@@ -32,7 +32,16 @@ from common.connectors.base import (
 )
 from common.items import Appointment, content_hash, overlaps_window, overlay, to_json
 from common.models import LinkState, Side, new_correlation_id
-from daemon.engine import Action, LinkSnapshot, Op, Plan, PlanInput, other, plan_pair
+from daemon.engine import (
+    Action,
+    LinkSnapshot,
+    Op,
+    Plan,
+    PlanInput,
+    is_occurrence_id,
+    other,
+    plan_pair,
+)
 from daemon.store import AuditRecord, SyncStore
 
 
@@ -372,6 +381,7 @@ class Applier(Generic[T]):
         if (
             action.seen is None
             and link.item_id(target) is not None
+            and not is_occurrence_id(link.item_id(other(target)))
             and current.version != link.version(target)
             and self._hash(current) != link.content_hash
         ):

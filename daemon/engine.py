@@ -389,9 +389,13 @@ class _Planner(Generic[T]):
         survivor = other(gone)
         if self.is_copy_of_occurrence(pair, gone, None):
             return
-        # A modification beats a deletion (unless the modified side only follows).
-        if survivor_state is _State.CHANGED and (
-            self.direction.leads(survivor) or not self.direction.leads(gone)
+        # A modification beats a deletion (unless the modified side only follows, or is the
+        # copy of an occurrence of an expanded series: copies follow their series).
+        follows_series = pair.link is not None and is_occurrence_id(pair.link.item_id(gone))
+        if (
+            survivor_state is _State.CHANGED
+            and not follows_series
+            and (self.direction.leads(survivor) or not self.direction.leads(gone))
         ):
             self.add(
                 Op.CREATE,

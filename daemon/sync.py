@@ -40,6 +40,7 @@ class SyncOutcome(Generic[T]):
     plan: Plan[T] | None = None
     report: ApplyReport | None = None
     dry_run_lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. series expanded for a side
     error: str | None = None
 
 
@@ -124,6 +125,7 @@ def sync(
         timings["plan"] = time.perf_counter() - started - timings["read"]
         outcome.plan = the_plan
         counts = the_plan.counts()
+        outcome.notes = notes
         if notes:
             errors["notes"] = notes
         if dry_run:
