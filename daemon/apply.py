@@ -260,17 +260,20 @@ class Applier(Generic[T]):
     def _create(self, action: Action[T]) -> None:
         source = self._source(action)
         base = self._base_link(action, None)
+        replaces = None
         if action.link is not None and action.link.state is not LinkState.PENDING:
-            # A re-creation (a modification beat a deletion) is a new pairing with a fresh
-            # correlation id: a user's copy of the deleted item carries the old stamp.
-            if self._cid == action.link.correlation_id:  # not yet done by an earlier attempt
-                tomb = replace(action.link, state=LinkState.TOMBSTONE, pending_action=None)
-                self.store.put_link(self.kind, tomb)
+            # A re-creation (a modification beat a deletion, or a follower lost its copy) is a
+            # new pair with a fresh correlation id: a user's copy of the deleted item carries
+            # the old stamp. The old link goes in the same step as the new intent is written.
+            replaces = action.link.correlation_id
+            if self._cid == replaces:  # not yet replaced by an earlier (throttled) attempt
                 self._cid = new_correlation_id()
             base = LinkSnapshot(self._cid or new_correlation_id(), None, None)
-        self._create_from(action, source, base)
+        self._create_from(action, source, base, replaces)
 
-    def _create_from(self, action: Action[T], source: Stored[T], base: LinkSnapshot) -> None:
+    def _create_from(
+        self, action: Action[T], source: Stored[T], base: LinkSnapshot, replaces: str | None = None
+    ) -> None:
         target = action.target
         intent = self._with_side(base, other(target), source)
         intent = replace(
@@ -279,7 +282,8 @@ class Applier(Generic[T]):
             pending_action=f"create_{target.value}",
             content_hash=action.content_hash or self._hash(source),
         )
-        intent = self.store.put_link(self.kind, intent, self._conflict_audits(action, intent))
+        audits = self._conflict_audits(action, intent)
+        intent = self.store.put_link(self.kind, intent, audits, replaces=replaces)
         created = self.connectors[target].create(source.item, intent.correlation_id)
         done = replace(
             self._with_side(intent, target, created), state=LinkState.LINKED, pending_action=None

@@ -221,9 +221,9 @@ def _pair_up(inp: PlanInput[T]) -> list[_Pair[T]]:
     def pair_for(side: Side, item_id: str, cid: str | None) -> _Pair[T]:
         link = inp.links.find(side, item_id, cid)
         if link is not None:
-            pair = pairs.setdefault(link.correlation_id, _Pair(link))
-            if side not in pair.seen:
-                return pair
+            linked = pairs.setdefault(link.correlation_id, _Pair(link))
+            if side not in linked.seen:
+                return linked
             # A second item with the stamp of an unfinished create: a user's copy, a new item.
         # The same stamp on both sides but no link (the link table was lost): one pair.
         match = unlinked_by_cid.pop((other(side), cid), None) if cid is not None else None

@@ -79,9 +79,14 @@ class SyncStore(Protocol):
     def linked_counts(self, kind: ItemKind) -> dict[Side, int]: ...
 
     def put_link(
-        self, kind: ItemKind, link: LinkSnapshot, audits: Sequence[AuditRecord] = ()
+        self,
+        kind: ItemKind,
+        link: LinkSnapshot,
+        audits: Sequence[AuditRecord] = (),
+        replaces: str | None = None,
     ) -> LinkSnapshot:
-        """Insert or update the link (by correlation id) and add `audits`, atomically."""
+        """Insert or update the link (by correlation id) and add `audits`, atomically; the link
+        with correlation id `replaces` (a pair being re-created) is removed in the same step."""
         ...
 
     def drop_link(self, kind: ItemKind, correlation_id: str) -> None: ...
@@ -185,9 +190,20 @@ class SqlStore:
             return counts
 
     def put_link(
-        self, kind: ItemKind, link: LinkSnapshot, audits: Sequence[AuditRecord] = ()
+        self,
+        kind: ItemKind,
+        link: LinkSnapshot,
+        audits: Sequence[AuditRecord] = (),
+        replaces: str | None = None,
     ) -> LinkSnapshot:
         with self.db.session() as session:
+            if replaces is not None and replaces != link.correlation_id:
+                session.execute(
+                    delete(ItemLink).where(
+                        ItemLink.sync_user_id == self.sync_user_id,
+                        ItemLink.correlation_id == replaces,
+                    )
+                )
             row = session.scalar(
                 select(ItemLink).where(ItemLink.correlation_id == link.correlation_id)
             )
