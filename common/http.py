@@ -62,9 +62,9 @@ class GuardedAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _pool_classes(self.guard)
 
-    def build_connection_pool_key_attributes(  # type: ignore[override]
+    def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    ) -> tuple[Any, Any]:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
             request, verify, cert
         )
@@ -82,7 +82,7 @@ class GuardedAdapter(HTTPAdapter):
             conn.ca_certs = None  # trust comes from the pool's ssl_context
             conn.ca_cert_dir = None
 
-    def send(  # type: ignore[override]
+    def send(
         self,
         request: requests.PreparedRequest,
         stream: bool = False,
@@ -169,4 +169,4 @@ def _read_capped(response: requests.Response, guard: NetGuard) -> None:
         response.close()
         raise
     response._content = b"".join(chunks)
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]
