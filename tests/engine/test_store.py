@@ -1,0 +1,119 @@
+"""The applier's store: the same contract in memory and on SQLite, and a run with a crash
+against the database."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.items import Appointment
+from common.models import AuditEntry, ItemKind, LinkState, RunStatus, Side, SyncRun
+from daemon.engine import LinkSnapshot
+from daemon.policies import Policy
+from daemon.store import AuditRecord, RunOutcome, SqlStore, SyncStore
+from daemon.sync import sync
+from tests.fixtures.engine import NOW, Crash, Faults, MemoryConnector, MemoryStore, appointment
+
+APPT = ItemKind.APPOINTMENT
+
+
+@pytest.fixture(params=["memory", "sql"])
+def store(request: pytest.FixtureRequest) -> SyncStore:
+    if request.param == "memory":
+        return MemoryStore()
+    return request.getfixturevalue("sql_store")  # type: ignore[no-any-return]
+
+
+def link(cid: str, crm: str | None, gw: str | None, **more: object) -> LinkSnapshot:
+    return LinkSnapshot(cid, crm, gw, "v1", "v1", "h", **more)  # type: ignore[arg-type]
+
+
+def test_links_are_found_by_either_id_or_stamp_plus_all_pending(store: SyncStore) -> None:
+    store.put_link(APPT, link("a", "crm-1", "gw-1"))
+    store.put_link(APPT, link("b", "crm-2", "gw-2"))
+    store.put_link(
+        APPT, link("c", "crm-3", None, state=LinkState.PENDING, pending_action="create_groupware")
+    )
+    store.put_link(ItemKind.CONTACT, link("d", "crm-1", "gw-1"))
+    found = {x.correlation_id for x in store.links_for(APPT, ["crm-1"], [], [])}
+    assert found == {"a", "c"}
+    assert {x.correlation_id for x in store.links_for(APPT, [], ["gw-2"], [])} == {"b", "c"}
+    assert {x.correlation_id for x in store.links_for(APPT, [], [], ["b"])} == {"b", "c"}
+    assert store.linked_counts(APPT) == {Side.CRM: 3, Side.GROUPWARE: 2}
+    assert len(store.all_links(APPT)) == 3
+
+
+def test_put_link_updates_by_correlation_id_and_keeps_audits(store: SyncStore) -> None:
+    store.put_link(APPT, link("a", "crm-1", None, state=LinkState.PENDING))
+    record = AuditRecord(APPT, Side.GROUPWARE, "create", "a", "crm-1", "gw-1", None, {"id": "gw-1"})
+    saved = store.put_link(APPT, link("a", "crm-1", "gw-1"), [record])
+    assert saved.groupware_id == "gw-1" and saved.state is LinkState.LINKED
+    (only,) = store.all_links(APPT)
+    assert only.groupware_id == "gw-1"
+
+
+def test_tombstones_give_way_to_new_pairs_and_replaced_links_go(store: SyncStore) -> None:
+    store.put_link(APPT, link("old", "crm-1@@2026-03-23T08:00Z", "gw-1", state=LinkState.TOMBSTONE))
+    store.put_link(APPT, link("new", "crm-1@@2026-03-23T08:00Z", "gw-9"))
+    assert [x.correlation_id for x in store.all_links(APPT)] == ["new"]
+    assert store.linked_counts(APPT)[Side.CRM] == 1
+    (series,) = store.links_with_prefix(APPT, Side.CRM, "crm-1@@")
+    assert series.correlation_id == "new"
+    assert store.links_with_prefix(APPT, Side.CRM, "crm-1_") == []  # LIKE wildcards escaped
+    store.put_link(APPT, link("newer", None, "gw-9"), replaces="new")
+    assert [x.correlation_id for x in store.all_links(APPT)] == ["newer"]
+    store.drop_link(APPT, "newer")
+    assert store.all_links(APPT) == []
+
+
+def test_cursors_per_kind_and_side(store: SyncStore) -> None:
+    assert store.load_cursor(APPT, Side.CRM) is None
+    store.save_cursor(APPT, Side.CRM, "c1")
+    store.save_cursor(APPT, Side.CRM, "c2")
+    store.save_cursor(APPT, Side.GROUPWARE, "g1")
+    assert store.load_cursor(APPT, Side.CRM) == "c2"
+    assert store.load_cursor(ItemKind.CONTACT, Side.CRM) is None
+
+
+def test_sql_run_with_a_crash_between_call_and_link_recovers(sql_store: SqlStore) -> None:
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw")
+    both = {Side.CRM: crm, Side.GROUPWARE: gw}
+    crm.user_create(appointment("Demo"))
+    faults = Faults(at=1).attach(crm, gw)  # after gw.create, before the link is written
+    with pytest.raises(Crash):
+        sync(APPT, both, sql_store, _policy(), NOW)
+    faults.detach(crm, gw)
+    (pending,) = sql_store.all_links(APPT)
+    assert pending.state is LinkState.PENDING and pending.pending_action == "create_groupware"
+    outcome = sync(APPT, both, sql_store, _policy(), NOW)
+    assert outcome.status is RunStatus.SUCCEEDED
+    assert len(gw.items) == 1  # found by its stamp, not created twice
+    (linked,) = sql_store.all_links(APPT)
+    assert linked.state is LinkState.LINKED and linked.groupware_id in gw.items
+    with sql_store.db.session() as session:
+        runs = session.query(SyncRun).order_by(SyncRun.id).all()
+        assert [r.status for r in runs] == [RunStatus.RUNNING, RunStatus.SUCCEEDED]
+        assert runs[1].counts["link_crm"] == 1
+    crm.user_edit(next(iter(crm.items)), subject="Demo day")
+    sync(APPT, both, sql_store, _policy(), NOW)
+    (entry,) = [a for a in sql_store.audit_entries() if a.action == "update"]
+    assert isinstance(entry, AuditEntry) and entry.before and entry.after
+    assert (
+        entry.before["item"]["subject"] == "Demo" and entry.after["item"]["subject"] == "Demo day"
+    )
+    assert entry.sync_run_id is not None and entry.item_link_id is not None
+
+
+def test_finish_run_records_the_outcome(sql_store: SqlStore) -> None:
+    run_id = sql_store.start_run(dry_run=True)
+    sql_store.finish_run(
+        run_id, RunOutcome(RunStatus.HELD, {"delete_crm": 9}, {}, {"plan": 0.1}, {"reason": "x"})
+    )
+    with sql_store.db.session() as session:
+        run = session.get_one(SyncRun, run_id)
+        assert run.dry_run and run.status is RunStatus.HELD and run.held_plan == {"reason": "x"}
+        assert run.finished_at is not None and run.counts == {"delete_crm": 9}
+
+
+def _policy() -> Policy:
+    return Policy()
