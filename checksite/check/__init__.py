@@ -9,4 +9,4 @@ from flask import Blueprint
 
 bp = Blueprint("check", __name__)
 
-from checksite.check import api, views  # noqa: E402,F401  (routes register on bp)
+from checksite.check import api, signin, views  # noqa: E402,F401  (routes register on bp)

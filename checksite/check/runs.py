@@ -68,7 +68,12 @@ class RunRegistry:
             return self._runs.get(run_id)
 
     def start(
-        self, database: Database, settings: Settings, target: Target, specs: list[CheckSpec]
+        self,
+        database: Database,
+        settings: Settings,
+        target: Target,
+        specs: list[CheckSpec],
+        credentials: dict[str, str] | None = None,
     ) -> str:
         with database.session() as session:
             row = CheckReport(target=target.text, status="running")
@@ -81,7 +86,7 @@ class RunRegistry:
             self._runs[run_id] = run
         worker = threading.Thread(
             target=self._work,
-            args=(run, database, settings, target, specs),
+            args=(run, database, settings, target, specs, credentials or {}),
             name=f"check-run-{run_id[:6]}",
             daemon=True,
         )
@@ -95,8 +100,9 @@ class RunRegistry:
         settings: Settings,
         target: Target,
         specs: list[CheckSpec],
+        credentials: dict[str, str],
     ) -> None:
-        context = make_context(settings, target)
+        context = make_context(settings, target, credentials)
         report = None
         for event in stream_checks(context, specs, settings.check_timeout_seconds):
             if event.report is not None:

@@ -27,6 +27,7 @@ def start_run(
     ews_url: str | None = None,
     oab_url: str | None = None,
     only: list[str] | None = None,
+    credentials: dict[str, str] | None = None,
 ) -> str:
     """The new report's id; TargetError / UnknownCheck for bad input."""
     target = parse_target(
@@ -37,4 +38,4 @@ def start_run(
         oab_url=oab_url,
     )
     specs = select(only)
-    return registry.start(get_database(), settings(), target, specs)
+    return registry.start(get_database(), settings(), target, specs, credentials)

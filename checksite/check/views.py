@@ -75,11 +75,17 @@ def _stored(report_id: str) -> CheckReport:
 def report(report_id: str) -> str:
     row = _stored(report_id)
     finished = Report.from_dict(row.report) if row.status == "done" and row.report else None
+    microsoft = finished is not None and any(
+        c.id == "m365_tenant" and c.status in ("pass", "warn") for c in finished.checks
+    )
+    config = settings()
     return render_template(
         "check/report.html",
         row=row,
         report=finished,
-        deadline_s=settings().check_timeout_seconds,
+        deadline_s=config.check_timeout_seconds,
+        microsoft_sign_in=microsoft
+        and bool(config.microsoft_client_id and config.microsoft_client_secret),
     )
 
 

@@ -112,6 +112,8 @@ class CheckContext:
     target: Target
     guard: NetGuard
     settings: Settings | None = None
+    # Tokens a person handed over for this run only (e.g. an administrator's sign-in).
+    credentials: dict[str, str] = field(default_factory=dict, repr=False)
     _facts: dict[str, Any] = field(default_factory=dict, repr=False)
     _locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _guard_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

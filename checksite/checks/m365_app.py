@@ -39,6 +39,14 @@ class AppToken:
     configured: bool = True
 
 
+ADMIN_TOKEN = "microsoft_admin_token"  # noqa: S105  (a dict key: where the token goes)
+
+
+def admin_token(context: CheckContext) -> str | None:
+    """The Graph token of an administrator who signed in on the page (delegated, read-only)."""
+    return context.credentials.get(ADMIN_TOKEN)
+
+
 def app_token(context: CheckContext) -> AppToken:
     return context.fact("m365_app_token", lambda: _acquire(context))
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import requests
 
 from checksite.checks.context import CheckContext
-from checksite.checks.m365_app import app_token, graph_get
+from checksite.checks.m365_app import admin_token, app_token, graph_get
 from checksite.checks.m365_tenant import tenant_of
 from checksite.checks.mail_system import MICROSOFT_365, mail_system
 from checksite.checks.model import Step, Stopwatch
@@ -54,18 +54,21 @@ def run(context: CheckContext) -> Iterator[Step]:
     if mail_system(context).kind != MICROSOFT_365 or tenant_of(context).id is None:
         yield Step("m365_plan.skipped", "Plan", "skip", "Not a Microsoft 365 tenant.")
         return
-    token = app_token(context)
-    if token.token is None or "Organization.Read.All" not in token.roles:
+    token = admin_token(context)
+    if token is None:
+        app = app_token(context)
+        token = app.token if "Organization.Read.All" in app.roles else None
+    if token is None:
         yield Step(
             "m365_plan.skipped",
             "Plan",
             "skip",
             "The plans can be read once Synchronizer is consented in the tenant (see the app "
-            "consent check).",
+            "consent check), or after an administrator signs in on the report page.",
         )
         return
     try:
-        response = graph_get(context, token.token, "/subscribedSkus")
+        response = graph_get(context, token, "/subscribedSkus")
         skus = response.json().get("value", []) if response.status_code == 200 else None
     except (Blocked, ResolveError, BodyTooLarge, requests.RequestException, ValueError) as exc:
         yield Step("m365_plan.skus", "Subscriptions", "warn", f"Could not read them: {exc}")
@@ -78,12 +81,13 @@ def run(context: CheckContext) -> Iterator[Step]:
             f"Microsoft Graph answered HTTP {response.status_code} for the subscriptions.",
         )
         return
-    yield _tenant_step(skus, watch)
+    source = "an administrator's sign-in" if admin_token(context) else "Synchronizer's app access"
+    yield _tenant_step(skus, watch, source)
     if context.target.mailbox:
-        yield _user_step(context, token.token, context.target.mailbox)
+        yield _user_step(context, token, context.target.mailbox)
 
 
-def _tenant_step(skus: list[dict[str, Any]], watch: Stopwatch) -> Step:
+def _tenant_step(skus: list[dict[str, Any]], watch: Stopwatch, source: str) -> Step:
     children = []
     with_mailbox = []
     for sku in skus:
@@ -109,6 +113,7 @@ def _tenant_step(skus: list[dict[str, Any]], watch: Stopwatch) -> Step:
             "Subscriptions",
             "pass",
             f"Exchange Online is included in {', '.join(with_mailbox)}.",
+            details={"read_with": source},
             children=children,
             elapsed_ms=watch.ms(),
         )
@@ -117,6 +122,7 @@ def _tenant_step(skus: list[dict[str, Any]], watch: Stopwatch) -> Step:
         "Subscriptions",
         "fail",
         "No subscription of this tenant includes Exchange Online. " + APPS_ONLY_EXPLANATION,
+        details={"read_with": source},
         remediation="Add a plan with Exchange Online (Microsoft 365 Business Basic, Standard or "
         "Premium, Office 365 E1/E3/E5, Exchange Online Plan 1 or 2) for the people you "
         "synchronize.",

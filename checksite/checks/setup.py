@@ -59,11 +59,17 @@ def run_settings(
     return dataclasses.replace(settings, **changes)
 
 
-def make_context(settings: Settings, target: Target) -> CheckContext:
+def make_guard(settings: Settings) -> NetGuard:
     policy = GuardPolicy(
         allow_private=settings.check_allow_private_networks,
         timeout=min(10.0, settings.check_timeout_seconds),
         dns_servers=settings.check_dns_servers,
         ca_bundle=settings.check_ca_bundle,
     )
-    return CheckContext(target, NetGuard(policy), settings)
+    return NetGuard(policy)
+
+
+def make_context(
+    settings: Settings, target: Target, credentials: dict[str, str] | None = None
+) -> CheckContext:
+    return CheckContext(target, make_guard(settings), settings, credentials or {})

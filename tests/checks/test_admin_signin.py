@@ -1,0 +1,80 @@
+"""The Microsoft 365 administrator sign-in from the report page: state + PKCE against the
+simulated identity platform, then a run that reads the plans with the administrator's token."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+
+from checksite.checks.model import CheckResult
+from tests.fixtures.checks import find_step
+
+
+def finished(client: FlaskClient, report_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        state = client.get(f"/api/checks/{report_id}").get_json()
+        if state["status"] == "done":
+            return state  # type: ignore[no-any-return]
+        time.sleep(0.05)
+    raise AssertionError("not finished")
+
+
+def sign_in(client: FlaskClient, sim_session: requests.Session, report_id: str) -> Any:
+    start = client.get(
+        f"/check/r/{report_id}/signin/microsoft",
+        query_string={"login_hint": "admin@contoso.example"},
+    )
+    assert start.status_code == 302
+    authorize = start.headers["Location"]
+    query = parse_qs(urlsplit(authorize).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["state"] and query["login_hint"] == ["admin@contoso.example"]
+    answer = sim_session.get(authorize, allow_redirects=False)  # the simulated admin consents
+    assert answer.status_code == 302, answer.text
+    callback = urlsplit(answer.headers["Location"])
+    return client.get(f"{callback.path}?{callback.query}")
+
+
+def test_an_administrator_signs_in_and_the_plans_are_read_with_that_token(
+    check_app: Flask, sim_session: requests.Session
+) -> None:
+    client = check_app.test_client()
+    first = client.post("/api/checks", json={"target": "adele@contoso.example"}).get_json()["id"]
+    finished(client, first)
+    page = client.get(f"/check/r/{first}").text
+    assert "Sign in as a Microsoft 365 administrator" in page
+    done = sign_in(client, sim_session, first)
+    assert done.status_code == 303
+    second = done.headers["Location"].rsplit("/", 1)[1]
+    assert second != first
+    report = finished(client, second)["report"]
+    plan = CheckResult.from_dict(next(c for c in report["checks"] if c["id"] == "m365_plan"))
+    skus = find_step(plan.steps, "m365_plan.skus")
+    assert skus.status == "pass"
+    assert skus.details["read_with"] == "an administrator's sign-in"
+
+
+def test_a_callback_without_a_started_sign_in_is_refused(check_app: Flask) -> None:
+    response = check_app.test_client().get("/check/oauth/microsoft?code=x&state=y")
+    assert response.status_code == 400
+    assert "no sign-in under way" in response.text
+
+
+def test_a_callback_with_another_state_is_refused(
+    check_app: Flask, sim_session: requests.Session
+) -> None:
+    client = check_app.test_client()
+    report_id = client.post("/api/checks", json={"target": "adele@contoso.example"}).get_json()[
+        "id"
+    ]
+    finished(client, report_id)
+    client.get(f"/check/r/{report_id}/signin/microsoft")
+    response = client.get("/check/oauth/microsoft?code=forged&state=forged")
+    assert response.status_code == 400
+    assert "did not match" in response.text
