@@ -273,10 +273,11 @@ class CalendarEvents:
             items: list[dict[str, Any]] = []
             for event in selected:
                 if single and event.get("recurrence"):
+                    instances = self._expand(event, lo, hi)
                     if event["status"] == "cancelled":
-                        items.append(event)
-                    else:
-                        items += self._expand(event, lo, hi)
+                        # A deleted series shows up as each of its occurrences cancelled.
+                        instances = [{**i, "status": "cancelled"} for i in instances]
+                    items += instances
                 elif self._in_window(event, lo, hi):
                     items.append(event)
             if not show_deleted:

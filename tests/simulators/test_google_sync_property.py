@@ -145,3 +145,52 @@ def test_incremental_contact_sync_converges(ops: list[tuple[str, int]]) -> None:
             copy[person["resourceName"]] = person
     fresh, _ = sync(None, 100)
     assert copy == {p["resourceName"]: p for p in fresh}
+
+
+series_operation = st.tuples(
+    st.sampled_from(["patch_instance", "delete_instance", "patch_series", "delete_series", "sync"]),
+    st.integers(0, 40),
+)
+
+
+@settings(max_examples=15, **DETERMINISTIC)
+@given(st.lists(series_operation, max_size=12))
+def test_incremental_sync_of_expanded_series_converges(ops: list[tuple[str, int]]) -> None:
+    """With singleEvents=true: edited or deleted occurrences, edited or deleted series."""
+    client = _client()
+
+    def sync(token: str | None, size: int) -> tuple[list[dict], str]:
+        items, page = [], None
+        while True:
+            query = {"singleEvents": "true", "maxResults": size, "pageToken": page,
+                     "syncToken": token}  # fmt: skip
+            answer = client.get(
+                EVENTS, query_string={k: v for k, v in query.items() if v}, headers=HEADERS
+            ).get_json()
+            items += answer["items"]
+            page = answer.get("nextPageToken")
+            if not page:
+                return items, answer["nextSyncToken"]
+
+    items, token = sync(None, 7)
+    copy: dict[str, dict] = {}
+    _apply(copy, items)
+    listing = client.get(EVENTS, headers=HEADERS).get_json()["items"]
+    series = [e["id"] for e in listing if "recurrence" in e]
+    for kind, n in ops:
+        occurrences = sorted(i for i in copy if "_" in i)
+        if kind.endswith("_instance") and occurrences:
+            target = f"{EVENTS}/{occurrences[n % len(occurrences)]}"
+        else:
+            target = f"{EVENTS}/{series[n % len(series)]}"
+        if kind.startswith("patch"):
+            client.patch(target, json={"description": f"v{n}"}, headers=HEADERS)
+        elif kind.startswith("delete"):
+            client.delete(target, headers=HEADERS)
+        else:
+            changes, token = sync(token, 1 + n % 9)
+            _apply(copy, changes)
+    changes, token = sync(token, 5)
+    _apply(copy, changes)
+    fresh, _ = sync(None, 2500)
+    assert copy == {e["id"]: e for e in fresh}
