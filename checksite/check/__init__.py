@@ -9,4 +9,9 @@ from flask import Blueprint
 
 bp = Blueprint("check", __name__)
 
-from checksite.check import api, signin, views  # noqa: E402,F401  (routes register on bp)
+from checksite.check import (  # noqa: E402,F401  (routes register on bp)
+    api,
+    signin,
+    signin_google,
+    views,
+)

@@ -78,6 +78,10 @@ def report(report_id: str) -> str:
     microsoft = finished is not None and any(
         c.id == "m365_tenant" and c.status in ("pass", "warn") for c in finished.checks
     )
+    google = finished is not None and any(  # a Google domain ("skipped" means it is not)
+        c.id == "google_workspace" and all(s.id != "google_workspace.skipped" for s in c.steps)
+        for c in finished.checks
+    )
     config = settings()
     return render_template(
         "check/report.html",
@@ -86,6 +90,7 @@ def report(report_id: str) -> str:
         deadline_s=config.check_timeout_seconds,
         microsoft_sign_in=microsoft
         and bool(config.microsoft_client_id and config.microsoft_client_secret),
+        google_sign_in=google and bool(config.google_client_id and config.google_client_secret),
     )
 
 

@@ -60,30 +60,95 @@ EXPLAIN = {
 }
 
 
+GOOGLE_ADMIN_TOKEN = "google_admin_token"  # noqa: S105  (CheckContext.credentials keys)
+GOOGLE_ADMIN_SCOPES = "google_admin_scopes"
+GOOGLE_ADMIN_EMAIL = "google_admin_email"
+
+
 def run(context: CheckContext) -> Iterator[Step]:
     if mail_system(context).kind != GOOGLE:
         yield Step("google_workspace.skipped", "Google", "skip", "Not a Google Workspace domain.")
         return
+    signed_in = context.credentials.get(GOOGLE_ADMIN_TOKEN)
     key_file = context.setting("google_service_account_file")
-    if key_file is None:
+    admin = context.credentials.get(GOOGLE_ADMIN_EMAIL) or context.target.mailbox
+    if signed_in:
+        yield from _signed_in_steps(context, signed_in, admin)
+    if key_file is not None and admin:
+        yield from _delegation_steps(context, Path(key_file), admin)
+    if not signed_in and (key_file is None or not admin):
         yield Step(
             "google_workspace.configuration",
             "Google access",
             "skip",
-            "This installation has no Google service account configured "
-            "(GOOGLE_SERVICE_ACCOUNT_FILE), so access cannot be tested.",
+            "Sign in as a Google Workspace administrator on the report page to test our app"
+            + (
+                ", or enter an administrator's address to test domain-wide delegation."
+                if key_file is not None
+                else " (this installation has no service account, GOOGLE_SERVICE_ACCOUNT_FILE, "
+                "for domain-wide delegation)."
+            ),
         )
-        return
-    admin = context.target.mailbox
-    if admin is None:
-        yield Step(
-            "google_workspace.admin",
-            "Google access",
-            "skip",
-            "Enter an administrator's address (admin@your-domain) to test Google access.",
+
+
+def _signed_in_steps(context: CheckContext, token: str, admin: str | None) -> Iterator[Step]:
+    """The administrator consented to our app: the scopes granted, and one call per API."""
+    granted = set(context.credentials.get(GOOGLE_ADMIN_SCOPES, "").split())
+    session = context.session()
+    missing = [n for n in NEEDS if n.scope not in granted]
+    children = [_probe(context, session, token, need) for need in NEEDS if need not in missing]
+    children += [
+        Step(
+            f"google_workspace.app.{_short(need.scope)}",
+            f"{_short(need.scope)} ({need.purpose})",
+            "fail",
+            "Not granted: the box was unticked on Google's consent screen.",
+            remediation="Sign in again and leave every permission ticked.",
         )
-        return
-    info = json.loads(Path(key_file).read_text(encoding="utf-8"))
+        for need in missing
+    ]
+    failed = [c for c in children if c.status == "fail"]
+    yield Step(
+        "google_workspace.app",
+        "Our app in your domain (signed in)",
+        "fail" if failed else "pass",
+        f"{admin or 'The administrator'} signed in; "
+        + (f"{len(failed)} of {len(NEEDS)} accesses failed." if failed else "every API answers."),
+        details={"granted": sorted(granted)},
+        children=children,
+    )
+    if admin and NEEDS[2] not in missing:
+        yield _role_step(context, session, token, admin)
+
+
+def _probe(context: CheckContext, session: requests.Session, token: str, need: Need) -> Step:
+    watch = Stopwatch()
+    step_id = f"google_workspace.app.{_short(need.scope)}"
+    title = f"{_short(need.scope)} ({need.purpose})"
+    api = context.setting("google_api_url")
+    try:
+        response = session.get(api + need.probe, headers={"Authorization": f"Bearer {token}"})
+    except (Blocked, ResolveError, BodyTooLarge, requests.RequestException) as exc:
+        return Step(step_id, title, "fail", f"The API call failed: {exc}")
+    if response.status_code == 200:
+        return Step(step_id, title, "pass", "The API answers.", elapsed_ms=watch.ms())
+    return Step(
+        step_id,
+        title,
+        "fail",
+        f"The API answered {response.status_code} ({_google_reason(response)}).",
+        remediation="Turn the service on for the users' organisational unit (Admin console → "
+        "Apps → Google Workspace) and check the administrator's privileges.",
+        elapsed_ms=watch.ms(),
+    )
+
+
+def _short(scope: str) -> str:
+    return scope.rsplit("/", 1)[1]
+
+
+def _delegation_steps(context: CheckContext, key_file: Path, admin: str) -> Iterator[Step]:
+    info = json.loads(key_file.read_text(encoding="utf-8"))
     info["token_uri"] = f"{context.setting('google_oauth_url')}/token"
     client_id = str(info.get("client_id", ""))
     session = context.session()
@@ -99,7 +164,7 @@ def run(context: CheckContext) -> Iterator[Step]:
     )
     yield Step(
         "google_workspace.scopes",
-        "Access for each scope",
+        "Domain-wide delegation, each scope",
         "fail" if failed else "pass",
         f"{len(failed)} of {len(NEEDS)} scopes refused." if failed else "Every scope works.",
         details={"client_id": client_id, "scopes": [n.scope for n in NEEDS]},
@@ -109,7 +174,7 @@ def run(context: CheckContext) -> Iterator[Step]:
         children=children,
     )
     directory = granted.get(NEEDS[2].scope)
-    if directory:
+    if directory and not context.credentials.get(GOOGLE_ADMIN_TOKEN):
         yield _role_step(context, session, directory, admin)
 
 

@@ -3,6 +3,7 @@ simulated identity platform, then a run that reads the plans with the administra
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from checksite.checks.model import CheckResult
+from simulators.runner import SimulatorStack
 from tests.fixtures.checks import find_step
 
 
@@ -78,3 +80,85 @@ def test_a_callback_with_another_state_is_refused(
     response = client.get("/check/oauth/microsoft?code=forged&state=forged")
     assert response.status_code == 400
     assert "did not match" in response.text
+
+
+def google_consent(
+    client: FlaskClient,
+    sims: SimulatorStack,
+    sim_session: requests.Session,
+    report_id: str,
+    admin: str,
+    untick: str | None = None,
+) -> Any:
+    start = client.get(f"/check/r/{report_id}/signin/google", query_string={"login_hint": admin})
+    assert start.status_code == 302
+    authorize = start.headers["Location"]
+    query = parse_qs(urlsplit(authorize).query)
+    assert query["code_challenge_method"] == ["S256"] and query["state"]
+    page = sim_session.get(authorize)
+    if page.status_code != 200 or "ticket" not in page.text:
+        return page  # Google's own error page: the administrator never comes back
+    ticket = re.search(r'name="ticket" value="([^"]+)"', page.text)
+    assert ticket is not None
+    scopes = [s for s in re.findall(r'name="scope" value="([^"]+)"', page.text) if s != untick]
+    answer = sim_session.post(
+        sims.urls["google"] + "/o/oauth2/v2/auth/decision",
+        data={"ticket": ticket.group(1), "scope": scopes, "decision": "allow"},
+        allow_redirects=False,
+    )
+    callback = urlsplit(answer.headers["Location"])
+    return client.get(f"{callback.path}?{callback.query}")
+
+
+def google_report(client: FlaskClient, response: Any) -> CheckResult:
+    assert response.status_code == 303, response.text
+    report = finished(client, response.headers["Location"].rsplit("/", 1)[1])["report"]
+    return CheckResult.from_dict(next(c for c in report["checks"] if c["id"] == "google_workspace"))
+
+
+def test_a_google_administrator_signs_in_and_our_app_is_tested(
+    check_app: Flask, sims: SimulatorStack, sim_session: requests.Session
+) -> None:
+    client = check_app.test_client()
+    first = client.post("/api/checks", json={"target": "northwind.example"}).get_json()["id"]
+    finished(client, first)
+    assert "Sign in as a Google Workspace administrator" in client.get(f"/check/r/{first}").text
+    check = google_report(
+        client, google_consent(client, sims, sim_session, first, "alice@northwind.example")
+    )
+    app = find_step(check.steps, "google_workspace.app")
+    assert app.status == "pass"
+    assert "alice@northwind.example signed in" in app.message
+    assert find_step(check.steps, "google_workspace.role").status == "pass"
+
+
+def test_an_unticked_scope_is_reported(
+    check_app: Flask, sims: SimulatorStack, sim_session: requests.Session
+) -> None:
+    client = check_app.test_client()
+    first = client.post("/api/checks", json={"target": "northwind.example"}).get_json()["id"]
+    finished(client, first)
+    response = google_consent(
+        client,
+        sims,
+        sim_session,
+        first,
+        "alice@northwind.example",
+        untick="https://www.googleapis.com/auth/contacts",
+    )
+    step = find_step(google_report(client, response).steps, "google_workspace.app.contacts")
+    assert step.status == "fail"
+    assert "unticked" in step.message
+
+
+def test_a_domain_that_blocks_our_app_never_comes_back(
+    check_app: Flask, sims: SimulatorStack, sim_session: requests.Session
+) -> None:
+    client = check_app.test_client()
+    first = client.post("/api/checks", json={"target": "tailspin.example"}).get_json()["id"]
+    finished(client, first)
+    page = client.get(f"/check/r/{first}").text
+    assert "admin_policy_enforced" in page  # the report page warns about it beforehand
+    blocked = google_consent(client, sims, sim_session, first, "tom@tailspin.example")
+    assert blocked.status_code == 400
+    assert "admin_policy_enforced" in blocked.text
