@@ -251,6 +251,12 @@ def simulators_command(ctx: Context, port_base: int | None, only: tuple[str, ...
     default=None,
     help="Allow connections to private and loopback addresses (for the simulators).",
 )
+@click.option(
+    "--simulators",
+    "use_simulators",
+    is_flag=True,
+    help="Check against the running simulators (instance/simulators.json).",
+)
 @pass_context
 @friendly_errors
 def check_command(
@@ -266,12 +272,14 @@ def check_command(
     dns_servers: tuple[str, ...],
     ca_bundle: Path | None,
     allow_private_networks: bool | None,
+    use_simulators: bool,
 ) -> None:
     """Check a domain or mailbox address: exit 0 for pass or warn, 1 for fail, 2 for bad usage."""
     from checksite.checks.cli_run import run_from_cli
 
+    settings = _simulator_settings(ctx.settings) if use_simulators else ctx.settings
     code = run_from_cli(
-        ctx.settings,
+        settings,
         target,
         password=sys.stdin.readline().rstrip("\r\n") if password_stdin else None,
         superoffice_url=superoffice_url,
@@ -286,6 +294,29 @@ def check_command(
         echo=click.echo,
     )
     sys.exit(code)
+
+
+def _simulator_settings(settings: Settings) -> Settings:
+    """The settings of a check against the running simulators, with the demo app's keys."""
+    import json
+
+    from checksite.checks.setup import BadOption, simulator_settings
+    from simulators.world import google, microsoft
+
+    path = settings.instance_path / "simulators.json"
+    if not path.is_file():
+        raise click.UsageError(f"{path} not found: start `synchronizer simulators` first")
+    try:
+        return simulator_settings(
+            settings,
+            json.loads(path.read_text(encoding="utf-8")),
+            microsoft_client_id=microsoft.SYNCHRONIZER_APP_ID,
+            microsoft_client_secret=microsoft.SYNCHRONIZER_SECRET,
+            google_client_id=google.SYNCHRONIZER_CLIENT_ID,
+            google_client_secret=google.SYNCHRONIZER_CLIENT_SECRET,
+        )
+    except (BadOption, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _demo_credentials(instance: Path) -> tuple[str, str]:

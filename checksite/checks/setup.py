@@ -73,3 +73,23 @@ def make_context(
     settings: Settings, target: Target, credentials: dict[str, str] | None = None
 ) -> CheckContext:
     return CheckContext(target, make_guard(settings), settings, credentials or {})
+
+
+def simulator_settings(settings: Settings, summary: dict[str, Any], **app: Any) -> Settings:
+    """Settings pointing the Check site at running simulators, from the summary that
+    `synchronizer simulators` writes to instance/simulators.json (a file, not an import: the
+    Check site never imports the simulators). `app` adds our demo application's credentials."""
+    try:
+        changes: dict[str, Any] = {
+            "check_allow_private_networks": True,
+            "check_dns_servers": (parse_dns_server(str(summary["dns"])),),
+            "check_ca_bundle": Path(str(summary["ca_file"])),
+            "microsoft_authority_host": summary["login"],
+            "microsoft_graph_url": summary["graph"],
+            "google_accounts_url": summary["google"],
+            "google_oauth_url": summary["google"],
+            "google_api_url": summary["google"],
+        }
+    except KeyError as exc:
+        raise BadOption(f"the simulators' summary has no {exc.args[0]!r}") from None
+    return dataclasses.replace(settings, **changes, **app)

@@ -97,3 +97,26 @@ def test_a_password_for_a_domain_is_bad_usage(sims: SimulatorStack, tmp_path: Pa
     result = invoke(sims, tmp_path, "proseware.example", password="x")
     assert result.exit_code == 2
     assert "needs a mailbox address" in result.output
+
+
+def test_simulators_flag_reads_the_running_simulators_summary(
+    sims: SimulatorStack, tmp_path: Path
+) -> None:
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "simulators.json").write_text(json.dumps(sims.summary()))
+    env = {"SYNCHRONIZER_INSTANCE_PATH": str(instance)}
+    result = CliRunner().invoke(
+        main, ["check", "adele@contoso.example", "--simulators", "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    statuses = {c["id"]: c["status"] for c in json.loads(result.output)["checks"]}
+    assert statuses["app_consent"] == "pass"
+    assert statuses["m365_plan"] == "pass"
+
+
+def test_simulators_flag_without_running_simulators_is_bad_usage(tmp_path: Path) -> None:
+    env = {"SYNCHRONIZER_INSTANCE_PATH": str(tmp_path / "instance")}
+    result = CliRunner().invoke(main, ["check", "contoso.example", "--simulators"], env=env)
+    assert result.exit_code == 2
+    assert "start `synchronizer simulators` first" in result.output
