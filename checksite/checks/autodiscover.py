@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import dns.exception
 import dns.resolver
@@ -19,6 +20,7 @@ from checksite.checks.autodiscover_client import Exchange, get_url, post_pox
 from checksite.checks.context import CheckContext
 from checksite.checks.mail_system import GOOGLE, ICLOUD, MICROSOFT_365, mail_system
 from checksite.checks.model import Step, Stopwatch
+from common.netguard import Blocked, DeadlineExceeded, ResolveError
 
 ID = "autodiscover"
 TITLE = "Autodiscover"
@@ -161,6 +163,34 @@ def _works(exchange: Exchange) -> bool:
 
 
 def _run_method(
+    context: CheckContext,
+    session: requests.Session,
+    kind: str,
+    url: str,
+    email: str,
+    password: str | None,
+) -> tuple[list[Exchange], int]:
+    watch = Stopwatch()
+    exchanges, _ = _attempt(context, session, kind, url, email, password)
+    for exchange in exchanges:
+        _add_addresses(context, exchange)
+    return exchanges, watch.ms()
+
+
+def _add_addresses(context: CheckContext, exchange: Exchange) -> None:
+    """DNS evidence for an attempt: the addresses its host resolved to (or why not)."""
+    host = urlsplit(exchange.url).hostname
+    if not host or exchange.url.startswith("_"):
+        return
+    try:
+        exchange.addresses = [str(a) for a in context.guard.resolve(host)]
+    except (Blocked, ResolveError) as exc:
+        exchange.addresses = [str(exc)]
+    except DeadlineExceeded:
+        return
+
+
+def _attempt(
     context: CheckContext,
     session: requests.Session,
     kind: str,

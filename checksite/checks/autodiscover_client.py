@@ -48,9 +48,12 @@ class Exchange:
     answer: PoxAnswer | None = None
     owa_version: str | None = None
     elapsed_ms: int = 0
+    addresses: list[str] = field(default_factory=list)
 
     def details(self) -> dict[str, object]:
         data: dict[str, object] = {"url": self.url, "http_status": self.status}
+        if self.addresses:
+            data["dns"] = self.addresses
         if self.auth_methods:
             data["authentication_methods"] = self.auth_methods
         if self.location:

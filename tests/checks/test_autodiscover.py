@@ -7,7 +7,7 @@ import pytest
 
 from checksite.checks import autodiscover
 from common.netguard import NetGuard
-from tests.fixtures.checks import check_context, find_step, run_check
+from tests.fixtures.checks import Hostile, check_context, find_step, run_check
 
 PASSWORDS = {"alice": "Alice-Passw0rd!", "bob": "Bob-Passw0rd!"}
 
@@ -96,3 +96,20 @@ def test_nothing_found_explains_the_manual_urls_and_accepts_them(
     result = run_check(autodiscover, manual)
     assert result.status == "pass"
     assert find_step(result.steps, "autodiscover.manual").details["ews_url"].startswith("https://")
+
+
+def test_an_srv_record_pointing_inside_is_a_readable_refused_step(hostile: Hostile) -> None:
+    result = run_check(autodiscover, check_context(hostile.guard(), "someone@evil.example"))
+    srv = find_step(result.steps, "autodiscover.method.4")
+    assert srv.status == "fail"
+    assert "refused to connect to internal.evil.example (127.0.0.1): a loopback address" in (
+        srv.message
+    )
+    assert result.status == "fail"
+
+
+def test_each_attempt_carries_its_dns_evidence(sims_guard: NetGuard) -> None:
+    result = run_check(autodiscover, check_context(sims_guard, "proseware.example"))
+    attempt = find_step(result.steps, "autodiscover.method.2").details["attempts"][0]
+    assert attempt["dns"][0].startswith("127.")
+    assert attempt["http_status"] == 401
