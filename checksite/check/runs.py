@@ -7,12 +7,14 @@ back to the stored report (the link works everywhere, live progress only where i
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from checksite.checks.context import Target
+from checksite.checks.model import Report
 from checksite.checks.registry import CheckSpec
 from checksite.checks.runner import RunEvent, stream_checks
 from checksite.checks.setup import make_context
@@ -20,6 +22,7 @@ from common.config import Settings
 from common.db import Database
 from common.models import CheckReport, utcnow
 
+log = logging.getLogger(__name__)
 KEEP_FINISHED_SECONDS = 600  # finished runs stay in memory this long for late viewers
 
 
@@ -103,17 +106,12 @@ class RunRegistry:
         credentials: dict[str, str],
     ) -> None:
         context = make_context(settings, target, credentials)
-        report = None
         for event in stream_checks(context, specs, settings.check_timeout_seconds):
             if event.report is not None:
-                report = event.report
-                with database.session() as session:
-                    row = session.get(CheckReport, run.id)
-                    if row is not None:
-                        row.status = "done"
-                        row.verdict = report.verdict
-                        row.report = report.to_dict()
-                        row.finished_at = utcnow()
+                try:
+                    _save(database, run.id, event.report)
+                except Exception:  # the live page still gets its report
+                    log.exception("could not store check report %s", run.id)
             run.add(event)
 
     def _forget_old(self) -> None:
@@ -124,6 +122,16 @@ class RunRegistry:
             if r.done and now - r.finished_at > KEEP_FINISHED_SECONDS
         ]:
             del self._runs[run_id]
+
+
+def _save(database: Database, run_id: str, report: Report) -> None:
+    with database.session() as session:
+        row = session.get(CheckReport, run_id)
+        if row is not None:
+            row.status = "done"
+            row.verdict = report.verdict
+            row.report = report.to_dict()
+            row.finished_at = utcnow()
 
 
 registry = RunRegistry()

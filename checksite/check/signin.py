@@ -12,7 +12,7 @@ from flask import Response, redirect, render_template, request, session, url_for
 
 from checksite.check import bp
 from checksite.check.starting import settings, start_run
-from checksite.check.views import _stored
+from checksite.check.views import stored_report
 from checksite.checks.context import TargetError, parse_target
 from checksite.checks.m365_app import ADMIN_TOKEN
 from checksite.checks.setup import make_guard
@@ -42,7 +42,7 @@ def microsoft_sign_in_available() -> bool:
 
 @bp.get("/check/r/<report_id>/signin/microsoft")
 def microsoft_signin(report_id: str) -> Response | tuple[str, int]:
-    row = _stored(report_id)
+    row = stored_report(report_id)
     if not microsoft_sign_in_available():
         return render_template("check/signin_error.html", reason="not configured"), 404
     target = parse_target(row.target)

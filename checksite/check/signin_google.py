@@ -18,7 +18,7 @@ from flask import Response, redirect, render_template, request, session, url_for
 
 from checksite.check import bp
 from checksite.check.starting import settings, start_run
-from checksite.check.views import _stored
+from checksite.check.views import stored_report
 from checksite.checks.context import TargetError, parse_target
 from checksite.checks.google_workspace import (
     GOOGLE_ADMIN_EMAIL,
@@ -45,7 +45,7 @@ def _callback_url() -> str:
 
 @bp.get("/check/r/<report_id>/signin/google")
 def google_signin(report_id: str) -> Response | tuple[str, int]:
-    row = _stored(report_id)
+    row = stored_report(report_id)
     if not google_sign_in_available():
         return render_template("check/signin_error.html", reason="not configured"), 404
     target = parse_target(row.target)

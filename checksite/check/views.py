@@ -62,7 +62,7 @@ def submit() -> Response | tuple[str, int]:
     return redirect(url_for("check.report", report_id=report_id), 303)  # type: ignore[return-value]
 
 
-def _stored(report_id: str) -> CheckReport:
+def stored_report(report_id: str) -> CheckReport:
     if not REPORT_ID.match(report_id):
         abort(404)
     row = db_session().get(CheckReport, report_id)
@@ -73,7 +73,7 @@ def _stored(report_id: str) -> CheckReport:
 
 @bp.get("/check/r/<report_id>")
 def report(report_id: str) -> str:
-    row = _stored(report_id)
+    row = stored_report(report_id)
     finished = Report.from_dict(row.report) if row.status == "done" and row.report else None
     microsoft = finished is not None and any(
         c.id == "m365_tenant" and c.status in ("pass", "warn") for c in finished.checks
@@ -96,7 +96,7 @@ def report(report_id: str) -> str:
 
 @bp.get("/check/r/<report_id>.json")
 def download(report_id: str) -> Response:
-    row = _stored(report_id)
+    row = stored_report(report_id)
     body = json.dumps({"id": row.id, "status": row.status, "report": row.report}, indent=2)
     return Response(
         body,
@@ -107,7 +107,7 @@ def download(report_id: str) -> Response:
 
 @bp.get("/check/r/<report_id>/events")
 def events(report_id: str) -> Response:
-    row = _stored(report_id)
+    row = stored_report(report_id)
     run = registry.get(report_id)
     stored = row.report if row.status == "done" else None
     timeout = settings().check_timeout_seconds + 5
