@@ -21,6 +21,7 @@ from typing import Any, Generic
 
 from common.connectors.base import (
     AuthExpired,
+    ConnectorError,
     ItemConnector,
     NotFound,
     Permanent,
@@ -136,7 +137,14 @@ class Applier(Generic[T]):
                     self._fail(action, exc, retryable=True)
                     return
                 self.report.counts["replanned"] += 1
-                for fresh in self._replan(action):
+                try:
+                    fresh_actions = self._replan(action)
+                except AuthExpired as auth:
+                    raise RunAborted(str(auth)) from auth
+                except ConnectorError as again:
+                    self._fail(action, again, retryable=True)
+                    return
+                for fresh in fresh_actions:
                     self._run(fresh, may_replan=False)
                 return
             except _SourceGone:
@@ -158,10 +166,12 @@ class Applier(Generic[T]):
 
     def _undo_intent(self, action: Action[T]) -> None:
         # A definite refusal: nothing was written, so the intent must not linger.
+        if self._cid is not None and (
+            action.link is None or self._cid != action.link.correlation_id
+        ):
+            self.store.drop_link(self.kind, self._cid)  # a new pair's intent
         if action.link is not None:
             self.store.put_link(self.kind, action.link)
-        elif self._cid is not None:
-            self.store.drop_link(self.kind, self._cid)
 
     def _replan(self, action: Action[T]) -> list[Action[T]]:
         link = action.link

@@ -163,7 +163,7 @@ def test_expired_credentials_stop_the_run(both: Conns, memory_store: MemoryStore
     assert both[Side.GROUPWARE].calls["create"] == 0 and memory_store.cursors == {}
 
 
-@pytest.mark.parametrize("step", range(8))
+@pytest.mark.parametrize("step", range(10))  # 2 × (intent, call, after call, link) + 2 cursors
 def test_a_crash_at_any_step_neither_duplicates_nor_loses(
     both: Conns, memory_store: MemoryStore, step: int
 ) -> None:
@@ -261,3 +261,18 @@ def test_dry_run_shows_holds_conflicts_and_skips(both: Conns, memory_store: Memo
     text = "\n".join(lines)
     assert "[conflict, groupware wins; losing version recorded]" in text
     assert "skip crm" in text and "private item" in text
+
+
+def test_a_refused_re_creation_restores_the_old_link(
+    both: Conns, memory_store: MemoryStore
+) -> None:
+    crm, gw = both[Side.CRM], both[Side.GROUPWARE]
+    crm_id = crm.user_create(appointment("Keep"))
+    run(both, memory_store)
+    (before,) = memory_store.all_links(ItemKind.APPOINTMENT)
+    gw.user_delete(only_id(gw))
+    crm.user_edit(crm_id, subject="Keep, edited")  # a modification beats the deletion
+    fail_once(gw, "create", Permanent("calendar is read-only"))
+    outcome = run(both, memory_store)
+    assert outcome.status is RunStatus.PARTIAL
+    assert memory_store.all_links(ItemKind.APPOINTMENT) == [before]
