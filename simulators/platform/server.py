@@ -1,21 +1,85 @@
-"""Runs one WSGI app on a loopback address in a background thread (threaded werkzeug server)."""
+"""Runs one WSGI app on a loopback address in a background thread (threaded werkzeug server,
+HTTP/1.1 with keep-alive as IIS and the other real services answer)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
 from typing import Any
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.wsgi import LimitedStream
 
-# Seconds an idle client may hold a connection (a TCP probe that never sends a ClientHello).
+# Seconds a client may keep a connection silent (idle keep-alive, or a TCP probe that never
+# sends a ClientHello) before the server closes it.
 CONNECTION_TIMEOUT = 30.0
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No access log, no tracebacks for clients that hang up or fail the TLS handshake:
-    the Check site's tests do both on purpose."""
+class _RequestBody(LimitedStream):
+    """Exactly the request's Content-Length bytes: werkzeug drains its input after every
+    response, which must not swallow the next request on a kept-alive connection."""
+
+    def on_disconnect(self, error: Exception | None = None) -> None:
+        pass  # a client hanging up mid-body reads as the end of the body
+
+
+class _Handler(WSGIRequestHandler):
+    """werkzeug's handler with keep-alive. werkzeug sends `Connection: close` on every
+    response; real servers keep the connection, and exchangelib reads `Connection: close` on
+    a non-200 answer as "server busy". No access log, no tracebacks for clients that hang up
+    or fail the TLS handshake: the Check site's tests do both on purpose."""
+
+    protocol_version = "HTTP/1.1"
+
+    def handle_expect_100(self) -> bool:
+        return True  # werkzeug's run_wsgi sends the `100 Continue` itself
+
+    def run_wsgi(self) -> None:
+        if self.request_version != "HTTP/1.1":
+            # An HTTP/1.0 client gets a 1.0 answer (no chunking) and the connection closes.
+            self.protocol_version = "HTTP/1.0"
+            self.close_connection = True
+        raw_input = self.rfile
+        body = self._body_stream(raw_input)
+        self.rfile = body
+        try:
+            super().run_wsgi()
+            if isinstance(body, _RequestBody) and not self.close_connection:
+                # Read what the app left of the body (a 401 before reading it, say): werkzeug's
+                # drain stops at an empty socket even when the rest sits in our read buffer.
+                body.exhaust()
+                self.close_connection = not body.is_exhausted
+        except OSError:
+            self.close_connection = True
+            raise
+        finally:
+            self.rfile = raw_input
+
+    def _body_stream(self, raw_input: Any) -> Any:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True  # werkzeug de-chunks the raw stream; no reuse after
+            return raw_input
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            length = 0
+        return _RequestBody(raw_input, length)
+
+    def send_header(self, keyword: str, value: str) -> None:
+        # werkzeug adds `Connection: close` to every response: pass it on only when this
+        # connection really ends (the client asked for it, HTTP/1.0, an unframed body).
+        closing = keyword.lower() == "connection" and value.lower() == "close"
+        if closing and not self.close_connection:
+            return
+        super().send_header(keyword, value)
+
+    def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
+        self.close_connection = True  # a `drop` fault or a client that hung up
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
@@ -30,7 +94,9 @@ class _Server(ThreadedWSGIServer):
 
     def __init__(self, sock: socket.socket, app: Any, ssl_context: ssl.SSLContext | None) -> None:
         host, port = sock.getsockname()[:2]
-        super().__init__(host, port, app, _QuietHandler, fd=sock.fileno())
+        super().__init__(host, port, app, _Handler, fd=sock.fileno())
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
         sock.close()  # werkzeug works on a duplicate of the descriptor
         # Set after construction so werkzeug does not wrap the listening socket: the handshake
         # then runs in the request thread, and a client that stalls it blocks nobody else.
@@ -43,7 +109,25 @@ class _Server(ThreadedWSGIServer):
             conn = self.ssl_context.wrap_socket(
                 conn, server_side=True, do_handshake_on_connect=False
             )
+        with self._open_lock:
+            self._open.add(conn)
         return conn, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        """End kept-alive connections, so a stopped server answers nobody and no handler
+        thread waits out CONNECTION_TIMEOUT on an idle client."""
+        with self._open_lock:
+            connections = list(self._open)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                # The plain socket's shutdown: SSLSocket.shutdown would drop its SSL object
+                # under the handler thread's feet.
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a broken client connection is the client's business
@@ -109,6 +193,7 @@ class SimServer:
             return
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_open_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = None

@@ -7,8 +7,15 @@ import base64
 
 import pytest
 import requests
-from exchangelib.errors import ErrorServerBusy
-from exchangelib.protocol import FailFast
+from exchangelib import BASIC, DELEGATE, NTLM, Account, Configuration, Credentials
+from exchangelib.errors import (
+    ErrorServerBusy,
+    RateLimitError,
+    RedirectError,
+    TransportError,
+    UnauthorizedError,
+)
+from exchangelib.protocol import FailFast, FaultTolerance
 from lxml import etree
 from requests_ntlm import HttpNtlmAuth
 
@@ -84,14 +91,56 @@ def test_ntlm_handshake_with_requests_ntlm(ews_url):
 
 
 def test_wrong_password_is_a_401(ews_url):
-    # (exchangelib itself reports this 401 as ErrorServerBusy("Caused by closed connection")
-    # while the platform's werkzeug server sends `Connection: close` on every response.)
     for user in ("alice@proseware.example", "PROSEWARE\\alice", "alice"):
         response = _post(ews_url, "mail.proseware.example", auth=(user, "wrong"))
         assert response.status_code == 401
         assert "Basic" in response.headers["WWW-Authenticate"]
         right = _post(ews_url, "mail.proseware.example", auth=(user, PASSWORDS["alice"]))
         assert right.status_code == 200
+
+
+@pytest.mark.parametrize("auth_type", [NTLM, BASIC, None], ids=["ntlm", "basic", "guessed"])
+def test_exchangelib_reports_a_wrong_password_as_unauthorized(ews_url, auth_type):
+    config = Configuration(
+        service_endpoint=ews_url,
+        credentials=Credentials("alice@proseware.example", "wrong"),
+        auth_type=auth_type,
+        retry_policy=FailFast(),
+    )
+    account = Account(
+        "alice@proseware.example", config=config, autodiscover=False, access_type=DELEGATE
+    )
+    with pytest.raises(UnauthorizedError, match="Invalid credentials"):
+        _ = account.calendar
+
+
+def test_exchangelib_keeps_retrying_a_401_under_fault_tolerance(ews_account):
+    # As against a real server: with FaultTolerance a 401 may be throttling, so exchangelib
+    # retries it until max_wait and then gives up.
+    account = ews_account("alice", password="wrong", retry_policy=FaultTolerance(max_wait=1))
+    with pytest.raises(RateLimitError):
+        _ = account.calendar
+
+
+def _woodgrove_account(user: str, auth_type: str | None) -> Account:
+    config = Configuration(
+        service_endpoint="https://mail.woodgrove.example/EWS/Exchange.asmx",
+        credentials=Credentials(f"{user}@woodgrove.example", PASSWORDS[user]),
+        auth_type=auth_type,
+        retry_policy=FailFast(),
+    )
+    return Account(
+        f"{user}@woodgrove.example", config=config, autodiscover=False, access_type=DELEGATE
+    )
+
+
+def test_exchangelib_is_redirected_to_the_netscaler_login_page(exchange_dns):
+    with pytest.raises(RedirectError) as raised:
+        _ = _woodgrove_account("alice", NTLM).calendar
+    assert raised.value.url == "https://mail.woodgrove.example/logon/LogonPoint/tmindex.html"
+    # Guessing the auth type finds no WWW-Authenticate to taste, only the 302.
+    with pytest.raises(TransportError, match="Failed to get auth type"):
+        _ = _woodgrove_account("bob", None).calendar
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import random
 import socket
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -112,3 +114,94 @@ def test_address_pool_limits() -> None:
     tiny.allocate("b.example")
     with pytest.raises(RuntimeError, match="no free address"):
         tiny.allocate("c.example")
+
+
+def keep_alive_app() -> flask.Flask:
+    app = flask.Flask(__name__)
+
+    @app.route("/port", methods=["GET", "POST"])
+    def port() -> str:
+        return str(flask.request.environ["REMOTE_PORT"])
+
+    @app.post("/unauthorized")
+    def unauthorized() -> tuple[str, int, dict[str, str]]:
+        # Answers before reading the body, as an NTLM or Basic challenge does.
+        return "no", 401, {"WWW-Authenticate": "Basic"}
+
+    @app.get("/streamed")
+    def streamed() -> flask.Response:
+        return flask.Response(iter([b"one ", b"two"]))  # no Content-Length: chunked
+
+    return app
+
+
+def test_connections_are_kept_alive_across_requests_and_error_answers(
+    serve: Serve, sim_session: requests.Session
+) -> None:
+    server = serve(keep_alive_app())
+    answers = [
+        sim_session.get(server.url + "/port", timeout=5),
+        sim_session.post(server.url + "/unauthorized", data=b"x" * 200_000, timeout=5),
+        sim_session.get(server.url + "/streamed", timeout=5),
+        sim_session.post(server.url + "/port", data=b"y" * 5000, timeout=5),
+    ]
+    assert [a.status_code for a in answers] == [200, 401, 200, 200]
+    assert all("Connection" not in a.headers for a in answers)
+    assert answers[2].headers["Transfer-Encoding"] == "chunked"
+    assert answers[2].text == "one two"
+    assert answers[0].text == answers[3].text  # the same client port: one TCP connection
+
+
+def test_pipelined_requests_with_unread_bodies_are_each_answered(serve: Serve) -> None:
+    server = serve(keep_alive_app(), tls=False)
+    body = b"z" * 100_000
+    unread = b"POST /unauthorized HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+    last = b"GET /port HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((server.host, server.port), timeout=5) as client:
+        client.sendall(unread + unread + last)
+        received = b""
+        while chunk := client.recv(65536):  # the server closes after the last one
+            received += chunk
+    assert received.count(b"HTTP/1.1 401 UNAUTHORIZED\r\n") == 2
+    assert received.count(b"HTTP/1.1 200 OK\r\n") == 1
+    assert received.count(b"Connection: close\r\n") == 1  # only on the answer that asked
+
+
+def test_http_1_0_clients_get_a_1_0_answer_and_a_close(serve: Serve) -> None:
+    server = serve(keep_alive_app(), tls=False)
+    with socket.create_connection((server.host, server.port), timeout=5) as client:
+        client.sendall(b"GET /streamed HTTP/1.0\r\n\r\n")
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert b"Transfer-Encoding" not in head
+    assert body == b"one two"
+
+
+def test_idle_kept_alive_connections_do_not_hold_up_stop(
+    demo_ca: DemoCA, sim_session: requests.Session
+) -> None:
+    server = SimServer(keep_alive_app(), ssl_context=demo_ca.server_context(["127.0.0.1"]))
+    server.start()
+    assert sim_session.get(server.url + "/port", timeout=5).status_code == 200  # pooled, idle
+    idle = http.client.HTTPSConnection(
+        server.host,
+        server.port,
+        timeout=5,
+        context=ssl.create_default_context(cafile=demo_ca.ca_file),
+    )
+    idle.request("GET", "/port")
+    assert idle.getresponse().read()  # served, and the connection stays open
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 1.0
+    assert idle.sock is not None
+    assert idle.sock.recv(1) == b""  # closed by the server, not left to its 30 s timeout
+    idle.close()
+    with pytest.raises(requests.ConnectionError):  # the pooled connection answers nobody now
+        sim_session.get(server.url + "/port", timeout=5)
