@@ -88,12 +88,17 @@ def build_input(
         kind=kind,
         crm=changes[Side.CRM],
         groupware=changes[Side.GROUPWARE],
-        links=LinkIndex(links, store.linked_counts(kind)),
+        # Counting a user's links costs a scan; only the deletion guard needs it.
+        links=LinkIndex(links, store.linked_counts(kind) if _may_delete(changes) else {}),
         policy=policy,
         now=now,
         fields=fields,
         approve_deletions=approve_deletions,
     )
+
+
+def _may_delete(changes: Mapping[Side, ChangeSet[T]]) -> bool:
+    return any(c.full or c.removals for c in changes.values())
 
 
 def sync(
