@@ -208,7 +208,6 @@ def plan_pair(
             pair.gone.add(side)
         else:
             pair.seen[side] = stored
-            pair.hashes[side] = content_hash(stored.item, inp.fields)
     planner = _Planner(inp, inp.policy.direction(inp.kind))
     planner.decide(pair)
     return planner.actions
@@ -240,8 +239,7 @@ def _pair_up(inp: PlanInput[T]) -> list[_Pair[T]]:
         for stored in changes.upserts:
             present.add(stored.id)
             pair = pair_for(side, stored.id, stored.correlation_id)
-            pair.seen[side] = stored
-            pair.hashes[side] = content_hash(stored.item, inp.fields)
+            pair.seen[side] = stored  # hashed only when its version does not settle it
         for removal in changes.removals:
             link = inp.links.by_id[side].get(removal.id)
             if removal.gone and link is not None and removal.id not in present:
@@ -262,6 +260,12 @@ class _Planner(Generic[T]):
         self.actions: list[Action[T]] = []
         self.skipped: list[str] = []
 
+    def hash(self, pair: _Pair[T], side: Side) -> str:
+        known = pair.hashes.get(side)
+        if known is None:
+            known = pair.hashes[side] = content_hash(pair.seen[side].item, self.inp.fields)
+        return known
+
     def state(self, pair: _Pair[T], side: Side) -> _State:
         if side in pair.gone:
             return _State.GONE
@@ -273,7 +277,7 @@ class _Planner(Generic[T]):
         stored = pair.seen[side]
         if link.item_id(side) == stored.id and link.version(side) == stored.version:
             return _State.SAME  # version unchanged: no need to trust the hash
-        if link.content_hash is not None and pair.hashes[side] == link.content_hash:
+        if link.content_hash is not None and self.hash(pair, side) == link.content_hash:
             return _State.SAME
         return _State.CHANGED
 
@@ -301,7 +305,7 @@ class _Planner(Generic[T]):
 
     def decide_unlinked(self, pair: _Pair[T], crm: _State, gw: _State) -> None:
         if crm is _State.NEW and gw is _State.NEW:  # both stamped alike: the link was lost
-            if pair.hashes[CRM] == pair.hashes[GROUPWARE]:
+            if self.hash(pair, CRM) == self.hash(pair, GROUPWARE):
                 self.add(Op.LINK, CRM, pair, reason="same item found on both sides")
             else:
                 self.both_changed(pair)
@@ -342,7 +346,7 @@ class _Planner(Generic[T]):
         self.add(Op.UPDATE, target, pair, source=stored, reason=f"changed on {changed.value}")
 
     def both_changed(self, pair: _Pair[T]) -> None:
-        if pair.hashes[CRM] == pair.hashes[GROUPWARE]:
+        if self.hash(pair, CRM) == self.hash(pair, GROUPWARE):
             self.add(Op.LINK, CRM, pair, reason="same change on both sides")
             return
         winner, why = self.winner(pair)
@@ -475,9 +479,10 @@ class _Planner(Generic[T]):
         version = seen.version if seen else (link.version(target) if link else None)
         if op is Op.LINK:
             source = pair.seen.get(GROUPWARE)
-            agreed = pair.hashes.get(CRM) or pair.hashes.get(GROUPWARE)
+            seen_side = CRM if CRM in pair.seen else GROUPWARE
+            agreed = self.hash(pair, seen_side) if seen_side in pair.seen else None
         elif source is not None:
-            agreed = pair.hashes.get(source_side) or content_hash(source.item, self.inp.fields)
+            agreed = content_hash(source.item, self.inp.fields)
         else:
             agreed = None
         self.actions.append(
