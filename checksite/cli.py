@@ -238,6 +238,11 @@ def simulators_command(ctx: Context, port_base: int | None, only: tuple[str, ...
 @click.argument("target")
 @click.option("--password-stdin", is_flag=True, help="Read the mailbox password from stdin.")
 @click.option("--superoffice-url", metavar="URL", help="Also check this SuperOffice site.")
+@click.option(
+    "--superoffice-user",
+    metavar="NAME",
+    help="SuperOffice Onsite administrator to check (its password: the next line on stdin).",
+)
 @click.option("--ews-url", metavar="URL", help="EWS URL to use instead of Autodiscover.")
 @click.option("--oab-url", metavar="URL", help="OAB URL (with --ews-url).")
 @click.option("--only", metavar="ID,...", help="Run only these checks (comma-separated ids).")
@@ -264,6 +269,7 @@ def check_command(
     target: str,
     password_stdin: bool,
     superoffice_url: str | None,
+    superoffice_user: str | None,
     ews_url: str | None,
     oab_url: str | None,
     only: str | None,
@@ -283,6 +289,8 @@ def check_command(
         target,
         password=sys.stdin.readline().rstrip("\r\n") if password_stdin else None,
         superoffice_url=superoffice_url,
+        superoffice_user=superoffice_user,
+        superoffice_password=sys.stdin.readline().rstrip("\r\n") if superoffice_user else None,
         ews_url=ews_url,
         oab_url=oab_url,
         only=only,

@@ -18,7 +18,15 @@ from checksite.extensions import csrf, limiter
 from common.models import CheckReport
 
 OPENAPI = Path(__file__).with_name("openapi.json")
-_FIELDS = ("target", "password", "superoffice_url", "ews_url", "oab_url")
+_FIELDS = (
+    "target",
+    "password",
+    "superoffice_url",
+    "ews_url",
+    "oab_url",
+    "superoffice_username",
+    "superoffice_password",
+)
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:
@@ -34,7 +42,7 @@ def create_check() -> tuple[Response, int]:
         return _error(400, "send a JSON object with a 'target' (a domain or mailbox address)")
     values = {name: payload.get(name) for name in _FIELDS}
     if any(v is not None and not isinstance(v, str) for v in values.values()):
-        return _error(400, "target, password and the URLs must be strings")
+        return _error(400, "target, the passwords and the URLs must be strings")
     only = payload.get("only")
     if only is not None and (
         not isinstance(only, list) or not all(isinstance(i, str) for i in only)
@@ -48,6 +56,8 @@ def create_check() -> tuple[Response, int]:
             ews_url=values["ews_url"],
             oab_url=values["oab_url"],
             only=only,
+            superoffice_username=values["superoffice_username"],
+            superoffice_password=values["superoffice_password"],
         )
     except (TargetError, UnknownCheck) as exc:
         return _error(400, str(exc))

@@ -24,5 +24,13 @@ class CheckForm(FlaskForm):  # type: ignore[misc]
         validators=[Optional(), Length(max=500)],
         description="For example https://crm.example.com/SuperOffice",
     )
+    superoffice_username = StringField(
+        "SuperOffice user name (optional, Onsite)",
+        validators=[Optional(), Length(max=200)],
+        description="An administrator's SuperOffice login, to check the role.",
+    )
+    superoffice_password = PasswordField(
+        "SuperOffice password (optional)", validators=[Optional(), Length(max=256)]
+    )
     ews_url = StringField("EWS URL (optional)", validators=[Optional(), Length(max=500)])
     oab_url = StringField("OAB URL (optional)", validators=[Optional(), Length(max=500)])

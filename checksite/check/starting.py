@@ -28,6 +28,8 @@ def start_run(
     oab_url: str | None = None,
     only: list[str] | None = None,
     credentials: dict[str, str] | None = None,
+    superoffice_username: str | None = None,
+    superoffice_password: str | None = None,
 ) -> str:
     """The new report's id; TargetError / UnknownCheck for bad input."""
     target = parse_target(
@@ -36,6 +38,8 @@ def start_run(
         superoffice_url=superoffice_url,
         ews_url=ews_url,
         oab_url=oab_url,
+        superoffice_username=superoffice_username,
+        superoffice_password=superoffice_password,
     )
     specs = select(only)
     return registry.start(get_database(), settings(), target, specs, credentials)

@@ -55,6 +55,8 @@ def submit() -> Response | tuple[str, int]:
             superoffice_url=form.superoffice_url.data or None,
             ews_url=form.ews_url.data or None,
             oab_url=form.oab_url.data or None,
+            superoffice_username=form.superoffice_username.data or None,
+            superoffice_password=form.superoffice_password.data or None,
         )
     except TargetError as exc:
         form.target.errors = [str(exc)]

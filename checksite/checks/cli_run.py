@@ -22,6 +22,8 @@ def run_from_cli(
     *,
     password: str | None,
     superoffice_url: str | None,
+    superoffice_user: str | None,
+    superoffice_password: str | None,
     ews_url: str | None,
     oab_url: str | None,
     only: str | None,
@@ -40,6 +42,8 @@ def run_from_cli(
             superoffice_url=superoffice_url,
             ews_url=ews_url,
             oab_url=oab_url,
+            superoffice_username=superoffice_user,
+            superoffice_password=superoffice_password,
         )
         specs = select([i.strip() for i in only.split(",") if i.strip()] if only else None)
         settings = run_settings(

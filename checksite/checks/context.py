@@ -36,6 +36,8 @@ class Target:
     superoffice_url: str | None = None
     ews_url: str | None = None
     oab_url: str | None = None
+    superoffice_username: str | None = None
+    superoffice_password: str | None = field(default=None, repr=False)
 
     @property
     def text(self) -> str:
@@ -49,6 +51,8 @@ def parse_target(
     superoffice_url: str | None = None,
     ews_url: str | None = None,
     oab_url: str | None = None,
+    superoffice_username: str | None = None,
+    superoffice_password: str | None = None,
 ) -> Target:
     """A Target from what a person typed: `contoso.com` or `someone@contoso.com`."""
     raw = (text or "").strip()
@@ -72,6 +76,8 @@ def parse_target(
             _check_url(name, url)
     if password and mailbox is None:
         raise TargetError("a password needs a mailbox address (someone@contoso.com)")
+    if superoffice_username and not superoffice_url:
+        raise TargetError("SuperOffice credentials need the SuperOffice URL")
     if oab_url and not ews_url:
         raise TargetError("an OAB URL needs the EWS URL too")
     return Target(
@@ -81,6 +87,8 @@ def parse_target(
         superoffice_url=superoffice_url or None,
         ews_url=ews_url or None,
         oab_url=oab_url or None,
+        superoffice_username=superoffice_username or None,
+        superoffice_password=superoffice_password or None,
     )
 
 

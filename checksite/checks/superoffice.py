@@ -45,7 +45,14 @@ def run(context: CheckContext) -> Iterator[Step]:
         if state is None:
             return
         base = state["Endpoint"].rstrip("/")
-    yield from _api(session, base, online=bool(segments and _CONTEXT_ID.match(segments[-1])))
+    online = bool(segments and _CONTEXT_ID.match(segments[-1]))
+    steps = list(_api(session, base, online=online))
+    yield from steps
+    username = context.target.superoffice_username
+    if username and steps and steps[-1].id == "superoffice.version":
+        yield _administrator_step(
+            session, base, username, context.target.superoffice_password, online
+        )
 
 
 def _get_json(session: requests.Session, url: str) -> tuple[int | None, Any, str]:
@@ -145,6 +152,72 @@ def _api(session: requests.Session, base: str, *, online: bool) -> Iterator[Step
         elapsed_ms=watch.ms(),
     )
     yield _version_step(str(data.get("NetServerVersion", "")), online)
+
+
+ADMIN_RIGHT = "admin-all"
+ADMIN_ROLE = "General Administrator"
+
+
+def _administrator_step(
+    session: requests.Session, base: str, username: str, password: str | None, online: bool
+) -> Step:
+    """Onsite: sign in with the given user (Basic) and read its role from currentPrincipal."""
+    title = f"Administrator role of {username}"
+    if online:
+        return Step(
+            "superoffice.administrator",
+            title,
+            "skip",
+            "SuperOffice Online users sign in with SuperOffice ID, not a password; the portal "
+            "checks the role when the administrator signs in there.",
+        )
+    try:
+        response = session.get(
+            f"{base}/api/v1/User/currentPrincipal",
+            auth=(username, password or ""),
+            headers={"Accept": "application/json"},
+        )
+    except (Blocked, ResolveError, BodyTooLarge, requests.RequestException) as exc:
+        return Step("superoffice.administrator", title, "warn", f"Could not sign in: {exc}")
+    if response.status_code == 401:
+        return Step(
+            "superoffice.administrator",
+            title,
+            "fail",
+            "SuperOffice refused the user name or password.",
+            remediation="Check the credentials; the web API must allow user name and password "
+            "sign-in (AuthorizeWithUsername in the WebApi configuration).",
+        )
+    try:
+        principal = response.json() if response.status_code == 200 else None
+    except ValueError:
+        principal = None
+    if not isinstance(principal, dict):
+        return Step(
+            "superoffice.administrator",
+            title,
+            "warn",
+            f"Cannot tell: currentPrincipal answered HTTP {response.status_code}.",
+        )
+    role = str(principal.get("RoleName", ""))
+    rights = principal.get("FunctionRights") or []
+    details = {"role": role, "associate": principal.get("Associate")}
+    if role == ADMIN_ROLE or ADMIN_RIGHT in rights:
+        return Step(
+            "superoffice.administrator",
+            title,
+            "pass",
+            f"{username} is an administrator ({role}).",
+            details=details,
+        )
+    return Step(
+        "superoffice.administrator",
+        title,
+        "fail",
+        f"{username} has the role {role or 'unknown'}, not {ADMIN_ROLE}.",
+        details=details,
+        remediation=f"Use a SuperOffice user with the {ADMIN_ROLE} role to set up Synchronizer.",
+    )
 
 
 def _version_step(version: str, online: bool) -> Step:
