@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from checksite.checks.context import CheckContext, parse_target  # noqa: E402
 from checksite.checks.registry import select  # noqa: E402
 from checksite.checks.runner import run_checks  # noqa: E402
-from checksite.checks.setup import make_context  # noqa: E402
+from checksite.checks.wiring import make_context  # noqa: E402
 from common.config import Settings  # noqa: E402
 from simulators.platform.control import control_of  # noqa: E402
 from simulators.runner import SimulatorStack, start_all  # noqa: E402

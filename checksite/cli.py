@@ -308,7 +308,7 @@ def _simulator_settings(settings: Settings) -> Settings:
     """The settings of a check against the running simulators, with the demo app's keys."""
     import json
 
-    from checksite.checks.setup import BadOption, simulator_settings
+    from checksite.checks.wiring import BadOption, simulator_settings
     from simulators.world import google, microsoft
 
     path = settings.instance_path / "simulators.json"

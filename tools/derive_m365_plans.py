@@ -1,4 +1,4 @@
-"""Derive checksite/checks/data/m365_plans.json from Microsoft's licensing table.
+"""Derive checksite/checks/m365_plans.json from Microsoft's licensing table.
 
 Input: "Product names and service plan identifiers for licensing" (the CSV Microsoft publishes;
 here ../shared/data/m365/product_names_and_service_plan_identifiers.csv). Output: only what
@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CSV = ROOT.parent / "shared/data/m365/product_names_and_service_plan_identifiers.csv"
-DEFAULT_OUTPUT = ROOT / "checksite/checks/data/m365_plans.json"
+DEFAULT_OUTPUT = ROOT / "checksite/checks/m365_plans.json"
 
 # Service plans that provision an Exchange Online mailbox (EWS/Graph calendar and contacts).
 # Not here on purpose: EXCHANGE_S_FOUNDATION (no mailbox; present in "Apps" SKUs),

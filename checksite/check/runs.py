@@ -17,7 +17,7 @@ from checksite.checks.context import Target
 from checksite.checks.model import Report
 from checksite.checks.registry import CheckSpec
 from checksite.checks.runner import RunEvent, stream_checks
-from checksite.checks.setup import make_context
+from checksite.checks.wiring import make_context
 from common.config import Settings
 from common.db import Database
 from common.models import CheckReport, utcnow

@@ -15,7 +15,7 @@ from checksite.check.starting import settings, start_run
 from checksite.check.views import stored_report
 from checksite.checks.context import TargetError, parse_target
 from checksite.checks.m365_app import ADMIN_TOKEN
-from checksite.checks.setup import make_guard
+from checksite.checks.wiring import make_guard
 from checksite.extensions import csrf
 from common.http import guarded_session
 

@@ -26,7 +26,7 @@ from checksite.checks.google_workspace import (
     GOOGLE_ADMIN_TOKEN,
     NEEDS,
 )
-from checksite.checks.setup import make_guard
+from checksite.checks.wiring import make_guard
 from common.http import BodyTooLarge, guarded_session
 from common.netguard import Blocked, ResolveError
 

@@ -11,8 +11,8 @@ import click
 from checksite.checks.context import TargetError, parse_target
 from checksite.checks.registry import UnknownCheck, select
 from checksite.checks.runner import RunEvent, run_checks
-from checksite.checks.setup import BadOption, make_context, run_settings
 from checksite.checks.text_report import check_lines, summary_line
+from checksite.checks.wiring import BadOption, make_context, run_settings
 from common.config import Settings
 
 

@@ -22,7 +22,7 @@ from common.netguard import Blocked, ResolveError
 
 ID = "m365_plan"
 TITLE = "Microsoft 365 plan"
-TABLE = Path(__file__).with_name("data") / "m365_plans.json"
+TABLE = Path(__file__).with_name("m365_plans.json")  # from tools/derive_m365_plans.py
 APPS_ONLY_EXPLANATION = (
     "Microsoft 365 Apps (for business or enterprise) contain the Office applications but no "
     "Exchange Online mailbox, so there is no calendar for Synchronizer to use."
