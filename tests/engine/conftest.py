@@ -21,5 +21,9 @@ settings.register_profile("dev", max_examples=200, stateful_step_count=12, **_CO
 settings.register_profile("nightly", max_examples=20000, stateful_step_count=40, **_COMMON)
 
 
-def engine_profile() -> settings:
-    return settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+def engine_profile(sql: bool = False) -> settings:
+    """The chosen profile; on the SQL store a tenth of its examples (each needs a database)."""
+    chosen = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+    if sql:
+        return settings(chosen, max_examples=max(20, chosen.max_examples // 10))
+    return chosen

@@ -29,6 +29,7 @@ from tests.fixtures.engine import (
     MemoryStore,
     appointment,
     html_wrapping,
+    make_sql_store,
 )
 
 SIDES = st.sampled_from([Side.CRM, Side.GROUPWARE])
@@ -283,3 +284,22 @@ def _subject(snapshot: dict[str, Any] | None) -> str | None:
 
 SyncMachine.TestCase.settings = engine_profile()
 TestSync = SyncMachine.TestCase
+
+
+class SqlSyncMachine(SyncMachine):
+    """The same machine on the SQL store (SQLite in memory): the real unique constraints,
+    tombstones and transactions under the same crashes. Fewer examples: a database per case."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = make_sql_store()  # type: ignore[assignment]
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            self.store.db.dispose()
+
+
+SqlSyncMachine.TestCase.settings = engine_profile(sql=True)
+TestSyncOnSql = SqlSyncMachine.TestCase
