@@ -222,6 +222,119 @@ def _settings_for_simulators(settings: Settings, stack: Any) -> Settings:
     )
 
 
+@main.command("simulators")
+@click.option(
+    "--port-base",
+    type=click.IntRange(1024, 65000),
+    default=None,
+    help="DNS on this port, the simulators on the next ones (default: free ports).",
+)
+@click.option("--only", multiple=True, help="Start only this simulator (repeatable).")
+@pass_context
+@friendly_errors
+def simulators_command(ctx: Context, port_base: int | None, only: tuple[str, ...]) -> None:
+    """Run every simulator on loopback until Ctrl-C or SIGTERM; writes instance/simulators.json."""
+    from simulators.runner import RegistryError, serve_until_stopped
+
+    try:
+        serve_until_stopped(
+            ctx.settings.instance_path, port_base=port_base, names=only or None, echo=click.echo
+        )
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("check")
+@click.argument("target")
+@click.option("--password-stdin", is_flag=True, help="Read the mailbox password from stdin.")
+@click.option("--superoffice-url", metavar="URL", help="Also check this SuperOffice site.")
+@click.option(
+    "--superoffice-user",
+    metavar="NAME",
+    help="SuperOffice Onsite administrator to check (its password: the next line on stdin).",
+)
+@click.option("--ews-url", metavar="URL", help="EWS URL to use instead of Autodiscover.")
+@click.option("--oab-url", metavar="URL", help="OAB URL (with --ews-url).")
+@click.option("--only", metavar="ID,...", help="Run only these checks (comma-separated ids).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--timeout", type=float, metavar="S", help="Deadline for the whole run.")
+@click.option("--dns-server", "dns_servers", multiple=True, metavar="HOST[:PORT]")
+@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--allow-private-networks",
+    is_flag=True,
+    default=None,
+    help="Allow connections to private and loopback addresses (for the simulators).",
+)
+@click.option(
+    "--simulators",
+    "use_simulators",
+    is_flag=True,
+    help="Check against the running simulators (instance/simulators.json).",
+)
+@pass_context
+@friendly_errors
+def check_command(
+    ctx: Context,
+    target: str,
+    password_stdin: bool,
+    superoffice_url: str | None,
+    superoffice_user: str | None,
+    ews_url: str | None,
+    oab_url: str | None,
+    only: str | None,
+    as_json: bool,
+    timeout: float | None,
+    dns_servers: tuple[str, ...],
+    ca_bundle: Path | None,
+    allow_private_networks: bool | None,
+    use_simulators: bool,
+) -> None:
+    """Check a domain or mailbox address: exit 0 for pass or warn, 1 for fail, 2 for bad usage."""
+    from checksite.checks.cli_run import run_from_cli
+
+    settings = _simulator_settings(ctx.settings) if use_simulators else ctx.settings
+    code = run_from_cli(
+        settings,
+        target,
+        password=sys.stdin.readline().rstrip("\r\n") if password_stdin else None,
+        superoffice_url=superoffice_url,
+        superoffice_user=superoffice_user,
+        superoffice_password=sys.stdin.readline().rstrip("\r\n") if superoffice_user else None,
+        ews_url=ews_url,
+        oab_url=oab_url,
+        only=only,
+        as_json=as_json,
+        timeout=timeout,
+        dns_servers=dns_servers,
+        ca_bundle=ca_bundle,
+        allow_private_networks=allow_private_networks,
+        echo=click.echo,
+    )
+    sys.exit(code)
+
+
+def _simulator_settings(settings: Settings) -> Settings:
+    """The settings of a check against the running simulators, with the demo app's keys."""
+    from checksite.checks.wiring import BadOption, simulator_settings
+    from simulators.world import google, microsoft
+
+    path = settings.instance_path / "simulators.json"
+    if not path.is_file():
+        raise click.UsageError(f"{path} not found: start `synchronizer simulators` first")
+    try:
+        return simulator_settings(
+            settings,
+            json.loads(path.read_text(encoding="utf-8")),
+            microsoft_client_id=microsoft.SYNCHRONIZER_APP_ID,
+            microsoft_client_secret=microsoft.SYNCHRONIZER_SECRET,
+            google_client_id=google.SYNCHRONIZER_CLIENT_ID,
+            google_client_secret=google.SYNCHRONIZER_CLIENT_SECRET,
+        )
+    except (BadOption, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def _demo_credentials(instance: Path) -> tuple[str, str]:
     """The demo administrator's password is random, made once and kept in the instance folder."""
     path = instance / "demo_admin_password"
