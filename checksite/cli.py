@@ -315,7 +315,10 @@ def check_command(
 
 
 def _simulator_settings(settings: Settings) -> Settings:
-    """The settings of a check against the running simulators, with the demo app's keys."""
+    """The settings of a check against the running simulators (instance/simulators.json),
+    with the demo application's keys and the Google service account the simulator hands out."""
+    import requests
+
     from checksite.checks.wiring import BadOption, simulator_settings
     from simulators.world import google, microsoft
 
@@ -323,16 +326,27 @@ def _simulator_settings(settings: Settings) -> Settings:
     if not path.is_file():
         raise click.UsageError(f"{path} not found: start `synchronizer simulators` first")
     try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        key_file = settings.instance_path / "check-google-service-account.json"
+        answer = requests.get(
+            summary["google"] + "/_sim/state/credentials", verify=summary["ca_file"], timeout=10
+        )
+        answer.raise_for_status()
+        key_file.write_text(json.dumps(answer.json()["service_account"]), encoding="utf-8")
+        key_file.chmod(0o600)
         return simulator_settings(
             settings,
-            json.loads(path.read_text(encoding="utf-8")),
+            summary,
             microsoft_client_id=microsoft.SYNCHRONIZER_APP_ID,
             microsoft_client_secret=microsoft.SYNCHRONIZER_SECRET,
             google_client_id=google.SYNCHRONIZER_CLIENT_ID,
             google_client_secret=google.SYNCHRONIZER_CLIENT_SECRET,
+            google_service_account_file=key_file,
         )
-    except (BadOption, ValueError) as exc:
-        raise click.UsageError(str(exc)) from None
+    except (BadOption, ValueError, KeyError) as exc:
+        raise click.UsageError(f"{path}: {exc}") from None
+    except requests.RequestException as exc:
+        raise click.UsageError(f"the simulators do not answer ({exc}); are they running?") from None
 
 
 def _demo_credentials(instance: Path) -> tuple[str, str]:

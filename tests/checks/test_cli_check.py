@@ -113,6 +113,13 @@ def test_simulators_flag_reads_the_running_simulators_summary(
     statuses = {c["id"]: c["status"] for c in json.loads(result.output)["checks"]}
     assert statuses["app_consent"] == "pass"
     assert statuses["m365_plan"] == "pass"
+    google = CliRunner().invoke(
+        main, ["check", "alice@northwind.example", "--simulators", "--json"], env=env
+    )
+    assert google.exit_code == 0, google.output
+    assert {c["id"]: c["status"] for c in json.loads(google.output)["checks"]}[
+        "google_workspace"
+    ] == "pass"
 
 
 def test_simulators_flag_without_running_simulators_is_bad_usage(tmp_path: Path) -> None:
