@@ -7,7 +7,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 
-class CheckForm(FlaskForm):  # type: ignore[misc]
+class CheckForm(FlaskForm):
     target = StringField(
         "Domain or mailbox address",
         validators=[DataRequired(message="Enter a domain or a mailbox address."), Length(max=320)],

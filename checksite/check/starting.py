@@ -12,7 +12,7 @@ from common.config import Settings
 
 
 def settings() -> Settings:
-    return current_app.config["SYNCHRONIZER"]  # type: ignore[no-any-return]
+    return current_app.config["SYNCHRONIZER"]
 
 
 def rate_limit() -> str:

@@ -137,7 +137,7 @@ class CheckContext:
         with lock:
             if name not in self._facts:
                 self._facts[name] = compute()
-            return self._facts[name]  # type: ignore[no-any-return]
+            return self._facts[name]
 
     def setting(self, name: str, default: Any = None) -> Any:
         return getattr(self.settings, name, default) if self.settings is not None else default

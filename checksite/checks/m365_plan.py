@@ -31,7 +31,7 @@ APPS_ONLY_EXPLANATION = (
 
 @cache
 def licensing_table() -> dict[str, Any]:
-    return json.loads(TABLE.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads(TABLE.read_text(encoding="utf-8"))
 
 
 def has_mailbox_plan(sku_id: str, service_plans: list[dict[str, Any]]) -> bool:

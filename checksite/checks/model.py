@@ -35,7 +35,7 @@ class Step:
 
     def statuses(self) -> list[str]:
         """This step's status and all its descendants'."""
-        found = [self.status]
+        found: list[str] = [self.status]
         for child in self.children:
             found += child.statuses()
         return found
@@ -128,7 +128,7 @@ class Report:
         return verdict_of([check.status for check in self.checks])
 
     def summary(self) -> dict[str, int]:
-        counts = {status: 0 for status in STATUSES}
+        counts: dict[str, int] = {status: 0 for status in STATUSES}
         for check in self.checks:
             counts[check.status] += 1
         return counts

@@ -7,7 +7,7 @@ endpoint first, as SuperOffice asks clients to do, because tenants move between 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -68,7 +68,10 @@ def _get_json(session: requests.Session, url: str) -> tuple[int | None, Any, str
         return response.status_code, None, f"HTTP {response.status_code}, not JSON"
 
 
-def _online_state(session: requests.Session, origin: str, context_id: str) -> Iterator[Step]:
+def _online_state(
+    session: requests.Session, origin: str, context_id: str
+) -> Generator[Step, None, dict[str, Any] | None]:
+    """Steps about the tenant's state; returns the state when its API can be used."""
     watch = Stopwatch()
     status, data, error = _get_json(session, f"{origin}/api/state/{context_id}")
     if status != 200 or not isinstance(data, dict):

@@ -241,6 +241,7 @@ def certificate_step(guard: NetGuard, host: str, address: IPAddress, port: int) 
     assert der is not None
     cert = x509.load_der_x509_certificate(der)
     details = _describe(cert)
+    not_after = cert.not_valid_after_utc.isoformat()
     days_left = (cert.not_valid_after_utc - dt.datetime.now(dt.UTC)).days
     if days_left < EXPIRY_WARNING_DAYS:
         return Step(
@@ -249,14 +250,14 @@ def certificate_step(guard: NetGuard, host: str, address: IPAddress, port: int) 
             "warn",
             f"The certificate is valid but expires in {days_left} days.",
             details=details,
-            remediation=f"Renew the certificate of {host} before {details['not_after']}.",
+            remediation=f"Renew the certificate of {host} before {not_after}.",
             elapsed_ms=watch.ms(),
         )
     return Step(
         step_id,
         "Certificate",
         "pass",
-        f"Trusted, issued for {host}, valid until {details['not_after'][:10]}.",
+        f"Trusted, issued for {host}, valid until {not_after[:10]}.",
         details=details,
         elapsed_ms=watch.ms(),
     )
