@@ -401,7 +401,7 @@ class Applier(Generic[T]):
         ):
             raise _Replan()  # edited since we planned: a modification beats the deletion
         intent = replace(link, pending_action=f"delete_{target.value}")
-        intent = self.store.put_link(self.kind, intent)
+        intent = self.store.put_link(self.kind, intent, self._conflict_audits(action, intent))
         with contextlib.suppress(NotFound):  # already gone: the outcome we wanted
             connector.delete(current.id, current.version)
         done = replace(intent, state=LinkState.TOMBSTONE, pending_action=None)

@@ -424,7 +424,11 @@ class _Planner(Generic[T]):
                 f"{survivor.value} {link_id(pair.link, survivor)}: deletions are switched off"
             )
             return
-        self.add(Op.DELETE, survivor, pair, reason=f"deleted on {gone.value}")
+        conflict = None
+        if survivor_state is _State.CHANGED:  # the follower's edit loses to the leader's delete
+            why = f"deleted on {gone.value}, direction is {self.direction}"
+            conflict = Conflict(gone, pair.seen[survivor], why)
+        self.add(Op.DELETE, survivor, pair, conflict=conflict, reason=f"deleted on {gone.value}")
 
     def interrupted_create(self, pair: _Pair[T], link: LinkSnapshot) -> bool:
         """A create whose intent was written but whose result was never linked (a crash, a

@@ -437,3 +437,11 @@ def test_policy_settings_round_trip() -> None:
     )
     assert Policy.from_settings(policy.to_settings()) == policy
     assert Policy.from_settings({}) == Policy()
+
+
+def test_one_way_leader_delete_beats_a_follower_edit_and_records_it() -> None:
+    policy = Policy(appointments=Direction.CRM_TO_GROUPWARE)
+    result = run([], CHANGED_GW, crm_gone=["crm-1"], links=[link()], policy=policy)
+    (action,) = result.actions
+    assert (action.op.value, action.target) == ("delete", GW)
+    assert action.conflict is not None and action.conflict.loser.item == C

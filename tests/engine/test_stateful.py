@@ -258,9 +258,7 @@ class SyncMachine(RuleBasedStateMachine):
     def check_no_lost_edit(self) -> None:
         present = {i.subject for c in self.connectors.values() for _, i, _ in c.items.values()}
         recorded = {
-            _subject(record.before)
-            for record in self.store.audits
-            if record.action == "conflict" or (self.policy.appointments.one_way and record.before)
+            _subject(record.before) for record in self.store.audits if record.action == "conflict"
         }
         lost = self.tokens - self.superseded - present - recorded
         assert not lost, f"edits lost without a conflict record: {sorted(lost)}"
