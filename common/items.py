@@ -263,8 +263,8 @@ def _appointment_view(item: Appointment) -> dict[str, Any]:
         "start": _when(item.start),
         "end": _when(item.end),
         # The zone of a single item is presentation (servers report it in UTC or in the
-        # mailbox zone); a series needs it to keep its wall-clock time across DST.
-        "timezone": item.timezone if item.recurrence is not None else None,
+        # mailbox zone); a timed series needs it to keep its wall-clock time across DST.
+        "timezone": item.timezone if item.recurrence is not None and not item.all_day else None,
         "body": text_of(item.body),
         "location": one_line(item.location),
         "private": item.private,

@@ -210,3 +210,14 @@ def test_a_rule_the_other_side_cannot_hold_is_expanded_in_the_window() -> None:
     crm.user_delete(series_id)
     sync(ItemKind.APPOINTMENT, both, store, policy, NOW)
     assert gw.items == {}
+
+
+def test_an_all_day_series_zone_is_not_content() -> None:
+    series = Appointment(
+        "Gym",
+        date(2026, 3, 23),
+        date(2026, 3, 24),
+        "Europe/Amsterdam",
+        recurrence=Recurrence("FREQ=WEEKLY"),
+    )
+    assert content_hash(dataclasses.replace(series, timezone="UTC")) == content_hash(series)
