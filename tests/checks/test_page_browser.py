@@ -103,3 +103,8 @@ def test_every_demo_domain_through_the_page(
             plan = page.locator("#check-m365_plan")
             expect(plan).to_contain_text("No subscription of this tenant includes Exchange Online")
             expect(plan.locator(".remediation").first).to_contain_text("How to fix")
+            expect(
+                page.get_by_role("button", name="Sign in as a Microsoft 365 administrator")
+            ).to_be_visible()
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "check-report-failing.png"), full_page=True)
