@@ -251,27 +251,48 @@ def serve_until_stopped(
     echo: Callable[[str], Any] = print,
 ) -> None:
     """Start everything, print `name url` lines, write instance/simulators.json, then wait.
-    The JSON file is written only once all services listen, and removed on the way out."""
+    The JSON file is written only once all services listen, and removed on the way out.
+    SIGTERM and Ctrl-C (SIGINT) end it normally (the command exits 0), also while starting:
+    then nothing is printed or written. Call it from the main thread."""
     stopping = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    instance_dir.mkdir(parents=True, exist_ok=True)
-    json_path = instance_dir / JSON_NAME
-    json_path.unlink(missing_ok=True)  # a crashed run's file must not pass for this run's
-    stack = start_all(names=names, port_base=port_base, ca_dir=str(instance_dir / "simulators-ca"))
+    previous = _catch_stop_signals(stopping)
     try:
-        for name, url in stack.urls.items():
-            echo(f"{name} {url}")
-        echo(f"ca_file {stack.ca_file}")
-        echo(f"dns {stack.dns_server.address}")
-        _write_atomically(json_path, stack.summary())
-        while not stopping.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        pass
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        json_path = instance_dir / JSON_NAME
+        json_path.unlink(missing_ok=True)  # a crashed run's file must not pass for this run's
+        stack = start_all(
+            names=names, port_base=port_base, ca_dir=str(instance_dir / "simulators-ca")
+        )
+        try:
+            if not stopping.is_set():
+                for name, url in stack.urls.items():
+                    echo(f"{name} {url}")
+                echo(f"ca_file {stack.ca_file}")
+                echo(f"dns {stack.dns_server.address}")
+                _write_atomically(json_path, stack.summary())
+            while not stopping.wait(0.2):
+                pass
+        finally:
+            json_path.unlink(missing_ok=True)
+            stack.stop()
     finally:
-        json_path.unlink(missing_ok=True)
-        stack.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _catch_stop_signals(stopping: threading.Event) -> dict[int, Any]:
+    """Turn SIGTERM and SIGINT into `stopping.set()`; returns the handlers to restore. A signal
+    the parent told us to ignore (SIGINT of a background job) stays ignored."""
+    previous: dict[int, Any] = {}
+    for signum in STOP_SIGNALS:
+        current = signal.getsignal(signum)
+        if current is signal.SIG_IGN:
+            continue
+        previous[signum] = signal.signal(signum, lambda *_: stopping.set())
+    return previous
 
 
 def _write_atomically(path: Path, payload: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import dns.resolver
 import pytest
 import requests
 
+from simulators import runner
 from simulators.registry import SIMULATORS
 
 SYNCHRONIZER = str(Path(sys.executable).parent / "synchronizer")
@@ -133,6 +135,77 @@ def test_port_base_and_ctrl_c(tmp_path: Path) -> None:
     _, err = stop(process, signal.SIGINT)
     assert process.returncode == 0, err
     assert not (tmp_path / "instance" / "simulators.json").exists()
+
+
+def expected_services(names: list[str]) -> set[str]:
+    """The names started for `--only names` (an entry sharing another's app brings that one)."""
+    specs = {spec.name: spec for spec in SIMULATORS}
+    return set(names) | {specs[n].same_app_as for n in names if specs[n].same_app_as}  # type: ignore[misc]
+
+
+def test_only_superoffice_exits_0_on_sigterm_and_ctrl_c(tmp_path: Path) -> None:
+    runs = []
+    for sig in (signal.SIGTERM, signal.SIGINT):  # both at once: each run is mostly start-up
+        folder = tmp_path / sig.name
+        folder.mkdir()
+        runs.append((sig, folder, start(folder, "--only", "superoffice")))
+    for _, folder, process in runs:
+        summary = wait_for_json(process, folder / "instance" / "simulators.json")
+        assert set(summary) - NON_SERVICE_KEYS == {"superoffice"}
+    for sig, folder, process in runs:
+        _, err = stop(process, sig)
+        assert process.returncode == 0, (sig.name, err)
+        assert "Traceback" not in err and "Aborted" not in err
+        assert not (folder / "instance" / "simulators.json").exists()
+
+
+ONLY_COMBINATIONS = [[spec.name] for spec in SIMULATORS] + [["exchange", "google"]]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+@pytest.mark.parametrize("names", ONLY_COMBINATIONS, ids="+".join)
+def test_every_only_combination_stops_on_a_signal(
+    tmp_path: Path, names: list[str], sig: signal.Signals
+) -> None:
+    # In-process (the command is this function plus click; the subprocess tests above cover
+    # that part): returning normally is what makes the command exit 0.
+    json_path = tmp_path / "instance" / "simulators.json"
+
+    def signal_when_ready() -> None:
+        deadline = time.monotonic() + 20
+        while not json_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), sig)
+
+    printed: list[str] = []
+    sender = threading.Thread(target=signal_when_ready)
+    sender.start()
+    runner.serve_until_stopped(tmp_path / "instance", names=names, echo=printed.append)
+    sender.join()
+    assert {line.split()[0] for line in printed} - {"ca_file", "dns"} == expected_services(names)
+    assert not json_path.exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_stop_signal_during_start_up_ends_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals
+) -> None:
+    started: list[runner.SimulatorStack] = []
+
+    def start_all_interrupted(**kwargs: Any) -> runner.SimulatorStack:
+        os.kill(os.getpid(), sig)  # arrives while the simulators are still starting
+        started.append(real_start_all(**kwargs))
+        return started[-1]
+
+    real_start_all = runner.start_all
+    monkeypatch.setattr(runner, "start_all", start_all_interrupted)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    printed: list[str] = []
+    runner.serve_until_stopped(tmp_path / "instance", names=["superoffice"], echo=printed.append)
+    assert printed == []  # never announced as ready
+    assert not (tmp_path / "instance" / "simulators.json").exists()
+    assert started and started[0].servers == []  # everything it started is stopped
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
 
 
 def test_unknown_simulator_name_is_a_clean_error(tmp_path: Path) -> None:
