@@ -156,6 +156,16 @@ def _try_methods(
     return steps, winner
 
 
+def credentials_for(context: CheckContext, url: str, password: str | None) -> str | None:
+    """The password goes only to https hosts of the mailbox's own domain: a redirect or an SRV
+    record must not make us hand it to somebody else's server (Outlook asks the user first)."""
+    if password is None or not url.startswith("https://"):
+        return None
+    host = (urlsplit(url).hostname or "").lower()
+    domain = context.target.domain
+    return password if host == domain or host.endswith("." + domain) else None
+
+
 def _works(exchange: Exchange) -> bool:
     if exchange.outcome == "redirect":
         return exchange.answer is not None  # an Autodiscover redirectAddr/redirectUrl answer
@@ -200,7 +210,8 @@ def _attempt(
 ) -> tuple[list[Exchange], int]:
     watch = Stopwatch()
     if kind == "post":
-        return [post_pox(session, url, email, password, context.target.mailbox)], watch.ms()
+        secret = credentials_for(context, url, password)
+        return [post_pox(session, url, email, secret, context.target.mailbox)], watch.ms()
     if kind == "redirect":
         first = get_url(session, url)
         if first.outcome != "redirect" or not first.location:
@@ -210,12 +221,14 @@ def _attempt(
             first.outcome = "failed"
             first.message += " Not followed: Autodiscover redirects must lead to https."
             return [first], watch.ms()
-        second = post_pox(session, first.location, email, password, context.target.mailbox)
+        secret = credentials_for(context, first.location, password)
+        second = post_pox(session, first.location, email, secret, context.target.mailbox)
         return [first, second], watch.ms()
     srv = _srv_url(context, url)
     if isinstance(srv, Exchange):
         return [srv], watch.ms()
-    return [post_pox(session, srv, email, password, context.target.mailbox)], watch.ms()
+    secret = credentials_for(context, srv, password)
+    return [post_pox(session, srv, email, secret, context.target.mailbox)], watch.ms()
 
 
 def _srv_url(context: CheckContext, name: str) -> str | Exchange:
@@ -264,7 +277,8 @@ def _follow_redirect_urls(
             exchange.message = f"Refused to follow redirectUrl to a non-https address ({url})."
             return exchange
         visited.add(url)
-        exchange = post_pox(session, url, email, context.target.password, context.target.mailbox)
+        secret = credentials_for(context, url, context.target.password)
+        exchange = post_pox(session, url, email, secret, context.target.mailbox)
         found.steps.append(
             Step(
                 f"autodiscover.hop.{hops}",

@@ -113,3 +113,22 @@ def test_each_attempt_carries_its_dns_evidence(sims_guard: NetGuard) -> None:
     attempt = find_step(result.steps, "autodiscover.method.2").details["attempts"][0]
     assert attempt["dns"][0].startswith("127.")
     assert attempt["http_status"] == 401
+
+
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [
+        ("https://autodiscover.proseware.example/autodiscover/autodiscover.xml", True),
+        ("https://proseware.example/autodiscover/autodiscover.xml", True),
+        ("http://autodiscover.proseware.example/autodiscover/autodiscover.xml", False),
+        ("https://autodiscover.attacker.example/autodiscover/autodiscover.xml", False),
+        ("https://proseware.example.attacker.example/autodiscover/autodiscover.xml", False),
+    ],
+)
+def test_the_password_only_goes_to_the_mailbox_domain_over_https(
+    sims_guard: NetGuard, url: str, sent: bool
+) -> None:
+    from checksite.checks.autodiscover import credentials_for
+
+    context = check_context(sims_guard, "alice@proseware.example", password="secret")
+    assert (credentials_for(context, url, "secret") == "secret") is sent
