@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import requests
 from defusedxml import ElementTree
 
-from checksite.checks.autodiscover import discovery
+from checksite.checks.autodiscover import credentials_for, discovery
 from checksite.checks.autodiscover_client import auth_for, auth_methods, describe_error
 from checksite.checks.context import CheckContext
 from checksite.checks.model import Step, Stopwatch
@@ -134,6 +134,8 @@ def _ask_ews(context: CheckContext, url: str, evidence: list[Step]) -> Version |
     try:
         response = session.post(url, data=GET_FOLDER, headers=headers, allow_redirects=False)
         password = context.target.password
+        if url != context.target.ews_url:  # found by Autodiscover, not given by the person
+            password = credentials_for(context, url, password)
         if response.status_code == 401 and password and context.target.mailbox:
             auth = auth_for(auth_methods(response), context.target.mailbox, password)
             if auth is not None:
