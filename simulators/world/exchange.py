@@ -317,9 +317,10 @@ def demo() -> ExchangeWorld:
             ews_host="exch01.relecloud.example",
             mailboxes=_mailboxes("relecloud.example", base),
         ),
+        # Healthy but for TLS 1.0/1.1 still enabled: the Check site warns, nothing fails.
         Organisation(
             "oldcorp.example",
-            "2013",
+            "2016",
             "OLDCORP",
             AD_HOST,
             tls="legacy",
