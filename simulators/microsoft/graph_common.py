@@ -69,7 +69,7 @@ def caller() -> Caller:
     if not header.lower().startswith("bearer ") or not header[7:].strip():
         raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
     try:
-        claims = tokens.decode(header[7:].strip(), world().token_key)
+        claims = tokens.decode(header[7:].strip())
     except tokens.TokenError as exc:
         message = (
             str(exc) if not exc.expired else "Lifetime validation failed, the token is expired."

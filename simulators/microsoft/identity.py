@@ -117,8 +117,11 @@ def openid_configuration(tenant_key: str) -> Response:
 
 @bp.get("/<tenant_key>/discovery/v2.0/keys")
 def keys(tenant_key: str) -> Response:
-    # Tokens here are HS256 with a private key: nothing to publish.
-    return _json({"keys": []})
+    # Entra publishes the same cloud-wide keys for every tenant, with the tenant's issuer on
+    # the tenant-specific URL.
+    tenant = _world().tenant(tenant_key)
+    issuer = f"{_base()}/{tenant.id}/v2.0" if tenant is not None else None
+    return _json({"keys": [tokens.signing_key().jwk(issuer)]})
 
 
 def _realm(login: str) -> tuple[str, Tenant | None]:
@@ -579,7 +582,6 @@ def _issue_user_tokens(
             "uti": secrets.token_urlsafe(16),
             "ver": "1.0",
         },
-        world.token_key,
     )
     body: dict = {
         "token_type": "Bearer",
@@ -616,7 +618,7 @@ def _issue_user_tokens(
         }
         if nonce:
             claims["nonce"] = nonce
-        body["id_token"] = tokens.encode(claims, world.token_key)
+        body["id_token"] = tokens.encode(claims)
     if request.form.get("client_info") == "1":
         body["client_info"] = _client_info(tenant, user)
     return _json(body)
@@ -663,7 +665,7 @@ def _client_credentials_grant(tenant: Tenant | None, tenant_key: str, client_id:
     }
     if tenant.consent == "granted" and tenant.granted_roles:
         claims["roles"] = list(tenant.granted_roles)
-    access = tokens.encode(claims, world.token_key)
+    access = tokens.encode(claims)
     return _json(
         {
             "token_type": "Bearer",

@@ -1,16 +1,29 @@
-"""Compact JWTs for the simulated identity platform (HS256 with the world's key).
+"""JWTs of the simulated identity platform, signed as Entra signs them: RS256, with the key's id
+(`kid`, also `x5t`: the SHA-1 thumbprint of its certificate) in the header and the public key
+published at the tenant's `jwks_uri`.
 
-Real Entra signs RS256 with keys published at jwks_uri; clients of access tokens must treat them as
-opaque, and msal does not verify id_token signatures, so a symmetric key keeps this small.
+One key per process, made on first use: every tenant of a cloud shares its signing keys, and
+generating RSA keys per app would slow the tests down for nothing.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
-import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+ALGORITHM = "RS256"
 
 
 class TokenError(ValueError):
@@ -29,24 +42,74 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def encode(claims: dict, key: str) -> str:
-    header = {"typ": "JWT", "alg": "HS256", "kid": "sim"}
-    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
-    signature = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64url(signature)}"
+@dataclass(frozen=True)
+class SigningKey:
+    private_key: rsa.RSAPrivateKey
+    certificate_der: bytes  # self-signed, published in `x5c` as Entra does
+
+    @property
+    def kid(self) -> str:
+        return b64url(hashlib.sha1(self.certificate_der).digest())  # noqa: S324 (x5t is SHA-1)
+
+    def jwk(self, issuer: str | None = None) -> dict[str, Any]:
+        """The public key as Entra publishes it at jwks_uri."""
+        key = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key()))
+        published = {
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x5t": self.kid,
+            "n": key["n"],
+            "e": key["e"],
+            "x5c": [base64.b64encode(self.certificate_der).decode("ascii")],
+        }
+        if issuer is not None:
+            published["issuer"] = issuer
+        return published
 
 
-def decode(token: str, key: str, *, now: float | None = None) -> dict:
+@functools.cache
+def signing_key() -> SigningKey:
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "accounts.accesscontrol.windows.net")]
+    )
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365 * 5))
+        .sign(private_key, hashes.SHA256())
+    )
+    return SigningKey(private_key, certificate.public_bytes(serialization.Encoding.DER))
+
+
+def encode(claims: dict[str, Any], key: SigningKey | None = None) -> str:
+    key = key or signing_key()
+    headers = {"typ": "JWT", "kid": key.kid, "x5t": key.kid}
+    return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers=headers)
+
+
+def decode(token: str, key: SigningKey | None = None) -> dict[str, Any]:
+    """The claims of a token this simulator signed; raises TokenError with Entra's wording."""
+    key = key or signing_key()
     try:
-        header_part, payload_part, signature_part = token.split(".")
-        claims = json.loads(b64url_decode(payload_part))
-    except (ValueError, json.JSONDecodeError) as exc:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.private_key.public_key(),
+            algorithms=[ALGORITHM],
+            options={"verify_aud": False, "require": ["exp"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError("Lifetime validation failed, the token is expired.", expired=True) from exc
+    except jwt.InvalidSignatureError as exc:
+        raise TokenError("IDX10511: Signature validation failed.") from exc
+    except jwt.InvalidTokenError as exc:
         raise TokenError("IDX14100: JWT is not well formed.") from exc
-    expected = hmac.new(key.encode(), f"{header_part}.{payload_part}".encode(), hashlib.sha256)
-    if not hmac.compare_digest(b64url(expected.digest()), signature_part):
-        raise TokenError("IDX10511: Signature validation failed.")
-    if claims.get("exp", 0) <= (now if now is not None else time.time()):
-        raise TokenError("Lifetime validation failed, the token is expired.", expired=True)
     return claims
 
 

@@ -132,8 +132,6 @@ class MicrosoftWorld:
     tenants: list[Tenant]
     apps: list[AppRegistration]
     anchor: date  # the Monday the demo calendars are laid out around
-    # Signing key for the simulator's tokens (HS256; real Entra signs RS256 with published keys).
-    token_key: str = "demo-signing-key-not-secret"
     access_token_lifetime: int = 3600
     # Outlook's published limits: 4 concurrent requests and 10,000 requests per 10 minutes per
     # app and mailbox.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import ssl
 
+import jwt
 import msal
 import pytest
 
@@ -79,6 +81,58 @@ def test_auth_code_flow_with_pkce_then_refresh(ms_msal, ms_session, ms_world):
     assert refreshed and "access_token" in refreshed
     assert refreshed["access_token"] != result["access_token"]
     assert refreshed.get("token_source") == "identity_provider"
+
+
+def test_id_token_from_the_code_flow_verifies_against_the_published_jwks(
+    ms_msal, ms_session, ms_server, ms_world, demo_ca
+):
+    app = ms_msal("contoso.example")
+    result = sign_in(app, ms_session, "adele@contoso.example", ["Calendars.ReadWrite"])
+    contoso = ms_world.tenant("contoso.example")
+    config = ms_session.get(
+        f"{ms_server.url}/{contoso.id}/v2.0/.well-known/openid-configuration"
+    ).json()
+    assert config["id_token_signing_alg_values_supported"] == ["RS256"]
+    jwks = jwt.PyJWKClient(
+        config["jwks_uri"], ssl_context=ssl.create_default_context(cafile=demo_ca.ca_file)
+    )
+    id_token = result["id_token"]
+    header = jwt.get_unverified_header(id_token)
+    assert header["alg"] == "RS256"
+    key = jwks.get_signing_key_from_jwt(id_token)  # found by the header's kid
+    assert key.key_id == header["kid"] == header["x5t"]
+    claims = jwt.decode(
+        id_token,
+        key,
+        algorithms=["RS256"],
+        audience=SYNCHRONIZER_APP_ID,
+        issuer=config["issuer"],
+    )
+    assert claims["preferred_username"] == "adele@contoso.example"
+    # The access token is signed by the same key (Graph clients treat it as opaque anyway).
+    access = jwt.decode(
+        result["access_token"], key, algorithms=["RS256"], audience="https://graph.microsoft.com"
+    )
+    assert access["scp"] == "Calendars.ReadWrite"
+    published = ms_session.get(config["jwks_uri"]).json()["keys"]
+    assert [k["kid"] for k in published] == [header["kid"]]
+    assert published[0]["issuer"] == config["issuer"]
+    assert published[0]["x5c"] and "d" not in published[0]  # the public half only
+    tampered = id_token[:-4] + ("AAAA" if not id_token.endswith("AAAA") else "BBBB")
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(tampered, key, algorithms=["RS256"], audience=SYNCHRONIZER_APP_ID)
+
+
+def test_graph_refuses_a_token_with_a_forged_signature(ms_user_token, ms_server, ms_session):
+    token = ms_user_token("adele@contoso.example")
+    header, payload, _ = token.split(".")
+    forged = f"{header}.{payload}.{tokens.b64url(b'not the signature')}"
+    answer = ms_session.get(
+        f"{ms_server.url}/v1.0/me", headers={"Authorization": f"Bearer {forged}"}
+    )
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert "IDX10511" in answer.json()["error"]["message"]
 
 
 def test_wrong_pkce_verifier_is_refused(ms_msal, ms_session):
