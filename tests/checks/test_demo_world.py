@@ -32,12 +32,7 @@ WORLD: list[tuple[str, str | None, dict[str, str], str]] = [
     ("alice@adatum.example", ALICE, ON_PREMISES, "pass"),  # HTTP redirect method
     ("alice@relecloud.example", ALICE, ON_PREMISES, "pass"),  # SRV method
     ("alice@lucerne.example", ALICE, ON_PREMISES | {"exchange_version": "fail"}, "fail"),
-    (
-        "alice@oldcorp.example",
-        ALICE,
-        ON_PREMISES | {"tls": "warn", "exchange_version": "fail"},
-        "fail",
-    ),
+    ("alice@oldcorp.example", ALICE, ON_PREMISES | {"tls": "warn"}, "warn"),  # TLS 1.0 on
     ("alice@treyresearch.example", ALICE, ON_PREMISES | {"autodiscover": "fail"}, "fail"),
     (
         "bob@woodgrove.example",

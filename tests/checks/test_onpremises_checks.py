@@ -18,7 +18,7 @@ ALICE = "Alice-Passw0rd!"
         ("proseware.example", "pass", "Exchange Server 2019", "EWS ServerVersionInfo"),
         ("fabrikam.example", "pass", "Exchange Server 2016", "EWS ServerVersionInfo"),
         ("lucerne.example", "fail", "Exchange Server 2013", "EWS ServerVersionInfo"),
-        ("oldcorp.example", "fail", "Exchange Server 2013", "EWS ServerVersionInfo"),
+        ("oldcorp.example", "pass", "Exchange Server 2016", "EWS ServerVersionInfo"),
     ],
 )
 def test_exchange_version_from_ews(
