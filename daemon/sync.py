@@ -23,7 +23,7 @@ from common.connectors.base import (
     Throttled,
 )
 from common.models import ItemKind, RunStatus, Side
-from daemon.apply import Applier, ApplyReport, RunAborted
+from daemon.apply import Applier, ApplyReport, ItemFailure, RunAborted
 from daemon.dryrun import render_plan
 from daemon.engine import LinkIndex, Plan, PlanInput, plan
 from daemon.expansion import expand_series
@@ -162,7 +162,7 @@ def sync(
     return outcome
 
 
-def _failure(failure: Any) -> dict[str, Any]:
+def _failure(failure: ItemFailure) -> dict[str, Any]:
     return {
         "action": failure.action,
         "item": failure.item,
