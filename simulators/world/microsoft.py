@@ -389,7 +389,7 @@ def demo_world(anchor: date | None = None) -> MicrosoftWorld:
             "Jon",
             "Barista",
             licenses=standard,
-            events=calendar[:3],
+            events=calendar,
         ),
         _user(
             "fourthcoffee",
@@ -412,7 +412,7 @@ def demo_world(anchor: date | None = None) -> MicrosoftWorld:
             "Kim",
             "Akers",
             licenses=["SPB"],
-            events=calendar[:3],
+            events=calendar,
         ),
         _user(
             "litware",

@@ -480,6 +480,14 @@ def _tenants() -> list[Tenant]:
                 state="OfflineMaintenance"),
         _tenant("SuperOffice", "Adatum (Onsite)", "onsite", "adatum.example", 700, _EXCHANGE_USERS,
                 base_time_zone="Europe/Amsterdam", version="10.3.5"),
+        _tenant("Cust58901", "Old Corp", "online", "oldcorp.example", 1500, _EXCHANGE_USERS),
+        _tenant("Cust59012", "Trey Research", "online", "treyresearch.example", 1600, _EXCHANGE_USERS),
+        # Customers whose mail has no groupware we can sync with (world/mail_domains.py).
+        _tenant("Cust60123", "IMAP Only AS", "online", "imaponly.example", 1700,
+                [("ivar", "Ivar", "Imsen"), ("ingrid", "Ingrid", "Moe"), ("ida", "Ida", "Lund")]),
+        _tenant("Cust61234", "iCloud Mail Ltd", "online", "icloudmail.example", 1800,
+                [("chris", "Chris", "Apfel"), ("cora", "Cora", "Birn"), ("cal", "Cal", "Kern")],
+                base_time_zone="Europe/London"),
     ]  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from datetime import date
 from pathlib import Path
 
 import dns.rdata
@@ -104,3 +105,24 @@ def test_runner_serves_one_app_as_login_and_graph(sims):
     assert sims.apps["login"] is sims.apps["graph"]
     answer = sims.resolver().resolve("contoso.example", "MX")
     assert [str(r.exchange) for r in answer] == ["contoso-example.mail.protection.outlook.com."]
+
+
+def test_every_tenant_with_mailboxes_has_a_realistic_calendar():
+    for tenant in demo_world().tenants:
+        if not any(u.has_mailbox for u in tenant.users):
+            continue  # "Microsoft 365 Apps for business": nothing to sync with
+        events = max((u.events for u in tenant.users), key=len)
+        assert any("recurrence" not in e and not e.get("isAllDay") for e in events)  # single
+        days = [
+            (
+                date.fromisoformat(e["end"]["dateTime"][:10])
+                - date.fromisoformat(e["start"]["dateTime"][:10])
+            ).days
+            for e in events
+            if e.get("isAllDay")
+        ]
+        assert 1 in days and any(d > 1 for d in days)  # all-day and multi-day
+        assert any(e.get("sensitivity") == "private" for e in events)
+        series = [e for e in events if "recurrence" in e]
+        assert any(e.get("exceptions") and e.get("cancelledOccurrences") for e in series)
+        assert len({e["start"]["timeZone"] for e in events}) >= 3, tenant.default_domain
