@@ -176,7 +176,7 @@ def demo(ctx: Context, host: str, port: int) -> None:
     sims_file = settings.instance_path / "simulators.json"
     try:
         sims_file.write_text(json.dumps(stack.summary(), indent=2) + "\n", encoding="utf-8")
-        settings = _settings_for_simulators(settings, stack)
+        settings = _settings_for_simulators(settings, stack.summary())
         url = f"http://{host}:{port}/"
         click.echo(f"Synchronizer demo: {url}")
         click.echo(f"  administrator: {username}  password: {password}")
@@ -185,41 +185,6 @@ def demo(ctx: Context, host: str, port: int) -> None:
     finally:
         sims_file.unlink(missing_ok=True)
         stack.stop()
-
-
-def _settings_for_simulators(settings: Settings, stack: Any) -> Settings:
-    """Point every outside endpoint at the simulators and trust their demo CA and DNS."""
-    import dataclasses
-
-    from simulators.world import google as google_world
-    from simulators.world import microsoft as microsoft_world
-
-    sims = stack.summary()
-    # The Google simulator hands out the service account's key, as Google's console would.
-    credentials = stack.session().get(sims["google"] + "/_sim/state/credentials", timeout=10)
-    credentials.raise_for_status()
-    key_file = settings.instance_path / "simulators-ca" / "google-service-account.json"
-    key_file.write_text(json.dumps(credentials.json()["service_account"]), encoding="utf-8")
-    key_file.chmod(0o600)
-    return dataclasses.replace(
-        settings,
-        # A documentation address (RFC 5737) stands in for the sync server's public IP.
-        outbound_ip=settings.outbound_ip or "203.0.113.7",
-        check_allow_private_networks=True,
-        check_dns_servers=(sims["dns"],),
-        check_ca_bundle=Path(sims["ca_file"]),
-        microsoft_authority_host=sims["login"],
-        microsoft_graph_url=sims["graph"],
-        microsoft_client_id=microsoft_world.SYNCHRONIZER_APP_ID,
-        microsoft_client_secret=microsoft_world.SYNCHRONIZER_SECRET,
-        google_accounts_url=sims["google"],
-        google_oauth_url=sims["google"],
-        google_api_url=sims["google"],
-        google_client_id=google_world.SYNCHRONIZER_CLIENT_ID,
-        google_client_secret=google_world.SYNCHRONIZER_CLIENT_SECRET,
-        google_service_account_file=key_file,
-        superoffice_online_url=sims["superoffice"],
-    )
 
 
 @main.command("simulators")
@@ -315,26 +280,37 @@ def check_command(
 
 
 def _simulator_settings(settings: Settings) -> Settings:
-    """The settings of a check against the running simulators (instance/simulators.json),
-    with the demo application's keys and the Google service account the simulator hands out."""
-    import requests
-
-    from checksite.checks.wiring import BadOption, simulator_settings
-    from simulators.world import google, microsoft
-
+    """The settings of a check against running simulators (instance/simulators.json)."""
     path = settings.instance_path / "simulators.json"
     if not path.is_file():
         raise click.UsageError(f"{path} not found: start `synchronizer simulators` first")
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
-        key_file = settings.instance_path / "check-google-service-account.json"
+    except ValueError as exc:
+        raise click.UsageError(f"{path}: {exc}") from None
+    return _settings_for_simulators(settings, summary)
+
+
+def _settings_for_simulators(settings: Settings, summary: dict[str, Any]) -> Settings:
+    """Point every outside endpoint at the simulators (their summary: `simulators.json`),
+    trust their demo CA and DNS, and use the demo world's application keys."""
+    import dataclasses
+
+    import requests
+
+    from checksite.checks.wiring import BadOption, simulator_settings
+    from simulators.world import google, microsoft
+
+    key_file = settings.instance_path / "simulators-google-service-account.json"
+    try:
+        # The Google simulator hands out the service account's key, as Google's console would.
         answer = requests.get(
             summary["google"] + "/_sim/state/credentials", verify=summary["ca_file"], timeout=10
         )
         answer.raise_for_status()
         key_file.write_text(json.dumps(answer.json()["service_account"]), encoding="utf-8")
         key_file.chmod(0o600)
-        return simulator_settings(
+        pointed = simulator_settings(
             settings,
             summary,
             microsoft_client_id=microsoft.SYNCHRONIZER_APP_ID,
@@ -344,9 +320,11 @@ def _simulator_settings(settings: Settings) -> Settings:
             google_service_account_file=key_file,
         )
     except (BadOption, ValueError, KeyError) as exc:
-        raise click.UsageError(f"{path}: {exc}") from None
+        raise click.UsageError(f"simulators.json: {exc}") from None
     except requests.RequestException as exc:
         raise click.UsageError(f"the simulators do not answer ({exc}); are they running?") from None
+    # A documentation address (RFC 5737) stands in for the sync server's public IP.
+    return dataclasses.replace(pointed, outbound_ip=settings.outbound_ip or "203.0.113.7")
 
 
 def _demo_credentials(instance: Path) -> tuple[str, str]:

@@ -89,6 +89,7 @@ def simulator_settings(settings: Settings, summary: dict[str, Any], **app: Any) 
             "google_accounts_url": summary["google"],
             "google_oauth_url": summary["google"],
             "google_api_url": summary["google"],
+            "superoffice_online_url": summary["superoffice"],
         }
     except KeyError as exc:
         raise BadOption(f"the simulators' summary has no {exc.args[0]!r}") from None

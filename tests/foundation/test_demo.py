@@ -59,8 +59,27 @@ def test_demo_serves_landing_page(tmp_path: Path) -> None:
         stats = session.get(sims["graph"] + "/_sim/stats", verify=sims["ca_file"], timeout=5)
         assert stats.status_code == 200
         assert stats.json()["name"]
+        # The Check site of the demo runs against that world: a healthy tenant passes and a
+        # tenant with only "Apps for business" fails on its plan.
+        for target, verdict in (("adele@contoso.example", "pass"), ("appsonly.example", "fail")):
+            started = requests.post(
+                f"http://127.0.0.1:{port}/api/checks", json={"target": target}, timeout=10
+            )
+            assert started.status_code == 202, started.text
+            report = _wait_for_report(f"http://127.0.0.1:{port}/api/checks/{started.json()['id']}")
+            assert report["verdict"] == verdict, report
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=20)
     assert process.returncode in (0, -signal.SIGINT)
     assert not (tmp_path / "instance" / "simulators.json").exists()
+
+
+def _wait_for_report(url: str) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        body = requests.get(url, timeout=10).json()
+        if body["status"] == "done":
+            return body  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not finish")
