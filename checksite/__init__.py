@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from checksite.database import init_database
 from checksite.errors import init_error_pages
@@ -42,6 +43,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
 
+    if settings.trusted_proxies:
+        # Client addresses (rate limits, logs) and https detection come from the proxy's headers.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     init_database(app, settings.database_url)
     csrf.init_app(app)
     limiter.init_app(app)

@@ -52,6 +52,8 @@ class Settings:
     secret_key: str = ""  # default: generated into <instance>/secret_key
     encryption_keys: tuple[str, ...] = ()  # newest first; default: generated into <instance>
     public_url: str = "http://127.0.0.1:5000"  # where users reach the app (OAuth redirect URIs)
+    # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted (0: none).
+    trusted_proxies: int = 0
 
     # Logging: one line per request; "json" for JSON lines.
     log_format: str = "text"
@@ -183,6 +185,8 @@ class Settings:
                 raise ConfigError(
                     "OUTBOUND_IP", "an IPv4 or IPv6 address", self.outbound_ip
                 ) from None
+        if not 0 <= self.trusted_proxies <= 5:
+            raise ConfigError("TRUSTED_PROXIES", "a number of proxies from 0 to 5")
         if not 0 < self.smtp_port < 65536:
             raise ConfigError("SMTP_PORT", "a port number 1-65535", self.smtp_port)
         if not 1 <= self.check_timeout_seconds <= 300:

@@ -96,3 +96,22 @@ def test_unexpected_errors_show_a_page_not_a_traceback(client: FlaskClient) -> N
     response = client.get("/boom")
     assert response.status_code == 500
     assert "secret internals" not in response.get_data(as_text=True)
+
+
+def test_client_address_behind_a_trusted_proxy(settings: Settings) -> None:
+    import dataclasses
+
+    from flask import request
+
+    seen: list[str | None] = []
+    for proxies in (0, 1):
+        app = create_app(dataclasses.replace(settings, trusted_proxies=proxies))
+
+        @app.get("/whoami")
+        def whoami() -> str:
+            seen.append(request.remote_addr)
+            return "ok"
+
+        app.test_client().get("/whoami", headers={"X-Forwarded-For": "198.51.100.9"})
+    # Without a trusted proxy the header is ignored (it could be forged); with one it is used.
+    assert seen == ["127.0.0.1", "198.51.100.9"]
