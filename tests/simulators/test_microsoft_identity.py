@@ -248,6 +248,7 @@ def test_admin_consent_grants_the_tenant(ms_server, ms_session, ms_msal):
 
     refused = consent("kim@litware.example")
     assert refused["error"] == "access_denied" and refused["state"] == "s1"
+    assert refused["error_description"].startswith("AADSTS90093")  # not an administrator
     granted = consent("admin@litware.example")
     assert granted["admin_consent"] == "True" and granted["state"] == "s1"
     assert granted["tenant"]
@@ -258,6 +259,33 @@ def test_admin_consent_grants_the_tenant(ms_server, ms_session, ms_msal):
     assert "access_token" in ms_msal("litware.example").acquire_token_for_client(
         ["https://graph.microsoft.com/.default"]
     )
+
+
+def test_a_redeemed_code_is_aadsts54005(ms_msal, ms_session):
+    app = ms_msal("contoso.example")
+    flow = app.initiate_auth_code_flow(
+        ["Calendars.ReadWrite"],
+        redirect_uri=REDIRECT_URI,
+        login_hint="adele@contoso.example",
+        response_mode="form_post",
+    )
+    params = posted_form(ms_session.get(flow["auth_uri"]).text)
+    assert "access_token" in app.acquire_token_by_auth_code_flow(dict(flow), params)
+    again = app.acquire_token_by_auth_code_flow(dict(flow), params)
+    assert again["error"] == "invalid_grant"
+    assert again["error_codes"] == [54005]
+
+
+def test_an_unregistered_redirect_uri_is_aadsts50011_on_the_page(ms_msal, ms_session):
+    flow = ms_msal("contoso.example").initiate_auth_code_flow(
+        ["Calendars.ReadWrite"],
+        redirect_uri="https://evil.example/callback",
+        login_hint="adele@contoso.example",
+        response_mode="form_post",
+    )
+    answer = ms_session.get(flow["auth_uri"], allow_redirects=False)
+    assert answer.status_code != 302  # never sent back to an unknown address
+    assert "AADSTS50011" in answer.text
 
 
 def test_revoked_refresh_token_is_invalid_grant(ms_msal, ms_session, ms_server):
