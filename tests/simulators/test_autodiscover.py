@@ -13,7 +13,7 @@ from exchangelib import DELEGATE, Account, Credentials
 from exchangelib.errors import AutoDiscoverCircularRedirect, AutoDiscoverFailed
 from lxml import etree
 
-from simulators.exchange.xmlns import POX_OUTLOOK, POX_REQUEST, POX_RESPONSE
+from simulators.exchange.xmlns import AUTOD, POX_OUTLOOK, POX_REQUEST, POX_RESPONSE
 from simulators.platform.control import control_of
 from tests.fixtures.exchange import PASSWORDS
 
@@ -266,3 +266,73 @@ def test_exchangelib_guesses_auth_and_falls_back_to_the_2013_schema(exchange_dns
     assert account.version.api_version == "Exchange2013_SP1"
     assert str(account.version.build) == "15.0.1497.2"
     assert account.calendar.total_count == 10
+
+
+GET_USER_SETTINGS = """<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"
+  xmlns:a="http://schemas.microsoft.com/exchange/2010/Autodiscover"
+  xmlns:wsa="http://www.w3.org/2005/08/addressing">
+ <s:Header><a:RequestedServerVersion>Exchange2010</a:RequestedServerVersion>
+  <wsa:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettings</wsa:Action>
+  <wsa:To>https://{host}/autodiscover/autodiscover.svc</wsa:To></s:Header>
+ <s:Body><a:GetUserSettingsRequestMessage><a:Request><a:Users><a:User><a:Mailbox>{mailbox}</a:Mailbox>
+  </a:User></a:Users><a:RequestedSettings><a:Setting>ExternalEwsUrl</a:Setting>
+  <a:Setting>NoSuchSetting</a:Setting></a:RequestedSettings></a:Request>
+ </a:GetUserSettingsRequestMessage></s:Body></s:Envelope>"""
+
+
+def _get_user_settings(session, host: str, mailbox: str, auth: tuple[str, str]) -> etree._Element:
+    response = session.post(
+        f"https://{host}/autodiscover/autodiscover.svc",
+        data=GET_USER_SETTINGS.format(host=host, mailbox=mailbox).encode(),
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+        auth=auth,
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+    [user] = etree.fromstring(response.content).iter(f"{{{AUTOD}}}UserResponse")
+    return user
+
+
+@pytest.mark.parametrize(
+    ("host", "mailbox", "code", "target"),
+    [
+        ("autodiscover.proseware.example", "nobody@proseware.example", "InvalidUser", None),
+        (
+            "autodiscover.treyresearch.example",
+            "alice@treyresearch.example",
+            "RedirectAddress",
+            "bob@treyresearch.example",
+        ),
+        (
+            "autodiscover.treyresearch.example",
+            "svc-sync@treyresearch.example",
+            "RedirectUrl",
+            "https://mail.treyresearch.example/autodiscover/autodiscover.svc",
+        ),
+    ],
+)
+def test_soap_user_errors_and_redirects(exchange_dns, sim_session, host, mailbox, code, target):
+    domain = mailbox.rpartition("@")[2]
+    user = _get_user_settings(sim_session, host, mailbox, (f"alice@{domain}", PASSWORDS["alice"]))
+    assert user.findtext(f"{{{AUTOD}}}ErrorCode") == code
+    if target is not None:
+        assert user.findtext(f"{{{AUTOD}}}RedirectTarget") == target
+
+
+def test_soap_unknown_setting_is_an_invalid_setting_error(exchange_dns, sim_session):
+    user = _get_user_settings(
+        sim_session,
+        "autodiscover.proseware.example",
+        "alice@proseware.example",
+        ("alice@proseware.example", PASSWORDS["alice"]),
+    )
+    assert user.findtext(f"{{{AUTOD}}}ErrorCode") == "NoError"
+    values = {
+        s.findtext(f"{{{AUTOD}}}Name"): s.findtext(f"{{{AUTOD}}}Value")
+        for s in user.iter(f"{{{AUTOD}}}UserSetting")
+    }
+    assert values == {"ExternalEwsUrl": "https://mail.proseware.example/EWS/Exchange.asmx"}
+    [error] = user.iter(f"{{{AUTOD}}}UserSettingError")
+    assert error.findtext(f"{{{AUTOD}}}ErrorCode") == "InvalidSetting"
+    assert error.findtext(f"{{{AUTOD}}}SettingName") == "NoSuchSetting"

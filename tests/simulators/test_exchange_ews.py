@@ -9,6 +9,7 @@ import pytest
 from exchangelib import IMPERSONATION, EWSDateTime, EWSTimeZone
 from exchangelib.errors import (
     ErrorAccessDenied,
+    ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange,
     ErrorCalendarOccurrenceIsDeletedFromRecurrence,
     ErrorImpersonateUserDenied,
     ErrorInvalidChangeKey,
@@ -453,3 +454,14 @@ def test_resolve_names(ews_account):
     ]
     [missing] = account.protocol.resolve_names(["nobody"])
     assert isinstance(missing, ErrorNameResolutionNoResults)
+
+
+def test_an_occurrence_index_past_the_series_end_is_refused(ews_account):
+    account = ews_account("alice")
+    [series] = account.calendar.filter(subject="Weekly sales stand-up")  # 40 occurrences
+    assert series.type == "RecurringMaster"
+    last = series.occurrence(index=40)
+    last.refresh()
+    assert last.type == "Occurrence"
+    with pytest.raises(ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange):
+        series.occurrence(index=41).refresh()
