@@ -175,3 +175,20 @@ def test_batch_limit_is_twenty(graph):
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "BadRequest"
     assert graph.post("/$batch", {"requests": parts[:20]}).status_code == 200
+
+
+def test_contacts_delta_reports_changes_then_expires(graph, ms_server, ms_session):
+    folder = graph.get(f"{ADELE}/contactFolders").json()["value"][0]
+    url = f"{ADELE}/contactFolders/{folder['id']}/contacts/delta"
+    body = graph.get(url).json()
+    while "@odata.nextLink" in body:
+        body = graph.get(body["@odata.nextLink"]).json()
+    delta_link = body["@odata.deltaLink"]
+    created = graph.post(f"{ADELE}/contacts", {"givenName": "Delta", "surname": "Person"})
+    assert created.status_code == 201
+    changes = graph.get(delta_link).json()
+    assert [c["id"] for c in changes["value"]] == [created.json()["id"]]
+    fault(ms_server, ms_session, kind="delta_expired", path="contacts/delta")
+    gone = graph.get(changes["@odata.deltaLink"])
+    assert gone.status_code == 410
+    assert gone.json()["error"]["code"] == "syncStateNotFound"

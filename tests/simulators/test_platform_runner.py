@@ -85,6 +85,18 @@ def test_the_stack_starts_in_well_under_a_second(toy_stack: Any) -> None:
     assert toy_stack.urls["plain"].startswith("http://127.0.0.1:")
 
 
+def test_the_whole_demo_stack_starts_in_under_a_second(
+    sim_stack: SimulatorStack, demo_ca: DemoCA
+) -> None:
+    # Every registered simulator with the demo world (modules already imported, as in a test
+    # session: sim_stack did that).
+    started = time.monotonic()
+    with start_all(ca=demo_ca) as stack:
+        elapsed = time.monotonic() - started
+        assert set(stack.urls) == {spec.name for spec in SIMULATORS}
+    assert elapsed < 1.0
+
+
 def test_services_answer_and_share_an_app_when_asked(toy_stack: SimulatorStack) -> None:
     session = toy_stack.session()
     first = session.get(toy_stack.urls["toy"] + "/whoami", timeout=5).json()
