@@ -20,6 +20,7 @@ from checksite.check import bp
 from checksite.check.starting import settings, start_run
 from checksite.check.views import stored_report
 from checksite.checks.context import TargetError, parse_target
+from checksite.checks.google_role import ROLES_SCOPE
 from checksite.checks.google_workspace import (
     GOOGLE_ADMIN_EMAIL,
     GOOGLE_ADMIN_SCOPES,
@@ -31,7 +32,9 @@ from common.http import BodyTooLarge, guarded_session
 from common.netguard import Blocked, ResolveError
 
 FLOW_KEY = "check_google_flow"
-SCOPES = ["openid", "email", *(need.scope for need in NEEDS)]
+# The roles scope lets [google_workspace] name the administrator's role (optional: without it
+# the role step says it cannot tell).
+SCOPES = ["openid", "email", *(need.scope for need in NEEDS), ROLES_SCOPE]
 
 
 def google_sign_in_available() -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import requests
 from google.auth.exceptions import RefreshError, TransportError
@@ -18,6 +18,7 @@ from google.auth.transport.requests import Request
 from google.oauth2 import service_account
 
 from checksite.checks.context import CheckContext
+from checksite.checks.google_role import ROLES_SCOPE, role_step
 from checksite.checks.mail_system import GOOGLE, mail_system
 from checksite.checks.model import Step, Stopwatch
 from common.http import BodyTooLarge
@@ -118,7 +119,9 @@ def _signed_in_steps(context: CheckContext, token: str, admin: str | None) -> It
         children=children,
     )
     if admin and NEEDS[2] not in missing:
-        yield _role_step(context, session, token, admin)
+        roles_token = token if ROLES_SCOPE in granted else None
+        reason = "the sign-in did not grant reading admin roles (" + _short(ROLES_SCOPE) + ")"
+        yield role_step(context, session, admin, token, roles_token, reason)
 
 
 def _probe(context: CheckContext, session: requests.Session, token: str, need: Need) -> Step:
@@ -175,7 +178,25 @@ def _delegation_steps(context: CheckContext, key_file: Path, admin: str) -> Iter
     )
     directory = granted.get(NEEDS[2].scope)
     if directory and not context.credentials.get(GOOGLE_ADMIN_TOKEN):
-        yield _role_step(context, session, directory, admin)
+        roles_token, reason = _delegated_token(session, info, admin, ROLES_SCOPE)
+        yield role_step(context, session, admin, directory, roles_token, reason)
+
+
+def _delegated_token(
+    session: requests.Session, info: dict[str, object], admin: str, scope: str
+) -> tuple[str | None, str]:
+    """A token for one more scope through domain-wide delegation, or why there is none."""
+    credentials = service_account.Credentials.from_service_account_info(
+        info, scopes=[scope], subject=admin
+    )
+    try:
+        credentials.refresh(Request(session))
+    except (RefreshError, TransportError, Blocked, ResolveError) as exc:
+        return None, (
+            f"domain-wide delegation gives no token for {_short(scope)} ({str(exc.args[0])[:80]}); "
+            "add that scope to the delegation, or sign in on the report page"
+        )
+    return str(credentials.token), ""
 
 
 def _scope_step(
@@ -247,52 +268,3 @@ def _google_reason(response: requests.Response) -> str:
         return str((error.get("errors") or [{}])[0].get("reason") or error.get("status"))
     except (ValueError, AttributeError):
         return f"HTTP {response.status_code}"
-
-
-def _role_step(context: CheckContext, session: requests.Session, token: str, admin: str) -> Step:
-    api = context.setting("google_api_url")
-    url = f"{api}/admin/directory/v1/users/{quote(admin)}?viewType=admin_view"
-    try:
-        response = session.get(url, headers={"Authorization": f"Bearer {token}"})
-        user = response.json() if response.status_code == 200 else None
-    except (Blocked, ResolveError, BodyTooLarge, requests.RequestException, ValueError) as exc:
-        return Step("google_workspace.role", "Administrator role", "warn", f"Cannot tell: {exc}")
-    if response.status_code == 403:
-        return Step(
-            "google_workspace.role",
-            "Administrator role",
-            "fail",
-            f"{admin} is not an administrator: the directory refused to show the user list.",
-            remediation="Use an account with the Help Desk Admin role or higher (Admin console "
-            "→ Account → Admin roles).",
-        )
-    if user is None:
-        return Step(
-            "google_workspace.role",
-            "Administrator role",
-            "warn",
-            f"Cannot tell: the directory answered {response.status_code} ({_google_reason(response)}).",
-        )
-    if user.get("isAdmin"):
-        return Step(
-            "google_workspace.role",
-            "Administrator role",
-            "pass",
-            f"{admin} is a super administrator.",
-        )
-    if user.get("isDelegatedAdmin"):
-        return Step(
-            "google_workspace.role",
-            "Administrator role",
-            "pass",
-            f"{admin} holds a delegated administrator role (Help Desk Admin or higher is needed; "
-            "the exact role cannot be read with read-only user access).",
-        )
-    return Step(
-        "google_workspace.role",
-        "Administrator role",
-        "fail",
-        f"{admin} is not an administrator.",
-        remediation="Use an account with the Help Desk Admin role or higher (Admin console → "
-        "Account → Admin roles).",
-    )

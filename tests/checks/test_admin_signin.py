@@ -162,3 +162,18 @@ def test_a_domain_that_blocks_our_app_never_comes_back(
     blocked = google_consent(client, sims, sim_session, first, "tom@tailspin.example")
     assert blocked.status_code == 400
     assert "admin_policy_enforced" in blocked.text
+
+
+def test_a_help_desk_admin_signs_in_and_the_role_is_cannot_tell(
+    check_app: Flask, sims: SimulatorStack, sim_session: requests.Session
+) -> None:
+    client = check_app.test_client()
+    first = client.post("/api/checks", json={"target": "northwind.example"}).get_json()["id"]
+    finished(client, first)
+    check = google_report(
+        client, google_consent(client, sims, sim_session, first, "harry@northwind.example")
+    )
+    role = find_step(check.steps, "google_workspace.role")
+    assert role.status == "warn"
+    assert "Google refused to list role assignments (403)" in role.message
+    assert "harry@northwind.example → Admin roles" in role.remediation

@@ -19,7 +19,8 @@ DIRECTORY = "google_workspace.scope.admin.directory.user.readonly"
     ("admin", "status", "role"),
     [
         ("alice@northwind.example", "pass", "super administrator"),
-        ("harry@northwind.example", "pass", "delegated administrator"),
+        # Delegation has no roles scope: a delegated admin's exact role cannot be read.
+        ("harry@northwind.example", "warn", "Cannot tell"),
         ("carol@northwind.example", "fail", "is not an administrator"),
     ],
 )
