@@ -1,6 +1,7 @@
 """The server side of NTLM over HTTP (MS-NLMP), enough to check an NTLMv2 response.
 
-IIS binds NTLM to the TCP connection; our servers close connections after each response, so a
+IIS binds NTLM to the TCP connection; a WSGI app does not see connections (the platform's
+server keeps them alive, but a client may also open a new one between the messages), so a
 challenge is remembered for a short while instead and a type 3 message is checked against the
 recent challenges.
 """

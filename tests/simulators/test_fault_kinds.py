@@ -193,7 +193,7 @@ def test_a_fraction_of_calls_fails_the_same_way_every_run(
         reset_stats(target)
         target.session.delete(f"{target.control}/_sim/faults", timeout=5)
         add_fault(target, kind="status", status=503, retry_after=1, fraction=0.5, seed=42)
-        outcomes.append([target.call().status_code for _ in range(20)])
-        assert calls_counted(target) == 20
+        outcomes.append([target.call().status_code for _ in range(12)])
+        assert calls_counted(target) == 12
     assert outcomes[0] == outcomes[1]
-    assert 4 <= outcomes[0].count(503) <= 16 and set(outcomes[0]) == {200, 503}
+    assert set(outcomes[0]) == {200, 503}  # some, not all
