@@ -1,5 +1,6 @@
 """Every generic fault kind on every simulator it applies to, seen through the client our product
-uses there (requests for SuperOffice and Graph, exchangelib for EWS), with `/_sim/stats`
+uses there (requests for SuperOffice and Graph, exchangelib for EWS, google-api-python-client
+for the Google latency and drop faults not tested elsewhere), with `/_sim/stats`
 asserted after each run. App-specific kinds (expired/revoked tokens, expired delta tokens,
 ErrorServerBusy) have their own tests next to each simulator; the table in the report of
 issues 3 and 4 names them."""
@@ -17,6 +18,7 @@ from exchangelib import BASIC
 from exchangelib.errors import ErrorServerBusy, ErrorTimeoutExpired
 from exchangelib.protocol import FailFast
 
+from simulators.platform.control import control_of
 from tests.fixtures.superoffice import ADMIN, ONSITE
 
 
@@ -197,3 +199,37 @@ def test_a_fraction_of_calls_fails_the_same_way_every_run(
         assert calls_counted(target) == 12
     assert outcomes[0] == outcomes[1]
     assert set(outcomes[0]) == {200, 503}  # some, not all
+
+
+# Google's generic faults through google-api-python-client (its own kinds and the vendor-shaped
+# 403/429 answers are tested in test_google_*.py).
+GOOGLE_EVENTS = "GET /calendar/v3/calendars/<calendar_id>/events"
+
+
+@pytest.fixture
+def google_calendar(google_service: Any, google_token: Any, google_app: Any) -> Any:
+    control_of(google_app).stats.reset()
+    token = google_token("alice@northwind.example", "https://www.googleapis.com/auth/calendar")
+    return google_service("calendar", "v3", token)
+
+
+def google_events_counted(google_app: Any) -> int:
+    return int(control_of(google_app).stats.snapshot()["endpoints"].get(GOOGLE_EVENTS, 0))
+
+
+def test_latency_on_google_calendar(google_calendar: Any, google_app: Any) -> None:
+    control_of(google_app).faults.add({"kind": "latency", "latency_ms": 400, "path": "/events$"})
+    started = time.monotonic()
+    assert "items" in google_calendar.events().list(calendarId="primary").execute()
+    assert time.monotonic() - started >= 0.4
+    google_calendar.events().list(calendarId="primary").execute()
+    assert google_events_counted(google_app) == 2
+
+
+def test_dropped_connection_on_google_calendar(google_calendar: Any, google_app: Any) -> None:
+    # httplib2 quietly retries a GET once on a dropped connection, so drop two.
+    control_of(google_app).faults.add({"kind": "drop", "path": "/events$", "count": 2})
+    with pytest.raises(ConnectionError):
+        google_calendar.events().list(calendarId="primary").execute()
+    assert "items" in google_calendar.events().list(calendarId="primary").execute()
+    assert google_events_counted(google_app) == 3
