@@ -1,8 +1,10 @@
 """Check runs started from the web: each runs in a background thread, its events are kept in
-memory for the live page (server-sent events), and the report is stored as a CheckReport.
+memory for the live page (server-sent events), and stored as they arrive in the CheckReport row
+(`report = {"events": [...]}` while running, the report itself once done).
 
-Several processes each keep their own runs in memory; a page served by another process falls
-back to the stored report (the link works everywhere, live progress only where it runs).
+Several processes each keep their own runs in memory; a page served by another process (another
+gunicorn worker) follows the run through its row instead (`follow_stored`), so progress is live
+wherever the page lands.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from checksite.checks.context import Target
 from checksite.checks.model import Report
@@ -24,6 +27,7 @@ from common.models import CheckReport, utcnow
 
 log = logging.getLogger(__name__)
 KEEP_FINISHED_SECONDS = 600  # finished runs stay in memory this long for late viewers
+POLL_SECONDS = 0.25  # how often a page served by another process reads the run's row
 
 
 @dataclass
@@ -106,12 +110,16 @@ class RunRegistry:
         credentials: dict[str, str],
     ) -> None:
         context = make_context(settings, target, credentials)
+        progress: list[dict[str, Any]] = []
         for event in stream_checks(context, specs, settings.check_timeout_seconds):
-            if event.report is not None:
-                try:
+            try:
+                if event.report is not None:
                     _save(database, run.id, event.report)
-                except Exception:  # the live page still gets its report
-                    log.exception("could not store check report %s", run.id)
+                else:
+                    progress.append(event.to_dict())
+                    _save_progress(database, run.id, progress)
+            except Exception:  # this process's page still gets every event from memory
+                log.exception("could not store check report %s", run.id)
             run.add(event)
 
     def _forget_old(self) -> None:
@@ -124,6 +132,36 @@ class RunRegistry:
             del self._runs[run_id]
 
 
+def _save_progress(database: Database, run_id: str, progress: list[dict[str, Any]]) -> None:
+    with database.session() as session:
+        row = session.get(CheckReport, run_id)
+        if row is not None and row.status == "running":
+            row.report = {"events": list(progress)}  # a new value: JSON columns are not tracked
+
+
+def follow_stored(
+    database: Database, run_id: str, timeout: float, poll_s: float = POLL_SECONDS
+) -> Iterator[dict[str, Any]]:
+    """The events of a run living in another process, read from its row: every event so far,
+    then new ones as they are stored (one cheap read per `poll_s`), until the report (as a
+    `report` event) or the timeout."""
+    sent = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        with database.session() as session:
+            row = session.get(CheckReport, run_id)
+            status, stored = (row.status, row.report) if row is not None else ("gone", {})
+        events = (stored or {}).get("events", []) if status == "running" else []
+        yield from events[sent:]
+        sent = max(sent, len(events))
+        if status == "done":
+            yield {"kind": "report", "report": stored}
+            return
+        if status != "running" or time.monotonic() + poll_s > deadline:
+            return
+        time.sleep(poll_s)
+
+
 def _save(database: Database, run_id: str, report: Report) -> None:
     with database.session() as session:
         row = session.get(CheckReport, run_id)
@@ -132,6 +170,3 @@ def _save(database: Database, run_id: str, report: Report) -> None:
             row.verdict = report.verdict
             row.report = report.to_dict()
             row.finished_at = utcnow()
-
-
-registry = RunRegistry()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from checksite.check.runs import registry
+from checksite.check.runs import RunRegistry
 from checksite.checks.context import parse_target
 from checksite.checks.registry import select
 from checksite.database import get_database
@@ -13,6 +13,12 @@ from common.config import Settings
 
 def settings() -> Settings:
     return current_app.config["SYNCHRONIZER"]
+
+
+def current_runs() -> RunRegistry:
+    """This app's runs in memory (one registry per app, as per process in production)."""
+    runs: RunRegistry = current_app.extensions.setdefault("synchronizer.check_runs", RunRegistry())
+    return runs
 
 
 def rate_limit() -> str:
@@ -42,4 +48,4 @@ def start_run(
         superoffice_password=superoffice_password,
     )
     specs = select(only)
-    return registry.start(get_database(), settings(), target, specs, credentials)
+    return current_runs().start(get_database(), settings(), target, specs, credentials)

@@ -11,11 +11,11 @@ from markupsafe import Markup, escape
 
 from checksite.check import bp
 from checksite.check.forms import CheckForm
-from checksite.check.runs import registry
-from checksite.check.starting import rate_limit, settings, start_run
+from checksite.check.runs import follow_stored
+from checksite.check.starting import current_runs, rate_limit, settings, start_run
 from checksite.checks.context import TargetError
 from checksite.checks.model import Report
-from checksite.database import db_session
+from checksite.database import db_session, get_database
 from checksite.extensions import limiter
 from common.models import CheckReport
 
@@ -109,20 +109,22 @@ def download(report_id: str) -> Response:
 
 @bp.get("/check/r/<report_id>/events")
 def events(report_id: str) -> Response:
-    row = stored_report(report_id)
-    run = registry.get(report_id)
-    stored = row.report if row.status == "done" else None
+    stored_report(report_id)  # 404 for an unknown id
+    run = current_runs().get(report_id)
     timeout = settings().check_timeout_seconds + 5
+    database = get_database()
 
     def stream() -> Iterator[str]:
-        if run is None:
-            if stored:
-                yield _sse("report", {"kind": "report", "report": stored})
-            else:
-                yield _sse("gone", {"kind": "gone"})
+        if run is not None:  # the run lives in this process: straight from memory
+            for event in run.follow(timeout):
+                yield _sse(event.kind, event.to_dict())
             return
-        for event in run.follow(timeout):
-            yield _sse(event.kind, event.to_dict())
+        finished = False  # elsewhere (another worker): from its row as steps are stored
+        for data in follow_stored(database, report_id, timeout):
+            finished = finished or data["kind"] == "report"
+            yield _sse(str(data["kind"]), data)
+        if not finished:
+            yield _sse("gone", {"kind": "gone"})
 
     return Response(
         stream_with_context(stream()),
