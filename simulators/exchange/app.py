@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from flask import Flask, Response, abort, g, jsonify, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from simulators.platform.control import install_control
 from simulators.world.exchange import ExchangeWorld, demo
@@ -89,7 +90,7 @@ def create_app(world: ExchangeWorld | None = None) -> Flask:
     app.config["SIM_FAULT_KINDS"] = {"server_busy", "delta_expired"}
 
     @app.before_request
-    def _pick_host() -> Response | None:
+    def _pick_host() -> BaseResponse | None:
         if request.path.startswith("/_sim/"):
             return None
         g.runtime, g.role = sim.route(request.host)
@@ -119,7 +120,7 @@ def create_app(world: ExchangeWorld | None = None) -> Flask:
 
     @app.route("/autodiscover/autodiscover.<ext>", methods=["GET", "HEAD", "POST"])
     @app.route("/Autodiscover/Autodiscover.<ext>", methods=["GET", "HEAD", "POST"])
-    def autodiscover_endpoint(ext: str) -> Response:
+    def autodiscover_endpoint(ext: str) -> BaseResponse:
         runtime, role = g.runtime, g.role
         if role == ROLE_HTTP_REDIRECT:
             if request.method != "GET" or ext.lower() not in ("xml", "svc"):

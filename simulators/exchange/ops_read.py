@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from lxml import etree
@@ -94,7 +95,7 @@ class ReadOperations(MailboxAccess):
         for field_order in reversed(list(order)):
             name = element_name(field_order[0])
             items.sort(
-                key=lambda i, n=name: i.text(n) or "",
+                key=functools.partial(_text_or_empty, name=name),
                 reverse=field_order.get("Order") == "Descending",
             )
         return items
@@ -136,3 +137,7 @@ class ReadOperations(MailboxAccess):
             items = sub(success(messages, "GetItem"), m("Items"))
             items.append(self.renderer.render(target.item, shape, target.occurrence))
         return root
+
+
+def _text_or_empty(item: Item, name: str) -> str:
+    return item.text(name) or ""

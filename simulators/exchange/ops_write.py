@@ -232,10 +232,11 @@ class WriteOperations(MailboxAccess):
                 if target.occurrence
                 else item.original_start
             )
-            master.deleted_occurrences.add(original)
-            exception_id = master.exceptions.pop(original, None)
-            if exception_id:
-                self.store.items.pop(exception_id, None)
+            if original is not None:
+                master.deleted_occurrences.add(original)
+                exception_id = master.exceptions.pop(original, None)
+                if exception_id:
+                    self.store.items.pop(exception_id, None)
             master.touch()
             self.store.log_change(master.folder_id, master.id)
             return

@@ -60,7 +60,10 @@ class Occurrence:
     end: datetime
 
 
-def parse_utc(value: str) -> datetime:
+def parse_utc(value: str | None) -> datetime:
+    """An xs:dateTime as an aware UTC datetime (no offset means UTC)."""
+    if not value:
+        raise ValueError("a date and time is missing")
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)

@@ -4,6 +4,7 @@ Autodiscover v2 (`autodiscover.json`, Exchange 2016 and later)."""
 from __future__ import annotations
 
 from flask import Flask, Response, abort, g, jsonify, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from .organisation import ROLE_AUTODISCOVER, ROLE_EWS
 
@@ -21,7 +22,7 @@ OWA_LOGON = b"""<!DOCTYPE html>
 def register(app: Flask) -> None:
     @app.route("/owa/")
     @app.route("/owa")
-    def owa() -> Response:
+    def owa() -> BaseResponse:
         return redirect("/owa/auth/logon.aspx?replaceCurrent=1&url=%2fowa%2f", code=302)
 
     @app.route("/owa/auth/logon.aspx")
