@@ -27,8 +27,10 @@ Conns = dict[Side, MemoryConnector[Appointment]]
 
 
 @pytest.fixture
-def both(crm: MemoryConnector[Appointment], groupware: MemoryConnector[Appointment]) -> Conns:
-    return {Side.CRM: crm, Side.GROUPWARE: groupware}
+def both(
+    memory_crm: MemoryConnector[Appointment], memory_groupware: MemoryConnector[Appointment]
+) -> Conns:
+    return {Side.CRM: memory_crm, Side.GROUPWARE: memory_groupware}
 
 
 def run(
