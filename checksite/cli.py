@@ -299,7 +299,7 @@ def _settings_for_simulators(settings: Settings, summary: dict[str, Any]) -> Set
     import requests
 
     from checksite.checks.wiring import BadOption, simulator_settings
-    from simulators.world import google, microsoft
+    from simulators.world import google, microsoft, superoffice
 
     key_file = settings.instance_path / "simulators-google-service-account.json"
     try:
@@ -318,6 +318,8 @@ def _settings_for_simulators(settings: Settings, summary: dict[str, Any]) -> Set
             google_client_id=google.SYNCHRONIZER_CLIENT_ID,
             google_client_secret=google.SYNCHRONIZER_CLIENT_SECRET,
             google_service_account_file=key_file,
+            superoffice_client_id=superoffice.DEMO_CLIENT_ID,
+            superoffice_client_secret=superoffice.DEMO_CLIENT_SECRET,
         )
     except (BadOption, ValueError, KeyError) as exc:
         raise click.UsageError(f"simulators.json: {exc}") from None

@@ -78,6 +78,9 @@ class Settings:
 
     # SuperOffice Online's environment (SuperID sign-in and tenant lookup).
     superoffice_online_url: str = "https://online.superoffice.com"
+    # Our SuperOffice application (its SuperID OpenID Connect client).
+    superoffice_client_id: str | None = None
+    superoffice_client_secret: str | None = None
 
     # Outgoing mail (invitations, alerts).
     smtp_host: str | None = None

@@ -13,5 +13,6 @@ from checksite.check import (  # noqa: E402,F401  (routes register on bp)
     api,
     signin,
     signin_google,
+    signin_superoffice,
     views,
 )

@@ -13,8 +13,10 @@ from checksite.check import bp
 from checksite.check.forms import CheckForm
 from checksite.check.runs import follow_stored
 from checksite.check.starting import current_runs, rate_limit, settings, start_run
+from checksite.checks.app_consent import consent_missing
 from checksite.checks.context import TargetError
 from checksite.checks.model import Report
+from checksite.checks.superoffice import superoffice_online_tenant
 from checksite.database import db_session, get_database
 from checksite.extensions import limiter
 from common.models import CheckReport
@@ -92,6 +94,9 @@ def report(report_id: str) -> str:
         deadline_s=config.check_timeout_seconds,
         microsoft_sign_in=microsoft
         and bool(config.microsoft_client_id and config.microsoft_client_secret),
+        superoffice_sign_in=superoffice_online_tenant(row.report if finished else None) is not None
+        and bool(config.superoffice_client_id and config.superoffice_client_secret),
+        microsoft_consent_probe=consent_missing(row.report if finished else None),
         google_sign_in=google and bool(config.google_client_id and config.google_client_secret),
     )
 

@@ -4,9 +4,13 @@ not: the admin-consent link, the application id, and the permissions we request 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from checksite.checks.context import CheckContext
 from checksite.checks.m365_app import (
+    APPROVAL_REQUIRED,
+    CONSENT_REQUIRED,
+    CONSENT_SIGN_IN,
     NOT_CONSENTED,
     REQUIRED_PERMISSIONS,
     admin_consent_url,
@@ -14,7 +18,7 @@ from checksite.checks.m365_app import (
 )
 from checksite.checks.m365_tenant import tenant_of
 from checksite.checks.mail_system import MICROSOFT_365, mail_system
-from checksite.checks.model import Step, Stopwatch
+from checksite.checks.model import Report, Step, Stopwatch
 
 ID = "app_consent"
 TITLE = "Synchronizer app consent (Microsoft 365)"
@@ -49,23 +53,7 @@ def run(context: CheckContext) -> Iterator[Step]:
     details = {"application_id": client_id, "tenant_id": tenant.id}
     link = admin_consent_url(context, tenant.id)
     if token.token is None:
-        consented = token.error_code != NOT_CONSENTED
-        yield Step(
-            "app_consent.granted",
-            "Consent",
-            "fail",
-            "Synchronizer is not consented in this tenant yet."
-            if not consented
-            else f"Microsoft refused a token for Synchronizer: {token.error}",
-            details={**details, "error_code": token.error_code, "error": token.error},
-            remediation=(
-                f"A Global Administrator (or Privileged Role / Cloud Application "
-                f"Administrator) grants consent once at {link} . If 'admin consent requests' "
-                f"or approval for apps is on, approve the application id {client_id}. "
-                f"Permissions we request: {permissions_text()}."
-            ),
-            elapsed_ms=watch.ms(),
-        )
+        yield _refused(context, token.error_code, token.error, details, link, watch)
         return
     missing = [p for p in REQUIRED_PERMISSIONS if p not in token.roles]
     details["granted"] = token.roles
@@ -89,3 +77,83 @@ def run(context: CheckContext) -> Iterator[Step]:
         details=details,
         elapsed_ms=watch.ms(),
     )
+
+
+def _refused(
+    context: CheckContext,
+    code: int | None,
+    error: str | None,
+    details: dict[str, object],
+    link: str,
+    watch: Stopwatch,
+) -> Step:
+    """No app token: why, as precisely as the evidence allows. From outside, "never consented"
+    and "approval for apps is on" look the same (AADSTS700016); an interactive sign-in tells
+    them apart (AADSTS65001 consent required vs AADSTS90094 admin approval required)."""
+    client_id = context.setting("microsoft_client_id")
+    permissions = f"Permissions we request: {permissions_text()}."
+    grant = (
+        f"A Global Administrator (or Privileged Role / Cloud Application Administrator) grants "
+        f"consent for the organisation once at {link} ."
+    )
+    details = {**details, "error_code": code, "error": error}
+    if code != NOT_CONSENTED:
+        return Step(
+            "app_consent.granted",
+            "Consent",
+            "fail",
+            f"Microsoft refused a token for Synchronizer: {error}",
+            details=details,
+            remediation=f"{grant} {permissions}",
+            elapsed_ms=watch.ms(),
+        )
+    evidence, _, who = context.credentials.get(CONSENT_SIGN_IN, "").partition(" ")
+    who = who or "the person who signed in"
+    if evidence == str(APPROVAL_REQUIRED):
+        return Step(
+            "app_consent.granted",
+            "Consent",
+            "fail",
+            f"Approval for apps is on: users may not consent to apps themselves, so Microsoft "
+            f"told {who} that Synchronizer needs an administrator's approval (AADSTS90094).",
+            details={**details, "sign_in": "admin approval required (AADSTS90094)"},
+            remediation=f"An administrator approves application id {client_id} (Synchronizer): "
+            "Microsoft Entra admin center → Enterprise applications → Admin consent requests, "
+            "or add that application id to the apps your consent policy allows. "
+            f"{grant} {permissions}",
+            elapsed_ms=watch.ms(),
+        )
+    if evidence == str(CONSENT_REQUIRED):
+        return Step(
+            "app_consent.granted",
+            "Consent",
+            "fail",
+            f"Synchronizer has never been consented in this tenant: Microsoft asked {who} for "
+            "consent (AADSTS65001), so approval for apps does not block it.",
+            details={**details, "sign_in": "consent required (AADSTS65001)"},
+            remediation=f"{grant} {permissions}",
+            elapsed_ms=watch.ms(),
+        )
+    return Step(
+        "app_consent.granted",
+        "Consent",
+        "fail",
+        "Synchronizer is not consented in this tenant yet (AADSTS700016), or approval for apps "
+        "is on: from outside these look the same. Sign in on the report page to tell them "
+        "apart.",
+        details=details,
+        remediation=f"{grant} If approval for apps (admin consent requests) is on, approve "
+        f"application id {client_id} or add it to the allowed apps. {permissions}",
+        elapsed_ms=watch.ms(),
+    )
+
+
+def consent_missing(report: dict[str, Any] | None) -> bool:
+    """The report's [app_consent] found no service principal for our app (AADSTS700016)."""
+    if not report:
+        return False
+    for check in Report.from_dict(report).checks:
+        for step in check.steps if check.id == "app_consent" else []:
+            if step.id == "app_consent.granted" and step.details.get("error_code") == NOT_CONSENTED:
+                return True
+    return False

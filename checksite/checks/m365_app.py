@@ -28,6 +28,9 @@ REQUIRED_PERMISSIONS = {
 # The resource is named by Graph's application id URI, wherever Graph is reached.
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 NOT_CONSENTED = 700016  # AADSTS700016: no service principal for the app in this tenant
+# What someone signing in interactively is told when our app is not consented:
+CONSENT_REQUIRED = 65001  # nobody consented yet (users may, or an administrator does)
+APPROVAL_REQUIRED = 90094  # users may not consent: "approval for apps" (admin consent workflow)
 
 
 @dataclass
@@ -40,6 +43,8 @@ class AppToken:
 
 
 ADMIN_TOKEN = "microsoft_admin_token"  # noqa: S105  (a dict key: where the token goes)
+# "<AADSTS code or 'consented'> <who signed in>": what the interactive sign-in revealed.
+CONSENT_SIGN_IN = "microsoft_consent_sign_in"
 
 
 def admin_token(context: CheckContext) -> str | None:

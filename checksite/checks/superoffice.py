@@ -1,11 +1,14 @@
 """[superoffice] When a SuperOffice URL is given: the site is reachable, its REST API is enabled,
-and its version is one Synchronizer supports (Onsite 9 or later; Online is always current).
+its version is one Synchronizer supports (Onsite 9 or later; Online is always current), and the
+user has the administrator role (Onsite: the given user name and password; Online: SuperID's
+verified id_token after "Sign in with SuperOffice" on the report page).
 
 Online URLs (`https://online.superoffice.com/Cust12345`) are resolved through the tenant-state
 endpoint first, as SuperOffice asks clients to do, because tenants move between servers."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Generator, Iterator
 from typing import Any
@@ -15,7 +18,7 @@ import requests
 
 from checksite.checks.autodiscover_client import describe_error
 from checksite.checks.context import CheckContext
-from checksite.checks.model import Step, Stopwatch
+from checksite.checks.model import Report, Step, Stopwatch
 from common.http import BodyTooLarge
 from common.netguard import Blocked, ResolveError
 
@@ -41,18 +44,21 @@ def run(context: CheckContext) -> Iterator[Step]:
     parts = urlsplit(base)
     segments = [s for s in parts.path.split("/") if s]
     if segments and _CONTEXT_ID.match(segments[-1]):
-        state = yield from _online_state(session, f"{parts.scheme}://{parts.netloc}", segments[-1])
+        origin = f"{parts.scheme}://{parts.netloc}"
+        state = yield from _online_state(session, origin, segments[-1], base)
         if state is None:
             return
         base = state["Endpoint"].rstrip("/")
     online = bool(segments and _CONTEXT_ID.match(segments[-1]))
     steps = list(_api(session, base, online=online))
     yield from steps
+    if not steps or steps[-1].id != "superoffice.version":
+        return
     username = context.target.superoffice_username
-    if username and steps and steps[-1].id == "superoffice.version":
-        yield _administrator_step(
-            session, base, username, context.target.superoffice_password, online
-        )
+    if online:
+        yield _online_administrator_step(context, segments[-1])
+    elif username:
+        yield _administrator_step(session, base, username, context.target.superoffice_password)
 
 
 def _get_json(session: requests.Session, url: str) -> tuple[int | None, Any, str]:
@@ -69,7 +75,7 @@ def _get_json(session: requests.Session, url: str) -> tuple[int | None, Any, str
 
 
 def _online_state(
-    session: requests.Session, origin: str, context_id: str
+    session: requests.Session, origin: str, context_id: str, url: str
 ) -> Generator[Step, None, dict[str, Any] | None]:
     """Steps about the tenant's state; returns the state when its API can be used."""
     watch = Stopwatch()
@@ -85,6 +91,7 @@ def _online_state(
         return None
     state = str(data.get("State", "Unknown"))
     details = {k: data.get(k) for k in ("ContextIdentifier", "State", "Endpoint", "Version")}
+    details["url"] = url  # the address given (the report's "Sign in with SuperOffice" uses it)
     if not data.get("Endpoint") or state == "Unknown":
         yield Step(
             "superoffice.state",
@@ -161,19 +168,58 @@ ADMIN_RIGHT = "admin-all"
 ADMIN_ROLE = "General Administrator"
 
 
-def _administrator_step(
-    session: requests.Session, base: str, username: str, password: str | None, online: bool
-) -> Step:
-    """Onsite: sign in with the given user (Basic) and read its role from currentPrincipal."""
-    title = f"Administrator role of {username}"
-    if online:
+SUPEROFFICE_SIGN_IN = "superoffice_sign_in"  # CheckContext.credentials: the verified SuperID user
+
+
+def _online_administrator_step(context: CheckContext, context_id: str) -> Step:
+    """Online: the role comes from SuperID's verified id_token (`is_administrator`) after
+    "Sign in with SuperOffice" on the report page; Online users have no password to give."""
+    raw = context.credentials.get(SUPEROFFICE_SIGN_IN)
+    if not raw:
+        return Step(
+            "superoffice.administrator",
+            "Administrator role",
+            "skip",
+            "SuperOffice Online users sign in with SuperOffice ID, not a password: use "
+            '"Sign in with SuperOffice" on the report page to check the administrator role.',
+        )
+    who = json.loads(raw)
+    email, tenant = str(who.get("email", "")), str(who.get("ctx", ""))
+    details = {"signed_in": email, "tenant": tenant, "associate_id": who.get("associate_id")}
+    title = f"Administrator role of {email}"
+    if tenant.lower() != context_id.lower():
         return Step(
             "superoffice.administrator",
             title,
-            "skip",
-            "SuperOffice Online users sign in with SuperOffice ID, not a password; the portal "
-            "checks the role when the administrator signs in there.",
+            "fail",
+            f"{email} signed in to {tenant}, not to {context_id}.",
+            details=details,
+            remediation=f"Sign in with a user of {context_id}.",
         )
+    if who.get("is_administrator"):
+        return Step(
+            "superoffice.administrator",
+            title,
+            "pass",
+            f"{email} is an administrator of {context_id} (SuperOffice ID says so).",
+            details=details,
+        )
+    return Step(
+        "superoffice.administrator",
+        title,
+        "fail",
+        f"{email} is not an administrator of {context_id}.",
+        details=details,
+        remediation="Set up Synchronizer with a SuperOffice user who is an administrator "
+        "(Settings and maintenance → Users: the user needs administrator rights).",
+    )
+
+
+def _administrator_step(
+    session: requests.Session, base: str, username: str, password: str | None
+) -> Step:
+    """Onsite: sign in with the given user (Basic) and read its role from currentPrincipal."""
+    title = f"Administrator role of {username}"
     try:
         response = session.get(
             f"{base}/api/v1/User/currentPrincipal",
@@ -248,3 +294,16 @@ def _version_step(version: str, online: bool) -> Step:
         details=details,
         remediation="Upgrade SuperOffice to a supported release (9 or later).",
     )
+
+
+def superoffice_online_tenant(report: dict[str, Any] | None) -> tuple[str, str] | None:
+    """(tenant URL, context id) of the report's SuperOffice Online tenant, when it was found."""
+    if not report:
+        return None
+    for check in Report.from_dict(report).checks:
+        for step in check.steps if check.id == "superoffice" else []:
+            if step.id == "superoffice.state" and step.status == "pass":
+                url, context_id = step.details.get("url"), step.details.get("ContextIdentifier")
+                if isinstance(url, str) and isinstance(context_id, str):
+                    return url, context_id
+    return None
