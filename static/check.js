@@ -27,17 +27,40 @@
     return item;
   }
 
+  // One section per check: created by its first step (steps show as they finish), then
+  // replaced by the finished check with its status.
+  function section(checkId) {
+    var id = "live-" + checkId;
+    var found = document.getElementById(id);
+    if (found) { return found; }
+    var created = element("section", "check card status-running");
+    created.id = id;
+    var heading = element("h3");
+    heading.appendChild(element("span", "badge", "RUNNING"));
+    heading.appendChild(document.createTextNode(" " + checkId));
+    created.appendChild(heading);
+    created.appendChild(element("ul", "steps"));
+    progress.appendChild(created);
+    return created;
+  }
+
+  source.addEventListener("step", function (message) {
+    var data = JSON.parse(message.data);
+    section(data.check_id).querySelector("ul").appendChild(stepItem(data.step));
+  });
+
   source.addEventListener("check", function (message) {
     var check = JSON.parse(message.data).check;
-    var section = element("section", "check card status-" + check.status);
+    var done = section(check.id);
+    done.className = "check card status-" + check.status;
+    while (done.firstChild) { done.removeChild(done.firstChild); }
     var heading = element("h3");
     heading.appendChild(element("span", "badge", check.status.toUpperCase()));
     heading.appendChild(document.createTextNode(" " + check.title));
-    section.appendChild(heading);
+    done.appendChild(heading);
     var list = element("ul", "steps");
     check.steps.forEach(function (step) { list.appendChild(stepItem(step)); });
-    section.appendChild(list);
-    progress.appendChild(section);
+    done.appendChild(list);
   });
 
   function finish() {

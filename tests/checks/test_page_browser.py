@@ -59,6 +59,9 @@ def test_form_live_progress_and_final_report(page: Page, sims: SimulatorStack) -
 
     progress = page.locator("#progress section")
     expect(progress.first).to_be_visible(timeout=10_000)  # a check arrived while others run
+    # A step shows as soon as it finishes, in its check's section, before that check is done.
+    running = page.locator("#progress section.status-running li.step")
+    expect(running.first).to_be_visible(timeout=10_000)
     expect(page.locator("#progress")).to_have_attribute("aria-live", "polite")
 
     expect(page.get_by_role("heading", name="Verdict: PASS")).to_be_visible(timeout=20_000)
