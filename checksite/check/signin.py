@@ -16,7 +16,7 @@ import msal
 from flask import Response, redirect, render_template, request, session, url_for
 
 from checksite.check import bp
-from checksite.check.starting import settings, start_run
+from checksite.check.starting import rate_limit, settings, start_run
 from checksite.check.views import stored_report
 from checksite.checks.app_consent import consent_missing
 from checksite.checks.context import TargetError, parse_target
@@ -28,7 +28,7 @@ from checksite.checks.m365_app import (
     GRAPH_SCOPE,
 )
 from checksite.checks.wiring import make_guard
-from checksite.extensions import csrf
+from checksite.extensions import csrf, limiter
 from common.http import guarded_session
 
 ADMIN_SCOPES = ["Directory.Read.All"]  # read-only: plans, licences, our app's grants
@@ -86,6 +86,7 @@ def microsoft_signin(report_id: str) -> Response | tuple[str, int]:
 
 @bp.route("/check/oauth/microsoft", methods=["GET", "POST"])
 @csrf.exempt  # Microsoft posts back here; the flow's state is the protection
+@limiter.limit(rate_limit)  # each callback starts a run, as the form does
 def microsoft_callback() -> Response | tuple[str, int]:
     saved: dict[str, Any] | None = session.pop(FLOW_KEY, None)
     if saved is None:

@@ -17,7 +17,7 @@ import requests
 from flask import Response, redirect, render_template, request, session, url_for
 
 from checksite.check import bp
-from checksite.check.starting import settings, start_run
+from checksite.check.starting import rate_limit, settings, start_run
 from checksite.check.views import stored_report
 from checksite.checks.context import TargetError, parse_target
 from checksite.checks.google_role import ROLES_SCOPE
@@ -28,6 +28,7 @@ from checksite.checks.google_workspace import (
     NEEDS,
 )
 from checksite.checks.wiring import make_guard
+from checksite.extensions import limiter
 from common.http import BodyTooLarge, guarded_session
 from common.netguard import Blocked, ResolveError
 
@@ -76,6 +77,7 @@ def google_signin(report_id: str) -> Response | tuple[str, int]:
 
 
 @bp.get("/check/oauth/google")
+@limiter.limit(rate_limit)  # each callback starts a run, as the form does
 def google_callback() -> Response | tuple[str, int]:
     saved: dict[str, Any] | None = session.pop(FLOW_KEY, None)
     if saved is None:

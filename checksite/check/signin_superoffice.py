@@ -9,12 +9,13 @@ import json
 from flask import Response, redirect, render_template, request, session, url_for
 
 from checksite.check import bp
-from checksite.check.starting import settings, start_run
+from checksite.check.starting import rate_limit, settings, start_run
 from checksite.check.superid import Flow, SignInFailed, authorize_url, redeem
 from checksite.check.views import stored_report
 from checksite.checks.context import TargetError
 from checksite.checks.superoffice import SUPEROFFICE_SIGN_IN, superoffice_online_tenant
 from checksite.checks.wiring import make_guard
+from checksite.extensions import limiter
 from common.http import BodyTooLarge, guarded_session
 from common.netguard import Blocked, ResolveError
 
@@ -58,6 +59,7 @@ def superoffice_signin(report_id: str) -> Response | tuple[str, int]:
 
 
 @bp.get("/check/oauth/superoffice")
+@limiter.limit(rate_limit)  # each callback starts a run, as the form does
 def superoffice_callback() -> Response | tuple[str, int]:
     saved: dict[str, str] | None = session.pop(FLOW_KEY, None)
     if saved is None:

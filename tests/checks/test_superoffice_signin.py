@@ -4,6 +4,7 @@ PKCE; the id_token verified against SuperID's JWKS; its is_administrator decides
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -108,3 +109,12 @@ def test_an_id_token_not_signed_by_superid_is_refused(
     with pytest.raises(SignInFailed, match="does not publish"):
         _verified(jwt.encode(claims, forger, algorithm="RS256", headers={"kid": "x"}), keys,
                   DEMO_CLIENT_ID, base)  # fmt: skip
+
+
+def test_sign_in_callbacks_are_rate_limited_like_the_form(check_app: Flask) -> None:
+    settings = check_app.config["SYNCHRONIZER"]
+    check_app.config["SYNCHRONIZER"] = dataclasses.replace(settings, check_rate_limit="2/minute")
+    client = check_app.test_client()
+    for callback in ("superoffice", "google", "microsoft"):
+        answers = [client.get(f"/check/oauth/{callback}?state=x").status_code for _ in range(3)]
+        assert answers == [400, 400, 429], callback
