@@ -3,6 +3,7 @@ endpoint the daemon will use, timed, plus the outbound IP address customers must
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from checksite.checks.model import Step, Stopwatch
 from common.http import BodyTooLarge
 from common.netguard import Blocked, NetGuard, ResolveError
 
+ONLINE_TENANT = re.compile(r"/Cust\d+/?$", re.IGNORECASE)
 ID = "firewall"
 TITLE = "Firewall and reachability"
 
@@ -42,6 +44,11 @@ def endpoints(context: CheckContext) -> list[tuple[str, str]]:
             found.append(("Exchange Web Services", f"https://{host}{suffix}"))
     if context.target.superoffice_url:
         found.append(("SuperOffice", context.target.superoffice_url))
+        superid = context.setting("superoffice_online_url", "")
+        tenant = urlsplit(context.target.superoffice_url)
+        # Online: tokens are renewed at SuperID (often the very host of the address given).
+        if ONLINE_TENANT.search(tenant.path) and urlsplit(superid).netloc != tenant.netloc:
+            found.append(("SuperOffice ID (sign-in)", superid))
     return [(purpose, url) for purpose, url in found if url]
 
 

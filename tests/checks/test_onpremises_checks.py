@@ -102,3 +102,19 @@ def test_unsupported_set_ups_get_plain_answers(
     step = find_step(result.steps, step_id)
     assert step.status == status
     assert result.status == status
+
+
+def test_firewall_tests_superoffice_and_superid_for_an_online_tenant(
+    sims_guard: NetGuard, sim_settings: Settings
+) -> None:
+    superid = sim_settings.superoffice_online_url
+    url = f"{superid.replace('127.0.0.1', 'localhost')}/Cust12345"  # the tenant elsewhere
+    context = check_context(sims_guard, "contoso.example", sim_settings, superoffice_url=url)
+    assert [p for p, _ in firewall.endpoints(context)][-2:] == [
+        "SuperOffice",
+        "SuperOffice ID (sign-in)",
+    ]
+    same = check_context(
+        sims_guard, "contoso.example", sim_settings, superoffice_url=f"{superid}/Cust12345"
+    )
+    assert [p for p, _ in firewall.endpoints(same)][-1] == "SuperOffice"  # one probe per host
