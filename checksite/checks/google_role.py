@@ -5,6 +5,7 @@ to a Help Desk Admin (403): then the answer is "cannot tell", with what to check
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -33,15 +34,18 @@ TOO_LOW = (
 )
 
 
+RolesAccess = Callable[[], tuple[str | None, str]]
+"""A token that may read roles, or None and why; asked only for a delegated administrator."""
+
+
 def role_step(
     context: CheckContext,
     session: requests.Session,
     admin: str,
     token: str,
-    roles_token: str | None,
-    no_roles_reason: str,
+    roles_access: RolesAccess,
 ) -> Step:
-    """`token` may read users; `roles_token` (None: `no_roles_reason` says why) may read roles."""
+    """`token` may read users; `roles_access()` gives one that may read roles (or why not)."""
     api = context.setting("google_api_url")
     user_url = f"{api}/admin/directory/v1/users/{quote(admin)}?viewType=admin_view"
     status, user = _get(session, user_url, token)
@@ -66,6 +70,7 @@ def role_step(
             f"{admin} is not an administrator.",
             remediation=TOO_LOW.format(admin=admin),
         )
+    roles_token, no_roles_reason = roles_access()
     if roles_token is None:
         return _cannot_tell(
             admin, f"{admin} holds a delegated administrator role; {no_roles_reason}"

@@ -119,9 +119,9 @@ def _signed_in_steps(context: CheckContext, token: str, admin: str | None) -> It
         children=children,
     )
     if admin and NEEDS[2] not in missing:
-        roles_token = token if ROLES_SCOPE in granted else None
         reason = "the sign-in did not grant reading admin roles (" + _short(ROLES_SCOPE) + ")"
-        yield role_step(context, session, admin, token, roles_token, reason)
+        roles = (token, "") if ROLES_SCOPE in granted else (None, reason)
+        yield role_step(context, session, admin, token, lambda: roles)
 
 
 def _probe(context: CheckContext, session: requests.Session, token: str, need: Need) -> Step:
@@ -178,8 +178,8 @@ def _delegation_steps(context: CheckContext, key_file: Path, admin: str) -> Iter
     )
     directory = granted.get(NEEDS[2].scope)
     if directory and not context.credentials.get(GOOGLE_ADMIN_TOKEN):
-        roles_token, reason = _delegated_token(session, info, admin, ROLES_SCOPE)
-        yield role_step(context, session, admin, directory, roles_token, reason)
+        roles = lambda: _delegated_token(session, info, admin, ROLES_SCOPE)  # noqa: E731
+        yield role_step(context, session, admin, directory, roles)
 
 
 def _delegated_token(

@@ -58,7 +58,8 @@ def decide(
     context = check_context(guard, admin, config)
     session: requests.Session = guarded_session(guard)
     token = mint(admin, USERS, ROLES_SCOPE) if roles else mint(admin, USERS)
-    return role_step(context, session, admin, token, token if roles else None, "no roles scope")
+    access = (token, "") if roles else (None, "no roles scope")
+    return role_step(context, session, admin, token, lambda: access)
 
 
 @pytest.fixture
