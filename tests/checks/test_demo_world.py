@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,3 +131,32 @@ def test_the_table_covers_every_demo_domain() -> None:
     domains |= set(google.SITE_VERIFICATION)
     domains |= {d.domain for d in mail_domains.DOMAINS}
     assert domains <= {w[0].rpartition("@")[2] for w in WORLD}
+
+
+# Every demo organisation is a SuperOffice customer: [superoffice] for each kind of tenant.
+SUPEROFFICE = [
+    ("proseware.example", "Cust54567", "pass"),  # Online, running
+    ("wingtip.example", "Cust56789", "pass"),  # Online, moved to another host
+    ("adatum.example", "SuperOffice", "pass"),  # Onsite 10
+    ("woodgrove.example", "Cust67890", "warn"),  # Online, OfflineMaintenance
+    ("nowhere.example", "Cust99999", "fail"),  # not a tenant
+]
+
+
+def test_superoffice_through_the_cli_and_the_api(
+    sims: SimulatorStack, check_app: Flask, tmp_path: Path
+) -> None:
+    base = sims.urls["superoffice"]
+    client = check_app.test_client()
+    for domain, path, expected in SUPEROFFICE:
+        args = ["check", domain, "--only", "superoffice", "--json", "--allow-private-networks"]
+        args += ["--ca-bundle", sims.ca_file, "--superoffice-url", f"{base}/{path}"]
+        result = CliRunner().invoke(main, args, env={"SYNCHRONIZER_INSTANCE_PATH": str(tmp_path)})
+        assert statuses(json.loads(result.output)) == {"superoffice": expected}, path
+        body = {"target": domain, "superoffice_url": f"{base}/{path}", "only": ["superoffice"]}
+        report_id = client.post("/api/checks", json=body).get_json()["id"]
+        deadline = time.monotonic() + 15
+        while (state := client.get(f"/api/checks/{report_id}").get_json())["status"] != "done":
+            assert time.monotonic() < deadline, path
+            time.sleep(0.05)
+        assert statuses(state["report"]) == {"superoffice": expected}, path
