@@ -277,6 +277,8 @@ class SyncRun(Base):
     api_calls: Mapped[dict[str, Any]] = mapped_column(default=dict)
     errors: Mapped[dict[str, Any]] = mapped_column(default=dict)
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What a person should know about the run that is not an error (e.g. a series expanded).
+    notes: Mapped[list[str]] = mapped_column(JSON, default=list)
     # A plan held by the deletion guard waits here for an administrator's approval.
     held_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 

@@ -20,7 +20,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         database = Database(f"sqlite:///{Path(folder) / 'scratch.db'}")
         upgrade(database)
-        command.revision(alembic_config(database), message=message, autogenerate=True)
+        # Sequential revision ids (0001, 0002, ...) read better than random hex.
+        versions = Path(__file__).resolve().parent.parent / "migrations" / "versions"
+        number = len(list(versions.glob("[0-9][0-9][0-9][0-9]_*.py"))) + 1
+        command.revision(
+            alembic_config(database), message=message, autogenerate=True, rev_id=f"{number:04d}"
+        )
 
 
 if __name__ == "__main__":

@@ -131,3 +131,45 @@ def test_naive_datetimes_are_refused(migrated_database: Database) -> None:
     with pytest.raises(Exception, match="naive"), migrated_database.session() as session:
         session.add(CheckReport(target="x", finished_at=datetime(2026, 1, 1)))
         session.flush()
+
+
+def test_upgrade_keeps_existing_rows(database_url: str) -> None:
+    """A database at the first revision, with data, upgrades to head without losing it."""
+    from sqlalchemy import text
+
+    from common.secrets import configure_keys, generate_key
+
+    configure_keys([generate_key()])
+    database = Database(database_url)
+    upgrade(database, "0001")
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO organisation (id, name, slug, created_at) "
+                "VALUES (1, 'Org', 'org', CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO profile (id, organisation_id, name, enabled, crm_kind, crm_url, "
+                "groupware_kind, groupware_settings, settings, created_at, updated_at) VALUES "
+                "(1, 1, 'p', true, 'superoffice_onsite', 'https://crm', 'm365', '{}', '{}', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO sync_run (id, profile_id, status, dry_run, started_at, counts, "
+                "api_calls, errors, timings) VALUES (1, 1, 'succeeded', false, "
+                "CURRENT_TIMESTAMP, '{}', '{}', '{}', '{}')"
+            )
+        )
+    upgrade(database)
+    assert current_revision(database) == head_revision(database)
+    with database.session() as session:
+        from common.models import SyncRun
+
+        run = session.scalars(select(SyncRun)).one()
+        assert run.notes == []
+        assert run.profile_id == 1
+    database.dispose()
