@@ -3,6 +3,7 @@
 pytest_plugins: list[str] = [
     "tests.fixtures.postgres",
     "tests.fixtures.app",
+    "tests.fixtures.redis",
     "tests.fixtures.simulators",
     "tests.fixtures.checks",
     "tests.fixtures.engine",
