@@ -129,7 +129,8 @@ def _refused(
             "Consent",
             "fail",
             f"Synchronizer has never been consented in this tenant: Microsoft asked {who} for "
-            "consent (AADSTS65001), so approval for apps does not block it.",
+            "consent (AADSTS65001). Approval for apps does not stop this person (it would have "
+            "answered AADSTS90094); it never stops an administrator.",
             details={**details, "sign_in": "consent required (AADSTS65001)"},
             remediation=f"{grant} {permissions}",
             elapsed_ms=watch.ms(),
