@@ -223,8 +223,18 @@ def simulators_command(ctx: Context, port_base: int | None, only: tuple[str, ...
 @click.option("--only", metavar="ID,...", help="Run only these checks (comma-separated ids).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--timeout", type=float, metavar="S", help="Deadline for the whole run.")
-@click.option("--dns-server", "dns_servers", multiple=True, metavar="HOST[:PORT]")
-@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--dns-server",
+    "dns_servers",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Resolve names with this DNS server (repeatable; default: the configured ones).",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also trust the certificate authorities in this PEM file.",
+)
 @click.option(
     "--allow-private-networks",
     is_flag=True,

@@ -9,7 +9,8 @@ from typing import Any
 from flask import Response, jsonify, request, send_file, url_for
 
 from checksite.check import bp
-from checksite.check.starting import rate_limit, start_run
+from checksite.check.runs import effective_status
+from checksite.check.starting import rate_limit, settings, start_run
 from checksite.check.views import REPORT_ID
 from checksite.checks.context import TargetError
 from checksite.checks.registry import UnknownCheck
@@ -79,7 +80,7 @@ def get_check(report_id: str) -> Response | tuple[Response, int]:
         return _error(404, "no report with this id")
     return jsonify(
         id=row.id,
-        status=row.status,
+        status=effective_status(row, settings().check_timeout_seconds),
         target=row.target,
         verdict=row.verdict,
         report=row.report if row.status == "done" else None,

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from checksite.checks.context import Target
@@ -28,6 +29,16 @@ from common.models import CheckReport, utcnow
 log = logging.getLogger(__name__)
 KEEP_FINISHED_SECONDS = 600  # finished runs stay in memory this long for late viewers
 POLL_SECONDS = 0.25  # how often a page served by another process reads the run's row
+# A run still "running" this long after its deadline lost its process (a worker restarted).
+INTERRUPTED_GRACE_SECONDS = 30.0
+
+
+def effective_status(row: CheckReport, deadline_s: float, now: datetime | None = None) -> str:
+    """The row's status, or "interrupted" for a run that can no longer finish."""
+    overdue = timedelta(seconds=deadline_s + INTERRUPTED_GRACE_SECONDS)
+    if row.status == "running" and (now or utcnow()) - row.created_at > overdue:
+        return "interrupted"
+    return row.status
 
 
 @dataclass

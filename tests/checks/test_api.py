@@ -142,3 +142,20 @@ def test_check_requests_are_rate_limited_per_client(check_app: Flask) -> None:
         environ_base={"REMOTE_ADDR": "192.0.2.78"},
     )
     assert other.status_code == 202
+
+
+def test_a_run_whose_process_died_is_reported_interrupted(check_app: Flask) -> None:
+    from datetime import timedelta
+
+    from common.models import utcnow
+
+    database: Database = check_app.extensions["synchronizer.db"]
+    with database.session() as session:
+        old = CheckReport(target="lost.example", created_at=utcnow() - timedelta(hours=1))
+        fresh = CheckReport(target="busy.example")
+        session.add_all([old, fresh])
+    client = check_app.test_client()
+    lost = client.get(f"/api/checks/{old.id}").get_json()
+    assert lost["status"] == "interrupted"
+    assert lost["report"] is None
+    assert client.get(f"/api/checks/{fresh.id}").get_json()["status"] == "running"
