@@ -1,9 +1,12 @@
 """The applier: carry out a plan through the connectors, journaled so a crash loses nothing.
 
-For every write: the intent first (the `ItemLink` row, pending, with its correlation id), then
-the connector call (which stamps the correlation id into the item and uses it as the service's
-idempotency key), then the link with the new versions and an audit entry holding before and
-after. A conflict's losing version is recorded with the intent, before it is overwritten.
+For every write: the intent first (the `ItemLink` row, pending, with its correlation id, and
+the change's audit entry marked unconfirmed, holding before and the intended after), then the
+connector call (which stamps the correlation id into the item and uses it as the service's
+idempotency key), then the link with the new versions and the audit entry confirmed with what
+the service returned. A conflict's losing version is recorded with the intent, before it is
+overwritten. An audit entry left unconfirmed (a crash, a timeout) is settled by looking at the
+service: at the start of the next apply, and at the end of this one.
 
 One failed item does not fail the run. A stale etag (`PreconditionFailed`) re-reads both sides
 and re-plans that one item; `Throttled` waits as long as the service asked; `AuthExpired`
@@ -31,7 +34,14 @@ from common.connectors.base import (
     Throttled,
     Transient,
 )
-from common.items import Appointment, content_hash, overlaps_window, overlay, to_json
+from common.items import (
+    Appointment,
+    content_hash,
+    from_json,
+    overlaps_window,
+    overlay,
+    to_json,
+)
 from common.models import LinkState, Side, new_correlation_id
 from daemon.engine import (
     Action,
@@ -43,7 +53,7 @@ from daemon.engine import (
     other,
     plan_pair,
 )
-from daemon.store import AuditRecord, SyncStore
+from daemon.store import AuditRecord, AuditState, SyncStore, undone_by
 
 
 class RunAborted(Exception):
@@ -105,12 +115,62 @@ class Applier(Generic[T]):
         self._cid: str | None = None  # the correlation id of the action being applied
 
     def apply(self, plan: Plan[T]) -> ApplyReport:
+        self.settle_unconfirmed()  # what an interrupted run wrote, before anything is redone
         for action in plan.actions:
             if plan.hold is not None and action.op is Op.DELETE:
                 self.report.held.append(f"delete on {action.target.value}: {action.reason}")
                 continue
             self._run(action, may_replan=True)
+        self.settle_unconfirmed()  # refused or timed-out calls of this run
         return self.report
+
+    # --- audit entries whose call was interrupted --------------------------------------------
+
+    def settle_unconfirmed(self) -> None:
+        """Settle every unconfirmed audit entry by what the service holds now."""
+        for record in self.store.unconfirmed_audits(self.kind):
+            assert record.id is not None
+            try:
+                state, after = self._outcome_of(record)
+            except AuthExpired as exc:
+                raise RunAborted(str(exc)) from exc
+            except ConnectorError:
+                continue  # cannot tell yet: the next run looks again
+            self.store.settle_audit(record.id, state, after)
+            self.report.counts[f"audits_{state.value}"] += 1
+            undone = undone_by(record.reason)
+            if state is AuditState.APPLIED and undone is not None:
+                self.store.mark_undone(undone, self.context.now)
+
+    def _outcome_of(self, record: AuditRecord) -> tuple[AuditState, dict[str, Any] | None]:
+        connector = self.connectors[record.side]
+        if record.action == "create":
+            found = (
+                connector.find_by_correlation_id(record.correlation_id)
+                if record.correlation_id
+                else None
+            )
+            if found is None:  # never made, or made and deleted since: no one can tell
+                return AuditState.UNCERTAIN, None
+            return AuditState.APPLIED, snapshot_of(found)
+        item_id = record.item_id(record.side)
+        before_version = record.before["version"] if record.before else None
+        try:
+            current = connector.get(item_id) if item_id else None
+        except NotFound:
+            current = None
+        if current is None:
+            return AuditState.UNCERTAIN, None  # gone: deleted by us or by someone else
+        if current.version == before_version:
+            return AuditState.NOT_APPLIED, None  # untouched since the intent
+        intended = from_json(record.after["item"]) if record.after else None
+        if (
+            record.action == "update"
+            and intended is not None
+            and self._hash(current) == content_hash(intended, self.context.fields)
+        ):
+            return AuditState.APPLIED, snapshot_of(current)
+        return AuditState.UNCERTAIN, None  # changed since, by us or by someone else
 
     # --- retries and failures ----------------------------------------------------------------
 
@@ -238,6 +298,7 @@ class Applier(Generic[T]):
         before: Stored[T] | None,
         after: Stored[T] | None,
         reason: str,
+        state: AuditState = AuditState.APPLIED,
     ) -> AuditRecord:
         return AuditRecord(
             kind=self.kind,
@@ -249,7 +310,20 @@ class Applier(Generic[T]):
             before=snapshot_of(before) if before else None,
             after=snapshot_of(after) if after else None,
             reason=reason,
+            state=state,
         )
+
+    def _intent_audit(
+        self,
+        action: str,
+        side: Side,
+        link: LinkSnapshot,
+        before: Stored[T] | None,
+        intended: Stored[T] | None,
+        reason: str,
+    ) -> AuditRecord:
+        """The audit entry written with an intent: confirmed once the call returned."""
+        return self._audit(action, side, link, before, intended, reason, AuditState.PENDING)
 
     def _conflict_audits(self, action: Action[T], link: LinkSnapshot) -> list[AuditRecord]:
         if action.conflict is None:
@@ -293,6 +367,11 @@ class Applier(Generic[T]):
             content_hash=action.content_hash or self._hash(source),
         )
         audits = self._conflict_audits(action, intent)
+        audits.append(
+            self._intent_audit(
+                "create", target, intent, None, Stored("", "", source.item), action.reason
+            )
+        )
         intent = self.store.put_link(self.kind, intent, audits, replaces=replaces)
         created = self.connectors[target].create(source.item, intent.correlation_id)
         done = replace(
@@ -310,11 +389,17 @@ class Applier(Generic[T]):
         try:
             source = self._source(action)
         except _SourceGone:
-            if found is not None:
+            tomb = replace(link, state=LinkState.TOMBSTONE, pending_action=None)
+            if found is None:
+                self.store.put_link(self.kind, tomb)
+            else:  # the copy of an item deleted meanwhile goes too, audited like any delete
+                why = "source deleted before its copy was linked"
+                named = self._with_side(link, target, found)  # the audit names the copy
+                audit = self._intent_audit("delete", target, named, found, None, why)
+                self.store.put_link(self.kind, link, [audit])
                 self.connectors[target].delete(found.id, found.version)
-            self.store.put_link(
-                self.kind, replace(link, state=LinkState.TOMBSTONE, pending_action=None)
-            )
+                audit = self._audit("delete", target, named, found, None, why)
+                self.store.put_link(self.kind, tomb, [audit])
             self.report.counts["resumed"] += 1
             return
         if found is None:
@@ -348,8 +433,14 @@ class Applier(Generic[T]):
             return
         # The intent keeps the old versions: if we die now, the next run still sees the change.
         intent = replace(base, pending_action=f"update_{target.value}")
-        intent = self.store.put_link(self.kind, intent, self._conflict_audits(action, intent))
         merged = overlay(current.item, source.item, self.context.fields)
+        audits = self._conflict_audits(action, intent)
+        audits.append(
+            self._intent_audit(
+                "update", target, intent, current, Stored(current.id, "", merged), action.reason
+            )
+        )
+        intent = self.store.put_link(self.kind, intent, audits)
         updated = self.connectors[target].update(current.id, merged, current.version)
         done = self._agreed(self._with_both(intent, source, updated, target), agreed)
         audit = self._audit("update", target, done, current, updated, action.reason)
@@ -401,7 +492,9 @@ class Applier(Generic[T]):
         ):
             raise _Replan()  # edited since we planned: a modification beats the deletion
         intent = replace(link, pending_action=f"delete_{target.value}")
-        intent = self.store.put_link(self.kind, intent, self._conflict_audits(action, intent))
+        audits = self._conflict_audits(action, intent)
+        audits.append(self._intent_audit("delete", target, intent, current, None, action.reason))
+        intent = self.store.put_link(self.kind, intent, audits)
         with contextlib.suppress(NotFound):  # already gone: the outcome we wanted
             connector.delete(current.id, current.version)
         done = replace(intent, state=LinkState.TOMBSTONE, pending_action=None)

@@ -7,8 +7,9 @@ wrote before a crash is exactly what the next run finds.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -33,6 +34,54 @@ from daemon.engine import LinkSnapshot
 _CHUNK = 500
 
 
+class AuditState(enum.StrEnum):
+    """Whether an audited change is known to have happened.
+
+    A change's audit row is written with its intent (`PENDING`, `after` = what we meant to
+    write) and confirmed (`APPLIED`, `after` = what the service returned) in the same step as
+    the link. A crash in between leaves it pending; the next run looks at the service and
+    settles it: `APPLIED`, `NOT_APPLIED`, or `UNCERTAIN` when the service cannot tell any more
+    (the item vanished, or was edited again, before anyone looked), so no change goes unaudited.
+    """
+
+    PENDING = "pending"
+    APPLIED = "applied"
+    NOT_APPLIED = "not_applied"
+    UNCERTAIN = "uncertain"
+
+
+# `AuditEntry` has no state column: the state is a prefix of `reason` (none when applied).
+_REASON_PREFIX = {
+    AuditState.PENDING: "unconfirmed: ",
+    AuditState.NOT_APPLIED: "not applied: ",
+    AuditState.UNCERTAIN: "interrupted, outcome unknown: ",
+}
+
+
+def encode_reason(state: AuditState, reason: str) -> str:
+    return _REASON_PREFIX.get(state, "") + reason
+
+
+def decode_reason(text: str | None) -> tuple[AuditState, str]:
+    text = text or ""
+    for state, prefix in _REASON_PREFIX.items():
+        if text.startswith(prefix):
+            return state, text[len(prefix) :]
+    return AuditState.APPLIED, text
+
+
+UNDO_REASON = "undo of audit entry {id}"
+
+
+def undone_by(reason: str) -> int | None:
+    """The audit entry that the change with this reason undoes, if it is an undo."""
+    head, _, rest = reason.partition(UNDO_REASON.format(id=""))
+    if head or not rest:
+        return None
+    digits = rest.split(" ", 1)[0].rstrip(":")
+    return int(digits) if digits.isdigit() else None
+
+
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
     """One change applied (or conflict settled), with enough to undo it."""
@@ -46,6 +95,20 @@ class AuditRecord:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     reason: str = ""
+    state: AuditState = AuditState.APPLIED
+    id: int | None = field(default=None, compare=False)  # given by the store
+    undone_at: datetime | None = None
+
+    def item_id(self, side: Side) -> str | None:
+        return self.crm_id if side is Side.CRM else self.groupware_id
+
+    def same_change(self, other: AuditRecord) -> bool:
+        """Whether `other` is the same intended change (its confirmation or a retry)."""
+        return (other.correlation_id, other.side, other.action) == (
+            self.correlation_id,
+            self.side,
+            self.action,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +118,7 @@ class RunOutcome:
     errors: Mapping[str, Any]
     timings: Mapping[str, float]
     held_plan: dict[str, Any] | None = None
+    notes: Sequence[str] = ()
 
 
 class SyncStore(Protocol):
@@ -86,8 +150,25 @@ class SyncStore(Protocol):
         replaces: str | None = None,
     ) -> LinkSnapshot:
         """Insert or update the link (by correlation id) and add `audits`, atomically; the link
-        with correlation id `replaces` (a pair being re-created) is removed in the same step."""
+        with correlation id `replaces` (a pair being re-created) is removed in the same step.
+
+        A `PENDING` audit closes an unconfirmed one of the same change (a retried attempt) as
+        `NOT_APPLIED`; an `APPLIED` one confirms (overwrites) the unconfirmed row of its change
+        if there is one, else it is added."""
         ...
+
+    def unconfirmed_audits(self, kind: ItemKind) -> list[AuditRecord]:
+        """Audit rows still `PENDING` (their intent was interrupted), with their ids."""
+        ...
+
+    def settle_audit(self, audit_id: int, state: AuditState, after: dict[str, Any] | None) -> None:
+        """Settle a pending audit row; `after` (what the service holds) replaces the intended
+        after only when the change is confirmed `APPLIED`."""
+        ...
+
+    def audit_entry(self, audit_id: int) -> AuditRecord | None: ...
+
+    def mark_undone(self, audit_id: int, when: datetime) -> None: ...
 
     def drop_link(self, kind: ItemKind, correlation_id: str) -> None: ...
 
@@ -111,6 +192,24 @@ def _snapshot(row: ItemLink) -> LinkSnapshot:
         state=row.state,
         pending_action=row.pending_action,
         id=row.id,
+    )
+
+
+def _record(entry: AuditEntry) -> AuditRecord:
+    state, reason = decode_reason(entry.reason)
+    return AuditRecord(
+        kind=entry.kind,
+        side=entry.side,
+        action=entry.action,
+        correlation_id=entry.correlation_id,
+        crm_id=entry.crm_id,
+        groupware_id=entry.remote_id,
+        before=entry.before,
+        after=entry.after,
+        reason=reason,
+        state=state,
+        id=entry.id,
+        undone_at=entry.undone_at,
     )
 
 
@@ -227,8 +326,70 @@ class SqlStore:
             row.updated_at = utcnow()
             session.flush()
             for record in audits:
-                session.add(self._audit_row(record, row.id))
+                self._write_audit(session, record, row.id)
             return _snapshot(row)
+
+    def _unconfirmed(self, session: Session, record: AuditRecord) -> list[AuditEntry]:
+        if record.correlation_id is None:
+            return []
+        return list(
+            session.scalars(
+                select(AuditEntry).where(
+                    AuditEntry.sync_user_id == self.sync_user_id,
+                    AuditEntry.correlation_id == record.correlation_id,
+                    AuditEntry.side == record.side,
+                    AuditEntry.action == record.action,
+                    AuditEntry.reason.startswith(_REASON_PREFIX[AuditState.PENDING]),
+                )
+            )
+        )
+
+    def _write_audit(self, session: Session, record: AuditRecord, link_id: int | None) -> None:
+        waiting = self._unconfirmed(session, record)
+        if record.state is AuditState.PENDING:
+            for stale in waiting:  # a retried intent: the earlier attempt was refused
+                stale.reason = encode_reason(AuditState.NOT_APPLIED, decode_reason(stale.reason)[1])
+            session.add(self._audit_row(record, link_id))
+        elif waiting:
+            entry = waiting[-1]
+            entry.item_link_id = link_id
+            entry.crm_id, entry.remote_id = record.crm_id, record.groupware_id
+            entry.before, entry.after = record.before, record.after
+            entry.reason = encode_reason(record.state, record.reason)
+            entry.sync_run_id = self.run_id
+        else:
+            session.add(self._audit_row(record, link_id))
+
+    def unconfirmed_audits(self, kind: ItemKind) -> list[AuditRecord]:
+        # Scans the user's audit rows by a reason prefix; an indexed state column would not.
+        query = select(AuditEntry).where(
+            AuditEntry.sync_user_id == self.sync_user_id,
+            AuditEntry.kind == kind,
+            AuditEntry.reason.startswith(_REASON_PREFIX[AuditState.PENDING]),
+        )
+        with self.db.session() as session:
+            return [_record(e) for e in session.scalars(query.order_by(AuditEntry.id))]
+
+    def settle_audit(self, audit_id: int, state: AuditState, after: dict[str, Any] | None) -> None:
+        with self.db.session() as session:
+            entry = session.get_one(AuditEntry, audit_id)
+            was, reason = decode_reason(entry.reason)
+            if was is not AuditState.PENDING:
+                return
+            if state is AuditState.APPLIED:
+                entry.after = after
+            entry.reason = encode_reason(state, reason)
+
+    def audit_entry(self, audit_id: int) -> AuditRecord | None:
+        with self.db.session() as session:
+            entry = session.get(AuditEntry, audit_id)
+            if entry is None or entry.sync_user_id != self.sync_user_id:
+                return None
+            return _record(entry)
+
+    def mark_undone(self, audit_id: int, when: datetime) -> None:
+        with self.db.session() as session:
+            session.get_one(AuditEntry, audit_id).undone_at = when
 
     def _clear_tombstones(self, session: Session, kind: ItemKind, link: LinkSnapshot) -> None:
         # A tombstone keeps the ids of a deleted pair; a new pair may reuse an id (a series
@@ -266,7 +427,7 @@ class SqlStore:
             remote_id=record.groupware_id,
             before=record.before,
             after=record.after,
-            reason=record.reason,
+            reason=encode_reason(record.state, record.reason),
         )
 
     def drop_link(self, kind: ItemKind, correlation_id: str) -> None:
@@ -322,6 +483,7 @@ class SqlStore:
             run.errors = dict(outcome.errors)
             run.timings = dict(outcome.timings)
             run.held_plan = outcome.held_plan
+            run.notes = list(outcome.notes)
 
     def audit_entries(self, since: datetime | None = None) -> list[AuditEntry]:
         """The audit trail of this user (newest last), for the portal and for undo."""
@@ -330,3 +492,7 @@ class SqlStore:
             if since is not None:
                 query = query.where(AuditEntry.created_at >= since)
             return list(session.scalars(query.order_by(AuditEntry.id)))
+
+    def audit_records(self) -> list[AuditRecord]:
+        """The audit trail as records (with state and ids), oldest first."""
+        return [_record(entry) for entry in self.audit_entries()]

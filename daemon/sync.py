@@ -131,14 +131,13 @@ def sync(
         outcome.plan = the_plan
         counts = the_plan.counts()
         outcome.notes = notes
-        if notes:
-            errors["notes"] = notes
         if dry_run:
             outcome.dry_run_lines = render_plan(the_plan)
             outcome.status = RunStatus.SUCCEEDED
         else:
             report = Applier(connectors, store, inp, sleep=sleep).apply(the_plan)
             outcome.report = report
+            outcome.notes += report.notes
             counts = {**counts, **{f"applied_{k}": v for k, v in report.counts.items()}}
             if report.failures:
                 errors["items"] = [_failure(f) for f in report.failures]
@@ -158,7 +157,9 @@ def sync(
     if outcome.error:
         errors["run"] = outcome.error
     timings["total"] = time.perf_counter() - started
-    store.finish_run(run_id, RunOutcome(outcome.status, counts, errors, timings, held))
+    store.finish_run(
+        run_id, RunOutcome(outcome.status, counts, errors, timings, held, outcome.notes)
+    )
     return outcome
 
 

@@ -8,6 +8,7 @@ further run must find nothing to do (no ping-pong).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from hypothesis import event
@@ -17,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from common.items import Appointment, content_hash
 from common.models import ItemKind, LinkState, RunStatus, Side
 from daemon.policies import ConflictPolicy, DeletionGuard, Direction, Policy
+from daemon.store import AuditRecord, AuditState
 from daemon.sync import SyncOutcome, sync
 from tests.engine.conftest import engine_profile
 from tests.fixtures.engine import (
@@ -232,6 +234,7 @@ class SyncMachine(RuleBasedStateMachine):
             raise AssertionError("no quiet state after four runs (ping-pong)")
         self.check_agreement()
         self.check_no_lost_edit()
+        self.check_every_write_audited_once()
 
     def check_agreement(self) -> None:
         links = [
@@ -263,6 +266,32 @@ class SyncMachine(RuleBasedStateMachine):
         lost = self.tokens - self.superseded - present - recorded
         assert not lost, f"edits lost without a conflict record: {sorted(lost)}"
 
+    def check_every_write_audited_once(self) -> None:
+        """Every change the sync applied has exactly one audit row: confirmed, or, when a
+        crash hid the outcome (the item vanished or changed before anyone looked), uncertain."""
+        audits = self.store.audits
+        assert not [a for a in audits if a.state is AuditState.PENDING], "unsettled audit rows"
+
+        def changes(state: AuditState) -> Counter[tuple[str, Side, str | None]]:
+            return Counter(
+                (a.action, a.side, _written_id(a))
+                for a in audits
+                if a.state is state and a.action in ("create", "update", "delete")
+            )
+
+        written = Counter(
+            (op, side, item_id)
+            for side, connector in self.connectors.items()
+            for op, item_id in connector.writes
+        )
+        applied, uncertain = changes(AuditState.APPLIED), changes(AuditState.UNCERTAIN)
+        assert not applied - written, f"audited but never written: {applied - written}"
+        # An uncertain create does not know the id the service gave: count those per side.
+        for (op, side, item_id), n in (written - applied).items():
+            key = (op, side, None if op == "create" else item_id)
+            assert uncertain[key] >= n, f"{op} of {item_id} on {side} has no audit row"
+            uncertain[key] -= n
+
     @invariant()
     def links_are_unique(self) -> None:
         seen: dict[Side, set[str]] = {Side.CRM: set(), Side.GROUPWARE: set()}
@@ -274,6 +303,11 @@ class SyncMachine(RuleBasedStateMachine):
                 if item_id is not None:
                     assert item_id not in seen[side]
                     seen[side].add(item_id)
+
+
+def _written_id(record: AuditRecord) -> str | None:
+    snapshot = record.before if record.action == "delete" else record.after
+    return (snapshot["id"] or None) if snapshot else None
 
 
 def _subject(snapshot: dict[str, Any] | None) -> str | None:

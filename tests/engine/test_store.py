@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from common.items import Appointment
+from common.items import Appointment, Recurrence
 from common.models import AuditEntry, ItemKind, LinkState, RunStatus, Side, SyncRun
 from daemon.engine import LinkSnapshot
 from daemon.policies import Policy
-from daemon.store import AuditRecord, RunOutcome, SqlStore, SyncStore
+from daemon.store import AuditRecord, AuditState, RunOutcome, SqlStore, SyncStore
 from daemon.sync import sync
 from tests.fixtures.engine import NOW, Crash, Faults, MemoryConnector, MemoryStore, appointment
 
@@ -94,6 +94,11 @@ def test_sql_run_with_a_crash_between_call_and_link_recovers(sql_store: SqlStore
         runs = session.query(SyncRun).order_by(SyncRun.id).all()
         assert [r.status for r in runs] == [RunStatus.RUNNING, RunStatus.SUCCEEDED]
         assert runs[1].counts["link_crm"] == 1
+    # The create's audit entry, written with the intent, was confirmed by the recovery.
+    (created,) = sql_store.audit_records()
+    assert created.action == "create" and created.state is AuditState.APPLIED
+    assert created.after is not None and created.after["id"] == linked.groupware_id
+    assert created.groupware_id is None  # named by the intent; the service's id is in `after`
     crm.user_edit(next(iter(crm.items)), subject="Demo day")
     sync(APPT, both, sql_store, _policy(), NOW)
     (entry,) = [a for a in sql_store.audit_entries() if a.action == "update"]
@@ -113,6 +118,77 @@ def test_finish_run_records_the_outcome(sql_store: SqlStore) -> None:
         run = session.get_one(SyncRun, run_id)
         assert run.dry_run and run.status is RunStatus.HELD and run.held_plan == {"reason": "x"}
         assert run.finished_at is not None and run.counts == {"delete_crm": 9}
+
+
+@pytest.mark.parametrize("crash_at", [0, 1, 2])  # before the call, after it, at the link
+@pytest.mark.parametrize("op", ["create", "update", "delete"])
+def test_a_crash_anywhere_in_a_write_keeps_exactly_one_audit_row_per_change(
+    store: SyncStore, op: str, crash_at: int
+) -> None:
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw")
+    both = {Side.CRM: crm, Side.GROUPWARE: gw}
+    crm_id = crm.user_create(appointment("Demo"))
+    if op != "create":
+        sync(APPT, both, store, _policy(), NOW)
+        if op == "update":
+            crm.user_edit(crm_id, subject="Demo day")
+        else:
+            crm.user_delete(crm_id)
+    before = len(_audits(store))
+    # Steps: put_link (intent), gw.<op> before, gw.<op> after, put_link (done).
+    faults = Faults(at=crash_at + 1).attach(gw, store)  # type: ignore[arg-type]
+    with pytest.raises(Crash):
+        sync(APPT, both, store, _policy(), NOW)
+    faults.detach(gw, store)  # type: ignore[arg-type]
+    (pending,) = _audits(store)[before:]
+    assert pending.action == op and pending.state is AuditState.PENDING
+    sync(APPT, both, store, _policy(), NOW)
+    mine = [a.state for a in _audits(store)[before:] if a.action == op]
+    assert mine == EXPECTED_AFTER_CRASH[op, crash_at]
+    if op != "delete":  # a confirmed row says what the service holds
+        (gw_id,) = gw.items
+        (confirmed,) = [a for a in _audits(store)[before:] if a.state is AuditState.APPLIED]
+        assert confirmed.after is not None and confirmed.after["id"] == gw_id
+        assert confirmed.after["version"] == gw.get(gw_id).version
+    else:
+        assert gw.items == {}
+
+
+A, N, U = AuditState.APPLIED, AuditState.NOT_APPLIED, AuditState.UNCERTAIN
+# Before the call, the retry is applied and the interrupted attempt closed (a create that
+# cannot be found may also have been made and deleted since: uncertain); after the call, the
+# row is confirmed, except a delete: an item gone may have been deleted by someone else.
+EXPECTED_AFTER_CRASH = {
+    ("create", 0): [U, A],
+    ("update", 0): [N, A],
+    ("delete", 0): [N, A],
+    ("create", 1): [A],
+    ("update", 1): [A],
+    ("delete", 1): [U],
+    ("create", 2): [A],
+    ("update", 2): [A],
+    ("delete", 2): [U],
+}
+
+
+def test_expansion_notes_go_to_the_run_notes(sql_store: SqlStore) -> None:
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw", can_express=lambda rule: False)
+    crm.user_create(appointment("Weekly", recurrence=Recurrence("FREQ=WEEKLY;COUNT=3")))
+    sync(APPT, {Side.CRM: crm, Side.GROUPWARE: gw}, sql_store, _policy(), NOW)
+    with sql_store.db.session() as session:
+        (run,) = session.query(SyncRun).all()
+        assert any("expanded to 3 occurrences" in note for note in run.notes), run.notes
+        assert "notes" not in run.errors
+    assert len(gw.items) == 3
+
+
+def _audits(store: SyncStore) -> list[AuditRecord]:
+    if isinstance(store, SqlStore):
+        return store.audit_records()
+    assert isinstance(store, MemoryStore)
+    return store.audits
 
 
 def _policy() -> Policy:
