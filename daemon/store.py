@@ -157,6 +157,13 @@ class SyncStore(Protocol):
         if there is one, else it is added."""
         ...
 
+    def record_audits(
+        self, audits: Sequence[AuditRecord], undoes: int | None = None
+    ) -> list[AuditRecord]:
+        """Write audit rows that go with no link change (an undo), as `put_link` does; with
+        `undoes`, that entry is marked undone in the same step. Returns the rows with ids."""
+        ...
+
     def unconfirmed_audits(self, kind: ItemKind) -> list[AuditRecord]:
         """Audit rows still `PENDING` (their intent was interrupted), with their ids."""
         ...
@@ -344,21 +351,34 @@ class SqlStore:
             )
         )
 
-    def _write_audit(self, session: Session, record: AuditRecord, link_id: int | None) -> None:
+    def _write_audit(
+        self, session: Session, record: AuditRecord, link_id: int | None
+    ) -> AuditEntry:
         waiting = self._unconfirmed(session, record)
         if record.state is AuditState.PENDING:
             for stale in waiting:  # a retried intent: the earlier attempt was refused
                 stale.reason = encode_reason(AuditState.NOT_APPLIED, decode_reason(stale.reason)[1])
-            session.add(self._audit_row(record, link_id))
         elif waiting:
             entry = waiting[-1]
-            entry.item_link_id = link_id
+            entry.item_link_id = link_id if link_id is not None else entry.item_link_id
             entry.crm_id, entry.remote_id = record.crm_id, record.groupware_id
             entry.before, entry.after = record.before, record.after
             entry.reason = encode_reason(record.state, record.reason)
             entry.sync_run_id = self.run_id
-        else:
-            session.add(self._audit_row(record, link_id))
+            return entry
+        entry = self._audit_row(record, link_id)
+        session.add(entry)
+        return entry
+
+    def record_audits(
+        self, audits: Sequence[AuditRecord], undoes: int | None = None
+    ) -> list[AuditRecord]:
+        with self.db.session() as session:
+            entries = [self._write_audit(session, record, None) for record in audits]
+            if undoes is not None:
+                session.get_one(AuditEntry, undoes).undone_at = utcnow()
+            session.flush()
+            return [_record(entry) for entry in entries]
 
     def unconfirmed_audits(self, kind: ItemKind) -> list[AuditRecord]:
         # Scans the user's audit rows by a reason prefix; an indexed state column would not.

@@ -21,9 +21,11 @@ settings.register_profile("dev", max_examples=200, stateful_step_count=12, **_CO
 settings.register_profile("nightly", max_examples=20000, stateful_step_count=40, **_COMMON)
 
 
-def engine_profile(sql: bool = False) -> settings:
-    """The chosen profile; on the SQL store a tenth of its examples (each needs a database)."""
+def engine_profile(sql: bool = False, share: float = 1.0) -> settings:
+    """The chosen profile, with `share` of its examples; on the SQL store a tenth (each
+    example needs a database)."""
     chosen = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+    examples = int(chosen.max_examples * share)
     if sql:
-        return settings(chosen, max_examples=max(20, chosen.max_examples // 10))
-    return chosen
+        examples //= 10
+    return settings(chosen, max_examples=max(20, examples))

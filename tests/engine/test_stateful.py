@@ -15,7 +15,7 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from common.items import Appointment, content_hash
+from common.items import CONTACT_FIELDS, Appointment, Contact, Phone, content_hash
 from common.models import ItemKind, LinkState, RunStatus, Side
 from daemon.policies import ConflictPolicy, DeletionGuard, Direction, Policy
 from daemon.store import AuditRecord, AuditState
@@ -30,6 +30,8 @@ from tests.fixtures.engine import (
     MemoryConnector,
     MemoryStore,
     appointment,
+    contact,
+    contact_rewriting,
     html_wrapping,
     make_sql_store,
 )
@@ -40,19 +42,19 @@ GUARD = DeletionGuard(max_deletes=3, max_percent=50.0, min_for_percent=2)
 
 
 class SyncMachine(RuleBasedStateMachine):
+    """Appointments; `ContactSyncMachine` runs the same rules on contacts."""
+
+    KIND = ItemKind.APPOINTMENT
+    TOKEN = "subject"  # the field that carries each user edit's unique token
+
     def __init__(self) -> None:
         super().__init__()
         self.clock = Clock()
-        self.crm: MemoryConnector[Appointment] = MemoryConnector(
-            "crm", fields=CRM_FIELDS, clock=self.clock
-        )
-        self.gw: MemoryConnector[Appointment] = MemoryConnector(
-            "gw", rewrite=html_wrapping, clock=self.clock
-        )
+        self.crm, self.gw = self.make_connectors()
         self.connectors = {Side.CRM: self.crm, Side.GROUPWARE: self.gw}
         self.store = MemoryStore()
         self.policy = Policy(guard=GUARD)
-        self.fields = CRM_FIELDS  # what both fakes keep
+        self.fields = self.crm.fields & self.gw.fields  # what both fakes keep
         self.counter = 0
         self.tokens: set[str] = set()
         self.superseded: set[str] = set()
@@ -70,7 +72,25 @@ class SyncMachine(RuleBasedStateMachine):
         ),
     )
     def configure(self, conflict: ConflictPolicy, direction: Direction) -> None:
-        self.policy = Policy(appointments=direction, conflict=conflict, guard=GUARD)
+        if self.KIND is ItemKind.APPOINTMENT:
+            self.policy = Policy(appointments=direction, conflict=conflict, guard=GUARD)
+        else:
+            self.policy = Policy(contacts=direction, conflict=conflict, guard=GUARD)
+
+    def make_connectors(self) -> tuple[MemoryConnector[Any], MemoryConnector[Any]]:
+        crm: MemoryConnector[Appointment] = MemoryConnector(
+            "crm", fields=CRM_FIELDS, clock=self.clock
+        )
+        gw: MemoryConnector[Appointment] = MemoryConnector(
+            "gw", rewrite=html_wrapping, clock=self.clock
+        )
+        return crm, gw
+
+    def make_item(self, token: str, hour: int, body: str) -> Any:
+        return appointment(token, hour=hour, body=body)
+
+    def token_of(self, item: Any) -> str:
+        return str(getattr(item, self.TOKEN))
 
     # --- what users and servers do -----------------------------------------------------------
 
@@ -92,14 +112,14 @@ class SyncMachine(RuleBasedStateMachine):
     )
     def create(self, side: Side, body: str, hour: int, count: int) -> None:
         for _ in range(count):
-            self.connectors[side].user_create(appointment(self.token(), hour=hour, body=body))
+            self.connectors[side].user_create(self.make_item(self.token(), hour, body))
 
     @rule(pick=PICK)
     def edit_on_both_sides(self, pick: int) -> None:
         """The same pair edited on both sides before a sync: a conflict."""
         links = [
             link
-            for link in self.store.all_links(ItemKind.APPOINTMENT)
+            for link in self.store.all_links(self.KIND)
             if link.crm_id in self.crm.items and link.groupware_id in self.gw.items
         ]
         if links:
@@ -116,20 +136,20 @@ class SyncMachine(RuleBasedStateMachine):
 
     def edit_item(self, side: Side, item_id: str) -> None:
         connector = self.connectors[side]
-        self.superseded.add(connector.item(item_id).subject)
-        connector.user_edit(item_id, subject=self.token())
+        self.superseded.add(self.token_of(connector.item(item_id)))
+        connector.user_edit(item_id, **{self.TOKEN: self.token()})
 
     @rule(side=SIDES, pick=PICK)
     def delete(self, side: Side, pick: int) -> None:
         item_id = self.pick(side, pick)
         if item_id is not None:
-            self.superseded.add(self.connectors[side].item(item_id).subject)
+            self.superseded.add(self.token_of(self.connectors[side].item(item_id)))
             self.connectors[side].user_delete(item_id)
 
     @rule(side=SIDES)
     def delete_everything(self, side: Side) -> None:
         for item_id in sorted(self.connectors[side].items):
-            self.superseded.add(self.connectors[side].item(item_id).subject)
+            self.superseded.add(self.token_of(self.connectors[side].item(item_id)))
             self.connectors[side].user_delete(item_id)
 
     @rule(side=SIDES, pick=PICK)
@@ -150,10 +170,10 @@ class SyncMachine(RuleBasedStateMachine):
 
     # --- sync runs -----------------------------------------------------------------------------
 
-    def run(self, approve: bool = False) -> SyncOutcome[Appointment]:
-        sizes = self.store.linked_counts(ItemKind.APPOINTMENT)
+    def run(self, approve: bool = False) -> SyncOutcome[Any]:
+        sizes = self.store.linked_counts(self.KIND)
         outcome = sync(
-            ItemKind.APPOINTMENT,
+            self.KIND,
             self.connectors,
             self.store,
             self.policy,
@@ -239,11 +259,11 @@ class SyncMachine(RuleBasedStateMachine):
     def check_agreement(self) -> None:
         links = [
             link
-            for link in self.store.all_links(ItemKind.APPOINTMENT)
+            for link in self.store.all_links(self.KIND)
             if link.state is not LinkState.TOMBSTONE
         ]
         assert all(link.state is LinkState.LINKED for link in links), links
-        direction = self.policy.appointments
+        direction = self.policy.direction(self.KIND)
         for link in links:
             assert link.crm_id in self.crm.items and link.groupware_id in self.gw.items, link
             crm_item, gw_item = self.crm.item(link.crm_id), self.gw.item(link.groupware_id)
@@ -259,9 +279,13 @@ class SyncMachine(RuleBasedStateMachine):
         assert len(linked[Side.CRM]) == len(links) == len(linked[Side.GROUPWARE])
 
     def check_no_lost_edit(self) -> None:
-        present = {i.subject for c in self.connectors.values() for _, i, _ in c.items.values()}
+        present = {
+            self.token_of(i) for c in self.connectors.values() for _, i, _ in c.items.values()
+        }
         recorded = {
-            _subject(record.before) for record in self.store.audits if record.action == "conflict"
+            record.before["item"][self.TOKEN]
+            for record in self.store.audits
+            if record.action == "conflict" and record.before is not None
         }
         lost = self.tokens - self.superseded - present - recorded
         assert not lost, f"edits lost without a conflict record: {sorted(lost)}"
@@ -295,7 +319,7 @@ class SyncMachine(RuleBasedStateMachine):
     @invariant()
     def links_are_unique(self) -> None:
         seen: dict[Side, set[str]] = {Side.CRM: set(), Side.GROUPWARE: set()}
-        for link in self.store.all_links(ItemKind.APPOINTMENT):
+        for link in self.store.all_links(self.KIND):
             if link.state is LinkState.TOMBSTONE:
                 continue
             for side in (Side.CRM, Side.GROUPWARE):
@@ -308,10 +332,6 @@ class SyncMachine(RuleBasedStateMachine):
 def _written_id(record: AuditRecord) -> str | None:
     snapshot = record.before if record.action == "delete" else record.after
     return (snapshot["id"] or None) if snapshot else None
-
-
-def _subject(snapshot: dict[str, Any] | None) -> str | None:
-    return None if snapshot is None else snapshot["item"]["subject"]
 
 
 SyncMachine.TestCase.settings = engine_profile()
@@ -335,3 +355,28 @@ class SqlSyncMachine(SyncMachine):
 
 SqlSyncMachine.TestCase.settings = engine_profile(sql=True)
 TestSyncOnSql = SqlSyncMachine.TestCase
+
+
+class ContactSyncMachine(SyncMachine):
+    """The same rules on contacts: a CRM without middle names, a groupware server that
+    rewrites e-mail addresses (case, order) and phone numbers (formatting)."""
+
+    KIND = ItemKind.CONTACT
+    TOKEN = "given_name"
+
+    def make_connectors(self) -> tuple[MemoryConnector[Any], MemoryConnector[Any]]:
+        crm: MemoryConnector[Contact] = MemoryConnector(
+            "crm", fields=CONTACT_FIELDS - {"middle_name"}, clock=self.clock
+        )
+        gw: MemoryConnector[Contact] = MemoryConnector(
+            "gw", fields=CONTACT_FIELDS, rewrite=contact_rewriting, clock=self.clock
+        )
+        return crm, gw
+
+    def make_item(self, token: str, hour: int, body: str) -> Any:
+        phones = (Phone(f"+31 20 555 01{hour:02d}", "work"),) if body else ()
+        return contact(token, "Jansen", f"{token}@example.com", middle_name=body, phones=phones)
+
+
+ContactSyncMachine.TestCase.settings = engine_profile()
+TestContactSync = ContactSyncMachine.TestCase
