@@ -133,6 +133,7 @@ def sync(
         outcome.notes = notes
         if dry_run:
             outcome.dry_run_lines = render_plan(the_plan)
+            outcome.notes += outcome.dry_run_lines  # stored with the run: the portal shows it
             outcome.status = RunStatus.SUCCEEDED
         else:
             report = Applier(connectors, store, inp, sleep=sleep).apply(the_plan)

@@ -184,6 +184,18 @@ def test_expansion_notes_go_to_the_run_notes(sql_store: SqlStore) -> None:
     assert len(gw.items) == 3
 
 
+def test_a_dry_run_stores_its_plan_with_the_run_and_writes_nothing(sql_store: SqlStore) -> None:
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw")
+    crm.user_create(appointment("Kick-off"))
+    sync(APPT, {Side.CRM: crm, Side.GROUPWARE: gw}, sql_store, _policy(), NOW, dry_run=True)
+    assert gw.items == {} and sql_store.all_links(APPT) == []
+    with sql_store.db.session() as session:
+        (run,) = session.query(SyncRun).all()
+        assert run.dry_run and run.notes[0] == "appointments: create groupware 1"
+        assert "create on groupware: 'Kick-off'" in run.notes[1]
+
+
 def _audits(store: SyncStore) -> list[AuditRecord]:
     if isinstance(store, SqlStore):
         return store.audit_records()
