@@ -113,6 +113,7 @@ class Applier(Generic[T]):
         self.max_wait = max_wait
         self.report = ApplyReport()
         self._cid: str | None = None  # the correlation id of the action being applied
+        self._unconfirmed: AuditRecord | None = None  # the audit entry of the call under way
 
     def apply(self, plan: Plan[T]) -> ApplyReport:
         self.settle_unconfirmed()  # what an interrupted run wrote, before anything is redone
@@ -179,12 +180,14 @@ class Applier(Generic[T]):
         self._cid = action.link.correlation_id if action.link else None
         attempts = 0
         while True:
+            self._unconfirmed = None
             try:
                 self._dispatch(action)
                 return
             except Throttled as exc:
                 attempts += 1
                 if attempts >= self.max_attempts:
+                    self._close_refused()
                     self._fail(action, exc, retryable=True)
                     return
                 wait = min(exc.retry_after, self.max_wait)
@@ -193,6 +196,7 @@ class Applier(Generic[T]):
             except AuthExpired as exc:
                 raise RunAborted(str(exc)) from exc
             except (_Replan, PreconditionFailed, NotFound) as exc:
+                self._close_refused()
                 if not may_replan:
                     self._fail(action, exc, retryable=True)
                     return
@@ -214,9 +218,17 @@ class Applier(Generic[T]):
                 self._fail(action, exc, retryable=True)
                 return
             except Permanent as exc:
+                self._close_refused()
                 self._undo_intent(action)
                 self._fail(action, exc, retryable=False)
                 return
+
+    def _close_refused(self) -> None:
+        """The service refused the call: its audit entry is closed as not applied. (After a
+        `Transient` error nobody knows; `settle_unconfirmed` looks at the service later.)"""
+        if self._unconfirmed is not None:
+            self.store.record_audits([replace(self._unconfirmed, state=AuditState.NOT_APPLIED)])
+            self._unconfirmed = None
 
     def _fail(self, action: Action[T], exc: Exception, *, retryable: bool) -> None:
         item = action.target_id or action.source_id or "?"
@@ -300,6 +312,8 @@ class Applier(Generic[T]):
         reason: str,
         state: AuditState = AuditState.APPLIED,
     ) -> AuditRecord:
+        if state is AuditState.APPLIED and action != "conflict":
+            self._unconfirmed = None  # this record confirms the call's entry
         return AuditRecord(
             kind=self.kind,
             side=side,
@@ -323,7 +337,9 @@ class Applier(Generic[T]):
         reason: str,
     ) -> AuditRecord:
         """The audit entry written with an intent: confirmed once the call returned."""
-        return self._audit(action, side, link, before, intended, reason, AuditState.PENDING)
+        record = self._audit(action, side, link, before, intended, reason, AuditState.PENDING)
+        self._unconfirmed = record
+        return record
 
     def _conflict_audits(self, action: Action[T], link: LinkSnapshot) -> list[AuditRecord]:
         if action.conflict is None:

@@ -13,6 +13,7 @@ from common.connectors.base import AuthExpired, Permanent, Throttled, Transient
 from common.items import Appointment, from_json
 from common.models import ItemKind, LinkState, RunStatus, Side
 from daemon.policies import ConflictPolicy, DeletionGuard, Policy
+from daemon.store import AuditState
 from daemon.sync import SyncOutcome, sync
 from tests.fixtures.engine import (
     NOW,
@@ -143,6 +144,9 @@ def test_one_failed_item_does_not_fail_the_run(both: Conns, memory_store: Memory
     assert outcome.report is not None and not outcome.report.failures[0].retryable
     # The refused item's intent is gone: nothing was created, nothing is pending.
     assert all(x.state is LinkState.LINKED for x in memory_store.all_links(ItemKind.APPOINTMENT))
+    # Its audit entry, written with the intent, is closed as not applied (the service said no).
+    refused = [a for a in memory_store.audits if a.state is not AuditState.APPLIED]
+    assert [(a.action, a.state) for a in refused] == [("create", AuditState.NOT_APPLIED)]
 
 
 def test_a_transient_failure_keeps_the_cursors_so_the_next_run_retries(
