@@ -3,7 +3,9 @@
 In the spirit of vdirsyncer's `SyncMachine`. After a quiet sync (no faults) both sides must
 agree per direction and policy, no item may be doubled, no user edit may vanish unless the
 audit records it as the losing side of a conflict, no run may delete beyond the guard, and a
-further run must find nothing to do (no ping-pong).
+further run must find nothing to do (no ping-pong), and every write the sync made must have
+exactly one audit row (confirmed, or uncertain when a crash hid its outcome). The same rules
+run on appointments (also on the SQL store) and on contacts.
 """
 
 from __future__ import annotations
