@@ -53,6 +53,9 @@ def test_form_live_progress_and_final_report(page: Page, sims: SimulatorStack) -
         {"kind": "latency", "path": "EWS", "latency_ms": 800, "count": 4}
     )
     page.goto("/check")
+    # The form is styled: labels above full-width fields (the stylesheet is loaded).
+    target_field = page.get_by_label("Domain or mailbox address")
+    assert target_field.evaluate("e => getComputedStyle(e.labels[0]).display") == "block"
     page.get_by_label("Domain or mailbox address").fill("alice@proseware.example")
     page.get_by_label("Mailbox password (optional)").fill("Alice-Passw0rd!")
     page.get_by_role("button", name="Run the checks").click()
