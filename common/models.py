@@ -287,7 +287,10 @@ class AuditEntry(Base):
     """Every change applied (or conflict settled), with before/after so it can be undone."""
 
     __tablename__ = "audit_entry"
-    __table_args__ = (Index("ix_audit_entry_profile_created", "profile_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_entry_profile_created", "profile_id", "created_at"),
+        Index("ix_audit_entry_user_state", "sync_user_id", "state"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     profile_id: Mapped[int] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"))
@@ -307,6 +310,9 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
+    # pending (written with the intent) | applied | not_applied | uncertain (a crash hid the
+    # outcome): the daemon's journal settles pending rows on the next run.
+    state: Mapped[str] = mapped_column(String(16), default="applied", server_default="applied")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     undone_at: Mapped[datetime | None]
 

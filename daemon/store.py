@@ -50,26 +50,6 @@ class AuditState(enum.StrEnum):
     UNCERTAIN = "uncertain"
 
 
-# `AuditEntry` has no state column: the state is a prefix of `reason` (none when applied).
-_REASON_PREFIX = {
-    AuditState.PENDING: "unconfirmed: ",
-    AuditState.NOT_APPLIED: "not applied: ",
-    AuditState.UNCERTAIN: "interrupted, outcome unknown: ",
-}
-
-
-def encode_reason(state: AuditState, reason: str) -> str:
-    return _REASON_PREFIX.get(state, "") + reason
-
-
-def decode_reason(text: str | None) -> tuple[AuditState, str]:
-    text = text or ""
-    for state, prefix in _REASON_PREFIX.items():
-        if text.startswith(prefix):
-            return state, text[len(prefix) :]
-    return AuditState.APPLIED, text
-
-
 UNDO_REASON = "undo of audit entry {id}"
 
 
@@ -203,7 +183,7 @@ def _snapshot(row: ItemLink) -> LinkSnapshot:
 
 
 def _record(entry: AuditEntry) -> AuditRecord:
-    state, reason = decode_reason(entry.reason)
+    state, reason = AuditState(entry.state), entry.reason or ""
     return AuditRecord(
         kind=entry.kind,
         side=entry.side,
@@ -346,7 +326,7 @@ class SqlStore:
                     AuditEntry.correlation_id == record.correlation_id,
                     AuditEntry.side == record.side,
                     AuditEntry.action == record.action,
-                    AuditEntry.reason.startswith(_REASON_PREFIX[AuditState.PENDING]),
+                    AuditEntry.state == AuditState.PENDING.value,
                 )
             )
         )
@@ -357,13 +337,13 @@ class SqlStore:
         waiting = self._unconfirmed(session, record)
         if record.state is AuditState.PENDING:
             for stale in waiting:  # a retried intent: the earlier attempt was refused
-                stale.reason = encode_reason(AuditState.NOT_APPLIED, decode_reason(stale.reason)[1])
+                stale.state = AuditState.NOT_APPLIED.value
         elif waiting:
             entry = waiting[-1]
             entry.item_link_id = link_id if link_id is not None else entry.item_link_id
             entry.crm_id, entry.remote_id = record.crm_id, record.groupware_id
             entry.before, entry.after = record.before, record.after
-            entry.reason = encode_reason(record.state, record.reason)
+            entry.state, entry.reason = record.state.value, record.reason
             entry.sync_run_id = self.run_id
             return entry
         entry = self._audit_row(record, link_id)
@@ -381,11 +361,10 @@ class SqlStore:
             return [_record(entry) for entry in entries]
 
     def unconfirmed_audits(self, kind: ItemKind) -> list[AuditRecord]:
-        # Scans the user's audit rows by a reason prefix; an indexed state column would not.
         query = select(AuditEntry).where(
             AuditEntry.sync_user_id == self.sync_user_id,
+            AuditEntry.state == AuditState.PENDING.value,
             AuditEntry.kind == kind,
-            AuditEntry.reason.startswith(_REASON_PREFIX[AuditState.PENDING]),
         )
         with self.db.session() as session:
             return [_record(e) for e in session.scalars(query.order_by(AuditEntry.id))]
@@ -393,12 +372,11 @@ class SqlStore:
     def settle_audit(self, audit_id: int, state: AuditState, after: dict[str, Any] | None) -> None:
         with self.db.session() as session:
             entry = session.get_one(AuditEntry, audit_id)
-            was, reason = decode_reason(entry.reason)
-            if was is not AuditState.PENDING:
+            if entry.state != AuditState.PENDING.value:
                 return
             if state is AuditState.APPLIED:
                 entry.after = after
-            entry.reason = encode_reason(state, reason)
+            entry.state = state.value
 
     def audit_entry(self, audit_id: int) -> AuditRecord | None:
         with self.db.session() as session:
@@ -447,7 +425,8 @@ class SqlStore:
             remote_id=record.groupware_id,
             before=record.before,
             after=record.after,
-            reason=encode_reason(record.state, record.reason),
+            reason=record.reason,
+            state=record.state.value,
         )
 
     def drop_link(self, kind: ItemKind, correlation_id: str) -> None:
