@@ -384,20 +384,43 @@ def person_get(person_id: int) -> Response:
 
 
 def _update_person(person_id: int, make: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+    return _update_record(
+        "person.changed",
+        person_id,
+        lambda: _person(person_id),
+        writes.apply_person,
+        carriers.person,
+        events.person_fields,
+        _person_json,
+        make,
+    )
+
+
+def _update_record(
+    event: str,
+    record_id: int,
+    find: Callable[[], Any],
+    apply: Callable[[Any, Any, dict[str, Any]], None],
+    carrier: Callable[[Any, Any, str], dict[str, Any]],
+    fields: Callable[[Any], dict[str, Any]],
+    to_json: Callable[[Any], dict[str, Any]],
+    make: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Response:
+    """PUT/PATCH of a person or a company: If-Unmodified-Since, all-or-nothing, an event."""
     data = tenant()
     with data.lock:
-        record = _person(person_id)
+        record = find()
         _check_unmodified(record.updated)
         before = dict(vars(record))
-        fields_before = events.person_fields(record)
+        fields_before = fields(record)
         try:
-            writes.apply_person(data, record, make(carriers.person(data, record, "")))
+            apply(data, record, make(carrier(data, record, "")))
         except ApiError:
-            vars(record).update(before)
+            vars(record).update(before)  # a refused write changes nothing
             raise
         record.updated, record.updated_by = utcnow(), g.so_me.associate_id
-    _emit("person.changed", record.person_id, events.person_fields(record), fields_before)
-    return ok(_person_json(record), headers=_last_modified(record.updated))
+    _emit(event, record_id, fields(record), fields_before)
+    return ok(to_json(record), headers=_last_modified(record.updated))
 
 
 @bp.put("/v1/Person/<int:person_id>")
@@ -492,20 +515,16 @@ def contact_get(contact_id: int) -> Response:
 
 
 def _update_contact(contact_id: int, make: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
-    data = tenant()
-    with data.lock:
-        record = _contact(contact_id)
-        _check_unmodified(record.updated)
-        before = dict(vars(record))
-        fields_before = events.contact_fields(record)
-        try:
-            writes.apply_contact(data, record, make(carriers.contact(data, record, "")))
-        except ApiError:
-            vars(record).update(before)
-            raise
-        record.updated, record.updated_by = utcnow(), g.so_me.associate_id
-    _emit("contact.changed", record.contact_id, events.contact_fields(record), fields_before)
-    return ok(_contact_json(record), headers=_last_modified(record.updated))
+    return _update_record(
+        "contact.changed",
+        contact_id,
+        lambda: _contact(contact_id),
+        writes.apply_contact,
+        carriers.contact,
+        events.contact_fields,
+        _contact_json,
+        make,
+    )
 
 
 @bp.put("/v1/Contact/<int:contact_id>")
