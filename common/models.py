@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import secrets as token_source
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from common.kinds import ItemKind, LinkState, RunStatus, Side, new_correlation_id
 from common.secrets import EncryptedJSON, EncryptedText
 
 # Stable constraint names, so Alembic migrations are the same on SQLite and PostgreSQL.
@@ -84,20 +84,7 @@ class GroupwareKind(enum.StrEnum):
     GOOGLE = "google"
 
 
-class ItemKind(enum.StrEnum):
-    APPOINTMENT = "appointment"
-    CONTACT = "contact"
 
-
-class Side(enum.StrEnum):
-    CRM = "crm"
-    GROUPWARE = "groupware"
-
-
-class LinkState(enum.StrEnum):
-    PENDING = "pending"
-    LINKED = "linked"
-    TOMBSTONE = "tombstone"
 
 
 class InvitationState(enum.StrEnum):
@@ -105,13 +92,6 @@ class InvitationState(enum.StrEnum):
     ACTIVE = "active"
     DISABLED = "disabled"
 
-
-class RunStatus(enum.StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    HELD = "held_for_approval"
 
 
 def _enum(cls: type[enum.StrEnum]) -> Enum:
@@ -212,9 +192,6 @@ class SyncUser(Base):
 
     profile: Mapped[Profile] = relationship(back_populates="users")
 
-
-def new_correlation_id() -> str:
-    return uuid.uuid4().hex
 
 
 class ItemLink(Base):

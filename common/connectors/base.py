@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol
 
+from common.capabilities import Capabilities
 from common.items import Appointment, Contact, Recurrence
-
-T = TypeVar("T", Appointment, Contact)
-T_co = TypeVar("T_co", Appointment, Contact, covariant=True)
+from common.kinds import ChangeSet, Removal, RemovalKind, Stored, T, Window
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -57,66 +56,102 @@ class CursorExpired(ConnectorError):
     """The delta token is no longer valid (Google 410, Graph resync): list everything again."""
 
 
-# --- values -------------------------------------------------------------------------------------
+# --- values (defined in `common.kinds`, where the planner reads them) --------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class Stored(Generic[T]):
-    """An item as a service holds it: its id, its version (etag/ChangeKey) and our stamp."""
-
-    id: str
-    version: str
-    item: T
-    correlation_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Removal:
-    """An item a delta no longer shows. `gone` is False when it only left the listed range."""
-
-    id: str
-    gone: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeSet(Generic[T]):
-    """What changed since a cursor. `full` means `upserts` lists every item of the side."""
-
-    upserts: Sequence[Stored[T]]
-    removals: Sequence[Removal]
-    cursor: str | None
-    full: bool = False
-
+__all__ = ["ChangeSet", "Removal", "RemovalKind", "Stored", "T", "Window", "Write"]
 
 # --- the interface ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Write(Generic[T]):
+    """One write of a batch (`apply_many`): create, update, stamp or delete."""
+
+    op: str  # "create" | "update" | "stamp" | "delete"
+    item_id: str | None = None  # None for a create
+    item: T | None = None  # what to write (create, update)
+    if_match: str | None = None
+    correlation_id: str | None = None  # our stamp (create, stamp; update keeps it)
+
+
+WriteResult = Stored[T] | None | ConnectorError
+"""Per write of a batch: what the service now holds (None after a delete), or its error."""
+
+
 class ItemConnector(Protocol[T]):
-    """One side's items for one user: appointments or contacts."""
+    """One side's items for one user: appointments or contacts.
+
+    Properties a side declares, which the engine relies on:
+    - `capabilities`: the canonical fields it keeps and the values it can express
+      (`common.capabilities`); what it cannot hold is never an edit and never lost.
+    - `exact_versions`: whether an unchanged version proves unchanged content (etag,
+      ChangeKey). Where it does not (SuperOffice `updatedDate`, day-grained), change is
+      decided by content hash.
+    - `can_stamp`: whether an item can carry our correlation id (an extended property, a
+      foreign key); both items of a pair are stamped where they can be.
+    - `idempotent_create`: whether a repeated `create` with the same correlation id returns
+      the first item (Graph `transactionId`); where not, recovery after a crash looks the
+      item up with `find_by_correlation_id` before creating again.
+    - `batch_size`: how many writes `apply_many` sends at once.
+    """
+
+    @property
+    def capabilities(self) -> Capabilities: ...
 
     @property
     def fields(self) -> frozenset[str]:
         """The canonical fields this side keeps (see `common.items.APPOINTMENT_FIELDS`)."""
         ...
 
-    def changes(self, cursor: str | None) -> ChangeSet[T]:
-        """Changes since `cursor`; `None` lists everything (and returns `full=True`)."""
+    @property
+    def exact_versions(self) -> bool: ...
+
+    @property
+    def can_stamp(self) -> bool: ...
+
+    @property
+    def idempotent_create(self) -> bool: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    def changes(self, cursor: str | None, window: Window | None = None) -> ChangeSet[T]:
+        """One page of changes since `cursor` inside `window` (None: the side's whole range).
+        `cursor=None` lists everything (`full=True`); a page with `more=True` is followed by
+        the next one, read by passing its cursor back."""
         ...
 
-    def get(self, item_id: str) -> Stored[T]: ...
+    def get(self, item_id: str) -> Stored[T]:
+        """The item; `NotFound` when it does not exist."""
+        ...
+
+    def get_many(self, item_ids: Sequence[str]) -> dict[str, Stored[T] | None]:
+        """Each item (None where it does not exist), in as few calls as the service allows."""
+        ...
 
     def create(self, item: T, correlation_id: str) -> Stored[T]:
-        """Create the item stamped with `correlation_id`, which is also the idempotency key:
-        a repeated create with the same id returns the item made the first time."""
+        """Create the item stamped with `correlation_id` (and, where the service has one,
+        with it as the idempotency key)."""
         ...
 
     def update(self, item_id: str, item: T, if_match: str | None) -> Stored[T]:
-        """Replace the item; `PreconditionFailed` when its version is no longer `if_match`."""
+        """Replace the item's content (its stamp is kept); `PreconditionFailed` when its
+        version is no longer `if_match`."""
+        ...
+
+    def stamp(self, item_id: str, correlation_id: str, if_match: str | None) -> Stored[T]:
+        """Put our correlation id on an existing item (the source of a pair), content kept."""
         ...
 
     def delete(self, item_id: str, if_match: str | None) -> None: ...
 
-    def find_by_correlation_id(self, correlation_id: str) -> Stored[T] | None: ...
+    def apply_many(self, writes: Sequence[Write[T]]) -> list[WriteResult[T]]:
+        """The writes, batched where the service can; one result per write, in order."""
+        ...
+
+    def find_by_correlation_id(self, correlation_id: str) -> Stored[T] | None:
+        """The item stamped with `correlation_id`, asked of the service (not of a listing)."""
+        ...
 
 
 class AppointmentConnector(ItemConnector[Appointment], Protocol):
@@ -127,3 +162,64 @@ class AppointmentConnector(ItemConnector[Appointment], Protocol):
 
 class ContactConnector(ItemConnector[Contact], Protocol):
     pass
+
+
+class BaseConnector(Generic[T]):
+    """Defaults for a service without batches: `get_many` and `apply_many` loop over the
+    single calls, and an error of one item is that item's result, not the batch's."""
+
+    exact_versions = True
+    can_stamp = True
+    idempotent_create = False
+    batch_size = 1
+
+    def get(self, item_id: str) -> Stored[T]:
+        raise NotImplementedError
+
+    def create(self, item: T, correlation_id: str) -> Stored[T]:
+        raise NotImplementedError
+
+    def update(self, item_id: str, item: T, if_match: str | None) -> Stored[T]:
+        raise NotImplementedError
+
+    def stamp(self, item_id: str, correlation_id: str, if_match: str | None) -> Stored[T]:
+        raise NotImplementedError
+
+    def delete(self, item_id: str, if_match: str | None) -> None:
+        raise NotImplementedError
+
+    def get_many(self, item_ids: Sequence[str]) -> dict[str, Stored[T] | None]:
+        found: dict[str, Stored[T] | None] = {}
+        for item_id in item_ids:
+            try:
+                found[item_id] = self.get(item_id)
+            except NotFound:
+                found[item_id] = None
+        return found
+
+    def apply_many(self, writes: Sequence[Write[T]]) -> list[WriteResult[T]]:
+        results: list[WriteResult[T]] = []
+        for write in writes:
+            try:
+                results.append(self._apply_one(write))
+            except (AuthExpired, Throttled):
+                raise  # the whole batch stops: the engine reschedules or aborts
+            except ConnectorError as exc:
+                results.append(exc)
+        return results
+
+    def _apply_one(self, write: Write[T]) -> Stored[T] | None:
+        if write.op == "create":
+            assert write.item is not None and write.correlation_id is not None
+            return self.create(write.item, write.correlation_id)
+        assert write.item_id is not None
+        if write.op == "update":
+            assert write.item is not None
+            return self.update(write.item_id, write.item, write.if_match)
+        if write.op == "stamp":
+            assert write.correlation_id is not None
+            return self.stamp(write.item_id, write.correlation_id, write.if_match)
+        if write.op == "delete":
+            self.delete(write.item_id, write.if_match)
+            return None
+        raise ValueError(f"unknown write {write.op!r}")

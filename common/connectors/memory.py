@@ -1,0 +1,358 @@
+"""An in-memory service: one side's items held the way a real service holds them.
+
+Product code, not a test double: the engine's tests, the contract suite and the benchmarks
+run against it, and each behaviour a real service has that the engine must survive can be
+switched on: versions that change on every write (or only per day, like SuperOffice's
+`updatedDate`), `If-Match` checks, a change log behind delta cursors that can expire,
+listings bounded by a window and read in pages, removals that do not say why (Graph's
+calendarView delta), listings that do not show our stamp (Graph delta cannot expand extended
+properties), creates that are not idempotent (EWS, SuperOffice), fields it does not keep,
+values it cannot express, rewrites of what it is given, and ids that change (a mailbox
+moved). `user_*` and `server_*` methods are what people and servers do behind our back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic
+
+from common.capabilities import Capabilities, project
+from common.connectors.base import (
+    BaseConnector,
+    ChangeSet,
+    CursorExpired,
+    NotFound,
+    Permanent,
+    PreconditionFailed,
+    Removal,
+    RemovalKind,
+    Stored,
+    T,
+    Window,
+)
+from common.items import APPOINTMENT_FIELDS, TIMING_FIELDS, Appointment, Recurrence, overlaps_window
+
+Hook = Callable[[str, str, str | None], None]
+"""Called before and after each write: (phase, "<name>.<op>", item id)."""
+
+
+class Clock:
+    """A logical clock for server timestamps (newest wins needs an order, not real time)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
+
+    def tick(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+class MemoryConnector(BaseConnector[T], Generic[T]):
+    """One side's items for one user, as a service would hold them."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        fields: frozenset[str] = APPOINTMENT_FIELDS,
+        capabilities: Capabilities | None = None,
+        rewrite: Callable[[T], T] | None = None,
+        can_express: Callable[[Recurrence], bool] | None = None,
+        clock: Clock | None = None,
+        exact_versions: bool = True,
+        idempotent_create: bool = True,
+        can_stamp: bool = True,
+        stamps_in_listing: bool = True,
+        removal_kind: RemovalKind = RemovalKind.DELETED,
+        page_size: int = 0,
+        batch_size: int = 1,
+    ) -> None:
+        self.name = name
+        self._capabilities = capabilities or Capabilities(frozenset(fields))
+        self.rewrite = rewrite
+        self._can_express = can_express or (lambda rule: True)
+        self.clock = clock or Clock()
+        self.exact_versions = exact_versions
+        self.idempotent_create = idempotent_create
+        self.can_stamp = can_stamp
+        self.stamps_in_listing = stamps_in_listing
+        self.removal_kind = removal_kind  # what a delta says of a deleted item
+        self.page_size = page_size  # 0: one page
+        self.batch_size = batch_size
+        self.items: dict[str, tuple[str, T, str | None]] = {}  # id -> (version, item, stamp)
+        # Like Graph's transactionId: remembered by the service, not copied with the item.
+        self.idempotency: dict[str, str] = {}
+        self.seq = 0
+        self.changed_at: dict[str, int] = {}
+        self.removed_at: dict[str, int] = {}
+        self.expired_below = 0
+        self.next_id = 0
+        self.calls: Counter[str] = Counter()
+        self.hooks: list[Hook] = []
+        # Every write the sync made through the interface: (create|update|delete|stamp, id).
+        self.writes: list[tuple[str, str]] = []
+        self.refuse: Callable[[T], str | None] | None = None  # a Permanent error for some items
+
+    # --- what the side declares ------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    @property
+    def fields(self) -> frozenset[str]:
+        return self._capabilities.fields
+
+    def can_express(self, recurrence: Recurrence) -> bool:
+        return self._can_express(recurrence)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def changes(self, cursor: str | None, window: Window | None = None) -> ChangeSet[T]:
+        """Cursors: `d:<seq>` a delta since seq; `f:<seq>:<offset>` and `p:<since>:<seq>:
+        <offset>` the next page of a full listing or of a delta read up to seq."""
+        self.calls["changes"] += 1
+        if cursor is None or cursor.startswith("f:"):
+            upto, offset = (self.seq, 0) if cursor is None else _ints(cursor[2:])
+            ids = [i for i in sorted(self.items) if self._in(i, window)]
+            page, more = self._page(ids, offset)
+            next_cursor = f"f:{upto}:{offset + len(page)}" if more else f"d:{upto}"
+            upserts = [self._stored(i, listing=True) for i in page]
+            return ChangeSet(upserts, [], next_cursor, full=True, more=more)
+        if cursor.startswith("d:"):
+            since, upto, offset = int(cursor[2:]), self.seq, 0
+        elif cursor.startswith("p:"):
+            since, upto, offset = _ints(cursor[2:])
+        else:
+            raise CursorExpired(f"{self.name}: cursor {cursor!r} is not ours")
+        if since < self.expired_below:
+            raise CursorExpired(f"{self.name}: cursor {cursor} expired")
+        touched = sorted(
+            [i for i, s in self.changed_at.items() if s > since]
+            + [i for i, s in self.removed_at.items() if s > since]
+        )
+        page, more = self._page(touched, offset)
+        upserts: list[Stored[T]] = []
+        removals: list[Removal] = []
+        for item_id in page:
+            if item_id not in self.items:
+                removals.append(Removal(item_id, self.removal_kind))
+            elif self._in(item_id, window):
+                upserts.append(self._stored(item_id, listing=True))
+            else:  # edited out of the window: Graph says "removed" without saying why
+                kind = (
+                    RemovalKind.UNKNOWN
+                    if self.removal_kind is RemovalKind.UNKNOWN
+                    else RemovalKind.LEFT_RANGE
+                )
+                removals.append(Removal(item_id, kind))
+        next_cursor = f"p:{since}:{upto}:{offset + len(page)}" if more else f"d:{upto}"
+        return ChangeSet(upserts, removals, next_cursor, full=False, more=more)
+
+    def get(self, item_id: str) -> Stored[T]:
+        self.calls["get"] += 1
+        if item_id not in self.items:
+            raise NotFound(item_id)
+        return self._stored(item_id)
+
+    def find_by_correlation_id(self, correlation_id: str) -> Stored[T] | None:
+        self.calls["find"] += 1
+        return self.stamped(correlation_id)
+
+    def stamped(self, correlation_id: str) -> Stored[T] | None:
+        """The item carrying the stamp, without counting a call (for tests)."""
+        for item_id, (_, _, stamp) in sorted(self.items.items()):
+            if stamp == correlation_id:
+                return self._stored(item_id)
+        return None
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def create(self, item: T, correlation_id: str) -> Stored[T]:
+        self._hook("before", "create", None)
+        self.calls["create"] += 1
+        self._refused(item)
+        existing = self.idempotency.get(correlation_id) if self.idempotent_create else None
+        if existing in self.items:  # the idempotency key: a retried create makes nothing new
+            assert existing is not None
+            self._hook("after", "create", existing)
+            return self._stored(existing)
+        item_id = self._new_id()
+        self.idempotency[correlation_id] = item_id
+        self._write(item_id, item, correlation_id if self.can_stamp else None)
+        self.writes.append(("create", item_id))
+        self._hook("after", "create", item_id)
+        return self._stored(item_id)
+
+    def update(self, item_id: str, item: T, if_match: str | None) -> Stored[T]:
+        self._hook("before", "update", item_id)
+        self.calls["update"] += 1
+        self._check(item_id, if_match)
+        self._refused(item)
+        self._write(item_id, item, self.items[item_id][2])
+        self.writes.append(("update", item_id))
+        self._hook("after", "update", item_id)
+        return self._stored(item_id)
+
+    def stamp(self, item_id: str, correlation_id: str, if_match: str | None) -> Stored[T]:
+        self._hook("before", "stamp", item_id)
+        self.calls["stamp"] += 1
+        self._check(item_id, if_match)
+        if not self.can_stamp:
+            return self._stored(item_id)
+        version, item, _ = self.items[item_id]
+        self.seq += 1  # a new version, same content: a stamp is not an edit
+        self.items[item_id] = (f"{self.name}v{self.seq}", item, correlation_id)
+        self.changed_at[item_id] = self.seq
+        self.writes.append(("stamp", item_id))
+        self._hook("after", "stamp", item_id)
+        return self._stored(item_id)
+
+    def delete(self, item_id: str, if_match: str | None) -> None:
+        self._hook("before", "delete", item_id)
+        self.calls["delete"] += 1
+        self._check(item_id, if_match)
+        self._remove(item_id)
+        self.writes.append(("delete", item_id))
+        self._hook("after", "delete", item_id)
+
+    # --- what users and servers do -----------------------------------------------------------
+
+    def user_create(self, item: T, stamp: str | None = None) -> str:
+        item_id = self._new_id()
+        self._write(item_id, item, stamp)
+        return item_id
+
+    def user_edit(self, item_id: str, **changes: Any) -> None:
+        version, item, stamp = self.items[item_id]
+        self._write(item_id, dataclasses.replace(item, **changes), stamp)
+
+    def user_copy(self, item_id: str) -> str:
+        """Copy an item the way a mail client does: extended properties (our stamp) included."""
+        _, item, stamp = self.items[item_id]
+        copy_id = self._new_id()
+        self._write(copy_id, item, stamp)
+        return copy_id
+
+    def user_delete(self, item_id: str) -> None:
+        self._remove(item_id)
+
+    def server_move(self, item_id: str) -> str:
+        """The item gets a new id, content and stamp kept (moved between folders, a mailbox
+        migrated): the old id is removed, the new one appears."""
+        version, item, stamp = self.items[item_id]
+        new_id = self._new_id()
+        self._remove(item_id)
+        self.seq += 1
+        self.items[new_id] = (f"{self.name}v{self.seq}", item, stamp)
+        self.changed_at[new_id] = self.seq
+        return new_id
+
+    def server_touch(self, item_id: str) -> None:
+        """The server rewrites the item (new version, same content), as Exchange does."""
+        version, item, stamp = self.items[item_id]
+        self.seq += 1
+        new_version = version if not self.exact_versions else f"{self.name}v{self.seq}"
+        self.items[item_id] = (new_version, item, stamp)
+        self.changed_at[item_id] = self.seq
+
+    def server_rewrite(self, item_id: str, rewrite: Callable[[T], T]) -> None:
+        """The server changes what it holds without a user (a default reminder added, a zone
+        renamed): a new version, and content that must still not count as an edit."""
+        version, item, stamp = self.items[item_id]
+        self.seq += 1
+        self.items[item_id] = (self._version(), rewrite(item), stamp)
+        self.changed_at[item_id] = self.seq
+
+    def expire_cursors(self) -> None:
+        self.expired_below = self.seq + 1
+
+    def item(self, item_id: str) -> T:
+        return self.items[item_id][1]
+
+    def stamp_of(self, item_id: str) -> str | None:
+        return self.items[item_id][2]
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        self.next_id += 1
+        return f"{self.name}-{self.next_id}"
+
+    def _page(self, ids: list[str], offset: int) -> tuple[list[str], bool]:
+        if not self.page_size:
+            return ids[offset:], False
+        page = ids[offset : offset + self.page_size]
+        return page, offset + len(page) < len(ids)
+
+    def _in(self, item_id: str, window: Window | None) -> bool:
+        item = self.items[item_id][1]
+        if window is None or not isinstance(item, Appointment):
+            return True
+        return overlaps_window(item, window.start, window.end)
+
+    def _hook(self, phase: str, op: str, item_id: str | None) -> None:
+        for hook in list(self.hooks):
+            hook(phase, f"{self.name}.{op}", item_id)
+
+    def _check(self, item_id: str, if_match: str | None) -> None:
+        if item_id not in self.items:
+            raise NotFound(item_id)
+        if if_match is not None and self.items[item_id][0] != if_match:
+            raise PreconditionFailed(f"{item_id}: {if_match} is stale")
+
+    def _refused(self, item: T) -> None:
+        why = self.refuse(item) if self.refuse is not None else None
+        if why is not None:
+            raise Permanent(why)
+
+    def _project(self, item: T) -> T:
+        dropped = {
+            f.name: (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            )
+            for f in dataclasses.fields(item)
+            if f.name not in self.fields
+            and f.name not in TIMING_FIELDS
+            and f.name != "last_modified"
+            and (
+                f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            )
+        }
+        item = project(dataclasses.replace(item, **dropped), self._capabilities)
+        if self.rewrite is not None:
+            item = self.rewrite(item)
+        return dataclasses.replace(item, last_modified=self.clock.tick())
+
+    def _version(self) -> str:
+        if self.exact_versions:
+            return f"{self.name}v{self.seq}"
+        return self.clock.now.date().isoformat()  # like SuperOffice's day-grained updatedDate
+
+    def _write(self, item_id: str, item: T, stamp: str | None) -> None:
+        self.seq += 1
+        projected = self._project(item)
+        self.items[item_id] = (self._version(), projected, stamp)
+        self.changed_at[item_id] = self.seq
+        self.removed_at.pop(item_id, None)
+
+    def _remove(self, item_id: str) -> None:
+        self.seq += 1
+        del self.items[item_id]
+        self.changed_at.pop(item_id, None)
+        self.removed_at[item_id] = self.seq
+
+    def _stored(self, item_id: str, listing: bool = False) -> Stored[T]:
+        version, item, stamp = self.items[item_id]
+        if listing and not self.stamps_in_listing:
+            stamp = None
+        return Stored(item_id, version, item, stamp)
+
+
+def _ints(text: str) -> Any:
+    return tuple(int(part) for part in text.split(":"))
+
+
