@@ -85,6 +85,16 @@ class Removal:
 
 
 @dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An item the side listed but that could not be read into a canonical item (a naive
+    timestamp, an unknown zone, a rule dateutil cannot expand): recorded and retried, and
+    neither a deletion nor a reason to stop the run."""
+
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeSet(Generic[T]):
     """One page of changes since a cursor.
 
@@ -97,6 +107,7 @@ class ChangeSet(Generic[T]):
     cursor: str | None
     full: bool = False
     more: bool = False
+    unreadable: Sequence[Unreadable] = ()
 
 
 @dataclass(frozen=True, slots=True)

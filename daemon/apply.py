@@ -29,35 +29,27 @@ from common.connectors.base import (
     NotFound,
     Permanent,
     PreconditionFailed,
-    Stored,
-    T,
     Throttled,
     Transient,
 )
-from common.items import (
-    Appointment,
-    content_hash,
-    from_json,
-    overlaps_window,
-    overlay,
-    to_json,
-)
-from common.models import LinkState, Side, new_correlation_id
-from daemon.engine import (
-    Action,
-    LinkSnapshot,
-    Op,
-    Plan,
-    PlanInput,
-    is_occurrence_id,
-    other,
-    plan_pair,
-)
-from daemon.store import AuditRecord, AuditState, SyncStore, undone_by
+from common.items import Appointment, from_json, overlaps_window, overlay, to_json
+from common.kinds import LinkSnapshot, LinkState, Side, Stored, T, new_correlation_id
+from daemon.engine import Action, Op, Plan, PlanInput, is_occurrence_id, other, plan_pair
+from daemon.spans import last_end
+from daemon.store import AuditRecord, AuditState, LinkConflict, SyncStore, undone_by
 
 
 class RunAborted(Exception):
     """The run cannot go on (credentials expired); nothing after this point was attempted."""
+
+
+class RunThrottled(Exception):
+    """The service asked for a longer pause than a worker may sleep: the run ends here as
+    partial and is rescheduled after `retry_after` seconds (nothing after it was attempted)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"throttled: retry after {retry_after:g} s")
+        self.retry_after = retry_after
 
 
 class _Replan(Exception):
@@ -74,6 +66,8 @@ class ItemFailure:
     item: str
     error: str
     retryable: bool
+    source_side: Side | None = None  # where to read the item again (the retry list)
+    source_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -102,7 +96,8 @@ class Applier(Generic[T]):
         *,
         sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = 4,
-        max_wait: float = 300.0,
+        max_sleep: float = 5.0,
+        report: ApplyReport | None = None,
     ) -> None:
         self.connectors: Mapping[Side, ItemConnector[T]] = connectors
         self.store = store
@@ -110,16 +105,16 @@ class Applier(Generic[T]):
         self.kind = context.kind
         self.sleep = sleep
         self.max_attempts = max_attempts
-        self.max_wait = max_wait
-        self.report = ApplyReport()
+        self.max_sleep = max_sleep  # longer pauses end the run: the daemon reschedules it
+        self.report = report if report is not None else ApplyReport()
         self._cid: str | None = None  # the correlation id of the action being applied
         self._unconfirmed: AuditRecord | None = None  # the audit entry of the call under way
 
     def apply(self, plan: Plan[T]) -> ApplyReport:
         self.settle_unconfirmed()  # what an interrupted run wrote, before anything is redone
         for action in plan.actions:
-            if plan.hold is not None and action.op is Op.DELETE:
-                self.report.held.append(f"delete on {action.target.value}: {action.reason}")
+            if plan.held(action):
+                self.report.held.append(f"{action.op} on {action.target.value}: {action.reason}")
                 continue
             self._run(action, may_replan=True)
         self.settle_unconfirmed()  # refused or timed-out calls of this run
@@ -168,7 +163,7 @@ class Applier(Generic[T]):
         if (
             record.action == "update"
             and intended is not None
-            and self._hash(current) == content_hash(intended, self.context.fields)
+            and self._hash(current) == self.context.agreed(intended)  # type: ignore[arg-type]
         ):
             return AuditState.APPLIED, snapshot_of(current)
         return AuditState.UNCERTAIN, None  # changed since, by us or by someone else
@@ -190,9 +185,12 @@ class Applier(Generic[T]):
                     self._close_refused()
                     self._fail(action, exc, retryable=True)
                     return
-                wait = min(exc.retry_after, self.max_wait)
-                self.report.waited += wait
-                self.sleep(wait)
+                if exc.retry_after > self.max_sleep:
+                    self._close_refused()
+                    self._fail(action, exc, retryable=True)
+                    raise RunThrottled(exc.retry_after) from exc
+                self.report.waited += exc.retry_after
+                self.sleep(exc.retry_after)
             except AuthExpired as exc:
                 raise RunAborted(str(exc)) from exc
             except (_Replan, PreconditionFailed, NotFound) as exc:
@@ -214,6 +212,13 @@ class Applier(Generic[T]):
             except _SourceGone:
                 self.report.notes.append(f"{action.op} on {action.target}: source vanished")
                 return
+            except LinkConflict as exc:
+                # Two links would claim one item (a recovery found an item another link
+                # holds): recorded, the intent let go, and the run goes on.
+                self._close_refused()
+                self._undo_intent(action)
+                self._fail(action, exc, retryable=False)
+                return
             except Transient as exc:
                 self._fail(action, exc, retryable=True)
                 return
@@ -233,7 +238,14 @@ class Applier(Generic[T]):
     def _fail(self, action: Action[T], exc: Exception, *, retryable: bool) -> None:
         item = action.target_id or action.source_id or "?"
         self.report.failures.append(
-            ItemFailure(f"{action.op.value}_{action.target.value}", item, repr(exc), retryable)
+            ItemFailure(
+                f"{action.op.value}_{action.target.value}",
+                item,
+                repr(exc),
+                retryable,
+                other(action.target),
+                action.source_id,
+            )
         )
 
     def _undo_intent(self, action: Action[T]) -> None:
@@ -284,23 +296,41 @@ class Applier(Generic[T]):
             raise _SourceGone() from exc
 
     def _hash(self, stored: Stored[T]) -> str:
-        return content_hash(stored.item, self.context.fields)
+        return self.context.agreed(stored.item)
 
-    def _base_link(self, action: Action[T], stamped: Stored[T] | None) -> LinkSnapshot:
-        """The action's link, or a new one: with the stamp both sides share when the planner
-        paired them by it, else a fresh correlation id (a copied item carries a stale stamp)."""
-        if action.link is not None:
-            return action.link
-        cid = self._cid or (stamped.correlation_id if stamped else None) or new_correlation_id()
+    def _side(self, link: LinkSnapshot, side: Side, stored: Stored[T] | None) -> LinkSnapshot:
+        """`link` with what `side` now holds: id, version and content hash."""
+        if stored is None:
+            return link.with_side(side, None, None, None)
+        link = link.with_side(side, stored.id, stored.version, self._hash(stored))
+        if isinstance(stored.item, Appointment):
+            link = replace(link, span_end=last_end(stored.item))
+        return link
+
+    def _stamp(self, side: Side, stored: Stored[T], cid: str) -> Stored[T]:
+        """Put our stamp on `stored` (the source of a pair) where its side can hold one, so
+        the pair is found again after a re-link or a lost link table. A stamp that cannot be
+        written now (the item changed meanwhile) is left for the next pairing."""
+        connector = self.connectors[side]
+        if not connector.can_stamp or stored.correlation_id == cid:
+            return stored
+        try:
+            return connector.stamp(stored.id, cid, stored.version)
+        except (PreconditionFailed, NotFound, Permanent) as exc:
+            self.report.notes.append(f"{side.value} {stored.id}: not stamped ({exc})")
+            return stored
+
+    def _new_link(self, action: Action[T]) -> LinkSnapshot:
+        """A new pair's link: the correlation id of an earlier (throttled) attempt of this
+        action, the stamp both twins already share, or a fresh one. Never a stamp only one
+        item carries: a user's copy, or another user's meeting, carries somebody else's."""
+        shared = None
+        if action.source is not None and action.seen is not None:
+            if action.source.correlation_id == action.seen.correlation_id:
+                shared = action.source.correlation_id
+        cid = self._cid or shared or new_correlation_id()
         self._cid = cid
         return LinkSnapshot(cid, None, None, state=LinkState.PENDING)
-
-    def _with_side(self, link: LinkSnapshot, side: Side, stored: Stored[T] | None) -> LinkSnapshot:
-        item_id = stored.id if stored else None
-        version = stored.version if stored else None
-        if side is Side.CRM:
-            return replace(link, crm_id=item_id, crm_version=version)
-        return replace(link, groupware_id=item_id, groupware_version=version)
 
     def _audit(
         self,
@@ -359,29 +389,28 @@ class Applier(Generic[T]):
 
     def _create(self, action: Action[T]) -> None:
         source = self._source(action)
-        base = self._base_link(action, None)
+        base = self._new_link(action) if action.link is None else action.link
         replaces = None
         if action.link is not None and action.link.state is not LinkState.PENDING:
             # A re-creation (a modification beat a deletion, or a follower lost its copy) is a
             # new pair with a fresh correlation id: a user's copy of the deleted item carries
             # the old stamp. The old link goes in the same step as the new intent is written.
             replaces = action.link.correlation_id
-            if self._cid == replaces:  # not yet replaced by an earlier (throttled) attempt
+            if self._cid in (None, replaces):  # not yet replaced by an earlier attempt
                 self._cid = new_correlation_id()
-            base = LinkSnapshot(self._cid or new_correlation_id(), None, None)
+            assert self._cid is not None
+            base = LinkSnapshot(self._cid, None, None)
         self._create_from(action, source, base, replaces)
 
     def _create_from(
         self, action: Action[T], source: Stored[T], base: LinkSnapshot, replaces: str | None = None
     ) -> None:
         target = action.target
-        intent = self._with_side(base, other(target), source)
-        intent = replace(
-            self._with_side(intent, target, None),
-            state=LinkState.PENDING,
-            pending_action=f"create_{target.value}",
-            content_hash=action.content_hash or self._hash(source),
-        )
+        intended = self._hash(source)
+        # The intent names the source and the content the copy will agree on, so a copy
+        # found later by its stamp (after a crash) is recognised as this very create.
+        intent = self._side(base, other(target), source).with_side(target, None, None, intended)
+        intent = replace(intent, state=LinkState.PENDING, pending_action=f"create_{target.value}")
         audits = self._conflict_audits(action, intent)
         audits.append(
             self._intent_audit(
@@ -390,12 +419,14 @@ class Applier(Generic[T]):
         )
         intent = self.store.put_link(self.kind, intent, audits, replaces=replaces)
         created = self.connectors[target].create(source.item, intent.correlation_id)
-        done = replace(
-            self._with_side(intent, target, created), state=LinkState.LINKED, pending_action=None
-        )
+        done = replace(self._side(intent, target, created), state=LinkState.LINKED)
+        done = replace(done, pending_action=None)
         audit = self._audit("create", target, done, None, created, action.reason)
-        self.store.put_link(self.kind, done, [audit])
+        done = self.store.put_link(self.kind, done, [audit])
         self.report.counts[f"create_{target.value}"] += 1
+        stamped = self._stamp(other(target), source, done.correlation_id)
+        if stamped is not source:
+            self.store.put_link(self.kind, self._side(done, other(target), stamped))
 
     def _resume(self, action: Action[T]) -> None:
         link = action.link
@@ -410,7 +441,7 @@ class Applier(Generic[T]):
                 self.store.put_link(self.kind, tomb)
             else:  # the copy of an item deleted meanwhile goes too, audited like any delete
                 why = "source deleted before its copy was linked"
-                named = self._with_side(link, target, found)  # the audit names the copy
+                named = self._side(link, target, found)  # the audit names the copy
                 audit = self._intent_audit("delete", target, named, found, None, why)
                 self.store.put_link(self.kind, link, [audit])
                 self.connectors[target].delete(found.id, found.version)
@@ -432,22 +463,25 @@ class Applier(Generic[T]):
             raise _Replan()
         current = action.seen or self.connectors[target].get(action.target_id)
         link = action.link
-        agreed = action.content_hash or self._hash(source)
+        agreed = self._hash(source)
         if (
             action.seen is None
             and link is not None
             and current.version != action.target_version
-            and self._hash(current) not in (link.content_hash, agreed)
+            and self._hash(current) not in (link.hash(target), agreed)
         ):
             raise _Replan()  # edited since we planned: decide again with what is there now
-        base = self._base_link(action, current)
-        if link is None:  # paired by a shared stamp: ids known, no agreed content yet
-            base = replace(self._with_ids(base, source, current, target), state=LinkState.LINKED)
+        base = self._new_link(action) if link is None else link
         if self._hash(current) == agreed:  # nothing to write: never send a no-op update
-            done = self._agreed(self._with_both(base, source, current, target), agreed)
-            self.store.put_link(self.kind, done, self._conflict_audits(action, base))
+            done = self._linked(self._side(self._side(base, other(target), source), target, current))
+            self.store.put_link(self.kind, done, self._conflict_audits(action, done))
+            if link is None:
+                self._stamp_twins(done, source, current, target)
             return
         # The intent keeps the old versions: if we die now, the next run still sees the change.
+        if link is None:  # twins paired by content that differ: both sides known from now on
+            base = self._side(self._side(base, other(target), source), target, current)
+            base = replace(base, state=LinkState.LINKED)
         intent = replace(base, pending_action=f"update_{target.value}")
         merged = overlay(current.item, source.item, self.context.fields)
         audits = self._conflict_audits(action, intent)
@@ -458,25 +492,27 @@ class Applier(Generic[T]):
         )
         intent = self.store.put_link(self.kind, intent, audits)
         updated = self.connectors[target].update(current.id, merged, current.version)
-        done = self._agreed(self._with_both(intent, source, updated, target), agreed)
+        done = self._linked(self._side(self._side(intent, other(target), source), target, updated))
         audit = self._audit("update", target, done, current, updated, action.reason)
-        self.store.put_link(self.kind, done, [audit])
+        done = self.store.put_link(self.kind, done, [audit])
         self.report.counts[f"update_{target.value}"] += 1
+        if link is None:
+            self._stamp_twins(done, source, updated, target)
 
-    def _with_ids(
+    def _stamp_twins(
         self, link: LinkSnapshot, source: Stored[T], target_item: Stored[T], target: Side
-    ) -> LinkSnapshot:
-        if target is Side.CRM:
-            return replace(link, crm_id=target_item.id, groupware_id=source.id)
-        return replace(link, crm_id=source.id, groupware_id=target_item.id)
+    ) -> None:
+        """Both items of a pair found without a link carry its stamp from now on."""
+        after = link
+        for side, stored in ((other(target), source), (target, target_item)):
+            stamped = self._stamp(side, stored, link.correlation_id)
+            if stamped is not stored:
+                after = self._side(after, side, stamped)
+        if after is not link:
+            self.store.put_link(self.kind, after)
 
-    def _with_both(
-        self, link: LinkSnapshot, source: Stored[T], target_item: Stored[T], target: Side
-    ) -> LinkSnapshot:
-        return self._with_side(self._with_side(link, other(target), source), target, target_item)
-
-    def _agreed(self, link: LinkSnapshot, agreed: str) -> LinkSnapshot:
-        return replace(link, content_hash=agreed, state=LinkState.LINKED, pending_action=None)
+    def _linked(self, link: LinkSnapshot) -> LinkSnapshot:
+        return replace(link, state=LinkState.LINKED, pending_action=None)
 
     def _delete(self, action: Action[T]) -> None:
         target = action.target
@@ -504,7 +540,7 @@ class Applier(Generic[T]):
             and link.item_id(target) is not None
             and not is_occurrence_id(link.item_id(other(target)))
             and current.version != link.version(target)
-            and self._hash(current) != link.content_hash
+            and self._hash(current) != link.hash(target)
         ):
             raise _Replan()  # edited since we planned: a modification beats the deletion
         intent = replace(link, pending_action=f"delete_{target.value}")
@@ -526,22 +562,22 @@ class Applier(Generic[T]):
         return not overlaps_window(item, start, end)
 
     def _link(self, action: Action[T]) -> None:
+        """Record both sides as seen (a move, a version-only change, twins found); twins
+        found without a link are stamped on both sides before the link is written, so a
+        crash in between leaves two items with one stamp, which pair again next time."""
         link = action.link
+        crm = action.seen if action.target is Side.CRM else action.source
+        gw = action.source if action.target is Side.CRM else action.seen
         if link is None:
-            stamped = action.source or action.seen
-            cid = stamped.correlation_id if stamped else None
-            link = LinkSnapshot(cid or new_correlation_id(), None, None)
-        crm_side = action.seen if action.target is Side.CRM else action.source
-        gw_side = action.source if action.target is Side.CRM else action.seen
-        if crm_side is not None:
-            link = self._with_side(link, Side.CRM, crm_side)
-        if gw_side is not None:
-            link = self._with_side(link, Side.GROUPWARE, gw_side)
-        agreed = action.content_hash or link.content_hash
-        self.store.put_link(
-            self.kind,
-            replace(link, content_hash=agreed, state=LinkState.LINKED, pending_action=None),
-        )
+            link = self._new_link(action)
+            if crm is not None:
+                crm = self._stamp(Side.CRM, crm, link.correlation_id)
+            if gw is not None:
+                gw = self._stamp(Side.GROUPWARE, gw, link.correlation_id)
+        for side, stored in ((Side.CRM, crm), (Side.GROUPWARE, gw)):
+            if stored is not None:
+                link = self._side(link, side, stored)
+        self.store.put_link(self.kind, self._linked(link))
         self.report.counts["linked"] += 1
 
     def _forget(self, action: Action[T]) -> None:

@@ -2,21 +2,29 @@
 
 Pure: no I/O, no database, no clock (the caller passes `now`). The rules follow vdirsyncer's
 decision table (see `../shared/reference/sync_engines.md` §1.2), with a link row instead of a
-shared UID: a side's item is *changed* when its version moved and its normalised content hash
-differs from the hash both sides agreed on last time, so a version bump alone is no change.
+shared UID. Agreement is kept per side: a side's item is *changed* when its content hash (in
+the common view of both sides' capabilities) differs from the hash that side held after our
+last read or write. An unchanged version settles it without hashing only where the side's
+versions are exact (etag, ChangeKey); a coarse one (SuperOffice's day-grained
+`updatedDate`) is never trusted.
 
 | CRM      | groupware | action                                                   |
 |----------|-----------|----------------------------------------------------------|
-| new      | –         | create on groupware                                      |
+| new      | –         | create on groupware (unless a twin is found, below)      |
+| new      | new       | twins (same stamp, same meeting, same content): pair     |
 | changed  | same      | update groupware                                         |
 | changed  | changed   | same content: relink; else conflict, settled by policy   |
 | gone     | same      | delete on groupware                                      |
 | gone     | changed   | a modification beats a deletion: re-create on CRM        |
 | gone     | gone      | forget the link (tombstone)                              |
+| moved    | any       | a stamped item under a new id whose old id is gone:      |
+|          |           | the link follows it (never delete and re-create)         |
 
-and the mirror image. Directions, filters, the window and the deletion guard apply on top.
-Cost grows with the number of changes: only links touched by a change are looked at, except
-for a full listing, which by nature compares every link of its side.
+and the mirror image. Directions, filters (re-checked on every item seen, so an item made
+private or a person who left the selection has its copy removed), the window and the deletion
+guard apply on top; a held plan holds its deletions and every create. Removals reach the
+planner already resolved (`daemon.resolve`): only items known to be deleted are "gone".
+Cost grows with the number of changes: only links touched by a change are looked at.
 """
 
 from __future__ import annotations
@@ -25,18 +33,30 @@ import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Generic
+from datetime import UTC, datetime
+from typing import Any, Generic
 
-from common.connectors.base import ChangeSet, Stored, T
-from common.items import content_hash
-from common.models import ItemKind, LinkState, Side
+from common.capabilities import Capabilities, agreed_hash
+from common.items import Appointment, Contact, one_line
+from common.kinds import (
+    ChangeSet,
+    ItemKind,
+    LinkSnapshot,
+    LinkState,
+    RemovalKind,
+    Side,
+    Stored,
+    T,
+)
 from daemon.policies import ConflictPolicy, Direction, Policy, refusal
 
 CRM, GROUPWARE = Side.CRM, Side.GROUPWARE
 # Ids of single occurrences of a series expanded for a side that cannot hold its rule
 # (`daemon.expansion`): `<series id>@@<original start>`. Such copies follow their series.
 OCCURRENCE_SEPARATOR = "@@"
+OUTSIDE_WINDOW = "outside the sync window"
+
+__all__ = ["LinkSnapshot", "plan", "plan_pair"]
 
 
 def is_occurrence_id(item_id: str | None) -> bool:
@@ -44,28 +64,7 @@ def is_occurrence_id(item_id: str | None) -> bool:
 
 
 def other(side: Side) -> Side:
-    return GROUPWARE if side is CRM else CRM
-
-
-@dataclass(frozen=True, slots=True)
-class LinkSnapshot:
-    """An `ItemLink` row as the planner sees it."""
-
-    correlation_id: str
-    crm_id: str | None
-    groupware_id: str | None
-    crm_version: str | None = None
-    groupware_version: str | None = None
-    content_hash: str | None = None  # agreed content; for a pending create, the intended one
-    state: LinkState = LinkState.LINKED
-    pending_action: str | None = None
-    id: int | None = None
-
-    def item_id(self, side: Side) -> str | None:
-        return self.crm_id if side is CRM else self.groupware_id
-
-    def version(self, side: Side) -> str | None:
-        return self.crm_version if side is CRM else self.groupware_version
+    return side.other
 
 
 class LinkIndex:
@@ -75,6 +74,8 @@ class LinkIndex:
         self.by_cid: dict[str, LinkSnapshot] = {}
         self.by_id: dict[Side, dict[str, LinkSnapshot]] = {CRM: {}, GROUPWARE: {}}
         for link in links:
+            if link.state is LinkState.TOMBSTONE and link.correlation_id in self.by_cid:
+                continue
             self.by_cid[link.correlation_id] = link
             for side in (CRM, GROUPWARE):
                 item_id = link.item_id(side)
@@ -82,16 +83,21 @@ class LinkIndex:
                     self.by_id[side][item_id] = link
         self.linked_counts = dict(linked_counts)
 
-    def find(self, side: Side, item_id: str, correlation_id: str | None) -> LinkSnapshot | None:
+    def find(
+        self, side: Side, item_id: str, correlation_id: str | None, gone: set[str]
+    ) -> LinkSnapshot | None:
         link = self.by_id[side].get(item_id)
         if link is not None or correlation_id is None:
             return link
         link = self.by_cid.get(correlation_id)
-        # A stamped item only joins its link when that link is waiting for this side's id:
-        # a user's copy of a synced item carries the same stamp and is a new item.
-        if link is None or link.state is LinkState.TOMBSTONE or link.item_id(side) is not None:
+        if link is None or link.state is LinkState.TOMBSTONE:
             return None
-        return link
+        known = link.item_id(side)
+        # A stamped item joins its link when the link waits for this side's id, or when the
+        # id it had is gone (the item moved). Otherwise it is a user's copy: a new item.
+        if known is None or known in gone:
+            return link
+        return None
 
     def pending(self) -> list[LinkSnapshot]:
         return [link for link in self.by_cid.values() if link.state is LinkState.PENDING]
@@ -101,8 +107,8 @@ class Op(enum.StrEnum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
-    LINK = "link"  # both sides agree: record ids, versions, hash
-    FORGET = "forget"  # both sides gone: tombstone the link
+    LINK = "link"  # both sides agree: record ids, versions, hashes (and stamp new twins)
+    FORGET = "forget"  # both sides gone, or the pair let go: tombstone the link
     RESUME = "resume"  # an interrupted create whose source was not re-read: finish it
 
 
@@ -125,7 +131,6 @@ class Action(Generic[T]):
     target_id: str | None = None
     target_version: str | None = None  # the If-Match value
     seen: Stored[T] | None = None  # the target item when it was in the change set
-    content_hash: str | None = None  # hash of what will be agreed after this action
     conflict: Conflict[T] | None = None
     reason: str = ""
 
@@ -142,6 +147,8 @@ class Plan(Generic[T]):
     actions: tuple[Action[T], ...]
     skipped: tuple[str, ...] = ()  # one readable line per item deliberately not carried
     hold: Hold | None = None
+    # Unlinked items of an unfinished multi-page listing: paired or created at its end.
+    deferred: Mapping[Side, tuple[Stored[T], ...]] = field(default_factory=dict)
 
     @property
     def conflicts(self) -> list[Action[T]]:
@@ -151,10 +158,20 @@ class Plan(Generic[T]):
         counter = Counter(f"{a.op.value}_{a.target.value}" for a in self.actions)
         counter["conflicts"] = len(self.conflicts)
         counter["skipped"] = len(self.skipped)
+        counter["paired"] = sum(1 for a in self.actions if a.op is Op.LINK and a.link is None)
         return dict(counter)
 
     def writes(self) -> list[Action[T]]:
         return [a for a in self.actions if a.op in (Op.CREATE, Op.UPDATE, Op.DELETE, Op.RESUME)]
+
+    def held(self, action: Action[T]) -> bool:
+        """Whether `action` waits for approval: a held plan holds its deletions and the
+        creates that would replace them (every create, to be safe)."""
+        return self.hold is not None and action.op in (Op.DELETE, Op.CREATE, Op.RESUME)
+
+
+def both_exact() -> dict[Side, bool]:
+    return {CRM: True, GROUPWARE: True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +182,21 @@ class PlanInput(Generic[T]):
     links: LinkIndex
     policy: Policy
     now: datetime
-    fields: frozenset[str]  # the content both sides keep: only these count as changes
+    caps: Mapping[Side, Capabilities]  # what each side keeps and can express
+    exact_versions: Mapping[Side, bool] = field(default_factory=both_exact)
     approve_deletions: bool = False
+    # Sides whose whole listing (all pages) came back empty: the guard holds the plan.
+    listed_nothing: frozenset[Side] = frozenset()
+    defer_new: bool = False  # a multi-page listing: keep unlinked items for its end
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """The canonical fields both sides keep."""
+        return self.caps[CRM].fields & self.caps[GROUPWARE].fields
+
+    def agreed(self, item: T) -> str:
+        """The content hash in the common view of both sides (what both keep and express)."""
+        return agreed_hash(item, self.caps[CRM], self.caps[GROUPWARE])
 
 
 class _State(enum.Enum):
@@ -183,6 +213,7 @@ class _Pair(Generic[T]):
     seen: dict[Side, Stored[T]] = field(default_factory=dict)
     hashes: dict[Side, str] = field(default_factory=dict)
     gone: set[Side] = field(default_factory=set)
+    how: str = ""  # for twins paired without a link: by what
 
 
 def plan(inp: PlanInput[T]) -> Plan[T]:
@@ -190,12 +221,12 @@ def plan(inp: PlanInput[T]) -> Plan[T]:
     direction = inp.policy.direction(inp.kind)
     if direction is Direction.OFF:
         return Plan(inp.kind, ())
-    pairs = _pair_up(inp)
+    pairs, deferred = _pair_up(inp)
     planner = _Planner(inp, direction)
     for pair in pairs:
         planner.decide(pair)
     actions = tuple(planner.actions)
-    return Plan(inp.kind, actions, tuple(planner.skipped), _guard(inp, actions))
+    return Plan(inp.kind, actions, tuple(planner.skipped), _guard(inp, actions), deferred)
 
 
 def plan_pair(
@@ -213,44 +244,108 @@ def plan_pair(
     return planner.actions
 
 
-def _pair_up(inp: PlanInput[T]) -> list[_Pair[T]]:
+# --- pairing ------------------------------------------------------------------------------------
+
+
+def signature(item: Appointment | Contact) -> tuple[Any, ...]:
+    """What identifies an item made without our stamp (by hand, before us, by another tool),
+    tolerant of what servers rewrite: for appointments the subject, start, end and organiser;
+    for contacts the name and e-mail addresses."""
+    if isinstance(item, Contact):
+        name = one_line(f"{item.given_name} {item.family_name}").casefold()
+        return ("contact", name, tuple(sorted({e.strip().lower() for e in item.emails})))
+    return (
+        "appointment",
+        one_line(item.subject).casefold(),
+        _minute(item.start),
+        _minute(item.end),
+        (getattr(item, "organizer", "") or "").strip().lower(),
+    )
+
+
+def _minute(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    return str(value)
+
+
+def _pair_up(inp: PlanInput[T]) -> tuple[list[_Pair[T]], dict[Side, tuple[Stored[T], ...]]]:
     pairs: dict[str, _Pair[T]] = {}  # by correlation id, or by "side:id" for unlinked items
-    unlinked_by_cid: dict[tuple[Side, str], _Pair[T]] = {}
-
-    def pair_for(side: Side, item_id: str, cid: str | None) -> _Pair[T]:
-        link = inp.links.find(side, item_id, cid)
-        if link is not None:
-            linked = pairs.setdefault(link.correlation_id, _Pair(link))
-            if side not in linked.seen:
-                return linked
-            # A second item with the stamp of an unfinished create: a user's copy, a new item.
-        # The same stamp on both sides but no link (the link table was lost): one pair.
-        match = unlinked_by_cid.pop((other(side), cid), None) if cid is not None else None
-        if match is not None:
-            return match
-        pair: _Pair[T] = _Pair(None)
-        pairs[f"{side.value}:{item_id}"] = pair
-        if cid is not None:
-            unlinked_by_cid.setdefault((side, cid), pair)
-        return pair
-
-    for side, changes in ((CRM, inp.crm), (GROUPWARE, inp.groupware)):
-        present: set[str] = set()
+    unlinked: dict[Side, list[Stored[T]]] = {CRM: [], GROUPWARE: []}
+    listings = ((CRM, inp.crm), (GROUPWARE, inp.groupware))
+    gone: dict[Side, set[str]] = {
+        side: {r.id for r in changes.removals if r.kind is RemovalKind.DELETED}
+        for side, changes in listings
+    }
+    present: dict[Side, set[str]] = {side: set() for side, _ in listings}
+    for side, changes in listings:
         for stored in changes.upserts:
-            present.add(stored.id)
-            pair = pair_for(side, stored.id, stored.correlation_id)
-            pair.seen[side] = stored  # hashed only when its version does not settle it
+            present[side].add(stored.id)
+            link = inp.links.find(side, stored.id, stored.correlation_id, gone[side])
+            if link is None:
+                unlinked[side].append(stored)
+                continue
+            pair = pairs.setdefault(link.correlation_id, _Pair(link))
+            if side in pair.seen:  # two items claim one link: the second is a new item
+                unlinked[side].append(stored)
+                continue
+            pair.seen[side] = stored
+    for side, changes in listings:
         for removal in changes.removals:
+            if removal.kind is not RemovalKind.DELETED or removal.id in present[side]:
+                continue  # only a known deletion counts; the rest was resolved before
             link = inp.links.by_id[side].get(removal.id)
-            if removal.gone and link is not None and removal.id not in present:
-                pairs.setdefault(link.correlation_id, _Pair(link)).gone.add(side)
-        if changes.full:  # every linked item missing from a full listing is gone
-            for item_id, link in inp.links.by_id[side].items():
-                if item_id not in present:
-                    pairs.setdefault(link.correlation_id, _Pair(link)).gone.add(side)
+            if link is not None:
+                pair = pairs.setdefault(link.correlation_id, _Pair(link))
+                if side not in pair.seen:  # not moved under a new id
+                    pair.gone.add(side)
     for link in inp.links.pending():  # interrupted intents are finished even if nothing moved
         pairs.setdefault(link.correlation_id, _Pair(link))
-    return list(pairs.values())
+    deferred: dict[Side, list[Stored[T]]] = {CRM: [], GROUPWARE: []}
+    for pair in _twins(inp, unlinked):
+        if inp.defer_new and len(pair.seen) == 1:
+            ((side, stored),) = pair.seen.items()
+            deferred[side].append(stored)
+            continue
+        key = "+".join(f"{s.value}:{st.id}" for s, st in sorted(pair.seen.items()))
+        pairs[key] = pair
+    return list(pairs.values()), {s: tuple(v) for s, v in deferred.items() if v}
+
+
+def _twins(inp: PlanInput[T], unlinked: Mapping[Side, list[Stored[T]]]) -> list[_Pair[T]]:
+    """Unlinked items of both sides, paired where they are one item: the same stamp (the link
+    table was lost), the same meeting (iCalendar UID), or the same content (made twice, or
+    before Synchronizer). Each item pairs at most once; the rest are new."""
+    found: list[_Pair[T]] = []
+    rest: dict[Side, list[Stored[T]]] = {side: list(items) for side, items in unlinked.items()}
+    keys: list[Any] = [
+        ("stamp", lambda s: s.correlation_id),
+        ("meeting", lambda s: getattr(s.item, "uid", None)),
+        ("content", lambda s: signature(s.item)),
+    ]
+    for how, key_of in keys:
+        waiting: dict[Any, list[Stored[T]]] = {}
+        for stored in rest[GROUPWARE]:
+            key = key_of(stored)
+            if key is not None:
+                waiting.setdefault(key, []).append(stored)
+        unmatched: list[Stored[T]] = []
+        for stored in rest[CRM]:
+            key = key_of(stored)
+            candidates = waiting.get(key) if key is not None else None
+            if candidates:
+                twin = candidates.pop(0)
+                found.append(_Pair(None, {CRM: stored, GROUPWARE: twin}, how=how))
+            else:
+                unmatched.append(stored)
+        matched = {id(s) for p in found for s in p.seen.values()}
+        rest = {CRM: unmatched, GROUPWARE: [s for s in rest[GROUPWARE] if id(s) not in matched]}
+    for side in (CRM, GROUPWARE):
+        found += [_Pair(None, {side: stored}) for stored in rest[side]]
+    return found
+
+
+# --- deciding -----------------------------------------------------------------------------------
 
 
 class _Planner(Generic[T]):
@@ -263,7 +358,7 @@ class _Planner(Generic[T]):
     def hash(self, pair: _Pair[T], side: Side) -> str:
         known = pair.hashes.get(side)
         if known is None:
-            known = pair.hashes[side] = content_hash(pair.seen[side].item, self.inp.fields)
+            known = pair.hashes[side] = self.inp.agreed(pair.seen[side].item)
         return known
 
     def state(self, pair: _Pair[T], side: Side) -> _State:
@@ -275,9 +370,14 @@ class _Planner(Generic[T]):
         if link is None:
             return _State.NEW
         stored = pair.seen[side]
-        if link.item_id(side) == stored.id and link.version(side) == stored.version:
-            return _State.SAME  # version unchanged: no need to trust the hash
-        if link.content_hash is not None and self.hash(pair, side) == link.content_hash:
+        if (
+            self.inp.exact_versions.get(side, True)
+            and link.item_id(side) == stored.id
+            and link.version(side) == stored.version
+        ):
+            return _State.SAME  # an exact version unchanged: no need to hash
+        known = link.hash(side)
+        if known is not None and self.hash(pair, side) == known:
             return _State.SAME
         return _State.CHANGED
 
@@ -285,7 +385,7 @@ class _Planner(Generic[T]):
         crm, gw = self.state(pair, CRM), self.state(pair, GROUPWARE)
         link = pair.link
         if link is None:
-            self.decide_unlinked(pair, crm, gw)
+            self.decide_unlinked(pair)
             return
         if self.interrupted_create(pair, link):
             return
@@ -294,6 +394,8 @@ class _Planner(Generic[T]):
         elif _State.GONE in (crm, gw):
             gone_side = CRM if crm is _State.GONE else GROUPWARE
             self.deleted_on(pair, gone_side, gw if gone_side is CRM else crm)
+        elif self.left_the_filters(pair):
+            return
         elif crm is _State.CHANGED and gw is _State.CHANGED:
             self.both_changed(pair)
         elif _State.CHANGED in (crm, gw):
@@ -303,23 +405,47 @@ class _Planner(Generic[T]):
 
     # --- the cases ---------------------------------------------------------------------------
 
-    def decide_unlinked(self, pair: _Pair[T], crm: _State, gw: _State) -> None:
-        if crm is _State.NEW and gw is _State.NEW:  # both stamped alike: the link was lost
+    def decide_unlinked(self, pair: _Pair[T]) -> None:
+        if len(pair.seen) == 2:  # twins: one item on both sides, no link yet
             if self.hash(pair, CRM) == self.hash(pair, GROUPWARE):
-                self.add(Op.LINK, CRM, pair, reason="same item found on both sides")
+                self.add(Op.LINK, CRM, pair, reason=f"same item on both sides (by {pair.how})")
             else:
-                self.both_changed(pair)
+                self.both_changed(pair, f"paired by {pair.how}; ")
             return
-        side = CRM if crm is _State.NEW else GROUPWARE
-        stored = pair.seen[side]
+        ((side, stored),) = pair.seen.items()
         if not self.direction.leads(side):
             self.skip(side, stored, f"new on {side.value}, which does not lead ({self.direction})")
             return
-        why = refusal(stored.item, side, self.inp.policy, self.inp.now)
+        why = self.refusal(stored, side)
         if why is not None:
             self.skip(side, stored, why)
             return
         self.add(Op.CREATE, other(side), pair, source=stored, reason=f"new on {side.value}")
+
+    def refusal(self, stored: Stored[T], side: Side) -> str | None:
+        return refusal(stored.item, side, self.inp.policy, self.inp.now, self.inp.caps[side])
+
+    def left_the_filters(self, pair: _Pair[T]) -> bool:
+        """A linked item that no longer passes the profile's filters (made private, moved out
+        of a synced selection or type): its copy goes, as the profile says. Checked on every
+        item seen, changed or not: leaving a selection need not change the item's version."""
+        link = pair.link
+        assert link is not None
+        for side, stored in pair.seen.items():
+            if not self.direction.leads(side) or is_occurrence_id(link.item_id(side)):
+                continue
+            why = self.refusal(stored, side)
+            if why is None or why == OUTSIDE_WINDOW:
+                continue
+            copy_side = other(side)
+            if link.item_id(copy_side) is None:
+                continue
+            if not self.inp.policy.guard.deletes_enabled:
+                self.skip(side, stored, f"{why}; deletions are switched off, copy kept")
+                return True
+            self.add(Op.DELETE, copy_side, pair, reason=f"{why}: its copy is removed")
+            return True
+        return False
 
     def carry(self, pair: _Pair[T], changed: Side) -> None:
         target = other(changed)
@@ -339,15 +465,12 @@ class _Planner(Generic[T]):
                 reason=f"revert: {changed.value} follows",
             )
             return
-        why = refusal(stored.item, changed, self.inp.policy, self.inp.now)
-        if why is not None and why != "outside the sync window":
-            self.skip(changed, stored, f"{why}; its copy is left as it was")
-            return
+        # Moved out of the window: its copy follows (an item is never lost by leaving it).
         self.add(Op.UPDATE, target, pair, source=stored, reason=f"changed on {changed.value}")
 
-    def both_changed(self, pair: _Pair[T]) -> None:
+    def both_changed(self, pair: _Pair[T], prefix: str = "") -> None:
         if self.hash(pair, CRM) == self.hash(pair, GROUPWARE):
-            self.add(Op.LINK, CRM, pair, reason="same change on both sides")
+            self.add(Op.LINK, CRM, pair, reason=f"{prefix}same change on both sides")
             return
         winner, why = self.winner(pair)
         loser = other(winner)
@@ -357,7 +480,7 @@ class _Planner(Generic[T]):
             pair,
             source=pair.seen[winner],
             conflict=Conflict(winner, pair.seen[loser], why),
-            reason=f"conflict: {why}",
+            reason=f"{prefix}conflict: {why}",
         )
 
     def winner(self, pair: _Pair[T]) -> tuple[Side, str]:
@@ -459,7 +582,9 @@ class _Planner(Generic[T]):
             link.item_id(s) != st.id or link.version(s) != st.version for s, st in pair.seen.items()
         )
         if stale:
-            self.add(Op.LINK, CRM, pair, reason="content agrees; versions recorded")
+            moved = [s for s, st in pair.seen.items() if link.item_id(s) not in (None, st.id)]
+            why = f"moved on {moved[0].value}: the link follows" if moved else "versions recorded"
+            self.add(Op.LINK, CRM, pair, reason=f"content agrees; {why}")
 
     # --- building actions --------------------------------------------------------------------
 
@@ -476,19 +601,13 @@ class _Planner(Generic[T]):
         link = pair.link
         source_side = other(target)
         seen = pair.seen.get(target)
+        if op is Op.LINK:
+            source = pair.seen.get(GROUPWARE)
         source_id = source.id if source else (link.item_id(source_side) if link else None)
         target_id = seen.id if seen else (link.item_id(target) if link else None)
         if op is Op.CREATE:
             target_id = None
         version = seen.version if seen else (link.version(target) if link else None)
-        if op is Op.LINK:
-            source = pair.seen.get(GROUPWARE)
-            seen_side = CRM if CRM in pair.seen else GROUPWARE
-            agreed = self.hash(pair, seen_side) if seen_side in pair.seen else None
-        elif source is not None:
-            agreed = content_hash(source.item, self.inp.fields)
-        else:
-            agreed = None
         self.actions.append(
             Action(
                 op,
@@ -499,7 +618,6 @@ class _Planner(Generic[T]):
                 target_id=target_id,
                 target_version=version,
                 seen=seen,
-                content_hash=agreed,
                 conflict=conflict,
                 reason=reason,
             )
@@ -513,9 +631,9 @@ def _guard(inp: PlanInput[T], actions: tuple[Action[T], ...]) -> Hold | None:
     if inp.approve_deletions:
         return None
     deletes = Counter(a.target for a in actions if a.op is Op.DELETE)
-    for side, changes in ((CRM, inp.crm), (GROUPWARE, inp.groupware)):
+    for side in (CRM, GROUPWARE):
         linked = inp.links.linked_counts.get(side, 0)
-        if changes.full and not changes.upserts and linked > 0:
+        if side in inp.listed_nothing and linked > 0:
             return Hold(f"{side.value} listed no items at all while {linked} are linked", deletes)
     for side, count in deletes.items():
         size = inp.links.linked_counts.get(side, 0)
@@ -529,3 +647,4 @@ def _guard(inp: PlanInput[T], actions: tuple[Action[T], ...]) -> Hold | None:
 
 def link_id(link: LinkSnapshot | None, side: Side) -> str:
     return (link.item_id(side) if link else None) or "(no id yet)"
+

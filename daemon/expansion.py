@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import cast
 
 from common.connectors.base import ChangeSet, ItemConnector, Removal, Stored, T
+from common.kinds import Unreadable
 from common.items import Appointment, Recurrence, occurrence_key, occurrences
-from common.models import ItemKind, Side
+from common.kinds import ItemKind, Side
 from daemon.engine import OCCURRENCE_SEPARATOR, other
 from daemon.policies import Policy
 from daemon.store import SyncStore
@@ -62,6 +63,7 @@ def _expand_side(
 ) -> ChangeSet[Appointment]:
     upserts: list[Stored[Appointment]] = []
     removals = list(changes.removals)
+    unreadable: list[Unreadable] = []
     touched = False
     for stored in changes.upserts:
         rec = stored.item.recurrence
@@ -69,7 +71,13 @@ def _expand_side(
             upserts.append(stored)
             continue
         touched = True
-        expanded = _occurrences(stored, window)
+        try:
+            expanded = _occurrences(stored, window)
+        except (ValueError, TypeError, OverflowError) as exc:
+            # One series dateutil cannot expand never stops the run: it is recorded and
+            # read again next time; its occurrence copies are left as they are.
+            unreadable.append(Unreadable(stored.id, f"series cannot be expanded: {exc}"))
+            continue
         upserts += expanded
         notes.append(
             f"{side.value} series {stored.id} ({rec.rule}) cannot be expressed on "
@@ -78,17 +86,27 @@ def _expand_side(
         present = {s.id for s in expanded}
         for link in store.links_with_prefix(ItemKind.APPOINTMENT, side, _prefix(stored.id)):
             linked_id = link.item_id(side)
-            if linked_id is not None and linked_id not in present:
-                removals.append(Removal(linked_id))
+            if linked_id is None or linked_id in present:
+                continue
+            # Gone from the series only if it would fall inside the window: an occurrence
+            # that the moving window left behind keeps its copy.
+            if link.span_end is not None and link.span_end <= window[0]:
+                continue
+            removals.append(Removal(linked_id))
     for removal in changes.removals:
         for link in store.links_with_prefix(ItemKind.APPOINTMENT, side, _prefix(removal.id)):
             linked_id = link.item_id(side)
             if linked_id is not None:
                 touched = True
-                removals.append(Removal(linked_id, removal.gone))
+                removals.append(Removal(linked_id, removal.kind))
     if not touched:
         return changes
-    return dataclasses.replace(changes, upserts=upserts, removals=removals)
+    return dataclasses.replace(
+        changes,
+        upserts=upserts,
+        removals=removals,
+        unreadable=[*changes.unreadable, *unreadable],
+    )
 
 
 def _occurrences(

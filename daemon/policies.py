@@ -10,11 +10,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from common.items import Appointment, Contact, overlaps_window, utc_window
-from common.models import ItemKind, Side
+from common.capabilities import Capabilities
+from common.kinds import ItemKind, Side
 
 
 class Direction(enum.StrEnum):
@@ -55,7 +56,10 @@ class Window:
     days_ahead: int = 120
 
     def bounds(self, now: datetime) -> tuple[datetime, datetime]:
-        return utc_window(now, self.days_back, self.days_ahead)
+        """From the start of today's UTC day: the window moves once a day, so a listing's
+        cursor stays valid all day and a new day's listing takes in what entered it."""
+        today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return utc_window(today, self.days_back, self.days_ahead)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +147,15 @@ def _set_or_none(value: Any) -> frozenset[str] | None:
     return None if value is None else frozenset(value)
 
 
-def refusal(item: Appointment | Contact, origin: Side, policy: Policy, now: datetime) -> str | None:
-    """Why `item` (read on `origin`) must not be carried to the other side, or None."""
+def refusal(
+    item: Appointment | Contact,
+    origin: Side,
+    policy: Policy,
+    now: datetime,
+    caps: Capabilities | None = None,
+) -> str | None:
+    """Why `item` (read on `origin`) must not be carried to the other side, or None.
+    A filter on a field the origin does not keep (`caps`) does not apply to its items."""
     if isinstance(item, Contact):
         return _contact_refusal(item, origin, policy.contact_filter)
     rules = policy.appointment_filter
@@ -156,6 +167,8 @@ def refusal(item: Appointment | Contact, origin: Side, policy: Policy, now: date
         and item.activity_type not in rules.activity_types
     ):
         return f"appointment type {item.activity_type!r} is not synced"
+    if caps is not None and "categories" not in caps.fields:
+        return _window_refusal(item, policy, now)
     folded = {c.casefold() for c in item.categories}
     if folded & {c.casefold() for c in rules.exclude_categories}:
         return "category excluded"
@@ -163,6 +176,10 @@ def refusal(item: Appointment | Contact, origin: Side, policy: Policy, now: date
         c.casefold() for c in rules.include_categories
     }:
         return "no included category"
+    return _window_refusal(item, policy, now)
+
+
+def _window_refusal(item: Appointment, policy: Policy, now: datetime) -> str | None:
     start, end = policy.window.bounds(now)
     if not overlaps_window(item, start, end):
         return "outside the sync window"

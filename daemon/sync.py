@@ -1,15 +1,24 @@
-"""One sync run for one user and one kind: read, plan, apply (or only show), record.
+"""One sync run for one user and one kind: read (in pages), resolve, plan, apply, record.
 
-The database, not the queue, is the source of truth: cursors advance only when the whole plan
-was applied, so anything interrupted is simply read again next time and re-planned against the
-links the interrupted run left behind.
+The database, not the queue, is the source of truth: cursors advance only when what was read
+was applied, so anything interrupted is read again next time and re-planned against the
+links the interrupted run left behind. An item that fails does not pin the cursor: it goes
+on the retry list kept with the cursor, and is read again on the next run.
+
+A run always ends with its `SyncRun` record finished, whatever happened in between.
+
+The stored cursor of a side wraps the connector's own token with the window it was made for
+and the retry list (`SideCursor`). When the window has moved (a new day), the side is listed
+afresh inside the new window, so items that entered it are synced; items that left it keep
+their copies (`daemon.resolve`).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic
 
@@ -22,83 +31,230 @@ from common.connectors.base import (
     T,
     Throttled,
 )
-from common.models import ItemKind, RunStatus, Side
-from daemon.apply import Applier, ApplyReport, ItemFailure, RunAborted
+from common.kinds import ItemKind, Removal, RunStatus, Side, Stored, Window
+from daemon.apply import Applier, ApplyReport, ItemFailure, RunAborted, RunThrottled
 from daemon.dryrun import render_plan
 from daemon.engine import LinkIndex, Plan, PlanInput, plan
 from daemon.expansion import expand_series
 from daemon.policies import Policy
-from daemon.store import RunOutcome, SyncStore
+from daemon.resolve import Resolution, missing_from_listing, resolve
+from daemon.store import LinkConflict, RunOutcome, SyncStore
 
 SIDES = (Side.CRM, Side.GROUPWARE)
+MAX_SLEEP = 5.0  # longer throttles end the run as partial, to be rescheduled
+
+
+@dataclass(slots=True)
+class SideCursor:
+    """What is kept between runs for one side: the connector's token, the window it was
+    made for, and the ids to read again (items that failed)."""
+
+    token: str | None = None
+    window: tuple[str, str] | None = None
+    retry: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, stored: str | None) -> SideCursor:
+        if stored is None:
+            return cls()
+        try:
+            data = json.loads(stored)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or data.get("v") != 2:
+            return cls(token=stored)  # a token from before the window was kept: list afresh
+        window = data.get("window")
+        return cls(data.get("token"), tuple(window) if window else None, list(data["retry"]))
+
+    def dump(self) -> str:
+        return json.dumps({"v": 2, "token": self.token, "window": self.window, "retry": self.retry})
 
 
 @dataclass(slots=True)
 class SyncOutcome(Generic[T]):
     run_id: int
     status: RunStatus
-    plan: Plan[T] | None = None
+    plan: Plan[T] | None = None  # the last page's plan (one page: the whole plan)
     report: ApplyReport | None = None
     dry_run_lines: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. series expanded for a side
     error: str | None = None
+    retry_after: float | None = None  # when the run ended because the service asked to wait
+    plans: list[Plan[T]] = field(default_factory=list)  # one per page, and the paired rest
+
+    @property
+    def counts(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for each in self.plans:
+            for key, value in each.counts().items():
+                total[key] = total.get(key, 0) + value
+        return total
+
+    def writes(self) -> int:
+        return sum(len(p.writes()) for p in self.plans)
+
+    @property
+    def conflicts(self) -> int:
+        return sum(len(p.conflicts) for p in self.plans)
 
 
 def read_changes(
     connector: ItemConnector[T],
     cursor: str | None,
+    window: Window | None,
     sleep: Callable[[float], None],
     max_attempts: int = 4,
 ) -> ChangeSet[T]:
-    """The side's changes since `cursor`; an expired cursor falls back to a full listing."""
+    """One page of the side's changes; an expired cursor falls back to a full listing."""
     for attempt in range(1, max_attempts + 1):
         try:
             try:
-                return connector.changes(cursor)
+                return connector.changes(cursor, window)
             except CursorExpired:
-                return connector.changes(None)
+                return connector.changes(None, window)
         except Throttled as exc:
-            if attempt == max_attempts:
-                raise
+            if attempt == max_attempts or exc.retry_after > MAX_SLEEP:
+                raise RunThrottled(exc.retry_after) from exc
             sleep(exc.retry_after)
     raise AssertionError("unreachable")
 
 
-def build_input(
-    kind: ItemKind,
-    changes: Mapping[Side, ChangeSet[T]],
-    store: SyncStore,
-    policy: Policy,
-    now: datetime,
-    fields: frozenset[str],
-    approve_deletions: bool = False,
-) -> PlanInput[T]:
-    """The planner's input: only the links the changes touch, unless a side listed everything."""
-    if any(c.full for c in changes.values()):
-        links = store.all_links(kind)
-    else:
+def window_of(kind: ItemKind, policy: Policy, now: datetime) -> Window | None:
+    if kind is not ItemKind.APPOINTMENT:
+        return None
+    return Window(*policy.window.bounds(now))
+
+
+def _window_key(window: Window | None) -> tuple[str, str] | None:
+    return (window.start.isoformat(), window.end.isoformat()) if window else None
+
+
+class _Run(Generic[T]):
+    """The state of one run across its pages."""
+
+    def __init__(
+        self,
+        kind: ItemKind,
+        connectors: Mapping[Side, ItemConnector[T]],
+        store: SyncStore,
+        policy: Policy,
+        now: datetime,
+        dry_run: bool,
+        approve_deletions: bool,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.kind = kind
+        self.connectors = connectors
+        self.store = store
+        self.policy = policy
+        self.now = now
+        self.dry_run = dry_run
+        self.approve_deletions = approve_deletions
+        self.sleep = sleep
+        self.window = window_of(kind, policy, now)
+        self.caps = {side: connectors[side].capabilities for side in SIDES}
+        self.exact = {side: connectors[side].exact_versions for side in SIDES}
+        self.fields = self.caps[Side.CRM].fields & self.caps[Side.GROUPWARE].fields
+        self.saved = {side: SideCursor.load(store.load_cursor(kind, side)) for side in SIDES}
+        self.cursor: dict[Side, str | None] = {}
+        for side in SIDES:  # a window that moved: list the side afresh inside the new one
+            fresh = self.saved[side].window != _window_key(self.window)
+            self.cursor[side] = None if fresh else self.saved[side].token
+        self.full = {side: self.cursor[side] is None for side in SIDES}
+        self.seen: dict[Side, set[str]] = {side: set() for side in SIDES}
+        self.done = {side: False for side in SIDES}
+        self.deferred: dict[Side, list[Stored[T]]] = {side: [] for side in SIDES}
+        self.unreadable: dict[Side, list[str]] = {side: [] for side in SIDES}
+        self.resolution = Resolution()
+        self.pages = 0
+
+    def read_page(self) -> dict[Side, ChangeSet[T]]:
+        changes: dict[Side, ChangeSet[T]] = {}
+        for side in SIDES:
+            if self.done[side]:
+                changes[side] = ChangeSet([], [], self.cursor[side], full=self.full[side])
+                continue
+            page = read_changes(self.connectors[side], self.cursor[side], self.window, self.sleep)
+            if self.cursor[side] is not None and page.full and not self.full[side]:
+                self.full[side] = True  # the cursor had expired: a full listing began
+            self.cursor[side] = page.cursor
+            self.done[side] = not page.more
+            self.seen[side].update(s.id for s in page.upserts)
+            self.seen[side].update(u.id for u in page.unreadable)
+            self.unreadable[side] += [f"{u.id}: {u.reason}" for u in page.unreadable]
+            changes[side] = page
+        self.pages += 1
+        return changes
+
+    def plan_input(self, changes: Mapping[Side, ChangeSet[T]], last: bool) -> PlanInput[T]:
         ids: dict[Side, list[str]] = {side: [] for side in SIDES}
         cids: list[str] = []
         for side, change_set in changes.items():
             ids[side] += [s.id for s in change_set.upserts]
             ids[side] += [r.id for r in change_set.removals]
             cids += [s.correlation_id for s in change_set.upserts if s.correlation_id]
-        links = store.links_for(kind, ids[Side.CRM], ids[Side.GROUPWARE], cids)
-    return PlanInput(
-        kind=kind,
-        crm=changes[Side.CRM],
-        groupware=changes[Side.GROUPWARE],
-        # Counting a user's links costs a scan; only the deletion guard needs it.
-        links=LinkIndex(links, store.linked_counts(kind) if _may_delete(changes) else {}),
-        policy=policy,
-        now=now,
-        fields=fields,
-        approve_deletions=approve_deletions,
+        complete = [side for side in SIDES if last and self.full[side]]
+        links = (
+            self.store.all_links(self.kind)
+            if complete
+            else self.store.links_for(self.kind, ids[Side.CRM], ids[Side.GROUPWARE], cids)
+        )
+        index = LinkIndex(links, {})
+        resolved: dict[Side, ChangeSet[T]] = {}
+        listed_nothing: set[Side] = set()
+        for side in SIDES:
+            missing = missing_from_listing(side, links, self.seen[side]) if side in complete else []
+            if side in complete and not self.seen[side] and missing:
+                listed_nothing.add(side)  # an empty listing: no reads, the guard holds it
+            retry = self.saved[side].retry if self.pages == 1 else []
+            resolved[side] = resolve(
+                side,
+                changes[side],
+                self.connectors[side],
+                index,
+                self.window,
+                missing=[] if side in listed_nothing else missing,
+                retry=retry,
+                report=self.resolution,
+            )
+            if side in listed_nothing:
+                gone = [link.item_id(side) for link in missing]
+                resolved[side] = _with_removals(resolved[side], [i for i in gone if i])
+        # Resolution may have found more items (moves, retries): their links are needed too.
+        extra = {side: [s.id for s in resolved[side].upserts] for side in SIDES}
+        more_cids = [s.correlation_id for c in resolved.values() for s in c.upserts if s.correlation_id]
+        if not complete:
+            links = self.store.links_for(self.kind, extra[Side.CRM], extra[Side.GROUPWARE], more_cids)
+        may_delete = any(c.removals for c in resolved.values()) or bool(listed_nothing)
+        return PlanInput(
+            kind=self.kind,
+            crm=resolved[Side.CRM],
+            groupware=resolved[Side.GROUPWARE],
+            # Counting a user's links costs a scan; only the deletion guard needs it.
+            links=LinkIndex(links, self.store.linked_counts(self.kind) if may_delete else {}),
+            policy=self.policy,
+            now=self.now,
+            caps=self.caps,
+            exact_versions=self.exact,
+            approve_deletions=self.approve_deletions,
+            listed_nothing=frozenset(listed_nothing),
+            # Unlinked items of a listing read in several pages wait for its end, where they
+            # are paired with their twins on any page (created before that, they would double).
+            defer_new=self.pages > 1 or not last,
+        )
+
+
+def _with_removals(changes: ChangeSet[T], ids: list[str]) -> ChangeSet[T]:
+    present = {r.id for r in changes.removals}
+    extra = [Removal(i) for i in ids if i not in present]
+    return ChangeSet(
+        changes.upserts,
+        [*changes.removals, *extra],
+        changes.cursor,
+        changes.full,
+        changes.more,
+        changes.unreadable,
     )
-
-
-def _may_delete(changes: Mapping[Side, ChangeSet[T]]) -> bool:
-    return any(c.full or c.removals for c in changes.values())
 
 
 def sync(
@@ -114,54 +270,117 @@ def sync(
 ) -> SyncOutcome[T]:
     run_id = store.start_run(dry_run)
     started = time.perf_counter()
-    timings: dict[str, float] = {}
     outcome: SyncOutcome[T] = SyncOutcome(run_id, RunStatus.RUNNING)
     counts: dict[str, int] = {}
     errors: dict[str, Any] = {}
     held: dict[str, Any] | None = None
+    report = ApplyReport()
     try:
-        cursors = {side: store.load_cursor(kind, side) for side in SIDES}
-        changes = {side: read_changes(connectors[side], cursors[side], sleep) for side in SIDES}
-        timings["read"] = time.perf_counter() - started
-        changes, notes = expand_series(kind, changes, connectors, store, policy, now)
-        fields = connectors[Side.CRM].fields & connectors[Side.GROUPWARE].fields
-        inp = build_input(kind, changes, store, policy, now, fields, approve_deletions)
-        the_plan = plan(inp)
-        timings["plan"] = time.perf_counter() - started - timings["read"]
-        outcome.plan = the_plan
-        counts = the_plan.counts()
-        outcome.notes = notes
+        run = _Run(kind, connectors, store, policy, now, dry_run, approve_deletions, sleep)
+        while True:
+            page = run.read_page()
+            last = all(run.done.values())
+            page, notes = expand_series(kind, page, connectors, store, policy, now)
+            outcome.notes += notes
+            inp = run.plan_input(page, last)
+            steps = [(inp, plan(inp))]
+            for side, items in steps[0][1].deferred.items():
+                run.deferred[side] += items
+            if last and any(run.deferred.values()):
+                rest = _rest(inp, run)  # the unlinked items of every page, paired at the end
+                steps.append((rest, plan(rest)))
+            for step_input, step_plan in steps:
+                outcome.plans.append(step_plan)
+                outcome.plan = step_plan
+                if not dry_run:
+                    Applier(connectors, store, step_input, sleep=sleep, report=report).apply(
+                        step_plan
+                    )
+            if last:
+                break
+        counts = outcome.counts
+        outcome.notes += [f"{side.value}: unreadable {line}" for side in SIDES for line in run.unreadable[side]]
+        if run.resolution.lookups:
+            counts["resolved_by_reading"] = run.resolution.lookups
+        hold = next((p.hold for p in outcome.plans if p.hold is not None), None)
         if dry_run:
-            outcome.dry_run_lines = render_plan(the_plan)
+            for each in outcome.plans:
+                outcome.dry_run_lines += render_plan(each)
             outcome.notes += outcome.dry_run_lines  # stored with the run: the portal shows it
             outcome.status = RunStatus.SUCCEEDED
         else:
-            report = Applier(connectors, store, inp, sleep=sleep).apply(the_plan)
             outcome.report = report
             outcome.notes += report.notes
-            counts = {**counts, **{f"applied_{k}": v for k, v in report.counts.items()}}
-            if report.failures:
-                errors["items"] = [_failure(f) for f in report.failures]
-            if the_plan.hold is not None:
-                held = {"reason": the_plan.hold.reason, "deletions": report.held}
+            counts.update({f"applied_{k}": v for k, v in report.counts.items()})
+            failures = list(report.failures)
+            if failures or any(run.unreadable.values()):
+                errors["items"] = [_failure(f) for f in failures] + [
+                    {"action": "read", "item": line, "side": side.value, "retryable": True}
+                    for side in SIDES
+                    for line in run.unreadable[side]
+                ]
+            if hold is not None:
+                held = {"reason": hold.reason, "deletions": report.held}
                 outcome.status = RunStatus.HELD
-            elif report.retryable_failures:
-                outcome.status = RunStatus.PARTIAL
             else:
-                for side in SIDES:  # only now: everything read was applied
-                    store.save_cursor(kind, side, changes[side].cursor)
-                outcome.status = RunStatus.PARTIAL if report.failures else RunStatus.SUCCEEDED
+                retry = _retry_lists(failures, run)
+                for side in SIDES:  # only now: everything read was applied or is listed again
+                    cursor = SideCursor(run.cursor[side], _window_key(run.window), retry[side])
+                    store.save_cursor(kind, side, cursor.dump())
+                partial = failures or any(run.unreadable.values())
+                outcome.status = RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED
+    except RunThrottled as exc:
+        outcome.status, outcome.retry_after = RunStatus.PARTIAL, exc.retry_after
+        outcome.error = str(exc)
+        outcome.report = report
     except (RunAborted, AuthExpired) as exc:
         outcome.status, outcome.error = RunStatus.FAILED, f"credentials expired: {exc}"
-    except ConnectorError as exc:
+    except (ConnectorError, LinkConflict) as exc:
         outcome.status, outcome.error = RunStatus.FAILED, repr(exc)
+    except Exception as exc:  # a defect: the run is recorded as failed, then it propagates
+        errors["run"] = f"interrupted by an unexpected error: {exc!r}"
+        _finish(store, run_id, RunStatus.FAILED, counts, errors, started, held, outcome.notes)
+        raise
     if outcome.error:
         errors["run"] = outcome.error
-    timings["total"] = time.perf_counter() - started
-    store.finish_run(
-        run_id, RunOutcome(outcome.status, counts, errors, timings, held, outcome.notes)
-    )
+    _finish(store, run_id, outcome.status, counts, errors, started, held, outcome.notes)
     return outcome
+
+
+def _finish(
+    store: SyncStore,
+    run_id: int,
+    status: RunStatus,
+    counts: dict[str, int],
+    errors: dict[str, Any],
+    started: float,
+    held: dict[str, Any] | None,
+    notes: list[str],
+) -> None:
+    timings = {"total": time.perf_counter() - started}
+    store.finish_run(run_id, RunOutcome(status, counts, errors, timings, held, notes))
+
+
+def _rest(inp: PlanInput[T], run: _Run[T]) -> PlanInput[T]:
+    return replace(
+        inp,
+        crm=ChangeSet(run.deferred[Side.CRM], [], None),
+        groupware=ChangeSet(run.deferred[Side.GROUPWARE], [], None),
+        links=LinkIndex([], inp.links.linked_counts),
+        listed_nothing=frozenset(),
+        defer_new=False,
+    )
+
+
+def _retry_lists(failures: list[ItemFailure], run: _Run[Any]) -> dict[Side, list[str]]:
+    retry: dict[Side, list[str]] = {side: [] for side in SIDES}
+    for failure in failures:
+        if failure.source_side is not None and failure.source_id is not None:
+            retry[failure.source_side].append(failure.source_id)
+    for side in SIDES:
+        retry[side] += [line.split(": ", 1)[0] for line in run.unreadable[side]]
+        retry[side] = list(dict.fromkeys(retry[side]))
+    return retry
 
 
 def _failure(failure: ItemFailure) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any
 
 from common.connectors.base import ItemConnector, NotFound, PreconditionFailed, Stored, T
 from common.items import Appointment, Contact, from_json, to_json
-from common.models import Side, new_correlation_id
+from common.kinds import Side, new_correlation_id
 from daemon.engine import Op
 from daemon.store import UNDO_REASON, AuditRecord, AuditState, SyncStore
 

@@ -67,7 +67,7 @@ def test_first_sync_creates_stamped_copies_and_audits_them(
     gw_id = only_id(gw)
     (link,) = memory_store.all_links(ItemKind.APPOINTMENT)
     assert link.state is LinkState.LINKED and link.groupware_id == gw_id
-    assert gw.stamp(gw_id) == link.correlation_id  # the correlation id travels in the item
+    assert gw.stamp_of(gw_id) == link.correlation_id  # the correlation id travels in the item
     (audit,) = memory_store.audits
     assert audit.action == "create" and audit.side is Side.GROUPWARE and audit.before is None
     assert audit.after is not None and from_json(audit.after["item"]).subject == "Kick-off"

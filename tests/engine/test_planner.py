@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from common.connectors.base import ChangeSet, Removal, Stored
-from common.items import APPOINTMENT_FIELDS, Appointment, Contact, content_hash
+from common.capabilities import Capabilities
+from common.connectors.base import ChangeSet, Removal, RemovalKind, Stored
+from common.items import APPOINTMENT_FIELDS, CONTACT_FIELDS, Appointment, Contact, content_hash
 from common.models import ItemKind, LinkState, Side
 from daemon.engine import LinkIndex, LinkSnapshot, Plan, PlanInput, plan
 from daemon.policies import (
@@ -29,6 +30,8 @@ A = appointment("Quarterly review", body="agenda")
 B = appointment("Quarterly review (moved)", hour=14, body="agenda")
 C = appointment("Quarterly review, other edit", body="new agenda")
 H = content_hash(A, APPOINTMENT_FIELDS)
+CONTACT_CAPS = {Side.CRM: Capabilities(CONTACT_FIELDS), Side.GROUPWARE: Capabilities(CONTACT_FIELDS)}
+FULL_CAPS = {Side.CRM: Capabilities(APPOINTMENT_FIELDS), Side.GROUPWARE: Capabilities(APPOINTMENT_FIELDS)}
 
 
 def st(
@@ -38,7 +41,7 @@ def st(
 
 
 def link(**changes: object) -> LinkSnapshot:
-    base = LinkSnapshot("cid-1", "crm-1", "gw-1", "v1", "v1", H, LinkState.LINKED)
+    base = LinkSnapshot("cid-1", "crm-1", "gw-1", "v1", "v1", H, H, LinkState.LINKED)
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -54,6 +57,7 @@ def run(
     counts: dict[Side, int] | None = None,
     approve: bool = False,
     kind: ItemKind = ItemKind.APPOINTMENT,
+    caps: dict[Side, Capabilities] | None = None,
 ) -> Plan:
     live = [x for x in links if x.state is not LinkState.TOMBSTONE]
     default_counts = {
@@ -68,8 +72,13 @@ def run(
             links=LinkIndex(links, counts or default_counts),
             policy=policy or Policy(conflict=ConflictPolicy.CRM_WINS),
             now=NOW,
-            fields=APPOINTMENT_FIELDS,
+            caps=caps or FULL_CAPS,
             approve_deletions=approve,
+            listed_nothing=frozenset(
+                side
+                for side, (is_full, listed) in {CRM: (full[0], crm), GW: (full[1], gw)}.items()
+                if is_full and not listed
+            ),
         )
     )
 
@@ -141,26 +150,22 @@ def test_a_copy_carrying_a_linked_stamp_is_a_new_item() -> None:
     assert ops(result) == [("create", "crm")]
 
 
-def test_removal_that_only_left_the_listed_range_deletes_nothing() -> None:
+@pytest.mark.parametrize("kind", [RemovalKind.LEFT_RANGE, RemovalKind.UNKNOWN])
+def test_only_a_known_deletion_deletes(kind: RemovalKind) -> None:
+    """Removals the listing could not explain are resolved by reading the side before the
+    planner sees them (`daemon.resolve`); one that reaches it unresolved deletes nothing."""
     result = plan(
         PlanInput(
             ItemKind.APPOINTMENT,
-            ChangeSet([], [Removal("crm-1", gone=False)], "c"),
+            ChangeSet([], [Removal("crm-1", kind)], "c"),
             ChangeSet([], [], "g"),
             LinkIndex([link()], {CRM: 1, GW: 1}),
             Policy(),
             NOW,
-            APPOINTMENT_FIELDS,
+            FULL_CAPS,
         )
     )
     assert result.actions == ()
-
-
-def test_full_listing_missing_a_linked_item_means_deleted() -> None:
-    other = link(correlation_id="cid-2", crm_id="crm-2", groupware_id="gw-2")
-    result = run([st("crm-2", A)], [], links=[link(), other], full=(True, False))
-    assert ops(result) == [("delete", "groupware")]
-    assert result.actions[0].target_id == "gw-1"
 
 
 # --- interrupted creates (crash recovery) ---------------------------------------------------
@@ -346,11 +351,31 @@ def test_activity_type_filter_only_applies_to_crm_items() -> None:
     ]
 
 
-def test_an_item_that_no_longer_matches_the_filters_leaves_its_copy_alone() -> None:
+def test_an_item_made_private_after_it_was_synced_has_its_copy_removed() -> None:
+    """Point 11: filters follow later changes (mistake: only new items are filtered)."""
     private_now = st("crm-1", dataclasses.replace(B, private=True), "v2")
     result = run([private_now], links=[link()])
-    assert result.actions == () and "copy is left" in result.skipped[0]
+    assert ops(result) == [("delete", "groupware")]
+    assert "private" in result.actions[0].reason
+    as_private = Policy(appointment_filter=AppointmentFilter(private=PrivatePolicy.SYNC_AS_PRIVATE))
+    assert ops(run([private_now], links=[link()], policy=as_private)) == [("update", "groupware")]
+    off = Policy(guard=DeletionGuard(deletes_enabled=False))
+    kept = run([private_now], links=[link()], policy=off)
+    assert kept.actions == () and "copy kept" in kept.skipped[0]
 
+
+def test_a_filter_is_checked_even_when_the_item_did_not_change() -> None:
+    """A person leaving a selection does not change their updatedDate: the same version,
+    the same content, and still the copy goes (mistake: filters only on changed items)."""
+    person = contact("Ann", "Smith", "ann@example.com", selections=frozenset({"old"}))
+    h = content_hash(person, CONTACT_FIELDS)
+    linked = link(crm_hash=h, groupware_hash=h)
+    rules = Policy(contacts=Direction.TWO_WAY, contact_filter=ContactFilter(selections=frozenset({"vip"})))
+    result = run(
+        [st("crm-1", person, "v1")], links=[linked], policy=rules, kind=ItemKind.CONTACT,
+        caps=CONTACT_CAPS,
+    )
+    assert ops(result) == [("delete", "groupware")]
 
 @pytest.mark.parametrize(
     ("rules", "person", "created"),

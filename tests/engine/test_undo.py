@@ -90,7 +90,7 @@ def test_a_delete_is_undone_by_recreating_before_with_a_fresh_link(
     gw_id = gw.user_create(appointment("Lunch", body="table for two"))
     run(both, store)
     (crm_id,) = crm.items
-    old_cid = gw.stamp(gw_id) or crm.stamp(crm_id)
+    old_cid = gw.stamp_of(gw_id) or crm.stamp_of(crm_id)
     gw.user_delete(gw_id)
     run(both, store)
     deleted = last(store, "delete")
@@ -98,7 +98,7 @@ def test_a_delete_is_undone_by_recreating_before_with_a_fresh_link(
     record = undo(deleted.id or 0, store, both)
     (restored_id,) = crm.items
     assert crm.item(restored_id).subject == "Lunch"
-    assert crm.stamp(restored_id) not in (None, old_cid)  # a fresh correlation id
+    assert crm.stamp_of(restored_id) not in (None, old_cid)  # a fresh correlation id
     assert record.action == "create" and record.crm_id == restored_id
     run(both, store)  # the next sync pairs it by its stamp and copies it back
     (new_gw,) = gw.items
