@@ -223,8 +223,9 @@ class _Run(Generic[T]):
         # Resolution may have found more items (moves, retries): their links are needed too.
         extra = {side: [s.id for s in resolved[side].upserts] for side in SIDES}
         more_cids = [s.correlation_id for c in resolved.values() for s in c.upserts if s.correlation_id]
-        if not complete:
-            links = self.store.links_for(self.kind, extra[Side.CRM], extra[Side.GROUPWARE], more_cids)
+        if not complete and (any(extra.values()) or more_cids):
+            found = self.store.links_for(self.kind, extra[Side.CRM], extra[Side.GROUPWARE], more_cids)
+            links = list({link.correlation_id: link for link in [*links, *found]}.values())
         may_delete = any(c.removals for c in resolved.values()) or bool(listed_nothing)
         return PlanInput(
             kind=self.kind,
@@ -320,7 +321,8 @@ def sync(
                     for line in run.unreadable[side]
                 ]
             if hold is not None:
-                held = {"reason": hold.reason, "deletions": report.held}
+                deletions = [line for line in report.held if line.startswith("delete")]
+                held = {"reason": hold.reason, "deletions": deletions, "held": report.held}
                 outcome.status = RunStatus.HELD
             else:
                 retry = _retry_lists(failures, run)

@@ -14,7 +14,7 @@ from common.items import Appointment, from_json
 from common.models import ItemKind, LinkState, RunStatus, Side
 from daemon.policies import ConflictPolicy, DeletionGuard, Policy
 from daemon.store import AuditState
-from daemon.sync import SyncOutcome, sync
+from daemon.sync import SideCursor, SyncOutcome, sync
 from tests.fixtures.engine import (
     NOW,
     Crash,
@@ -121,16 +121,33 @@ def test_a_stale_etag_replans_the_item_and_records_the_conflict(
     assert conflict.before is not None and conflict.before["item"]["subject"] == "Review (phone)"
 
 
-def test_throttled_waits_as_told_then_succeeds(both: Conns, memory_store: MemoryStore) -> None:
+def test_a_short_throttle_is_waited_out(both: Conns, memory_store: MemoryStore) -> None:
     both[Side.CRM].user_create(appointment("Call"))
-    fail_once(both[Side.GROUPWARE], "create", Throttled(12.5))
+    fail_once(both[Side.GROUPWARE], "create", Throttled(2.5))
     slept: list[float] = []
     outcome = run(both, memory_store, slept=slept)
-    assert slept == [12.5] and outcome.status is RunStatus.SUCCEEDED
+    assert slept == [2.5] and outcome.status is RunStatus.SUCCEEDED
     assert (
         len(both[Side.GROUPWARE].items) == 1
         and len(memory_store.all_links(ItemKind.APPOINTMENT)) == 1
     )
+
+
+def test_a_long_throttle_ends_the_run_for_a_reschedule_never_a_long_sleep(
+    both: Conns, memory_store: MemoryStore
+) -> None:
+    """A worker never sleeps out a long Retry-After (mistake: sleeping 120 s in a worker
+    that other users wait for): the run ends partial, says when to come back, and the next
+    run finishes without a duplicate."""
+    both[Side.CRM].user_create(appointment("Call"))
+    both[Side.CRM].user_create(appointment("Other", hour=11))
+    fail_once(both[Side.GROUPWARE], "create", Throttled(120.0))
+    slept: list[float] = []
+    outcome = run(both, memory_store, slept=slept)
+    assert slept == [] and outcome.status is RunStatus.PARTIAL
+    assert outcome.retry_after == 120.0 and memory_store.cursors == {}
+    again = run(both, memory_store, slept=slept)
+    assert again.status is RunStatus.SUCCEEDED and len(both[Side.GROUPWARE].items) == 2
 
 
 def test_one_failed_item_does_not_fail_the_run(both: Conns, memory_store: MemoryStore) -> None:
@@ -149,15 +166,22 @@ def test_one_failed_item_does_not_fail_the_run(both: Conns, memory_store: Memory
     assert [(a.action, a.state) for a in refused] == [("create", AuditState.NOT_APPLIED)]
 
 
-def test_a_transient_failure_keeps_the_cursors_so_the_next_run_retries(
+def test_a_failed_item_goes_on_the_retry_list_and_never_pins_the_cursor(
     both: Conns, memory_store: MemoryStore
 ) -> None:
-    both[Side.CRM].user_create(appointment("Later"))
+    """Point 13 (mistake: keeping the cursor back until the one failing item succeeds, which
+    re-reads everything and, once the delta token expires, lists the whole side again)."""
+    crm = both[Side.CRM]
+    later = crm.user_create(appointment("Later"))
+    crm.user_create(appointment("Fine", hour=11))
     fail_once(both[Side.GROUPWARE], "create", Transient("503"))
     first = run(both, memory_store)
-    assert first.status is RunStatus.PARTIAL and memory_store.cursors == {}
+    assert first.status is RunStatus.PARTIAL
+    saved = SideCursor.load(memory_store.cursors[(ItemKind.APPOINTMENT, Side.CRM)])
+    assert saved.token is not None and saved.retry == [later]  # advanced, the item kept
     second = run(both, memory_store)
-    assert second.status is RunStatus.SUCCEEDED and len(both[Side.GROUPWARE].items) == 1
+    assert second.status is RunStatus.SUCCEEDED and len(both[Side.GROUPWARE].items) == 2
+    assert SideCursor.load(memory_store.cursors[(ItemKind.APPOINTMENT, Side.CRM)]).retry == []
 
 
 def test_expired_credentials_stop_the_run(both: Conns, memory_store: MemoryStore) -> None:
@@ -201,7 +225,8 @@ def test_a_plan_over_the_guard_is_held_and_applied_after_approval(
     crm.user_create(appointment("New one", hour=15))
     held = run(both, memory_store, policy)
     assert held.status is RunStatus.HELD
-    assert len(both[Side.GROUPWARE].items) == 7  # the create applied, no deletion
+    # Point 12: a held plan holds its deletions and the creates with them.
+    assert len(both[Side.GROUPWARE].items) == 6
     assert memory_store.cursors == cursors  # the deletions will be read again
     outcome = memory_store.runs[held.run_id]
     assert outcome is not None and outcome.held_plan is not None
