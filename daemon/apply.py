@@ -316,8 +316,12 @@ class Applier(Generic[T]):
             return stored
         try:
             return connector.stamp(stored.id, cid, stored.version)
-        except (PreconditionFailed, NotFound, Permanent) as exc:
-            self.report.notes.append(f"{side.value} {stored.id}: not stamped ({exc})")
+        except AuthExpired:
+            raise
+        except ConnectorError as exc:
+            # Never retried as part of the write before it (a create that is not idempotent
+            # would be made twice): the pair is linked; only re-finding it by stamp is lost.
+            self.report.notes.append(f"{side.value} {stored.id}: not stamped ({exc!r})")
             return stored
 
     def _new_link(self, action: Action[T]) -> LinkSnapshot:

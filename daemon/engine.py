@@ -226,7 +226,7 @@ def plan(inp: PlanInput[T]) -> Plan[T]:
     for pair in pairs:
         planner.decide(pair)
     actions = tuple(planner.actions)
-    return Plan(inp.kind, actions, tuple(planner.skipped), _guard(inp, actions), deferred)
+    return Plan(inp.kind, actions, tuple(planner.skipped), guard(inp, actions), deferred)
 
 
 def plan_pair(
@@ -627,7 +627,9 @@ class _Planner(Generic[T]):
         self.skipped.append(f"{side.value} {stored.id}: {why}")
 
 
-def _guard(inp: PlanInput[T], actions: tuple[Action[T], ...]) -> Hold | None:
+def guard(inp: PlanInput[T], actions: tuple[Action[T], ...]) -> Hold | None:
+    """The deletion guard over `actions`: a Hold when they delete too much, or when a side
+    listed nothing at all while items are linked."""
     if inp.approve_deletions:
         return None
     deletes = Counter(a.target for a in actions if a.op is Op.DELETE)

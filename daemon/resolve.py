@@ -15,6 +15,7 @@ batched read (`get_many`):
 | a stamped item under a new id, its link's old id not seen | read the old id: not found →  |
 |                                                           | it moved (the link follows)   |
 | an item left on the retry list by an earlier run          | read it again                 |
+| an unlinked item of a listing that hides our stamps       | read it: its stamp pairs it   |
 | a create interrupted before its link was written          | `find_by_correlation_id`: the |
 |                                                           | copy joins its link, whether  |
 |                                                           | or not the listing shows the  |
@@ -103,6 +104,15 @@ def resolve(
             stamped = dataclasses.replace(found, correlation_id=link.correlation_id)
             upserts = [s for s in upserts if s.id != found.id] + [stamped]
             present.add(found.id)
+    if not getattr(connector, "stamps_in_listing", True):
+        # The listing hides our stamps (Graph delta cannot expand extended properties): an
+        # item no link knows by id is read, so a re-link pairs it by its stamp, not by luck.
+        unknown = [s.id for s in upserts if s.correlation_id is None and s.id not in links.by_id[side]]
+        if unknown:
+            report.lookups += len(unknown)
+            for item_id, found in connector.get_many(unknown).items():
+                if found is not None and found.correlation_id is not None:
+                    upserts = [found if s.id == item_id else s for s in upserts]
     ask += [item_id for item_id in retry if item_id not in present]
     ask = list(dict.fromkeys(ask))
     if ask:

@@ -14,21 +14,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.db import Database
-from common.models import (
-    AuditEntry,
-    Cursor,
-    ItemKind,
-    ItemLink,
-    LinkState,
-    RunStatus,
-    Side,
-    SyncRun,
-    utcnow,
-)
-from daemon.engine import LinkSnapshot
+from common.kinds import ItemKind, LinkSnapshot, LinkState, RunStatus, Side
+from common.models import AuditEntry, Cursor, ItemLink, SyncRun, utcnow
 
 # SQL parameter lists stay well below SQLite's limit of 32766 variables.
 _CHUNK = 500
@@ -48,6 +39,28 @@ class AuditState(enum.StrEnum):
     APPLIED = "applied"
     NOT_APPLIED = "not_applied"
     UNCERTAIN = "uncertain"
+
+
+class LinkConflict(Exception):
+    """`put_link` refused: another link of this user and kind already holds one of the item ids
+    (`others`, found after the refusal). Nothing of the call was written."""
+
+    def __init__(self, kind: ItemKind, link: LinkSnapshot, others: Sequence[LinkSnapshot]) -> None:
+        self.kind = kind
+        self.link = link
+        self.others = tuple(others)
+        held = []
+        for other in self.others:
+            ids = [
+                f"{side} id {other.item_id(side)!r}"
+                for side in (Side.CRM, Side.GROUPWARE)
+                if link.item_id(side) is not None and other.item_id(side) == link.item_id(side)
+            ]
+            held.append(f"link {other.correlation_id!r} ({other.state}) holds {' and '.join(ids)}")
+        super().__init__(
+            f"{kind} link {link.correlation_id!r} (crm id {link.crm_id!r}, groupware id "
+            f"{link.groupware_id!r}) not written: {'; '.join(held)}"
+        )
 
 
 UNDO_REASON = "undo of audit entry {id}"
@@ -84,7 +97,8 @@ class AuditRecord:
 
     def same_change(self, other: AuditRecord) -> bool:
         """Whether `other` is the same intended change (its confirmation or a retry)."""
-        return (other.correlation_id, other.side, other.action) == (
+        return (other.kind, other.correlation_id, other.side, other.action) == (
+            self.kind,
             self.correlation_id,
             self.side,
             self.action,
@@ -129,8 +143,14 @@ class SyncStore(Protocol):
         audits: Sequence[AuditRecord] = (),
         replaces: str | None = None,
     ) -> LinkSnapshot:
-        """Insert or update the link (by correlation id) and add `audits`, atomically; the link
-        with correlation id `replaces` (a pair being re-created) is removed in the same step.
+        """Insert or update the link (by correlation id, within this user and `kind`) and add
+        `audits`, atomically; the link with correlation id `replaces` (a pair being re-created)
+        is removed in the same step. Unless the link is a tombstone, tombstones of the kind
+        holding one of its ids are removed too (a new pair may reuse a deleted pair's id).
+
+        Raises `LinkConflict` when another link of this user and kind (a live one, or for a
+        tombstone any) already holds its crm id or groupware id; then nothing of the call is
+        written: no link, no removal, no audit.
 
         A `PENDING` audit closes an unconfirmed one of the same change (a retried attempt) as
         `NOT_APPLIED`; an `APPLIED` one confirms (overwrites) the unconfirmed row of its change
@@ -157,7 +177,9 @@ class SyncStore(Protocol):
 
     def mark_undone(self, audit_id: int, when: datetime) -> None: ...
 
-    def drop_link(self, kind: ItemKind, correlation_id: str) -> None: ...
+    def drop_link(self, kind: ItemKind, correlation_id: str) -> None:
+        """Remove the link of `kind` with this correlation id (if there is one)."""
+        ...
 
     def load_cursor(self, kind: ItemKind, side: Side) -> str | None: ...
 
@@ -175,9 +197,11 @@ def _snapshot(row: ItemLink) -> LinkSnapshot:
         groupware_id=row.remote_id,
         crm_version=row.crm_version,
         groupware_version=row.remote_version,
-        content_hash=row.content_hash,
+        crm_hash=row.crm_hash,
+        groupware_hash=row.remote_hash,
         state=row.state,
         pending_action=row.pending_action,
+        span_end=row.span_end,
         id=row.id,
     )
 
@@ -212,7 +236,9 @@ def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
 
 
 class SqlStore:
-    """`SyncStore` on the application database, scoped to one profile and sync user."""
+    """`SyncStore` on the application database, scoped to one profile and sync user: every
+    query names this user (and the kind where there is one), so users never see, rewrite or
+    settle each other's links and audit entries, even when they share a correlation id."""
 
     def __init__(self, db: Database, profile_id: int, sync_user_id: int) -> None:
         self.db = db
@@ -282,39 +308,79 @@ class SqlStore:
         audits: Sequence[AuditRecord] = (),
         replaces: str | None = None,
     ) -> LinkSnapshot:
-        with self.db.session() as session:
-            if replaces is not None and replaces != link.correlation_id:
-                session.execute(
-                    delete(ItemLink).where(
-                        ItemLink.sync_user_id == self.sync_user_id,
-                        ItemLink.correlation_id == replaces,
-                    )
-                )
-            row = session.scalar(
-                select(ItemLink).where(ItemLink.correlation_id == link.correlation_id)
+        try:
+            with self.db.session() as session:
+                return self._put_link(session, kind, link, audits, replaces)
+        except IntegrityError as exc:  # rolled back: nothing of the call is written
+            others = self._holders(kind, link, replaces)
+            if not others:
+                raise
+            raise LinkConflict(kind, link, others) from exc
+
+    def _put_link(
+        self,
+        session: Session,
+        kind: ItemKind,
+        link: LinkSnapshot,
+        audits: Sequence[AuditRecord],
+        replaces: str | None,
+    ) -> LinkSnapshot:
+        if replaces is not None and replaces != link.correlation_id:
+            session.execute(delete(ItemLink).where(*self._link_of(kind, replaces)))
+        row = session.scalar(select(ItemLink).where(*self._link_of(kind, link.correlation_id)))
+        if row is None:
+            row = ItemLink(
+                profile_id=self.profile_id,
+                sync_user_id=self.sync_user_id,
+                kind=kind,
+                correlation_id=link.correlation_id,
             )
-            if row is None:
-                row = ItemLink(
-                    profile_id=self.profile_id,
-                    sync_user_id=self.sync_user_id,
-                    kind=kind,
-                    correlation_id=link.correlation_id,
-                )
-                session.add(row)
-            if link.state is not LinkState.TOMBSTONE:
-                self._clear_tombstones(session, kind, link)
-            row.crm_id = link.crm_id
-            row.remote_id = link.groupware_id
-            row.crm_version = link.crm_version
-            row.remote_version = link.groupware_version
-            row.content_hash = link.content_hash
-            row.state = link.state
-            row.pending_action = link.pending_action
-            row.updated_at = utcnow()
-            session.flush()
-            for record in audits:
-                self._write_audit(session, record, row.id)
-            return _snapshot(row)
+            session.add(row)
+        if link.state is not LinkState.TOMBSTONE:
+            self._clear_tombstones(session, kind, link)
+        row.crm_id = link.crm_id
+        row.remote_id = link.groupware_id
+        row.crm_version = link.crm_version
+        row.remote_version = link.groupware_version
+        row.crm_hash = link.crm_hash
+        row.remote_hash = link.groupware_hash
+        row.span_end = link.span_end
+        row.state = link.state
+        row.pending_action = link.pending_action
+        row.updated_at = utcnow()
+        session.flush()
+        for record in audits:
+            self._write_audit(session, record, row.id)
+        session.flush()
+        return _snapshot(row)
+
+    def _link_of(self, kind: ItemKind, correlation_id: str) -> tuple[Any, ...]:
+        return (
+            ItemLink.sync_user_id == self.sync_user_id,
+            ItemLink.kind == kind,
+            ItemLink.correlation_id == correlation_id,
+        )
+
+    def _holders(
+        self, kind: ItemKind, link: LinkSnapshot, replaces: str | None
+    ) -> list[LinkSnapshot]:
+        """The links that keep `link` from being written: others of this user and kind that
+        hold one of its ids and that the refused call would not have removed."""
+        clauses = []
+        if link.crm_id is not None:
+            clauses.append(ItemLink.crm_id == link.crm_id)
+        if link.groupware_id is not None:
+            clauses.append(ItemLink.remote_id == link.groupware_id)
+        if not clauses:
+            return []
+        query = self._links(kind).where(
+            ItemLink.correlation_id.not_in([link.correlation_id, replaces or link.correlation_id]),
+            or_(*clauses),
+        )
+        if link.state is not LinkState.TOMBSTONE:
+            query = query.where(ItemLink.state != LinkState.TOMBSTONE)
+        with self.db.session() as session:
+            return [_snapshot(row) for row in session.scalars(query.order_by(ItemLink.id))]
 
     def _unconfirmed(self, session: Session, record: AuditRecord) -> list[AuditEntry]:
         if record.correlation_id is None:
@@ -323,6 +389,7 @@ class SqlStore:
             session.scalars(
                 select(AuditEntry).where(
                     AuditEntry.sync_user_id == self.sync_user_id,
+                    AuditEntry.kind == record.kind,
                     AuditEntry.correlation_id == record.correlation_id,
                     AuditEntry.side == record.side,
                     AuditEntry.action == record.action,
@@ -356,7 +423,7 @@ class SqlStore:
         with self.db.session() as session:
             entries = [self._write_audit(session, record, None) for record in audits]
             if undoes is not None:
-                session.get_one(AuditEntry, undoes).undone_at = utcnow()
+                self._own_audit(session, undoes).undone_at = utcnow()
             session.flush()
             return [_record(entry) for entry in entries]
 
@@ -371,7 +438,7 @@ class SqlStore:
 
     def settle_audit(self, audit_id: int, state: AuditState, after: dict[str, Any] | None) -> None:
         with self.db.session() as session:
-            entry = session.get_one(AuditEntry, audit_id)
+            entry = self._own_audit(session, audit_id)
             if entry.state != AuditState.PENDING.value:
                 return
             if state is AuditState.APPLIED:
@@ -387,7 +454,15 @@ class SqlStore:
 
     def mark_undone(self, audit_id: int, when: datetime) -> None:
         with self.db.session() as session:
-            session.get_one(AuditEntry, audit_id).undone_at = when
+            self._own_audit(session, audit_id).undone_at = when
+
+    def _own_audit(self, session: Session, audit_id: int) -> AuditEntry:
+        """This user's audit entry `audit_id`; `NoResultFound` for another user's."""
+        return session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.id == audit_id, AuditEntry.sync_user_id == self.sync_user_id
+            )
+        ).one()
 
     def _clear_tombstones(self, session: Session, kind: ItemKind, link: LinkSnapshot) -> None:
         # A tombstone keeps the ids of a deleted pair; a new pair may reuse an id (a series
@@ -431,12 +506,7 @@ class SqlStore:
 
     def drop_link(self, kind: ItemKind, correlation_id: str) -> None:
         with self.db.session() as session:
-            session.execute(
-                delete(ItemLink).where(
-                    ItemLink.sync_user_id == self.sync_user_id,
-                    ItemLink.correlation_id == correlation_id,
-                )
-            )
+            session.execute(delete(ItemLink).where(*self._link_of(kind, correlation_id)))
 
     def load_cursor(self, kind: ItemKind, side: Side) -> str | None:
         with self.db.session() as session:
@@ -475,7 +545,11 @@ class SqlStore:
 
     def finish_run(self, run_id: int, outcome: RunOutcome) -> None:
         with self.db.session() as session:
-            run = session.get_one(SyncRun, run_id)
+            run = session.scalars(
+                select(SyncRun).where(
+                    SyncRun.id == run_id, SyncRun.sync_user_id == self.sync_user_id
+                )
+            ).one()
             run.status = outcome.status
             run.finished_at = utcnow()
             run.counts = dict(outcome.counts)

@@ -34,7 +34,7 @@ from common.connectors.base import (
 from common.kinds import ItemKind, Removal, RunStatus, Side, Stored, Window
 from daemon.apply import Applier, ApplyReport, ItemFailure, RunAborted, RunThrottled
 from daemon.dryrun import render_plan
-from daemon.engine import LinkIndex, Plan, PlanInput, plan
+from daemon.engine import Action, LinkIndex, Op, Plan, PlanInput, guard, plan
 from daemon.expansion import expand_series
 from daemon.policies import Policy
 from daemon.resolve import Resolution, missing_from_listing, resolve
@@ -167,6 +167,8 @@ class _Run(Generic[T]):
         self.unreadable: dict[Side, list[str]] = {side: [] for side in SIDES}
         self.resolution = Resolution()
         self.pages = 0
+        self.later: list[Action[T]] = []  # creates and deletions of a multi-page run
+        self.listed_nothing: frozenset[Side] = frozenset()
 
     def read_page(self) -> dict[Side, ChangeSet[T]]:
         changes: dict[Side, ChangeSet[T]] = {}
@@ -226,6 +228,7 @@ class _Run(Generic[T]):
         if not complete and (any(extra.values()) or more_cids):
             found = self.store.links_for(self.kind, extra[Side.CRM], extra[Side.GROUPWARE], more_cids)
             links = list({link.correlation_id: link for link in [*links, *found]}.values())
+        self.listed_nothing = frozenset(listed_nothing)
         may_delete = any(c.removals for c in resolved.values()) or bool(listed_nothing)
         return PlanInput(
             kind=self.kind,
@@ -284,21 +287,28 @@ def sync(
             page, notes = expand_series(kind, page, connectors, store, policy, now)
             outcome.notes += notes
             inp = run.plan_input(page, last)
-            steps = [(inp, plan(inp))]
-            for side, items in steps[0][1].deferred.items():
-                run.deferred[side] += items
-            if last and any(run.deferred.values()):
-                rest = _rest(inp, run)  # the unlinked items of every page, paired at the end
-                steps.append((rest, plan(rest)))
-            for step_input, step_plan in steps:
-                outcome.plans.append(step_plan)
-                outcome.plan = step_plan
+            page_plan = plan(inp)
+            final: Plan[T] | None = page_plan if run.pages == 1 and last else None
+            if final is None:
+                # Several pages: updates and links are applied page by page; creates and
+                # deletions wait for the end, where the guard sees all of them at once and
+                # unlinked items meet their twins from any page.
+                for side, items in page_plan.deferred.items():
+                    run.deferred[side] += items
+                now_part = Plan(kind, tuple(a for a in page_plan.actions if a.op in _AT_ONCE))
+                now_part = replace(now_part, skipped=page_plan.skipped)
+                run.later += [a for a in page_plan.actions if a.op not in _AT_ONCE]
+                outcome.plans.append(now_part)
                 if not dry_run:
-                    Applier(connectors, store, step_input, sleep=sleep, report=report).apply(
-                        step_plan
-                    )
-            if last:
-                break
+                    Applier(connectors, store, inp, sleep=sleep, report=report).apply(now_part)
+                if not last:
+                    continue
+                final = _final_plan(kind, inp, run, store)
+            outcome.plans.append(final)
+            outcome.plan = final
+            if not dry_run:
+                Applier(connectors, store, inp, sleep=sleep, report=report).apply(final)
+            break
         counts = outcome.counts
         outcome.notes += [f"{side.value}: unreadable {line}" for side in SIDES for line in run.unreadable[side]]
         if run.resolution.lookups:
@@ -361,6 +371,23 @@ def _finish(
 ) -> None:
     timings = {"total": time.perf_counter() - started}
     store.finish_run(run_id, RunOutcome(status, counts, errors, timings, held, notes))
+
+
+_AT_ONCE = frozenset({Op.UPDATE, Op.LINK, Op.FORGET})
+
+
+def _final_plan(kind: ItemKind, inp: PlanInput[T], run: _Run[T], store: SyncStore) -> Plan[T]:
+    """The creates and deletions of every page, the unlinked items paired across pages,
+    and one guard over all of them."""
+    actions = list(run.later)
+    skipped: tuple[str, ...] = ()
+    if any(run.deferred.values()):
+        rest = plan(_rest(inp, run))
+        actions += rest.actions
+        skipped = rest.skipped
+    counts = store.linked_counts(kind)
+    guarded = replace(inp, links=LinkIndex([], counts), listed_nothing=run.listed_nothing)
+    return Plan(kind, tuple(actions), skipped, guard(guarded, tuple(actions)))
 
 
 def _rest(inp: PlanInput[T], run: _Run[T]) -> PlanInput[T]:

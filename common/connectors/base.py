@@ -89,6 +89,8 @@ class ItemConnector(Protocol[T]):
       decided by content hash.
     - `can_stamp`: whether an item can carry our correlation id (an extended property, a
       foreign key); both items of a pair are stamped where they can be.
+    - `stamps_in_listing`: whether `changes` shows the stamp; where not (Graph delta), the
+      engine reads unlinked items with `get_many` to learn theirs.
     - `idempotent_create`: whether a repeated `create` with the same correlation id returns
       the first item (Graph `transactionId`); where not, recovery after a crash looks the
       item up with `find_by_correlation_id` before creating again.
@@ -111,6 +113,9 @@ class ItemConnector(Protocol[T]):
 
     @property
     def idempotent_create(self) -> bool: ...
+
+    @property
+    def stamps_in_listing(self) -> bool: ...
 
     @property
     def batch_size(self) -> int: ...
@@ -170,6 +175,7 @@ class BaseConnector(Generic[T]):
 
     exact_versions = True
     can_stamp = True
+    stamps_in_listing = True
     idempotent_create = False
     batch_size = 1
 
