@@ -34,7 +34,17 @@ from common.connectors.base import (
 )
 from common.items import Appointment, from_json, overlaps_window, overlay, to_json
 from common.kinds import LinkSnapshot, LinkState, Side, Stored, T, new_correlation_id
-from daemon.engine import Action, Op, Plan, PlanInput, is_occurrence_id, other, plan_pair
+from daemon.engine import (
+    OUTSIDE_WINDOW,
+    Action,
+    Op,
+    Plan,
+    PlanInput,
+    is_occurrence_id,
+    other,
+    plan_pair,
+)
+from daemon.policies import refusal
 from daemon.spans import last_end
 from daemon.store import AuditRecord, AuditState, LinkConflict, SyncStore, undone_by
 
@@ -453,6 +463,26 @@ class Applier(Generic[T]):
                 self.store.put_link(self.kind, tomb, [audit])
             self.report.counts["resumed"] += 1
             return
+        why = refusal(
+            source.item, other(target), self.context.policy, self.context.now,
+            self.context.caps[other(target)],
+        )
+        if why is not None and (found is None or why != OUTSIDE_WINDOW):
+            # The source no longer passes the filters (made private, out of the window, out
+            # of the selection) since the intent was written: no copy is made; one already
+            # made goes, unless it merely left the window (copies outside it stay).
+            if found is not None:
+                named = self._side(link, target, found)
+                audit = self._intent_audit("delete", target, named, found, None, why)
+                self.store.put_link(self.kind, link, [audit])
+                self.connectors[target].delete(found.id, found.version)
+                audit = self._audit("delete", target, named, found, None, why)
+                self.store.put_link(self.kind, link, [audit])
+            tomb = replace(link, state=LinkState.TOMBSTONE, pending_action=None)
+            self.store.put_link(self.kind, tomb)
+            self.report.notes.append(f"interrupted create not finished: {why}")
+            self.report.counts["resumed"] += 1
+            return
         if found is None:
             self._create_from(action, source, link)
         else:
@@ -485,6 +515,12 @@ class Applier(Generic[T]):
         # The intent keeps the old versions: if we die now, the next run still sees the change.
         if link is None:  # twins paired by content that differ: both sides known from now on
             base = self._side(self._side(base, other(target), source), target, current)
+            base = replace(base, state=LinkState.LINKED)
+        elif base.item_id(target) != current.id:
+            # A copy found by its stamp (a create resumed, an item moved): the link names it
+            # from the intent on, so a refused update cannot leave a link without its item.
+            known = base.version(target) if base.item_id(target) is None else None
+            base = base.with_side(target, current.id, known, base.hash(target))
             base = replace(base, state=LinkState.LINKED)
         intent = replace(base, pending_action=f"update_{target.value}")
         merged = overlay(current.item, source.item, self.context.fields)

@@ -206,8 +206,6 @@ class _Run(Generic[T]):
         listed_nothing: set[Side] = set()
         for side in SIDES:
             missing = missing_from_listing(side, links, self.seen[side]) if side in complete else []
-            if side in complete and not self.seen[side] and missing:
-                listed_nothing.add(side)  # an empty listing: no reads, the guard holds it
             retry = self.saved[side].retry if self.pages == 1 else []
             resolved[side] = resolve(
                 side,
@@ -215,13 +213,15 @@ class _Run(Generic[T]):
                 self.connectors[side],
                 index,
                 self.window,
-                missing=[] if side in listed_nothing else missing,
+                missing=missing,
                 retry=retry,
                 report=self.resolution,
             )
-            if side in listed_nothing:
-                gone = [link.item_id(side) for link in missing]
-                resolved[side] = _with_removals(resolved[side], [i for i in gone if i])
+            # A listing that came back empty while reads confirm linked items gone: the
+            # guard holds it (a broken listing, an emptied calendar) whatever the numbers.
+            # An empty window alone is not that: its items were read and found.
+            if side in complete and not self.seen[side] and resolved[side].removals:
+                listed_nothing.add(side)
         # Resolution may have found more items (moves, retries): their links are needed too.
         extra = {side: [s.id for s in resolved[side].upserts] for side in SIDES}
         more_cids = [s.correlation_id for c in resolved.values() for s in c.upserts if s.correlation_id]
@@ -246,19 +246,6 @@ class _Run(Generic[T]):
             # are paired with their twins on any page (created before that, they would double).
             defer_new=self.pages > 1 or not last,
         )
-
-
-def _with_removals(changes: ChangeSet[T], ids: list[str]) -> ChangeSet[T]:
-    present = {r.id for r in changes.removals}
-    extra = [Removal(i) for i in ids if i not in present]
-    return ChangeSet(
-        changes.upserts,
-        [*changes.removals, *extra],
-        changes.cursor,
-        changes.full,
-        changes.more,
-        changes.unreadable,
-    )
 
 
 def sync(
