@@ -224,9 +224,13 @@ class Applier(Generic[T]):
                 return
             except LinkConflict as exc:
                 # Two links would claim one item (a recovery found an item another link
-                # holds): recorded, the intent let go, and the run goes on.
+                # holds): recorded, and an interrupted intent let go, so the next run starts
+                # that item afresh instead of meeting the same conflict forever.
                 self._close_refused()
                 self._undo_intent(action)
+                if action.link is not None and action.link.state is LinkState.PENDING:
+                    let_go = replace(action.link, state=LinkState.TOMBSTONE, pending_action=None)
+                    self.store.put_link(self.kind, let_go)
                 self._fail(action, exc, retryable=False)
                 return
             except Transient as exc:

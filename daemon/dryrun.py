@@ -35,7 +35,11 @@ def describe(item: Appointment | Contact) -> str:
 def describe_action(action: Action[Appointment] | Action[Contact]) -> str:
     shown: Stored[Appointment] | Stored[Contact] | None = action.source or action.seen
     what = describe(shown.item) if shown else (action.target_id or action.source_id or "?")
-    line = f"{_VERBS[action.op]} {action.target.value}: {what} ({action.reason})"
+    if action.op is Op.LINK and action.link is None:
+        # Twins (same stamp, meeting or content): the pair is recorded, nothing is copied.
+        line = f"pair, no copy made: {what} ({action.reason})"
+    else:
+        line = f"{_VERBS[action.op]} {action.target.value}: {what} ({action.reason})"
     if action.conflict is not None:
         line += f" [conflict, {action.conflict.winner.value} wins; losing version recorded]"
     return line

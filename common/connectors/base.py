@@ -131,7 +131,8 @@ class ItemConnector(Protocol[T]):
         ...
 
     def get_many(self, item_ids: Sequence[str]) -> dict[str, Stored[T] | None]:
-        """Each item (None where it does not exist), in as few calls as the service allows."""
+        """Each item (None where it does not exist; left out where it cannot be read), in as
+        few calls as the service allows."""
         ...
 
     def create(self, item: T, correlation_id: str) -> Stored[T]:
@@ -201,6 +202,8 @@ class BaseConnector(Generic[T]):
                 found[item_id] = self.get(item_id)
             except NotFound:
                 found[item_id] = None
+            except Permanent:
+                continue  # cannot be read now: left out, neither found nor gone
         return found
 
     def apply_many(self, writes: Sequence[Write[T]]) -> list[WriteResult[T]]:

@@ -33,6 +33,7 @@ from common.connectors.base import (
     T,
     Window,
 )
+from common.kinds import Unreadable
 from common.items import APPOINTMENT_FIELDS, TIMING_FIELDS, Appointment, Recurrence, overlaps_window
 
 Hook = Callable[[str, str, str | None], None]
@@ -95,6 +96,7 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         # Every write the sync made through the interface: (create|update|delete|stamp, id).
         self.writes: list[tuple[str, str]] = []
         self.refuse: Callable[[T], str | None] | None = None  # a Permanent error for some items
+        self.garbled: dict[str, str] = {}  # ids the service lists but cannot be read, and why
 
     # --- what the side declares ------------------------------------------------------------
 
@@ -120,8 +122,9 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
             ids = [i for i in sorted(self.items) if self._in(i, window)]
             page, more = self._page(ids, offset)
             next_cursor = f"f:{upto}:{offset + len(page)}" if more else f"d:{upto}"
-            upserts = [self._stored(i, listing=True) for i in page]
-            return ChangeSet(upserts, [], next_cursor, full=True, more=more)
+            upserts = [self._stored(i, listing=True) for i in page if i not in self.garbled]
+            bad = [Unreadable(i, self.garbled[i]) for i in page if i in self.garbled]
+            return ChangeSet(upserts, [], next_cursor, full=True, more=more, unreadable=bad)
         if cursor.startswith("d:"):
             since, upto, offset = int(cursor[2:]), self.seq, 0
         elif cursor.startswith("p:"):
@@ -137,9 +140,12 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         page, more = self._page(touched, offset)
         upserts: list[Stored[T]] = []
         removals: list[Removal] = []
+        unreadable: list[Unreadable] = []
         for item_id in page:
             if item_id not in self.items:
                 removals.append(Removal(item_id, self.removal_kind))
+            elif item_id in self.garbled:
+                unreadable.append(Unreadable(item_id, self.garbled[item_id]))
             elif self._in(item_id, window):
                 upserts.append(self._stored(item_id, listing=True))
             else:  # edited out of the window: Graph says "removed" without saying why
@@ -150,12 +156,16 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
                 )
                 removals.append(Removal(item_id, kind))
         next_cursor = f"p:{since}:{upto}:{offset + len(page)}" if more else f"d:{upto}"
-        return ChangeSet(upserts, removals, next_cursor, full=False, more=more)
+        return ChangeSet(
+            upserts, removals, next_cursor, full=False, more=more, unreadable=unreadable
+        )
 
     def get(self, item_id: str) -> Stored[T]:
         self.calls["get"] += 1
         if item_id not in self.items:
             raise NotFound(item_id)
+        if item_id in self.garbled:
+            raise Permanent(f"{item_id}: {self.garbled[item_id]}")
         return self._stored(item_id)
 
     def find_by_correlation_id(self, correlation_id: str) -> Stored[T] | None:
@@ -250,6 +260,18 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         self.items[new_id] = (f"{self.name}v{self.seq}", item, stamp)
         self.changed_at[new_id] = self.seq
         return new_id
+
+    def server_garble(self, item_id: str, reason: str) -> None:
+        """The service holds something our mapping cannot read (a naive timestamp, an
+        unknown zone): listings report it as unreadable until `server_repair`."""
+        self.garbled[item_id] = reason
+        self.seq += 1
+        self.changed_at[item_id] = self.seq
+
+    def server_repair(self, item_id: str) -> None:
+        self.garbled.pop(item_id, None)
+        self.seq += 1
+        self.changed_at[item_id] = self.seq
 
     def server_touch(self, item_id: str) -> None:
         """The server rewrites the item (new version, same content), as Exchange does."""
