@@ -167,15 +167,22 @@ class Applier(Generic[T]):
             current = None
         if current is None:
             return AuditState.UNCERTAIN, None  # gone: deleted by us or by someone else
-        if current.version == before_version:
-            return AuditState.NOT_APPLIED, None  # untouched since the intent
         intended = from_json(record.after["item"]) if record.after else None
+        before = from_json(record.before["item"]) if record.before else None
         if (
             record.action == "update"
             and intended is not None
             and self._hash(current) == self.context.agreed(intended)  # type: ignore[arg-type]
+            and (before is None or self.context.agreed(before) != self._hash(current))  # type: ignore[arg-type]
         ):
             return AuditState.APPLIED, snapshot_of(current)
+        # Untouched since the intent: an exact version proves it; a coarse one (a day) only
+        # with the content unchanged too.
+        exact = connector.exact_versions
+        if current.version == before_version and (
+            exact or (before is not None and self.context.agreed(before) == self._hash(current))  # type: ignore[arg-type]
+        ):
+            return AuditState.NOT_APPLIED, None
         return AuditState.UNCERTAIN, None  # changed since, by us or by someone else
 
     # --- retries and failures ----------------------------------------------------------------
@@ -436,15 +443,18 @@ class Applier(Generic[T]):
             )
         )
         intent = self.store.put_link(self.kind, intent, audits, replaces=replaces)
+        # The source is stamped before its copy exists, so no crash can leave a copy whose
+        # source a re-link could not recognise.
+        stamped = self._stamp(other(target), source, intent.correlation_id)
+        if stamped is not source:
+            source = stamped
+            intent = self.store.put_link(self.kind, self._side(intent, other(target), stamped))
         created = self.connectors[target].create(source.item, intent.correlation_id)
         done = replace(self._side(intent, target, created), state=LinkState.LINKED)
         done = replace(done, pending_action=None)
         audit = self._audit("create", target, done, None, created, action.reason)
-        done = self.store.put_link(self.kind, done, [audit])
+        self.store.put_link(self.kind, done, [audit])
         self.report.counts[f"create_{target.value}"] += 1
-        stamped = self._stamp(other(target), source, done.correlation_id)
-        if stamped is not source:
-            self.store.put_link(self.kind, self._side(done, other(target), stamped))
 
     def _resume(self, action: Action[T]) -> None:
         link = action.link

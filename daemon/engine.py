@@ -407,6 +407,8 @@ class _Planner(Generic[T]):
 
     def decide_unlinked(self, pair: _Pair[T]) -> None:
         if len(pair.seen) == 2:  # twins: one item on both sides, no link yet
+            if self.refused_twin(pair):
+                return
             if self.hash(pair, CRM) == self.hash(pair, GROUPWARE):
                 self.add(Op.LINK, CRM, pair, reason=f"same item on both sides (by {pair.how})")
             else:
@@ -421,6 +423,28 @@ class _Planner(Generic[T]):
             self.skip(side, stored, why)
             return
         self.add(Op.CREATE, other(side), pair, source=stored, reason=f"new on {side.value}")
+
+    def refused_twin(self, pair: _Pair[T]) -> bool:
+        """Twins of which a leading side's item no longer passes the filters: our copy (both
+        carry our stamp) goes as for a linked pair; items paired only by content are a
+        user's own and are left alone, unpaired."""
+        for side, stored in pair.seen.items():
+            if not self.direction.leads(side):
+                continue
+            why = self.refusal(stored, side)
+            if why is None or why == OUTSIDE_WINDOW:
+                continue
+            if pair.how != "stamp" or not self.inp.policy.guard.deletes_enabled:
+                self.skip(side, stored, f"{why}; its twin is left as it is")
+                return True
+            assert stored.correlation_id is not None
+            pair.link = LinkSnapshot(stored.correlation_id, None, None)
+            for each_side, each in pair.seen.items():
+                hashed = self.hash(pair, each_side)
+                pair.link = pair.link.with_side(each_side, each.id, each.version, hashed)
+            self.add(Op.DELETE, other(side), pair, reason=f"{why}: its copy is removed")
+            return True
+        return False
 
     def refusal(self, stored: Stored[T], side: Side) -> str | None:
         return refusal(stored.item, side, self.inp.policy, self.inp.now, self.inp.caps[side])
