@@ -84,14 +84,10 @@ class GroupwareKind(enum.StrEnum):
     GOOGLE = "google"
 
 
-
-
-
 class InvitationState(enum.StrEnum):
     INVITED = "invited"
     ACTIVE = "active"
     DISABLED = "disabled"
-
 
 
 def _enum(cls: type[enum.StrEnum]) -> Enum:
@@ -193,13 +189,16 @@ class SyncUser(Base):
     profile: Mapped[Profile] = relationship(back_populates="users")
 
 
-
 class ItemLink(Base):
     """The pairing of one CRM item with one groupware item, and what both looked like last time."""
 
     __tablename__ = "item_link"
+    # A link belongs to one user: two users may hold the same stamp (a meeting delivered to
+    # both), so the correlation id is unique per user and kind, like the item ids.
     __table_args__ = (
-        UniqueConstraint("correlation_id"),
+        UniqueConstraint(
+            "sync_user_id", "kind", "correlation_id", name="uq_item_link_user_kind_correlation"
+        ),
         UniqueConstraint("sync_user_id", "kind", "crm_id", name="uq_item_link_user_kind_crm"),
         UniqueConstraint("sync_user_id", "kind", "remote_id", name="uq_item_link_user_kind_remote"),
         Index("ix_item_link_user_kind_state", "sync_user_id", "kind", "state"),
@@ -214,7 +213,12 @@ class ItemLink(Base):
     remote_id: Mapped[str | None] = mapped_column(String(500))
     crm_version: Mapped[str | None] = mapped_column(String(200))
     remote_version: Mapped[str | None] = mapped_column(String(500))
-    content_hash: Mapped[str | None] = mapped_column(String(64))
+    # Agreement per side (DESIGN.md): each side's content hash as that side held it after our
+    # last read or write.
+    crm_hash: Mapped[str | None] = mapped_column(String(64))
+    remote_hash: Mapped[str | None] = mapped_column(String(64))
+    # When the item's last occurrence ends (UTC); None for contacts and open-ended series.
+    span_end: Mapped[datetime | None]
     state: Mapped[LinkState] = mapped_column(_enum(LinkState), default=LinkState.PENDING)
     # What the pending intent was going to do (create_remote, update_crm, …), for crash recovery.
     pending_action: Mapped[str | None] = mapped_column(String(32))

@@ -3,17 +3,32 @@ against the database."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
+from sqlalchemy.exc import NoResultFound
 
 from common.items import Appointment, Recurrence
-from common.models import AuditEntry, ItemKind, LinkState, RunStatus, Side, SyncRun
-from daemon.engine import LinkSnapshot
+from common.kinds import ItemKind, LinkSnapshot, LinkState, RunStatus, Side
+from common.models import AuditEntry, SyncRun
 from daemon.policies import Policy
-from daemon.store import AuditRecord, AuditState, RunOutcome, SqlStore, SyncStore
+from daemon.store import AuditRecord, AuditState, LinkConflict, RunOutcome, SqlStore, SyncStore
 from daemon.sync import sync
-from tests.fixtures.engine import NOW, Crash, Faults, MemoryConnector, MemoryStore, appointment
+from tests.fixtures.engine import (
+    NOW,
+    Crash,
+    Faults,
+    MemoryConnector,
+    MemoryStore,
+    another_user,
+    appointment,
+    make_sql_store,
+)
 
 APPT = ItemKind.APPOINTMENT
+GW = Side.GROUPWARE
 
 
 @pytest.fixture(params=["memory", "sql"])
@@ -23,8 +38,28 @@ def store(request: pytest.FixtureRequest) -> SyncStore:
     return request.getfixturevalue("sql_store")  # type: ignore[no-any-return]
 
 
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def every_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncStore]:
+    """The store in memory, on SQLite and on a real PostgreSQL server."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    if request.param == "sqlite":
+        store = make_sql_store(f"sqlite:///{tmp_path / 'store.db'}")
+    else:
+        store = make_sql_store(request.getfixturevalue("postgres_server").create_database())
+    yield store
+    store.db.dispose()
+
+
 def link(cid: str, crm: str | None, gw: str | None, **more: object) -> LinkSnapshot:
-    return LinkSnapshot(cid, crm, gw, "v1", "v1", "h", **more)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"crm_hash": "h", "groupware_hash": "h", **more}
+    return LinkSnapshot(cid, crm, gw, "v1", "v1", **fields)  # type: ignore[arg-type]
+
+
+def intent(cid: str, state: AuditState = AuditState.PENDING, kind: ItemKind = APPT) -> AuditRecord:
+    """The audit row of creating `cid`'s groupware item."""
+    return AuditRecord(kind, GW, "create", cid, "crm-1", None, None, {"id": "gw"}, state=state)
 
 
 def test_links_are_found_by_either_id_or_stamp_plus_all_pending(store: SyncStore) -> None:
@@ -205,3 +240,123 @@ def _audits(store: SyncStore) -> list[AuditRecord]:
 
 def _policy() -> Policy:
     return Policy()
+
+
+def test_per_side_hashes_and_the_span_end_are_kept(every_store: SyncStore) -> None:
+    end = datetime(2026, 3, 21, 10, 0, tzinfo=UTC)
+    every_store.put_link(APPT, link("a", "crm-1", "gw-1", crm_hash="hc", groupware_hash="hg"))
+    every_store.put_link(APPT, link("b", "crm-2", "gw-2", span_end=end, groupware_hash=None))
+    a, b = sorted(every_store.all_links(APPT), key=lambda x: x.correlation_id)
+    assert (a.crm_hash, a.groupware_hash, a.span_end) == ("hc", "hg", None)
+    assert (b.crm_hash, b.groupware_hash, b.span_end) == ("h", None, end)
+    assert (a.hash(Side.CRM), a.hash(GW)) == ("hc", "hg")
+
+
+def test_links_belong_to_one_user(database_url: str) -> None:
+    """Two users of one profile hold the same stamp (a meeting delivered to both): each keeps
+    its own link, and nothing one user's store does reads, rewrites or settles the other's."""
+    ann = make_sql_store(database_url)  # on SQLite, then on PostgreSQL
+    bob = another_user(ann)
+    ann.put_link(APPT, link("shared", "crm-1", "gw-ann"))
+    bob.put_link(APPT, link("shared", "crm-1", "gw-bob", state=LinkState.PENDING))
+    ann.put_link(APPT, link("shared", "crm-1", "gw-ann", groupware_hash="h2"))
+
+    def mine(store: SqlStore) -> list[tuple[str, str | None, str | None, LinkState]]:
+        return [
+            (x.correlation_id, x.groupware_id, x.groupware_hash, x.state)
+            for x in store.all_links(APPT)
+        ]
+
+    assert mine(ann) == [("shared", "gw-ann", "h2", LinkState.LINKED)]
+    assert mine(bob) == [("shared", "gw-bob", "h", LinkState.PENDING)]
+    found = ann.links_for(APPT, ["crm-1"], ["gw-bob"], ["shared"])
+    assert [x.groupware_id for x in found] == ["gw-ann"]
+    assert ann.links_for(APPT, [], ["gw-bob"], []) == []  # bob's pending link is not ann's
+    assert [x.groupware_id for x in ann.links_with_prefix(APPT, Side.CRM, "crm-")] == ["gw-ann"]
+    assert ann.linked_counts(APPT) == {Side.CRM: 1, Side.GROUPWARE: 1}
+    # A pair re-created by bob replaces only bob's link.
+    bob.put_link(APPT, link("bob-2", "crm-1", "gw-bob"), replaces="shared")
+    assert mine(ann) == [("shared", "gw-ann", "h2", LinkState.LINKED)]
+    bob.drop_link(APPT, "bob-2")
+    assert bob.all_links(APPT) == [] and len(ann.all_links(APPT)) == 1
+
+    # Audits: bob's confirmation of the same change never confirms ann's pending intent.
+    ann.put_link(APPT, link("shared", "crm-1", "gw-ann"), [intent("shared")])
+    bob.put_link(APPT, link("shared", "crm-1", "gw-bob"), [intent("shared", AuditState.APPLIED)])
+    bob.put_link(APPT, link("shared", "crm-1", "gw-bob"), [intent("shared")])
+    (waiting,) = ann.unconfirmed_audits(APPT)
+    assert waiting.state is AuditState.PENDING and waiting.id is not None
+    assert [a.state for a in bob.audit_records()] == [AuditState.APPLIED, AuditState.PENDING]
+    assert bob.audit_entry(waiting.id) is None
+    with pytest.raises(NoResultFound):
+        bob.settle_audit(waiting.id, AuditState.NOT_APPLIED, None)
+    with pytest.raises(NoResultFound):
+        bob.mark_undone(waiting.id, NOW)
+    assert ann.unconfirmed_audits(APPT) == [waiting]
+    ann.db.dispose()
+
+
+def test_links_and_audits_are_scoped_by_kind(every_store: SyncStore) -> None:
+    """One correlation id in two kinds is two links; dropping or confirming one leaves the
+    other."""
+    contact = ItemKind.CONTACT
+    every_store.put_link(APPT, link("a", "crm-1", "gw-1"), [intent("a")])
+    every_store.put_link(contact, link("a", "crm-7", "gw-7"))
+    every_store.put_link(
+        contact, link("a", "crm-7", "gw-8"), [intent("a", AuditState.APPLIED, contact)]
+    )
+    assert [x.groupware_id for x in every_store.all_links(APPT)] == ["gw-1"]
+    assert [x.groupware_id for x in every_store.all_links(contact)] == ["gw-8"]
+    assert [x.groupware_id for x in every_store.links_for(APPT, [], [], ["a"])] == ["gw-1"]
+    (waiting,) = every_store.unconfirmed_audits(APPT)
+    assert waiting.kind is APPT and waiting.state is AuditState.PENDING
+    every_store.put_link(contact, link("b", "crm-7", "gw-8"), replaces="a")
+    assert [x.correlation_id for x in every_store.all_links(contact)] == ["b"]
+    every_store.drop_link(contact, "b")
+    every_store.drop_link(contact, "a")
+    assert [x.groupware_id for x in every_store.all_links(APPT)] == ["gw-1"]
+    assert every_store.all_links(contact) == []
+
+
+def _state(store: SyncStore) -> tuple[list[LinkSnapshot], list[AuditRecord]]:
+    links = sorted(store.all_links(APPT), key=lambda x: x.correlation_id)
+    return links, _audits(store)
+
+
+def test_a_conflicting_link_is_refused_whole_and_the_user_goes_on(every_store: SyncStore) -> None:
+    """A link that would give an item a second live link raises `LinkConflict` naming both;
+    the removals the call would have made (the replaced link, a tombstone) and its audits are
+    not written, and the store takes the next call as usual."""
+    store = every_store
+    store.put_link(APPT, link("a", "crm-1", "gw-1"))
+    store.put_link(APPT, link("old", "crm-9", "gw-9"))
+    store.put_link(APPT, link("dead", "crm-5", "gw-5", state=LinkState.TOMBSTONE))
+    store.put_link(APPT, link("b", "crm-2", "gw-2"), [intent("b")])
+    before = _state(store)
+
+    with pytest.raises(LinkConflict) as refused:
+        store.put_link(
+            APPT,
+            link("new", "crm-5", "gw-1"),
+            [intent("old", AuditState.APPLIED), intent("new")],
+            replaces="old",
+        )
+    assert [x.correlation_id for x in refused.value.others] == ["a"]
+    message = str(refused.value)
+    assert "'new'" in message and "'a'" in message and "groupware id 'gw-1'" in message
+    assert _state(store) == before
+
+    with pytest.raises(LinkConflict, match="'a'.*'crm-1'"):  # an update of a link, refused
+        store.put_link(APPT, link("b", "crm-1", "gw-2"), [intent("b", AuditState.APPLIED)])
+    assert _state(store) == before
+
+    # A tombstone gives way only to a live link: a second tombstone with its id is refused.
+    with pytest.raises(LinkConflict, match="'dead'"):
+        store.put_link(APPT, link("dead-2", "crm-5", None, state=LinkState.TOMBSTONE))
+    assert _state(store) == before
+
+    # Not wedged: the same call without the taken id goes through whole.
+    store.put_link(APPT, link("new", "crm-5", "gw-6"), [intent("new")], replaces="old")
+    assert [x.correlation_id for x in store.all_links(APPT) if x.crm_id == "crm-5"] == ["new"]
+    assert {x.correlation_id for x in store.all_links(APPT)} == {"a", "b", "new"}
+    assert [a.correlation_id for a in store.unconfirmed_audits(APPT)] == ["b", "new"]

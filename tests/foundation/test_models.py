@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from common.db import Database
 from common.models import (
+    AuditEntry,
     Base,
     CheckReport,
     CrmKind,
@@ -172,4 +173,148 @@ def test_upgrade_keeps_existing_rows(database_url: str) -> None:
         run = session.scalars(select(SyncRun)).one()
         assert run.notes == []
         assert run.profile_id == 1
+    database.dispose()
+
+
+def _at_0003_with_links(database_url: str) -> Database:
+    """A database at revision 0003 with two users of one profile, links (one with a content
+    hash) and an audit entry that points at a link."""
+    from sqlalchemy import text
+
+    from common.secrets import configure_keys, generate_key
+
+    configure_keys([generate_key()])
+    database = Database(database_url)
+    upgrade(database, "0003")
+    with database.engine.begin() as connection:
+        for statement in (
+            "INSERT INTO organisation (id, name, slug, created_at) "
+            "VALUES (1, 'Org', 'org', CURRENT_TIMESTAMP)",
+            "INSERT INTO profile (id, organisation_id, name, enabled, crm_kind, crm_url, "
+            "groupware_kind, groupware_settings, settings, created_at, updated_at) VALUES "
+            "(1, 1, 'p', true, 'superoffice_onsite', 'https://crm', 'm365', '{}', '{}', "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            "INSERT INTO sync_user (id, profile_id, crm_associate_id, mailbox, invitation_state, "
+            "created_at) VALUES (1, 1, 7, 'ann@org.example', 'active', CURRENT_TIMESTAMP)",
+            "INSERT INTO sync_user (id, profile_id, crm_associate_id, mailbox, invitation_state, "
+            "created_at) VALUES (2, 1, 8, 'bob@org.example', 'active', CURRENT_TIMESTAMP)",
+            "INSERT INTO item_link (id, profile_id, sync_user_id, kind, correlation_id, crm_id, "
+            "remote_id, crm_version, remote_version, content_hash, state, updated_at) VALUES "
+            "(1, 1, 1, 'appointment', 'c1', '101', 'AAMk=', 'v1', 'ck1', 'h1', 'linked', "
+            "CURRENT_TIMESTAMP)",
+            "INSERT INTO item_link (id, profile_id, sync_user_id, kind, correlation_id, crm_id, "
+            "state, pending_action, updated_at) VALUES "
+            "(2, 1, 1, 'appointment', 'c2', '102', 'pending', 'create_groupware', "
+            "CURRENT_TIMESTAMP)",
+            "INSERT INTO audit_entry (id, profile_id, sync_user_id, item_link_id, kind, side, "
+            "action, correlation_id, crm_id, remote_id, state, created_at) VALUES "
+            "(1, 1, 1, 1, 'appointment', 'groupware', 'create', 'c1', '101', 'AAMk=', "
+            "'applied', CURRENT_TIMESTAMP)",
+        ):
+            connection.execute(text(statement))
+    return database
+
+
+def test_upgrade_to_0004_splits_the_content_hash_per_side(database_url: str) -> None:
+    """Existing links keep their agreement on both sides, their ids and their audit entries;
+    afterwards a correlation id is unique per user and kind, not in the whole database."""
+    database = _at_0003_with_links(database_url)
+    upgrade(database)
+    assert current_revision(database) == head_revision(database)
+    columns = {c["name"] for c in inspect(database.engine).get_columns("item_link")}
+    assert {"crm_hash", "remote_hash", "span_end"} <= columns and "content_hash" not in columns
+    with database.session() as session:
+        linked, pending = session.scalars(select(ItemLink).order_by(ItemLink.id)).all()
+        assert (linked.id, linked.correlation_id, linked.crm_id, linked.remote_id) == (
+            1,
+            "c1",
+            "101",
+            "AAMk=",
+        )
+        assert (linked.crm_hash, linked.remote_hash, linked.span_end) == ("h1", "h1", None)
+        assert (linked.crm_version, linked.remote_version) == ("v1", "ck1")
+        assert linked.state is LinkState.LINKED
+        assert (pending.crm_hash, pending.remote_hash, pending.state) == (
+            None,
+            None,
+            LinkState.PENDING,
+        )
+        assert pending.pending_action == "create_groupware"
+        audit = session.get_one(AuditEntry, 1)
+        assert audit.item_link_id == 1  # rebuilding the table on SQLite must not unlink it
+        # The other user may now hold the same stamp (a meeting delivered to both).
+        session.add(
+            ItemLink(
+                id=3,  # the rows above were given ids: PostgreSQL's sequence did not move
+                profile_id=1,
+                sync_user_id=2,
+                kind=ItemKind.APPOINTMENT,
+                correlation_id="c1",
+                crm_id="101",
+                remote_id="AAMk=",
+                span_end=datetime(2026, 3, 21, 10, tzinfo=UTC),
+            )
+        )
+    with database.session() as session:
+        other = session.scalars(select(ItemLink).where(ItemLink.sync_user_id == 2)).one()
+        assert other.span_end == datetime(2026, 3, 21, 10, tzinfo=UTC)
+    with pytest.raises(IntegrityError), database.session() as session:
+        session.add(
+            ItemLink(
+                id=4, profile_id=1, sync_user_id=1, kind=ItemKind.APPOINTMENT, correlation_id="c1"
+            )
+        )
+    database.dispose()
+
+
+def _downgrade(database: Database, revision: str) -> None:
+    from alembic import command
+
+    from common.schema import alembic_config
+
+    config = alembic_config(database)
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def test_downgrade_from_0004_keeps_the_agreed_hash_where_both_sides_agree(
+    database_url: str,
+) -> None:
+    from sqlalchemy import text
+
+    database = _at_0003_with_links(database_url)
+    upgrade(database)
+    with database.session() as session:
+        session.get_one(ItemLink, 2).crm_hash = "h2"  # the sides disagree: no agreed hash
+    _downgrade(database, "0003")
+    assert current_revision(database) == "0003"
+    with database.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, correlation_id, crm_id, content_hash FROM item_link ORDER BY id")
+        ).all()
+        assert [tuple(row) for row in rows] == [(1, "c1", "101", "h1"), (2, "c2", "102", None)]
+        audit_link = connection.execute(text("SELECT item_link_id FROM audit_entry")).scalar()
+        assert audit_link == 1
+    upgrade(database)
+    assert current_revision(database) == head_revision(database)
+    database.dispose()
+
+
+def test_downgrade_from_0004_refuses_a_stamp_shared_by_two_users(database_url: str) -> None:
+    """Revision 0003 holds one link per correlation id: the downgrade says so and changes
+    nothing rather than drop a user's link."""
+    database = _at_0003_with_links(database_url)
+    upgrade(database)
+    with database.session() as session:
+        session.add(
+            ItemLink(
+                id=3, profile_id=1, sync_user_id=2, kind=ItemKind.APPOINTMENT, correlation_id="c1"
+            )
+        )
+    with pytest.raises(RuntimeError, match="'c1'"):
+        _downgrade(database, "0003")
+    assert current_revision(database) == head_revision(database)
+    with database.session() as session:
+        assert len(session.scalars(select(ItemLink)).all()) == 3
     database.dispose()
