@@ -280,6 +280,9 @@ class Applier(Generic[T]):
 
     def _replan(self, action: Action[T]) -> list[Action[T]]:
         link = action.link
+        if link is None and self._cid is not None:  # a new pair whose intent was written
+            written = self.store.links_for(self.kind, [], [], [self._cid])
+            link = next((x for x in written if x.correlation_id == self._cid), None)
         seen: dict[Side, Stored[T] | None] = {}
         for side in (Side.CRM, Side.GROUPWARE):
             item_id = action.target_id if side is action.target else action.source_id
@@ -349,11 +352,7 @@ class Applier(Generic[T]):
         """A new pair's link: the correlation id of an earlier (throttled) attempt of this
         action, the stamp both twins already share, or a fresh one. Never a stamp only one
         item carries: a user's copy, or another user's meeting, carries somebody else's."""
-        shared = None
-        if action.source is not None and action.seen is not None:
-            if action.source.correlation_id == action.seen.correlation_id:
-                shared = action.source.correlation_id
-        cid = self._cid or shared or new_correlation_id()
+        cid = self._cid or action.shared_stamp or new_correlation_id()
         self._cid = cid
         return LinkSnapshot(cid, None, None, state=LinkState.PENDING)
 
@@ -509,7 +508,15 @@ class Applier(Generic[T]):
         source = self._source(action)
         if action.target_id is None:
             raise _Replan()
-        current = action.seen or self.connectors[target].get(action.target_id)
+        connector = self.connectors[target]
+        current = action.seen or connector.get(action.target_id)
+        if action.seen is not None and not connector.exact_versions:
+            # A coarse version (a day) cannot refuse a stale write: read again just before
+            # writing, and plan again if the content moved since the listing.
+            fresh = connector.get(action.target_id)
+            if self._hash(fresh) != self._hash(current):
+                raise _Replan()
+            current = fresh
         link = action.link
         agreed = self._hash(source)
         if (
@@ -527,9 +534,11 @@ class Applier(Generic[T]):
                 self._stamp_twins(done, source, current, target)
             return
         # The intent keeps the old versions: if we die now, the next run still sees the change.
-        if link is None:  # twins paired by content that differ: both sides known from now on
-            base = self._side(self._side(base, other(target), source), target, current)
-            base = replace(base, state=LinkState.LINKED)
+        if link is None:
+            # Twins that differ: both are named from the intent on; the source's side is
+            # left unknown, so if we die now the next run still carries it across.
+            base = self._side(base, target, current)
+            base = replace(base.with_side(other(target), source.id, None, None), state=LinkState.LINKED)
         elif base.item_id(target) != current.id:
             # A copy found by its stamp (a create resumed, an item moved): the link names it
             # from the intent on, so a refused update cannot leave a link without its item.

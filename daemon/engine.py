@@ -133,6 +133,9 @@ class Action(Generic[T]):
     seen: Stored[T] | None = None  # the target item when it was in the change set
     conflict: Conflict[T] | None = None
     reason: str = ""
+    # For twins that already share our stamp (the link table was lost): their correlation
+    # id. Any other new pair gets a fresh one.
+    shared_stamp: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,8 +321,14 @@ def _twins(inp: PlanInput[T], unlinked: Mapping[Side, list[Stored[T]]]) -> list[
     before Synchronizer). Each item pairs at most once; the rest are new."""
     found: list[_Pair[T]] = []
     rest: dict[Side, list[Stored[T]]] = {side: list(items) for side, items in unlinked.items()}
+    def free_stamp(stored: Stored[T]) -> str | None:
+        # A stamp a live link holds is on a user's copy of that pair: not a twin's.
+        cid = stored.correlation_id
+        link = inp.links.by_cid.get(cid) if cid is not None else None
+        return cid if link is None or link.state is LinkState.TOMBSTONE else None
+
     keys: list[Any] = [
-        ("stamp", lambda s: s.correlation_id),
+        ("stamp", free_stamp),
         ("meeting", lambda s: getattr(s.item, "uid", None)),
         ("content", lambda s: signature(s.item)),
     ]
@@ -632,6 +641,9 @@ class _Planner(Generic[T]):
         if op is Op.CREATE:
             target_id = None
         version = seen.version if seen else (link.version(target) if link else None)
+        shared = None
+        if link is None and pair.how == "stamp":
+            shared = pair.seen[CRM].correlation_id
         self.actions.append(
             Action(
                 op,
@@ -644,6 +656,7 @@ class _Planner(Generic[T]):
                 seen=seen,
                 conflict=conflict,
                 reason=reason,
+                shared_stamp=shared,
             )
         )
 
