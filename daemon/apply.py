@@ -430,6 +430,10 @@ class Applier(Generic[T]):
         self, action: Action[T], source: Stored[T], base: LinkSnapshot, replaces: str | None = None
     ) -> None:
         target = action.target
+        # The source is stamped first, before the intent and before its copy exists, so no
+        # crash can leave a copy whose source a re-link could not recognise. (A crash right
+        # after the stamp leaves a stamp no link holds: the next run stamps it afresh.)
+        source = self._stamp(other(target), source, base.correlation_id)
         intended = self._hash(source)
         # The intent names the source and the content the copy will agree on, so a copy
         # found later by its stamp (after a crash) is recognised as this very create.
@@ -442,12 +446,6 @@ class Applier(Generic[T]):
             )
         )
         intent = self.store.put_link(self.kind, intent, audits, replaces=replaces)
-        # The source is stamped before its copy exists, so no crash can leave a copy whose
-        # source a re-link could not recognise.
-        stamped = self._stamp(other(target), source, intent.correlation_id)
-        if stamped is not source:
-            source = stamped
-            intent = self.store.put_link(self.kind, self._side(intent, other(target), stamped))
         created = self.connectors[target].create(source.item, intent.correlation_id)
         done = replace(self._side(intent, target, created), state=LinkState.LINKED)
         done = replace(done, pending_action=None)

@@ -114,7 +114,7 @@ def test_sql_run_with_a_crash_between_call_and_link_recovers(sql_store: SqlStore
     gw: MemoryConnector[Appointment] = MemoryConnector("gw")
     both = {Side.CRM: crm, Side.GROUPWARE: gw}
     crm.user_create(appointment("Demo"))
-    faults = Faults(at=1).attach(crm, gw)  # after gw.create, before the link is written
+    faults = Faults(on="after gw.create").attach(crm, gw)  # before the link is written
     with pytest.raises(Crash):
         sync(APPT, both, sql_store, _policy(), NOW)
     faults.detach(crm, gw)
