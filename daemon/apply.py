@@ -339,7 +339,14 @@ class Applier(Generic[T]):
         if not connector.can_stamp or stored.correlation_id == cid:
             return stored
         try:
-            return connector.stamp(stored.id, cid, stored.version)
+            try:
+                return connector.stamp(stored.id, cid, stored.version)
+            except PreconditionFailed:  # edited meanwhile: stamp what is there now
+                fresh = connector.get(stored.id)
+                stamped = connector.stamp(stored.id, cid, fresh.version)
+                # What the side holds now (the edit included): the edit itself is carried
+                # by the next run, which sees this version as unknown content.
+                return stored if self._hash(stamped) != self._hash(stored) else stamped
         except AuthExpired:
             raise
         except ConnectorError as exc:

@@ -533,7 +533,9 @@ class SyncMachine(RuleBasedStateMachine):
             if op != "stamp"
         )
         applied, uncertain = changes(AuditState.APPLIED), changes(AuditState.UNCERTAIN)
-        for (op, side, item_id), n in list(applied.items()):  # an audit settled after a move
+        for (op, side, item_id), n in list(applied.items()):  # a create settled after a move
+            if op != "create":
+                continue
             first = item_id
             while first in self.moved:
                 first = self.moved[first]
