@@ -8,9 +8,15 @@ the service returned. A conflict's losing version is recorded with the intent, b
 overwritten. An audit entry left unconfirmed (a crash, a timeout) is settled by looking at the
 service: at the start of the next apply, and at the end of this one.
 
+Every write goes through one helper, `_journaled` (intent → call → confirm). Its handlers
+are generators that yield the call they need, so the same code runs one call at a time or in
+batches (`apply_many`: Graph `$batch` of 20, Google batch, EWS multi-item calls): the intents
+of a batch are written, one batched call is made, and each item is confirmed or handled on
+its own.
+
 One failed item does not fail the run. A stale etag (`PreconditionFailed`) re-reads both sides
-and re-plans that one item; `Throttled` waits as long as the service asked; `AuthExpired`
-stops the run, since every further call would fail the same way.
+and re-plans that one item; a short `Throttled` is waited out, a long one ends the run to be
+rescheduled; `AuthExpired` stops the run, since every further call would fail the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic
 
@@ -31,6 +37,7 @@ from common.connectors.base import (
     PreconditionFailed,
     Throttled,
     Transient,
+    Write,
 )
 from common.items import Appointment, from_json, overlaps_window, overlay, to_json
 from common.kinds import LinkSnapshot, LinkState, Side, Stored, T, new_correlation_id
@@ -93,6 +100,20 @@ class ApplyReport:
         return any(f.retryable for f in self.failures)
 
 
+@dataclass(slots=True)
+class _Job:
+    """One action under way: the correlation id it writes under and its unconfirmed audit."""
+
+    cid: str | None = None
+    unconfirmed: AuditRecord | None = None
+
+
+Steps = Generator[Write[Any], Any, None]
+"""A handler: yields each service call it needs and receives its result."""
+
+_BATCHABLE = frozenset({Op.CREATE, Op.UPDATE, Op.DELETE})
+
+
 def snapshot_of(stored: Stored[Any]) -> dict[str, Any]:
     return {"id": stored.id, "version": stored.version, "item": to_json(stored.item)}
 
@@ -117,16 +138,46 @@ class Applier(Generic[T]):
         self.max_attempts = max_attempts
         self.max_sleep = max_sleep  # longer pauses end the run: the daemon reschedules it
         self.report = report if report is not None else ApplyReport()
-        self._cid: str | None = None  # the correlation id of the action being applied
-        self._unconfirmed: AuditRecord | None = None  # the audit entry of the call under way
+        self._job = _Job()  # the action whose steps run now
+        self._write_side = Side.CRM  # where the journaled write under way goes
+
+    @property
+    def _cid(self) -> str | None:
+        return self._job.cid
+
+    @_cid.setter
+    def _cid(self, value: str | None) -> None:
+        self._job.cid = value
+
+    @property
+    def _unconfirmed(self) -> AuditRecord | None:
+        return self._job.unconfirmed
+
+    @_unconfirmed.setter
+    def _unconfirmed(self, value: AuditRecord | None) -> None:
+        self._job.unconfirmed = value
 
     def apply(self, plan: Plan[T]) -> ApplyReport:
         self.settle_unconfirmed()  # what an interrupted run wrote, before anything is redone
+        batch: list[Action[T]] = []
         for action in plan.actions:
             if plan.held(action):
                 self.report.held.append(f"{action.op} on {action.target.value}: {action.reason}")
                 continue
-            self._run(action, may_replan=True)
+            size = self.connectors[action.target].batch_size
+            if batch and (
+                action.op not in _BATCHABLE
+                or action.target is not batch[0].target
+                or len(batch) >= size
+            ):
+                self._run_batch(batch)
+                batch = []
+            if action.op in _BATCHABLE and size > 1:
+                batch.append(action)
+            else:
+                self._run(action, may_replan=True)
+        if batch:
+            self._run_batch(batch)
         self.settle_unconfirmed()  # refused or timed-out calls of this run
         return self.report
 
@@ -187,67 +238,129 @@ class Applier(Generic[T]):
 
     # --- retries and failures ----------------------------------------------------------------
 
-    def _run(self, action: Action[T], *, may_replan: bool) -> None:
+    def _run(self, action: Action[T], *, may_replan: bool, job: _Job | None = None) -> None:
         # A retry after a throttle must reuse the intent (and correlation id) already written.
-        self._cid = action.link.correlation_id if action.link else None
+        self._job = job or _Job(action.link.correlation_id if action.link else None)
         attempts = 0
         while True:
             self._unconfirmed = None
             try:
-                self._dispatch(action)
+                self._drive(self._steps(action))
                 return
-            except Throttled as exc:
+            except Exception as exc:  # noqa: BLE001 - sorted out by _handle, re-raised there
                 attempts += 1
-                if attempts >= self.max_attempts:
-                    self._close_refused()
-                    self._fail(action, exc, retryable=True)
+                if not self._handle(action, exc, attempts=attempts, may_replan=may_replan):
                     return
-                if exc.retry_after > self.max_sleep:
-                    self._close_refused()
-                    self._fail(action, exc, retryable=True)
-                    raise RunThrottled(exc.retry_after) from exc
-                self.report.waited += exc.retry_after
-                self.sleep(exc.retry_after)
-            except AuthExpired as exc:
-                raise RunAborted(str(exc)) from exc
-            except (_Replan, PreconditionFailed, NotFound) as exc:
+
+    def _drive(self, steps: Steps, first: Any = None, started: bool = False) -> None:
+        """Run a handler to its end, making each call it asks for one at a time."""
+        value = first
+        write = steps.send(value) if started else next(steps, None)
+        while write is not None:
+            value = self._call(write)
+            try:
+                write = steps.send(value)
+            except StopIteration:
+                return
+        return
+
+    def _run_batch(self, actions: list[Action[T]]) -> None:
+        """Several writes to one side: each handler runs up to its call (intents written),
+        one batched call is made, and each item is then finished or handled on its own."""
+        jobs: list[tuple[Action[T], _Job, Steps, Write[T]]] = []
+        for action in actions:
+            job = self._job = _Job(action.link.correlation_id if action.link else None)
+            steps = self._steps(action)
+            try:
+                write = next(steps, None)
+            except Exception as exc:  # noqa: BLE001 - handled per item as a single write would be
+                if self._handle(action, exc, attempts=1, may_replan=True):
+                    self._run(action, may_replan=True, job=job)
+                continue
+            if write is None:
+                continue  # finished without a call (nothing to write, a link recorded)
+            jobs.append((action, job, steps, write))
+        if not jobs:
+            return
+        connector = self.connectors[actions[0].target]
+        try:
+            results = connector.apply_many([write for _, _, _, write in jobs])
+        except AuthExpired as exc:
+            raise RunAborted(str(exc)) from exc
+        except ConnectorError as exc:  # the batch as a whole was refused or timed out
+            results = [exc] * len(jobs)
+        self.report.counts["batches"] += 1
+        for (action, job, steps, write), result in zip(jobs, results, strict=True):
+            self._job = job
+            if isinstance(result, NotFound) and write.op == "delete":
+                result = None  # already gone: the outcome we wanted
+            try:
+                if isinstance(result, ConnectorError):
+                    raise result
+                self._drive(steps, result, started=True)
+            except StopIteration:
+                continue
+            except Exception as exc:  # noqa: BLE001 - as for a single write
+                if self._handle(action, exc, attempts=1, may_replan=True):
+                    self._run(action, may_replan=True, job=job)
+
+    def _handle(self, action: Action[T], exc: Exception, *, attempts: int, may_replan: bool) -> bool:
+        """What a failed attempt means: True to try the action again, False when it is done
+        with (recorded). Raises what must stop the run."""
+        if isinstance(exc, Throttled):
+            if attempts >= self.max_attempts:
                 self._close_refused()
-                if not may_replan:
-                    self._fail(action, exc, retryable=True)
-                    return
-                self.report.counts["replanned"] += 1
-                try:
-                    fresh_actions = self._replan(action)
-                except AuthExpired as auth:
-                    raise RunAborted(str(auth)) from auth
-                except ConnectorError as again:
-                    self._fail(action, again, retryable=True)
-                    return
-                for fresh in fresh_actions:
-                    self._run(fresh, may_replan=False)
-                return
-            except _SourceGone:
-                self.report.notes.append(f"{action.op} on {action.target}: source vanished")
-                return
-            except LinkConflict as exc:
-                # Two links would claim one item (a recovery found an item another link
-                # holds): recorded, and an interrupted intent let go, so the next run starts
-                # that item afresh instead of meeting the same conflict forever.
-                self._close_refused()
-                self._undo_intent(action)
-                if action.link is not None and action.link.state is LinkState.PENDING:
-                    let_go = replace(action.link, state=LinkState.TOMBSTONE, pending_action=None)
-                    self.store.put_link(self.kind, let_go)
-                self._fail(action, exc, retryable=False)
-                return
-            except Transient as exc:
                 self._fail(action, exc, retryable=True)
-                return
-            except Permanent as exc:
+                return False
+            if exc.retry_after > self.max_sleep:
                 self._close_refused()
-                self._undo_intent(action)
-                self._fail(action, exc, retryable=False)
-                return
+                self._fail(action, exc, retryable=True)
+                raise RunThrottled(exc.retry_after) from exc
+            self._close_refused()
+            self.report.waited += exc.retry_after
+            self.sleep(exc.retry_after)
+            return True
+        if isinstance(exc, AuthExpired):
+            raise RunAborted(str(exc)) from exc
+        if isinstance(exc, _Replan | PreconditionFailed | NotFound):
+            self._close_refused()
+            if not may_replan:
+                self._fail(action, exc, retryable=True)
+                return False
+            self.report.counts["replanned"] += 1
+            try:
+                fresh_actions = self._replan(action)
+            except AuthExpired as auth:
+                raise RunAborted(str(auth)) from auth
+            except ConnectorError as again:
+                self._fail(action, again, retryable=True)
+                return False
+            for fresh in fresh_actions:
+                self._run(fresh, may_replan=False)
+            return False
+        if isinstance(exc, _SourceGone):
+            self.report.notes.append(f"{action.op} on {action.target}: source vanished")
+            return False
+        if isinstance(exc, LinkConflict):
+            # Two links would claim one item (a recovery found an item another link holds):
+            # recorded, and an interrupted intent let go, so the next run starts that item
+            # afresh instead of meeting the same conflict forever.
+            self._close_refused()
+            self._undo_intent(action)
+            if action.link is not None and action.link.state is LinkState.PENDING:
+                let_go = replace(action.link, state=LinkState.TOMBSTONE, pending_action=None)
+                self.store.put_link(self.kind, let_go)
+            self._fail(action, exc, retryable=False)
+            return False
+        if isinstance(exc, Transient):  # the outcome is unknown: settled by looking later
+            self._fail(action, exc, retryable=True)
+            return False
+        if isinstance(exc, Permanent):
+            self._close_refused()
+            self._undo_intent(action)
+            self._fail(action, exc, retryable=False)
+            return False
+        raise exc
 
     def _close_refused(self) -> None:
         """The service refused the call: its audit entry is closed as not applied. (After a
@@ -296,9 +409,53 @@ class Applier(Generic[T]):
                 seen[side] = None
         return plan_pair(self.context, link, seen)
 
+    # --- the journaled write ------------------------------------------------------------------
+
+    def _call(self, write: Write[T]) -> Stored[T] | None:
+        """One write, made singly (what `apply_many` does for each item of a batch)."""
+        connector = self.connectors[self._write_side]
+        if write.op == "create":
+            assert write.item is not None and write.correlation_id is not None
+            return connector.create(write.item, write.correlation_id)
+        assert write.item_id is not None
+        if write.op == "update":
+            assert write.item is not None
+            return connector.update(write.item_id, write.item, write.if_match)
+        if write.op == "delete":
+            with contextlib.suppress(NotFound):  # already gone: the outcome we wanted
+                connector.delete(write.item_id, write.if_match)
+            return None
+        raise ValueError(f"not a journaled write: {write.op}")
+
+    def _journaled(
+        self,
+        op: str,
+        target: Side,
+        intent: LinkSnapshot,
+        before: Stored[T] | None,
+        intended: Stored[T] | None,
+        write: Write[T],
+        confirm: Callable[[LinkSnapshot, Stored[T] | None], LinkSnapshot],
+        action: Action[T],
+        replaces: str | None = None,
+    ) -> Generator[Write[T], Any, tuple[LinkSnapshot, Stored[T] | None]]:
+        """Every write's journal: the intent (link and unconfirmed audit, with a conflict's
+        losing version) in one step; the call; then the link `confirm` makes from the result
+        with the confirmed audit in one step."""
+        audits = self._conflict_audits(action, intent)
+        audits.append(self._intent_audit(op, target, intent, before, intended, action.reason))
+        intent = self.store.put_link(self.kind, intent, audits, replaces=replaces)
+        self._write_side = target
+        result = yield write
+        done = confirm(intent, result)
+        audit = self._audit(op, target, done, before, result, action.reason)
+        done = self.store.put_link(self.kind, done, [audit])
+        self.report.counts[f"{op}_{target.value}"] += 1
+        return done, result
+
     # --- the operations ----------------------------------------------------------------------
 
-    def _dispatch(self, action: Action[T]) -> None:
+    def _steps(self, action: Action[T]) -> Steps:
         handler = {
             Op.CREATE: self._create,
             Op.UPDATE: self._update,
@@ -307,7 +464,7 @@ class Applier(Generic[T]):
             Op.FORGET: self._forget,
             Op.RESUME: self._resume,
         }[action.op]
-        handler(action)
+        return handler(action)
 
     def _source(self, action: Action[T]) -> Stored[T]:
         if action.source is not None:
@@ -418,7 +575,7 @@ class Applier(Generic[T]):
             )
         ]
 
-    def _create(self, action: Action[T]) -> None:
+    def _create(self, action: Action[T]) -> Steps:
         source = self._source(action)
         base = self._new_link(action) if action.link is None else action.link
         replaces = None
@@ -431,11 +588,11 @@ class Applier(Generic[T]):
                 self._cid = new_correlation_id()
             assert self._cid is not None
             base = LinkSnapshot(self._cid, None, None)
-        self._create_from(action, source, base, replaces)
+        yield from self._create_from(action, source, base, replaces)
 
     def _create_from(
         self, action: Action[T], source: Stored[T], base: LinkSnapshot, replaces: str | None = None
-    ) -> None:
+    ) -> Steps:
         target = action.target
         # The source is stamped first, before the intent and before its copy exists, so no
         # crash can leave a copy whose source a re-link could not recognise. (A crash right
@@ -446,21 +603,30 @@ class Applier(Generic[T]):
         # found later by its stamp (after a crash) is recognised as this very create.
         intent = self._side(base, other(target), source).with_side(target, None, None, intended)
         intent = replace(intent, state=LinkState.PENDING, pending_action=f"create_{target.value}")
-        audits = self._conflict_audits(action, intent)
-        audits.append(
-            self._intent_audit(
-                "create", target, intent, None, Stored("", "", source.item), action.reason
-            )
-        )
-        intent = self.store.put_link(self.kind, intent, audits, replaces=replaces)
-        created = self.connectors[target].create(source.item, intent.correlation_id)
-        done = replace(self._side(intent, target, created), state=LinkState.LINKED)
-        done = replace(done, pending_action=None)
-        audit = self._audit("create", target, done, None, created, action.reason)
-        self.store.put_link(self.kind, done, [audit])
-        self.report.counts[f"create_{target.value}"] += 1
+        item = self._for_target(source.item, target, None)
+        write: Write[T] = Write("create", item=item, correlation_id=intent.correlation_id)
 
-    def _resume(self, action: Action[T]) -> None:
+        def confirm(intent: LinkSnapshot, created: Stored[T] | None) -> LinkSnapshot:
+            return self._linked(self._side(intent, target, created))
+
+        yield from self._journaled(
+            "create", target, intent, None, Stored("", "", item), write, confirm, action, replaces
+        )
+
+    def _delete_found(self, action: Action[T], link: LinkSnapshot, found: Stored[T], why: str) -> Steps:
+        """Delete a copy a resumed create found, audited like any delete; the link ends."""
+        target = action.target
+        named = self._side(link, target, found)  # the audit names the copy
+        write: Write[T] = Write("delete", item_id=found.id, if_match=found.version)
+
+        def confirm(intent: LinkSnapshot, _: Stored[T] | None) -> LinkSnapshot:
+            return replace(intent, state=LinkState.TOMBSTONE, pending_action=None)
+
+        yield from self._journaled(
+            "delete", target, named, found, None, write, confirm, replace(action, reason=why)
+        )
+
+    def _resume(self, action: Action[T]) -> Steps:
         link = action.link
         assert link is not None
         target = action.target
@@ -468,21 +634,19 @@ class Applier(Generic[T]):
         try:
             source = self._source(action)
         except _SourceGone:
-            tomb = replace(link, state=LinkState.TOMBSTONE, pending_action=None)
             if found is None:
-                self.store.put_link(self.kind, tomb)
-            else:  # the copy of an item deleted meanwhile goes too, audited like any delete
-                why = "source deleted before its copy was linked"
-                named = self._side(link, target, found)  # the audit names the copy
-                audit = self._intent_audit("delete", target, named, found, None, why)
-                self.store.put_link(self.kind, link, [audit])
-                self.connectors[target].delete(found.id, found.version)
-                audit = self._audit("delete", target, named, found, None, why)
-                self.store.put_link(self.kind, tomb, [audit])
+                self.store.put_link(self.kind, self._ended(link))
+            else:  # the copy of an item deleted meanwhile goes too
+                yield from self._delete_found(
+                    action, link, found, "source deleted before its copy was linked"
+                )
             self.report.counts["resumed"] += 1
             return
         why = refusal(
-            source.item, other(target), self.context.policy, self.context.now,
+            source.item,
+            other(target),
+            self.context.policy,
+            self.context.now,
             self.context.caps[other(target)],
         )
         if why is not None and (found is None or why != OUTSIDE_WINDOW):
@@ -490,25 +654,22 @@ class Applier(Generic[T]):
             # of the selection) since the intent was written: no copy is made; one already
             # made goes, unless it merely left the window (copies outside it stay).
             if found is not None:
-                named = self._side(link, target, found)
-                audit = self._intent_audit("delete", target, named, found, None, why)
-                self.store.put_link(self.kind, link, [audit])
-                self.connectors[target].delete(found.id, found.version)
-                audit = self._audit("delete", target, named, found, None, why)
-                self.store.put_link(self.kind, link, [audit])
-            tomb = replace(link, state=LinkState.TOMBSTONE, pending_action=None)
-            self.store.put_link(self.kind, tomb)
+                yield from self._delete_found(action, link, found, why)
+            self.store.put_link(self.kind, self._ended(link))
             self.report.notes.append(f"interrupted create not finished: {why}")
             self.report.counts["resumed"] += 1
             return
+        self.report.counts["resumed"] += 1
         if found is None:
-            self._create_from(action, source, link)
+            yield from self._create_from(action, source, link)
         else:
             resumed = replace(action, op=Op.UPDATE, source=source, target_id=found.id, seen=found)
-            self._update(resumed)
-        self.report.counts["resumed"] += 1
+            yield from self._update(resumed)
 
-    def _update(self, action: Action[T]) -> None:
+    def _ended(self, link: LinkSnapshot) -> LinkSnapshot:
+        return replace(link, state=LinkState.TOMBSTONE, pending_action=None)
+
+    def _update(self, action: Action[T]) -> Steps:
         target = action.target
         source = self._source(action)
         if action.target_id is None:
@@ -533,7 +694,8 @@ class Applier(Generic[T]):
             raise _Replan()  # edited since we planned: decide again with what is there now
         base = self._new_link(action) if link is None else link
         if self._hash(current) == agreed:  # nothing to write: never send a no-op update
-            done = self._linked(self._side(self._side(base, other(target), source), target, current))
+            done = self._side(self._side(base, other(target), source), target, current)
+            done = self._linked(done)
             self.store.put_link(self.kind, done, self._conflict_audits(action, done))
             if link is None:
                 self._stamp_twins(done, source, current, target)
@@ -543,7 +705,8 @@ class Applier(Generic[T]):
             # Twins that differ: both are named from the intent on; the source's side is
             # left unknown, so if we die now the next run still carries it across.
             base = self._side(base, target, current)
-            base = replace(base.with_side(other(target), source.id, None, None), state=LinkState.LINKED)
+            base = base.with_side(other(target), source.id, None, None)
+            base = replace(base, state=LinkState.LINKED)
         elif base.item_id(target) != current.id:
             # A copy found by its stamp (a create resumed, an item moved): the link names it
             # from the intent on, so a refused update cannot leave a link without its item.
@@ -551,21 +714,23 @@ class Applier(Generic[T]):
             base = base.with_side(target, current.id, known, base.hash(target))
             base = replace(base, state=LinkState.LINKED)
         intent = replace(base, pending_action=f"update_{target.value}")
-        merged = overlay(current.item, source.item, self.context.fields)
-        audits = self._conflict_audits(action, intent)
-        audits.append(
-            self._intent_audit(
-                "update", target, intent, current, Stored(current.id, "", merged), action.reason
-            )
+        merged = self._for_target(
+            overlay(current.item, source.item, self.context.fields), target, current.item
         )
-        intent = self.store.put_link(self.kind, intent, audits)
-        updated = self.connectors[target].update(current.id, merged, current.version)
-        done = self._linked(self._side(self._side(intent, other(target), source), target, updated))
-        audit = self._audit("update", target, done, current, updated, action.reason)
-        done = self.store.put_link(self.kind, done, [audit])
-        self.report.counts[f"update_{target.value}"] += 1
-        if link is None:
+        write: Write[T] = Write("update", item_id=current.id, item=merged, if_match=current.version)
+
+        def confirm(intent: LinkSnapshot, updated: Stored[T] | None) -> LinkSnapshot:
+            return self._linked(self._side(self._side(intent, other(target), source), target, updated))
+
+        done, updated = yield from self._journaled(
+            "update", target, intent, current, Stored(current.id, "", merged), write, confirm, action
+        )
+        if link is None and updated is not None:
             self._stamp_twins(done, source, updated, target)
+
+    def _for_target(self, item: T, target: Side, current: T | None) -> T:
+        """What is written to `target`: the item as the profile lets it be sent there."""
+        return item
 
     def _stamp_twins(
         self, link: LinkSnapshot, source: Stored[T], target_item: Stored[T], target: Side
@@ -582,7 +747,7 @@ class Applier(Generic[T]):
     def _linked(self, link: LinkSnapshot) -> LinkSnapshot:
         return replace(link, state=LinkState.LINKED, pending_action=None)
 
-    def _delete(self, action: Action[T]) -> None:
+    def _delete(self, action: Action[T]) -> Steps:
         target = action.target
         link = action.link
         assert link is not None
@@ -595,13 +760,13 @@ class Applier(Generic[T]):
         except NotFound:
             current = None
         if current is None:
-            self._forget(action)
+            yield from self._forget(action)
             return
         if self._outside_window(current):
             # Only items inside the window are ever deleted: the other side may simply list
             # no further than the window. The pair is let go; the item stays.
             self.report.notes.append(f"kept {target.value} {current.id}: outside the window")
-            self._forget(action)
+            yield from self._forget(action)
             return
         if (
             action.seen is None
@@ -612,15 +777,10 @@ class Applier(Generic[T]):
         ):
             raise _Replan()  # edited since we planned: a modification beats the deletion
         intent = replace(link, pending_action=f"delete_{target.value}")
-        audits = self._conflict_audits(action, intent)
-        audits.append(self._intent_audit("delete", target, intent, current, None, action.reason))
-        intent = self.store.put_link(self.kind, intent, audits)
-        with contextlib.suppress(NotFound):  # already gone: the outcome we wanted
-            connector.delete(current.id, current.version)
-        done = replace(intent, state=LinkState.TOMBSTONE, pending_action=None)
-        audit = self._audit("delete", target, done, current, None, action.reason)
-        self.store.put_link(self.kind, done, [audit])
-        self.report.counts[f"delete_{target.value}"] += 1
+        write: Write[T] = Write("delete", item_id=current.id, if_match=current.version)
+        yield from self._journaled(
+            "delete", target, intent, current, None, write, lambda i, _: self._ended(i), action
+        )
 
     def _outside_window(self, stored: Stored[T]) -> bool:
         item = stored.item
@@ -629,7 +789,7 @@ class Applier(Generic[T]):
         start, end = self.context.policy.window.bounds(self.context.now)
         return not overlaps_window(item, start, end)
 
-    def _link(self, action: Action[T]) -> None:
+    def _link(self, action: Action[T]) -> Steps:
         """Record both sides as seen (a move, a version-only change, twins found); twins
         found without a link are stamped on both sides before the link is written, so a
         crash in between leaves two items with one stamp, which pair again next time."""
@@ -647,10 +807,10 @@ class Applier(Generic[T]):
                 link = self._side(link, side, stored)
         self.store.put_link(self.kind, self._linked(link))
         self.report.counts["linked"] += 1
+        yield from ()
 
-    def _forget(self, action: Action[T]) -> None:
-        if action.link is None:
-            return
-        tomb = replace(action.link, state=LinkState.TOMBSTONE, pending_action=None)
-        self.store.put_link(self.kind, tomb)
-        self.report.counts["forgotten"] += 1
+    def _forget(self, action: Action[T]) -> Steps:
+        if action.link is not None:
+            self.store.put_link(self.kind, self._ended(action.link))
+            self.report.counts["forgotten"] += 1
+        yield from ()

@@ -113,6 +113,7 @@ class SyncMachine(RuleBasedStateMachine):
         unknown_removals=st.booleans(),
         idempotent=st.booleans(),
         paged=st.booleans(),
+        batched=st.booleans(),
     )
     def configure(
         self,
@@ -123,8 +124,10 @@ class SyncMachine(RuleBasedStateMachine):
         unknown_removals: bool,
         idempotent: bool,
         paged: bool,
+        batched: bool,
     ) -> None:
         traits = {
+            "batched": batched,
             "coarse": coarse,
             "hidden_stamps": hidden_stamps,
             "unknown_removals": unknown_removals,
@@ -169,6 +172,7 @@ class SyncMachine(RuleBasedStateMachine):
             ),
             idempotent_create=traits.get("idempotent", True),
             page_size=2 if traits.get("paged") else 0,
+            batch_size=3 if traits.get("batched") else 1,
         )
         return crm, gw
 
@@ -635,6 +639,7 @@ class ContactSyncMachine(SyncMachine):
             ),
             idempotent_create=traits.get("idempotent", True),
             page_size=2 if traits.get("paged") else 0,
+            batch_size=3 if traits.get("batched") else 1,
         )
         return crm, gw
 
