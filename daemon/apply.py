@@ -112,6 +112,7 @@ Steps = Generator[Write[Any], Any, None]
 """A handler: yields each service call it needs and receives its result."""
 
 _BATCHABLE = frozenset({Op.CREATE, Op.UPDATE, Op.DELETE})
+AT_ONCE = frozenset({Op.UPDATE, Op.LINK, Op.FORGET})  # what a page applies before the end
 
 
 def snapshot_of(stored: Stored[Any]) -> dict[str, Any]:
@@ -140,6 +141,10 @@ class Applier(Generic[T]):
         self.report = report if report is not None else ApplyReport()
         self._job = _Job()  # the action whose steps run now
         self._write_side = Side.CRM  # where the journaled write under way goes
+        self._plan: Plan[T] | None = None
+        # Set for a page of a multi-page run: creates and deletions that a re-plan decides
+        # are not made now but kept here, for the run's end and its guard.
+        self.postpone: list[Action[T]] | None = None
 
     @property
     def _cid(self) -> str | None:
@@ -158,6 +163,7 @@ class Applier(Generic[T]):
         self._job.unconfirmed = value
 
     def apply(self, plan: Plan[T]) -> ApplyReport:
+        self._plan = plan
         self.settle_unconfirmed()  # what an interrupted run wrote, before anything is redone
         batch: list[Action[T]] = []
         for action in plan.actions:
@@ -336,7 +342,12 @@ class Applier(Generic[T]):
                 self._fail(action, again, retryable=True)
                 return False
             for fresh in fresh_actions:
-                self._run(fresh, may_replan=False)
+                if self._plan is not None and self._plan.held(fresh):
+                    self.report.held.append(f"{fresh.op} on {fresh.target.value}: {fresh.reason}")
+                elif self.postpone is not None and fresh.op not in AT_ONCE:
+                    self.postpone.append(fresh)  # a multi-page run's guard sees it at the end
+                else:
+                    self._run(fresh, may_replan=False)
             return False
         if isinstance(exc, _SourceGone):
             self.report.notes.append(f"{action.op} on {action.target}: source vanished")

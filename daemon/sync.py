@@ -32,7 +32,7 @@ from common.connectors.base import (
     Throttled,
 )
 from common.kinds import ItemKind, Removal, RunStatus, Side, Stored, Window
-from daemon.apply import Applier, ApplyReport, ItemFailure, RunAborted, RunThrottled
+from daemon.apply import AT_ONCE, Applier, ApplyReport, ItemFailure, RunAborted, RunThrottled
 from daemon.dryrun import render_plan
 from daemon.engine import Action, LinkIndex, Op, Plan, PlanInput, guard, plan
 from daemon.expansion import expand_series
@@ -282,12 +282,19 @@ def sync(
                 # unlinked items meet their twins from any page.
                 for side, items in page_plan.deferred.items():
                     run.deferred[side] += items
-                now_part = Plan(kind, tuple(a for a in page_plan.actions if a.op in _AT_ONCE))
+                now_part = Plan(kind, tuple(a for a in page_plan.actions if a.op in AT_ONCE))
                 now_part = replace(now_part, skipped=page_plan.skipped)
-                run.later += [a for a in page_plan.actions if a.op not in _AT_ONCE]
+                # A later page knows more of a pair than an earlier one (a move reported as a
+                # removal on one page and the item under its new id on the next): what it
+                # decides for the pair replaces what waits for it.
+                touched = {a.link.correlation_id for a in page_plan.actions if a.link}
+                run.later = [a for a in run.later if not a.link or a.link.correlation_id not in touched]
+                run.later += [a for a in page_plan.actions if a.op not in AT_ONCE]
                 outcome.plans.append(now_part)
                 if not dry_run:
-                    Applier(connectors, store, inp, sleep=sleep, report=report).apply(now_part)
+                    applier = Applier(connectors, store, inp, sleep=sleep, report=report)
+                    applier.postpone = run.later
+                    applier.apply(now_part)
                 if not last:
                     continue
                 final = _final_plan(kind, inp, run, store)
@@ -358,9 +365,6 @@ def _finish(
 ) -> None:
     timings = {"total": time.perf_counter() - started}
     store.finish_run(run_id, RunOutcome(status, counts, errors, timings, held, notes))
-
-
-_AT_ONCE = frozenset({Op.UPDATE, Op.LINK, Op.FORGET})
 
 
 def _final_plan(kind: ItemKind, inp: PlanInput[T], run: _Run[T], store: SyncStore) -> Plan[T]:
