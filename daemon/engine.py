@@ -338,6 +338,9 @@ def _twins(inp: PlanInput[T], unlinked: Mapping[Side, list[Stored[T]]]) -> list[
             key = key_of(stored)
             if key is not None:
                 waiting.setdefault(key, []).append(stored)
+        if how == "stamp":  # a stamp on several items of a side is on copies: not an identity
+            on_crm = Counter(key_of(s) for s in rest[CRM])
+            waiting = {k: v for k, v in waiting.items() if len(v) == 1 and on_crm[k] == 1}
         unmatched: list[Stored[T]] = []
         for stored in rest[CRM]:
             key = key_of(stored)
