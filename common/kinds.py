@@ -66,6 +66,10 @@ class Stored(Generic[T]):
     version: str
     item: T
     correlation_id: str | None = None
+    # When the service made the item (Graph createdDateTime, EWS DateTimeCreated, Google
+    # created, SuperOffice registered): of several items carrying one stamp, the oldest is
+    # the one we stamped; the others are users' copies.
+    created: datetime | None = None
 
 
 class RemovalKind(enum.StrEnum):

@@ -150,8 +150,6 @@ class Plan(Generic[T]):
     actions: tuple[Action[T], ...]
     skipped: tuple[str, ...] = ()  # one readable line per item deliberately not carried
     hold: Hold | None = None
-    # Unlinked items of an unfinished multi-page listing: paired or created at its end.
-    deferred: Mapping[Side, tuple[Stored[T], ...]] = field(default_factory=dict)
 
     @property
     def conflicts(self) -> list[Action[T]]:
@@ -190,7 +188,6 @@ class PlanInput(Generic[T]):
     approve_deletions: bool = False
     # Sides whose whole listing (all pages) came back empty: the guard holds the plan.
     listed_nothing: frozenset[Side] = frozenset()
-    defer_new: bool = False  # a multi-page listing: keep unlinked items for its end
 
     @property
     def fields(self) -> frozenset[str]:
@@ -224,12 +221,12 @@ def plan(inp: PlanInput[T]) -> Plan[T]:
     direction = inp.policy.direction(inp.kind)
     if direction is Direction.OFF:
         return Plan(inp.kind, ())
-    pairs, deferred = _pair_up(inp)
+    pairs = _pair_up(inp)
     planner = _Planner(inp, direction)
     for pair in pairs:
         planner.decide(pair)
     actions = tuple(planner.actions)
-    return Plan(inp.kind, actions, tuple(planner.skipped), guard(inp, actions), deferred)
+    return Plan(inp.kind, actions, tuple(planner.skipped), guard(inp, actions))
 
 
 def plan_pair(
@@ -272,7 +269,7 @@ def _minute(value: Any) -> str:
     return str(value)
 
 
-def _pair_up(inp: PlanInput[T]) -> tuple[list[_Pair[T]], dict[Side, tuple[Stored[T], ...]]]:
+def _pair_up(inp: PlanInput[T]) -> list[_Pair[T]]:
     pairs: dict[str, _Pair[T]] = {}  # by correlation id, or by "side:id" for unlinked items
     unlinked: dict[Side, list[Stored[T]]] = {CRM: [], GROUPWARE: []}
     listings = ((CRM, inp.crm), (GROUPWARE, inp.groupware))
@@ -282,7 +279,9 @@ def _pair_up(inp: PlanInput[T]) -> tuple[list[_Pair[T]], dict[Side, tuple[Stored
     }
     present: dict[Side, set[str]] = {side: set() for side, _ in listings}
     for side, changes in listings:
-        for stored in changes.upserts:
+        # Oldest first: of several items carrying one stamp, the oldest claims its link (the
+        # one we stamped, perhaps moved); the later ones are users' copies, new items.
+        for stored in sorted(changes.upserts, key=_age):
             present[side].add(stored.id)
             link = inp.links.find(side, stored.id, stored.correlation_id, gone[side])
             if link is None:
@@ -304,15 +303,10 @@ def _pair_up(inp: PlanInput[T]) -> tuple[list[_Pair[T]], dict[Side, tuple[Stored
                     pair.gone.add(side)
     for link in inp.links.pending():  # interrupted intents are finished even if nothing moved
         pairs.setdefault(link.correlation_id, _Pair(link))
-    deferred: dict[Side, list[Stored[T]]] = {CRM: [], GROUPWARE: []}
     for pair in _twins(inp, unlinked):
-        if inp.defer_new and len(pair.seen) == 1:
-            ((side, stored),) = pair.seen.items()
-            deferred[side].append(stored)
-            continue
         key = "+".join(f"{s.value}:{st.id}" for s, st in sorted(pair.seen.items()))
         pairs[key] = pair
-    return list(pairs.values()), {s: tuple(v) for s, v in deferred.items() if v}
+    return list(pairs.values())
 
 
 def _twins(inp: PlanInput[T], unlinked: Mapping[Side, list[Stored[T]]]) -> list[_Pair[T]]:
@@ -338,13 +332,20 @@ def _twins(inp: PlanInput[T], unlinked: Mapping[Side, list[Stored[T]]]) -> list[
             key = key_of(stored)
             if key is not None:
                 waiting.setdefault(key, []).append(stored)
-        if how == "stamp":  # a stamp on several items of a side is on copies: not an identity
-            on_crm = Counter(key_of(s) for s in rest[CRM])
-            waiting = {k: v for k, v in waiting.items() if len(v) == 1 and on_crm[k] == 1}
+        if how == "stamp":
+            # A stamp on several items of a side: the oldest is ours, the rest are copies;
+            # where their age is unknown nobody can tell, and the stamp pairs nothing.
+            waiting = {k: v for k, v in ((k, _oldest(v)) for k, v in waiting.items()) if v}
+            crm_groups: dict[Any, list[Stored[T]]] = {}
+            for stored in rest[CRM]:
+                crm_groups.setdefault(key_of(stored), []).append(stored)
+            crm_first = {id(v[0]) for v in (_oldest(g) for g in crm_groups.values()) if v}
         unmatched: list[Stored[T]] = []
         for stored in rest[CRM]:
             key = key_of(stored)
             candidates = waiting.get(key) if key is not None else None
+            if how == "stamp" and id(stored) not in crm_first:
+                candidates = None
             if candidates:
                 twin = candidates.pop(0)
                 found.append(_Pair(None, {CRM: stored, GROUPWARE: twin}, how=how))
@@ -355,6 +356,21 @@ def _twins(inp: PlanInput[T], unlinked: Mapping[Side, list[Stored[T]]]) -> list[
     for side in (CRM, GROUPWARE):
         found += [_Pair(None, {side: stored}) for stored in rest[side]]
     return found
+
+
+def _age(stored: Stored[Any]) -> tuple[bool, datetime]:
+    return (stored.created is None, stored.created or datetime.max.replace(tzinfo=UTC))
+
+
+def _oldest(items: list[Stored[T]]) -> list[Stored[T]]:
+    """The one item that holds a stamp among `items` carrying it: the only one, or the
+    clearly oldest; none when that cannot be told."""
+    if len(items) == 1:
+        return items
+    if any(s.created is None for s in items):
+        return []
+    ordered = sorted(items, key=_age)
+    return ordered[:1] if ordered[0].created != ordered[1].created else []
 
 
 # --- deciding -----------------------------------------------------------------------------------

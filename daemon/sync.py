@@ -31,10 +31,10 @@ from common.connectors.base import (
     T,
     Throttled,
 )
-from common.kinds import ItemKind, Removal, RunStatus, Side, Stored, Window
+from common.kinds import ItemKind, LinkState, Removal, RunStatus, Side, Stored, Window
 from daemon.apply import AT_ONCE, Applier, ApplyReport, ItemFailure, RunAborted, RunThrottled
 from daemon.dryrun import render_plan
-from daemon.engine import Action, LinkIndex, Op, Plan, PlanInput, guard, plan
+from daemon.engine import Action, LinkIndex, Op, Plan, PlanInput, guard, is_occurrence_id, plan
 from daemon.expansion import expand_series
 from daemon.policies import Policy
 from daemon.resolve import Resolution, missing_from_listing, resolve
@@ -163,7 +163,10 @@ class _Run(Generic[T]):
         self.full = {side: self.cursor[side] is None for side in SIDES}
         self.seen: dict[Side, set[str]] = {side: set() for side in SIDES}
         self.done = {side: False for side in SIDES}
+        # What a multi-page run keeps for its end: removals, and items no link knows by id
+        # (new, twins, moved, re-linked), so pairs are made with every page in view.
         self.deferred: dict[Side, list[Stored[T]]] = {side: [] for side in SIDES}
+        self.deferred_removals: dict[Side, list[Removal]] = {side: [] for side in SIDES}
         self.unreadable: dict[Side, list[str]] = {side: [] for side in SIDES}
         self.resolution = Resolution()
         self.pages = 0
@@ -187,6 +190,17 @@ class _Run(Generic[T]):
             changes[side] = page
         self.pages += 1
         return changes
+
+    def keep_for_the_end(self, inp: PlanInput[T]) -> PlanInput[T]:
+        """A page of a multi-page run is planned only for items their link knows by id; the
+        rest waits for the run's end (`_final_plan`)."""
+        crm, crm_later = _split(inp.crm, inp.links.by_id[Side.CRM])
+        gw, gw_later = _split(inp.groupware, inp.links.by_id[Side.GROUPWARE])
+        self.deferred[Side.CRM] += crm_later
+        self.deferred[Side.GROUPWARE] += gw_later
+        self.deferred_removals[Side.CRM] += list(inp.crm.removals)
+        self.deferred_removals[Side.GROUPWARE] += list(inp.groupware.removals)
+        return replace(inp, crm=crm, groupware=gw)
 
     def plan_input(self, changes: Mapping[Side, ChangeSet[T]], last: bool) -> PlanInput[T]:
         ids: dict[Side, list[str]] = {side: [] for side in SIDES}
@@ -242,10 +256,13 @@ class _Run(Generic[T]):
             exact_versions=self.exact,
             approve_deletions=self.approve_deletions,
             listed_nothing=frozenset(listed_nothing),
-            # Unlinked items of a listing read in several pages wait for its end, where they
-            # are paired with their twins on any page (created before that, they would double).
-            defer_new=self.pages > 1 or not last,
         )
+
+
+def _split(changes: ChangeSet[T], known: Mapping[str, Any]) -> tuple[ChangeSet[T], list[Stored[T]]]:
+    now = [s for s in changes.upserts if s.id in known]
+    later = [s for s in changes.upserts if s.id not in known]
+    return replace(changes, upserts=now, removals=[]), later
 
 
 def sync(
@@ -274,14 +291,15 @@ def sync(
             page, notes = expand_series(kind, page, connectors, store, policy, now)
             outcome.notes += notes
             inp = run.plan_input(page, last)
+            single = run.pages == 1 and last
+            if not single:
+                inp = run.keep_for_the_end(inp)
             page_plan = plan(inp)
-            final: Plan[T] | None = page_plan if run.pages == 1 and last else None
+            final: Plan[T] | None = page_plan if single else None
             if final is None:
                 # Several pages: updates and links are applied page by page; creates and
                 # deletions wait for the end, where the guard sees all of them at once and
                 # unlinked items meet their twins from any page.
-                for side, items in page_plan.deferred.items():
-                    run.deferred[side] += items
                 now_part = Plan(kind, tuple(a for a in page_plan.actions if a.op in AT_ONCE))
                 now_part = replace(now_part, skipped=page_plan.skipped)
                 # A later page knows more of a pair than an earlier one (a move reported as a
@@ -368,27 +386,43 @@ def _finish(
 
 
 def _final_plan(kind: ItemKind, inp: PlanInput[T], run: _Run[T], store: SyncStore) -> Plan[T]:
-    """The creates and deletions of every page, the unlinked items paired across pages,
-    and one guard over all of them."""
-    actions = list(run.later)
-    skipped: tuple[str, ...] = ()
-    if any(run.deferred.values()):
-        rest = plan(_rest(inp, run))
-        actions += rest.actions
-        skipped = rest.skipped
+    """What every page kept for the end (removals, items no link knew by id), planned with
+    all of it in view, after the creates and deletions the pages decided; one guard over
+    all of them."""
+    rest = plan(_rest(inp, run, store))
+    touched = {a.link.correlation_id for a in rest.actions if a.link}
+    actions = [a for a in run.later if not a.link or a.link.correlation_id not in touched]
+    actions += rest.actions
     counts = store.linked_counts(kind)
     guarded = replace(inp, links=LinkIndex([], counts), listed_nothing=run.listed_nothing)
-    return Plan(kind, tuple(actions), skipped, guard(guarded, tuple(actions)))
+    return Plan(kind, tuple(actions), rest.skipped, guard(guarded, tuple(actions)))
 
 
-def _rest(inp: PlanInput[T], run: _Run[T]) -> PlanInput[T]:
+def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
+    ids = {side: [s.id for s in run.deferred[side]] + [r.id for r in run.deferred_removals[side]] for side in SIDES}
+    cids = [s.correlation_id for side in SIDES for s in run.deferred[side] if s.correlation_id]
+    links = store.links_for(inp.kind, ids[Side.CRM], ids[Side.GROUPWARE], cids)
+    # A removal decided at the end meets the current state of its pair's other item, read
+    # now (a page may have changed it, or found it changed): modification beats deletion.
+    upserts = {side: list(run.deferred[side]) for side in SIDES}
+    for side in SIDES:
+        gone = {r.id for r in run.deferred_removals[side]}
+        partners = [
+            link.item_id(side.other)
+            for link in links
+            if link.item_id(side) in gone and link.state is not LinkState.TOMBSTONE
+        ]
+        have = {s.id for s in upserts[side.other]}
+        wanted = [i for i in partners if i and i not in have and not is_occurrence_id(i)]
+        if wanted:
+            found = run.connectors[side.other].get_many(wanted)
+            upserts[side.other] += [f for f in found.values() if f is not None]
     return replace(
         inp,
-        crm=ChangeSet(run.deferred[Side.CRM], [], None),
-        groupware=ChangeSet(run.deferred[Side.GROUPWARE], [], None),
-        links=LinkIndex([], inp.links.linked_counts),
+        crm=ChangeSet(upserts[Side.CRM], run.deferred_removals[Side.CRM], None),
+        groupware=ChangeSet(upserts[Side.GROUPWARE], run.deferred_removals[Side.GROUPWARE], None),
+        links=LinkIndex(links, inp.links.linked_counts),
         listed_nothing=frozenset(),
-        defer_new=False,
     )
 
 

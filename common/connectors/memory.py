@@ -88,6 +88,7 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         self.idempotency: dict[str, str] = {}
         self.seq = 0
         self.changed_at: dict[str, int] = {}
+        self.created: dict[str, datetime] = {}  # id -> when the item was made
         self.removed_at: dict[str, int] = {}
         self.expired_below = 0
         self.next_id = 0
@@ -255,6 +256,7 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         migrated): the old id is removed, the new one appears."""
         version, item, stamp = self.items[item_id]
         new_id = self._new_id()
+        self.created[new_id] = self.created[item_id]  # the same item, under a new id
         self._remove(item_id)
         self.seq += 1
         self.items[new_id] = (f"{self.name}v{self.seq}", item, stamp)
@@ -302,7 +304,9 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
 
     def _new_id(self) -> str:
         self.next_id += 1
-        return f"{self.name}-{self.next_id}"
+        item_id = f"{self.name}-{self.next_id}"
+        self.created[item_id] = self.clock.tick()
+        return item_id
 
     def _page(self, ids: list[str], offset: int) -> tuple[list[str], bool]:
         if not self.page_size:
@@ -371,7 +375,7 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         version, item, stamp = self.items[item_id]
         if listing and not self.stamps_in_listing:
             stamp = None
-        return Stored(item_id, version, item, stamp)
+        return Stored(item_id, version, item, stamp, self.created.get(item_id))
 
 
 def _ints(text: str) -> Any:
