@@ -11,9 +11,13 @@ import pytest
 
 from common.items import (
     Appointment,
+    Attendee,
     Recurrence,
     RecurrenceException,
+    ShowAs,
+    as_single,
     content_hash,
+    expand,
     occurrences,
 )
 from common.models import ItemKind, Side
@@ -221,3 +225,76 @@ def test_an_all_day_series_zone_is_not_content() -> None:
         recurrence=Recurrence("FREQ=WEEKLY"),
     )
     assert content_hash(dataclasses.replace(series, timezone="UTC")) == content_hash(series)
+
+
+def test_an_occurrence_takes_every_value_of_its_exception() -> None:
+    # Mistake caught: occurrences()/expand() copying only subject and location, so a copy of
+    # an occurrence made private, free or with its own attendees lost that on a side that
+    # cannot hold the rule.
+    ams = ZoneInfo("Europe/Amsterdam")
+    second = datetime(2026, 3, 23, 9, 0, tzinfo=ams)
+    series = dataclasses.replace(
+        weekly("Europe/Amsterdam", datetime(2026, 3, 16, 9, 0), count=3),
+        body="Weekly notes",
+        attendees=(Attendee("team@example.com", "Team"),),
+        reminder_minutes=10,
+    )
+    assert series.recurrence is not None
+    exc = RecurrenceException(
+        second,
+        second + timedelta(hours=1),
+        second + timedelta(hours=2),
+        body="Only this week: <b>demo</b>",
+        attendees=(Attendee("boss@example.com", "Boss"),),
+        show_as=ShowAs.OUT_OF_OFFICE,
+        private=True,
+        reminder_minutes=60,
+    )
+    series = dataclasses.replace(
+        series, recurrence=dataclasses.replace(series.recurrence, exceptions=(exc,))
+    )
+    first, moved, third = occurrences(series, *WIDE)
+    assert (moved.body, moved.attendees, moved.show_as, moved.private, moved.reminder_minutes) == (
+        "Only this week: <b>demo</b>",
+        (Attendee("boss@example.com", "Boss"),),
+        ShowAs.OUT_OF_OFFICE,
+        True,
+        60,
+    )
+    assert moved.subject == "Stand-up"  # None: as the series
+    for plain in (first, third):
+        assert (plain.body, plain.attendees, plain.show_as, plain.private) == (
+            "Weekly notes",
+            (Attendee("team@example.com", "Team"),),
+            ShowAs.BUSY,
+            False,
+        )
+        assert plain.reminder_minutes == 10
+
+    copies = expand(series, *WIDE)
+    assert [c.recurrence for c in copies] == [None, None, None]
+    copy = copies[1]
+    assert (copy.start, copy.body, copy.show_as, copy.private, copy.reminder_minutes) == (
+        second + timedelta(hours=1),
+        "Only this week: <b>demo</b>",
+        ShowAs.OUT_OF_OFFICE,
+        True,
+        60,
+    )
+    assert copy.attendees == (Attendee("boss@example.com", "Boss"),)
+    assert copies[0].body == "Weekly notes" and copies[0].attendees == series.attendees
+    assert as_single(series, moved) == copy
+
+
+def test_an_exception_can_set_a_reminder_of_zero_minutes() -> None:
+    # Zero is a value (at the start), not "as the series".
+    series = dataclasses.replace(
+        weekly("UTC", datetime(2026, 3, 16, 9, 0), count=2), reminder_minutes=15
+    )
+    assert series.recurrence is not None
+    first = series.start
+    exc = RecurrenceException(first, first, series.end, reminder_minutes=0, private=False)
+    series = dataclasses.replace(
+        series, recurrence=dataclasses.replace(series.recurrence, exceptions=(exc,))
+    )
+    assert [o.reminder_minutes for o in occurrences(series, *WIDE)] == [0, 15]
