@@ -39,7 +39,8 @@ from common.connectors.base import (
     Transient,
     Write,
 )
-from common.items import Appointment, from_json, overlaps_window, overlay, to_json
+from common.capabilities import merge, project
+from common.items import Appointment, from_json, overlaps_window, to_json
 from common.kinds import LinkSnapshot, LinkState, Side, Stored, T, new_correlation_id
 from daemon.engine import (
     OUTSIDE_WINDOW,
@@ -614,7 +615,9 @@ class Applier(Generic[T]):
         # found later by its stamp (after a crash) is recognised as this very create.
         intent = self._side(base, other(target), source).with_side(target, None, None, intended)
         intent = replace(intent, state=LinkState.PENDING, pending_action=f"create_{target.value}")
-        item = self._for_target(source.item, target, None)
+        # As the target can hold it (its own capabilities, not the profile's narrowing).
+        item = project(source.item, self.connectors[target].capabilities)
+        item = self._for_target(item, target, None)
         write: Write[T] = Write("create", item=item, correlation_id=intent.correlation_id)
 
         def confirm(intent: LinkSnapshot, created: Stored[T] | None) -> LinkSnapshot:
@@ -725,8 +728,9 @@ class Applier(Generic[T]):
             base = base.with_side(target, current.id, known, base.hash(target))
             base = replace(base, state=LinkState.LINKED)
         intent = replace(base, pending_action=f"update_{target.value}")
+        caps = self.context.caps
         merged = self._for_target(
-            overlay(current.item, source.item, self.context.fields), target, current.item
+            merge(current.item, source.item, caps[other(target)], caps[target]), target, current.item
         )
         write: Write[T] = Write("update", item_id=current.id, item=merged, if_match=current.version)
 
@@ -740,8 +744,24 @@ class Applier(Generic[T]):
             self._stamp_twins(done, source, updated, target)
 
     def _for_target(self, item: T, target: Side, current: T | None) -> T:
-        """What is written to `target`: the item as the profile lets it be sent there."""
-        return item
+        """What is written to `target`: the item as the profile lets it be sent there.
+
+        A meeting written to the groupware invites only whom the profile allows (by default
+        nobody; colleagues, or everyone, only when it says so), and never loses an attendee
+        the groupware meeting already has (removing one would send a cancellation)."""
+        if target is not Side.GROUPWARE or not isinstance(item, Appointment):
+            return item
+        invitations = self.context.policy.invitations
+        me = self.context.me
+        allowed = tuple(
+            a
+            for a in item.attendees
+            if a.email.lower() != me and invitations.invites(a.email, self.context.colleagues)
+        )
+        kept = current.attendees if isinstance(current, Appointment) else ()
+        known = {a.email.lower() for a in kept}
+        attendees = kept + tuple(a for a in allowed if a.email.lower() not in known)
+        return replace(item, attendees=attendees)  # type: ignore[return-value]
 
     def _stamp_twins(
         self, link: LinkSnapshot, source: Stored[T], target_item: Stored[T], target: Side

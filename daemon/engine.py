@@ -150,6 +150,8 @@ class Plan(Generic[T]):
     actions: tuple[Action[T], ...]
     skipped: tuple[str, ...] = ()  # one readable line per item deliberately not carried
     hold: Hold | None = None
+    # Items held back until their twin arrives (a colleague's meeting): read again next run.
+    waiting: tuple[tuple[Side, str], ...] = ()
 
     @property
     def conflicts(self) -> list[Action[T]]:
@@ -188,6 +190,8 @@ class PlanInput(Generic[T]):
     approve_deletions: bool = False
     # Sides whose whole listing (all pages) came back empty: the guard holds the plan.
     listed_nothing: frozenset[Side] = frozenset()
+    me: str = ""  # this user's address (lower case)
+    colleagues: frozenset[str] = frozenset()  # every synced user's address in the profile
 
     @property
     def fields(self) -> frozenset[str]:
@@ -226,7 +230,9 @@ def plan(inp: PlanInput[T]) -> Plan[T]:
     for pair in pairs:
         planner.decide(pair)
     actions = tuple(planner.actions)
-    return Plan(inp.kind, actions, tuple(planner.skipped), guard(inp, actions))
+    return Plan(
+        inp.kind, actions, tuple(planner.skipped), guard(inp, actions), tuple(planner.waiting)
+    )
 
 
 def plan_pair(
@@ -382,6 +388,7 @@ class _Planner(Generic[T]):
         self.direction = direction
         self.actions: list[Action[T]] = []
         self.skipped: list[str] = []
+        self.waiting: list[tuple[Side, str]] = []
 
     def hash(self, pair: _Pair[T], side: Side) -> str:
         known = pair.hashes.get(side)
@@ -446,11 +453,31 @@ class _Planner(Generic[T]):
         if not self.direction.leads(side):
             self.skip(side, stored, f"new on {side.value}, which does not lead ({self.direction})")
             return
+        waits = self.arrives_elsewhere(stored, side)
+        if waits is not None:
+            self.skip(side, stored, f"{waits}; paired when it does")
+            self.waiting.append((side, stored.id))
+            return
         why = self.refusal(stored, side)
         if why is not None:
             self.skip(side, stored, why)
             return
         self.add(Op.CREATE, other(side), pair, source=stored, reason=f"new on {side.value}")
+
+    def arrives_elsewhere(self, stored: Stored[T], side: Side) -> str | None:
+        """A meeting organised by another synced user reaches this user's other side through
+        that user's sync: in the CRM as a participant's booking (the organiser's sync writes
+        the meeting with its participants), in the mailbox as an invitation (when the
+        profile invites colleagues). Copying it here too would give this user two; it is
+        paired with its twin when that arrives."""
+        organizer = (getattr(stored.item, "organizer", "") or "").lower()
+        if not organizer or organizer == self.inp.me or organizer not in self.inp.colleagues:
+            return None
+        if side is GROUPWARE:
+            return f"meeting organised by {organizer}, who is synced: it reaches the CRM from there"
+        if self.inp.policy.invitations.invites(self.inp.me, self.inp.colleagues):
+            return f"meeting organised by {organizer}: the invitation reaches this mailbox"
+        return None
 
     def refused_twin(self, pair: _Pair[T]) -> bool:
         """Twins of which a leading side's item no longer passes the filters: our copy (both

@@ -16,7 +16,7 @@ from typing import cast
 
 from common.connectors.base import ChangeSet, ItemConnector, Removal, Stored, T
 from common.kinds import Unreadable
-from common.items import Appointment, Recurrence, occurrence_key, occurrences
+from common.items import Appointment, Recurrence, as_single, occurrence_key, occurrences
 from common.kinds import ItemKind, Side
 from daemon.engine import OCCURRENCE_SEPARATOR, other
 from daemon.policies import Policy
@@ -115,14 +115,7 @@ def _occurrences(
     series = stored.item
     found = []
     for occ in occurrences(series, *window):
-        single = dataclasses.replace(
-            series,
-            subject=occ.subject,
-            location=occ.location,
-            start=occ.start,
-            end=occ.end,
-            recurrence=None,
-        )
+        single = as_single(series, occ)  # the occurrence's own values, every field
         item_id = f"{_prefix(stored.id)}{occurrence_key(occ.original_start)}"
         found.append(Stored(item_id, stored.version, single, None))
     return found

@@ -50,6 +50,32 @@ class PrivatePolicy(enum.StrEnum):
     SKIP = "skip"
 
 
+class InviteMode(enum.StrEnum):
+    """Who gets a meeting invitation when Synchronizer writes a meeting to the groupware."""
+
+    NONE = "none"  # nobody: participants stay in the CRM (the connector lists them in the body)
+    INTERNAL = "internal"  # colleagues in the organisation's own domains
+    ALL = "all"  # everyone, customers included: only when a profile says so explicitly
+
+
+@dataclass(frozen=True, slots=True)
+class Invitations:
+    mode: InviteMode = InviteMode.NONE
+    internal_domains: frozenset[str] = frozenset()  # besides the synced users' own domains
+
+    def invites(self, address: str, colleagues: frozenset[str]) -> bool:
+        """Whether writing a meeting may send `address` an invitation."""
+        if self.mode is InviteMode.ALL:
+            return True
+        if self.mode is InviteMode.NONE:
+            return False
+        domain = address.rpartition("@")[2].lower()
+        domains = {c.rpartition("@")[2].lower() for c in colleagues} | {
+            d.lower() for d in self.internal_domains
+        }
+        return domain in domains
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     days_back: int = 30
@@ -104,6 +130,7 @@ class Policy:
     appointment_filter: AppointmentFilter = field(default_factory=AppointmentFilter)
     contact_filter: ContactFilter = field(default_factory=ContactFilter)
     guard: DeletionGuard = field(default_factory=DeletionGuard)
+    invitations: Invitations = field(default_factory=Invitations)
 
     def direction(self, kind: ItemKind) -> Direction:
         return self.appointments if kind is ItemKind.APPOINTMENT else self.contacts
@@ -112,6 +139,7 @@ class Policy:
     def from_settings(cls, settings: Mapping[str, Any]) -> Policy:
         af = dict(settings.get("appointment_filter", {}))
         cf = dict(settings.get("contact_filter", {}))
+        inv = dict(settings.get("invitations", {}))
         return cls(
             appointments=Direction(settings.get("appointments", Direction.TWO_WAY)),
             contacts=Direction(settings.get("contacts", Direction.OFF)),
@@ -128,6 +156,10 @@ class Policy:
                 require_email=bool(cf.get("require_email", False)),
             ),
             guard=DeletionGuard(**settings.get("guard", {})),
+            invitations=Invitations(
+                mode=InviteMode(inv.get("mode", InviteMode.NONE)),
+                internal_domains=frozenset(inv.get("internal_domains", ())),
+            ),
         )
 
     def to_settings(self) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from daemon.apply import AT_ONCE, Applier, ApplyReport, ItemFailure, RunAborted,
 from daemon.dryrun import render_plan
 from daemon.engine import Action, LinkIndex, Op, Plan, PlanInput, guard, is_occurrence_id, plan
 from daemon.expansion import expand_series
-from daemon.policies import Policy
+from daemon.policies import InviteMode, Policy
 from daemon.resolve import Resolution, missing_from_listing, resolve
 from daemon.store import LinkConflict, RunOutcome, SyncStore
 
@@ -153,6 +153,13 @@ class _Run(Generic[T]):
         self.sleep = sleep
         self.window = window_of(kind, policy, now)
         self.caps = {side: connectors[side].capabilities for side in SIDES}
+        if policy.invitations.mode is not InviteMode.ALL:
+            # Attendees written to the groupware are only those the profile invites: there
+            # they are not the CRM's participants, and are neither compared nor carried back.
+            gw = self.caps[Side.GROUPWARE]
+            self.caps[Side.GROUPWARE] = replace(gw, fields=gw.fields - {"attendees"})
+        self.me = ""
+        self.colleagues: frozenset[str] = frozenset()
         self.exact = {side: connectors[side].exact_versions for side in SIDES}
         self.fields = self.caps[Side.CRM].fields & self.caps[Side.GROUPWARE].fields
         self.saved = {side: SideCursor.load(store.load_cursor(kind, side)) for side in SIDES}
@@ -256,6 +263,8 @@ class _Run(Generic[T]):
             exact_versions=self.exact,
             approve_deletions=self.approve_deletions,
             listed_nothing=frozenset(listed_nothing),
+            me=self.me,
+            colleagues=self.colleagues,
         )
 
 
@@ -275,7 +284,11 @@ def sync(
     dry_run: bool = False,
     approve_deletions: bool = False,
     sleep: Callable[[float], None] = time.sleep,
+    me: str = "",
+    colleagues: frozenset[str] = frozenset(),
 ) -> SyncOutcome[T]:
+    """Sync one user's items of one kind. `me` is the user's address and `colleagues` every
+    synced user's of the profile (meetings among them are one item per participant)."""
     run_id = store.start_run(dry_run)
     started = time.perf_counter()
     outcome: SyncOutcome[T] = SyncOutcome(run_id, RunStatus.RUNNING)
@@ -285,6 +298,9 @@ def sync(
     report = ApplyReport()
     try:
         run = _Run(kind, connectors, store, policy, now, dry_run, approve_deletions, sleep)
+        run.me, run.colleagues = me.lower(), frozenset(c.lower() for c in colleagues) | (
+            {me.lower()} if me else set()
+        )
         while True:
             page = run.read_page()
             last = all(run.done.values())
@@ -347,7 +363,7 @@ def sync(
                 held = {"reason": hold.reason, "deletions": deletions, "held": report.held}
                 outcome.status = RunStatus.HELD
             else:
-                retry = _retry_lists(failures, run)
+                retry = _retry_lists(failures, run, outcome.plans)
                 for side in SIDES:  # only now: everything read was applied or is listed again
                     cursor = SideCursor(run.cursor[side], _window_key(run.window), retry[side])
                     store.save_cursor(kind, side, cursor.dump())
@@ -426,8 +442,13 @@ def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
     )
 
 
-def _retry_lists(failures: list[ItemFailure], run: _Run[Any]) -> dict[Side, list[str]]:
+def _retry_lists(
+    failures: list[ItemFailure], run: _Run[Any], plans: list[Plan[Any]]
+) -> dict[Side, list[str]]:
     retry: dict[Side, list[str]] = {side: [] for side in SIDES}
+    for each in plans:
+        for side, item_id in each.waiting:
+            retry[side].append(item_id)
     for failure in failures:
         if failure.source_side is not None and failure.source_id is not None:
             retry[failure.source_side].append(failure.source_id)

@@ -34,7 +34,14 @@ from common.connectors.base import (
     Window,
 )
 from common.kinds import Unreadable
-from common.items import APPOINTMENT_FIELDS, TIMING_FIELDS, Appointment, Recurrence, overlaps_window
+from common.items import (
+    APPOINTMENT_FIELDS,
+    TIMING_FIELDS,
+    Appointment,
+    Recurrence,
+    content_fields,
+    overlaps_window,
+)
 
 Hook = Callable[[str, str, str | None], None]
 """Called before and after each write: (phase, "<name>.<op>", item id)."""
@@ -49,6 +56,21 @@ class Clock:
     def tick(self) -> datetime:
         self.now += timedelta(seconds=1)
         return self.now
+
+
+class Directory:
+    """One organisation as its services know it: each person's mailbox and CRM diary, and
+    every message that left the organisation (meeting invitations to outside addresses).
+
+    A groupware meeting written with attendees is delivered to the attendees' mailboxes
+    (as an invitation: organiser set, our stamp not copied) or, for outside addresses, put in
+    `outbox`; a CRM appointment with participants books each colleague's diary too (as
+    SuperOffice does with a mother appointment and its children)."""
+
+    def __init__(self) -> None:
+        self.mailboxes: dict[str, MemoryConnector[Any]] = {}
+        self.diaries: dict[str, MemoryConnector[Any]] = {}
+        self.outbox: list[tuple[str, str]] = []  # (recipient, subject) of mail sent outside
 
 
 class MemoryConnector(BaseConnector[T], Generic[T]):
@@ -70,8 +92,15 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         removal_kind: RemovalKind = RemovalKind.DELETED,
         page_size: int = 0,
         batch_size: int = 1,
+        owner: str = "",
+        directory: Directory | None = None,
     ) -> None:
         self.name = name
+        self.owner = owner.lower()  # whose mailbox or diary this is
+        self.directory = directory
+        if directory is not None and owner:
+            book = directory.diaries if name.startswith("crm") else directory.mailboxes
+            book[self.owner] = self
         self._capabilities = capabilities or Capabilities(frozenset(fields))
         self.rewrite = rewrite
         self._can_express = can_express or (lambda rule: True)
@@ -193,8 +222,10 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
             return self._stored(existing)
         item_id = self._new_id()
         self.idempotency[correlation_id] = item_id
+        item = self._as_meeting(item, item_id)
         self._write(item_id, item, correlation_id if self.can_stamp else None)
         self.writes.append(("create", item_id))
+        self._invite(item)
         self._hook("after", "create", item_id)
         return self._stored(item_id)
 
@@ -203,8 +234,10 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         self.calls["update"] += 1
         self._check(item_id, if_match)
         self._refused(item)
+        item = self._as_meeting(item, item_id)
         self._write(item_id, item, self.items[item_id][2])
         self.writes.append(("update", item_id))
+        self._invite(item)
         self._hook("after", "update", item_id)
         return self._stored(item_id)
 
@@ -300,6 +333,50 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
     def stamp_of(self, item_id: str) -> str | None:
         return self.items[item_id][2]
 
+    # --- meetings ----------------------------------------------------------------------------
+
+    def _as_meeting(self, item: T, item_id: str) -> T:
+        """A meeting written here is organised by this mailbox's owner and gets a UID."""
+        if not isinstance(item, Appointment) or not item.attendees or not self.owner:
+            return item
+        return dataclasses.replace(  # type: ignore[return-value]
+            item, organizer=item.organizer or self.owner, uid=item.uid or f"uid-{item_id}"
+        )
+
+    def _invite(self, item: T) -> None:
+        """What the service does with a meeting's attendees: a groupware server sends each
+        an invitation (delivered inside the organisation, mailed outside it); a CRM books
+        each colleague's diary and mails nobody."""
+        if self.directory is None or not isinstance(item, Appointment) or not self.owner:
+            return
+        crm = self.name.startswith("crm")
+        book = self.directory.diaries if crm else self.directory.mailboxes
+        for attendee in item.attendees:
+            address = attendee.email.lower()
+            if address == self.owner:
+                continue
+            other = book.get(address)
+            if other is None:
+                if not crm:
+                    self.directory.outbox.append((address, item.subject))
+                continue
+            copy = other._by_uid(item.uid)
+            invitation = dataclasses.replace(item, last_modified=None)
+            if copy is None:
+                other.user_create(invitation)
+            else:
+                other.user_edit(copy, **{
+                    f.name: getattr(invitation, f.name)
+                    for f in dataclasses.fields(invitation)
+                    if f.name != "last_modified"
+                })
+
+    def _by_uid(self, uid: str | None) -> str | None:
+        for item_id, (_, item, _) in self.items.items():
+            if uid is not None and isinstance(item, Appointment) and item.uid == uid:
+                return item_id
+        return None
+
     # --- internals ---------------------------------------------------------------------------
 
     def _new_id(self) -> str:
@@ -342,8 +419,8 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
             )
             for f in dataclasses.fields(item)
             if f.name not in self.fields
+            and f.name in content_fields(type(item))
             and f.name not in TIMING_FIELDS
-            and f.name != "last_modified"
             and (
                 f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
             )
