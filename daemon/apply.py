@@ -500,7 +500,7 @@ class Applier(Generic[T]):
             link = replace(link, span_end=last_end(stored.item))
         return link
 
-    def _stamp(self, side: Side, stored: Stored[T], cid: str) -> Stored[T]:
+    def _stamp(self, side: Side, stored: Stored[T], cid: str, strict: bool = False) -> Stored[T]:
         """Put our stamp on `stored` (the source of a pair) where its side can hold one, so
         the pair is found again after a re-link or a lost link table. A stamp that cannot be
         written now (the item changed meanwhile) is left for the next pairing."""
@@ -518,6 +518,11 @@ class Applier(Generic[T]):
                 return stored if self._hash(stamped) != self._hash(stored) else stamped
         except AuthExpired:
             raise
+        except (Throttled, Transient):
+            if strict:  # before a copy exists: the whole action is tried again (or later)
+                raise
+            self.report.notes.append(f"{side.value} {stored.id}: not stamped now")
+            return stored
         except ConnectorError as exc:
             # Never retried as part of the write before it (a create that is not idempotent
             # would be made twice): the pair is linked; only re-finding it by stamp is lost.
@@ -609,7 +614,7 @@ class Applier(Generic[T]):
         # The source is stamped first, before the intent and before its copy exists, so no
         # crash can leave a copy whose source a re-link could not recognise. (A crash right
         # after the stamp leaves a stamp no link holds: the next run stamps it afresh.)
-        source = self._stamp(other(target), source, base.correlation_id)
+        source = self._stamp(other(target), source, base.correlation_id, strict=True)
         intended = self._hash(source)
         # The intent names the source and the content the copy will agree on, so a copy
         # found later by its stamp (after a crash) is recognised as this very create.

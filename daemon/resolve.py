@@ -63,10 +63,12 @@ def resolve(
     missing: Iterable[LinkSnapshot] = (),
     retry: Iterable[str] = (),
     report: Resolution | None = None,
+    recover: bool = True,
 ) -> ChangeSet[T]:
     """`changes` with every removal known to be a deletion, every item that only left the
     listing as an upsert, and moves made visible. `missing`: linked items a completed full
-    listing did not show; `retry`: ids an earlier run could not finish."""
+    listing did not show; `retry`: ids an earlier run could not finish; `recover`: look
+    interrupted creates up (once a run)."""
     report = report if report is not None else Resolution()
     upserts = list(changes.upserts)
     present = {s.id for s in upserts}
@@ -95,7 +97,7 @@ def resolve(
         if old is not None and old != stored.id and old not in present:
             if not any(r.id == old for r in removals):
                 ask.append(old)
-    for link in links.pending():  # the recovery path of a create that may have happened
+    for link in links.pending() if recover else ():  # a create that may have happened
         if link.pending_action != f"create_{side.value}" or link.item_id(side) is not None:
             continue
         report.lookups += 1

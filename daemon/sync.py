@@ -203,8 +203,9 @@ class _Run(Generic[T]):
         rest waits for the run's end (`_final_plan`)."""
         crm, crm_later = _split(inp.crm, inp.links.by_id[Side.CRM])
         gw, gw_later = _split(inp.groupware, inp.links.by_id[Side.GROUPWARE])
-        self.deferred[Side.CRM] += crm_later
-        self.deferred[Side.GROUPWARE] += gw_later
+        for side, later in ((Side.CRM, crm_later), (Side.GROUPWARE, gw_later)):
+            ids = {s.id for s in later}  # the newest reading of an item replaces an older one
+            self.deferred[side] = [s for s in self.deferred[side] if s.id not in ids] + later
         self.deferred_removals[Side.CRM] += list(inp.crm.removals)
         self.deferred_removals[Side.GROUPWARE] += list(inp.groupware.removals)
         return replace(inp, crm=crm, groupware=gw)
@@ -237,6 +238,7 @@ class _Run(Generic[T]):
                 missing=missing,
                 retry=retry,
                 report=self.resolution,
+                recover=self.pages == 1,
             )
             # A listing that came back empty while reads confirm linked items gone: the
             # guard holds it (a broken listing, an emptied calendar) whatever the numbers.
@@ -415,28 +417,38 @@ def _final_plan(kind: ItemKind, inp: PlanInput[T], run: _Run[T], store: SyncStor
 
 
 def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
-    ids = {side: [s.id for s in run.deferred[side]] + [r.id for r in run.deferred_removals[side]] for side in SIDES}
+    """The end of a multi-page run: what the pages kept, with every pair it touches read
+    afresh on both sides (a page may have changed one item of it, or seen it change), so the
+    decision made here knows all there is and may replace what a page decided for the pair."""
+    ids = {
+        side: [s.id for s in run.deferred[side]] + [r.id for r in run.deferred_removals[side]]
+        for side in SIDES
+    }
     cids = [s.correlation_id for side in SIDES for s in run.deferred[side] if s.correlation_id]
+    cids += [a.link.correlation_id for a in run.later if a.link is not None]
     links = store.links_for(inp.kind, ids[Side.CRM], ids[Side.GROUPWARE], cids)
-    # A removal decided at the end meets the current state of its pair's other item, read
-    # now (a page may have changed it, or found it changed): modification beats deletion.
     upserts = {side: list(run.deferred[side]) for side in SIDES}
+    removals = {side: list(run.deferred_removals[side]) for side in SIDES}
     for side in SIDES:
-        gone = {r.id for r in run.deferred_removals[side]}
-        partners = [
-            link.item_id(side.other)
+        known = {s.id for s in upserts[side]} | {r.id for r in removals[side]}
+        wanted = [
+            item_id
             for link in links
-            if link.item_id(side) in gone and link.state is not LinkState.TOMBSTONE
+            if link.state is not LinkState.TOMBSTONE
+            and (item_id := link.item_id(side)) is not None
+            and item_id not in known
+            and not is_occurrence_id(item_id)
         ]
-        have = {s.id for s in upserts[side.other]}
-        wanted = [i for i in partners if i and i not in have and not is_occurrence_id(i)]
         if wanted:
-            found = run.connectors[side.other].get_many(wanted)
-            upserts[side.other] += [f for f in found.values() if f is not None]
+            for item_id, found in run.connectors[side].get_many(list(dict.fromkeys(wanted))).items():
+                if found is None:
+                    removals[side].append(Removal(item_id))
+                else:
+                    upserts[side].append(found)
     return replace(
         inp,
-        crm=ChangeSet(upserts[Side.CRM], run.deferred_removals[Side.CRM], None),
-        groupware=ChangeSet(upserts[Side.GROUPWARE], run.deferred_removals[Side.GROUPWARE], None),
+        crm=ChangeSet(upserts[Side.CRM], removals[Side.CRM], None),
+        groupware=ChangeSet(upserts[Side.GROUPWARE], removals[Side.GROUPWARE], None),
         links=LinkIndex(links, inp.links.linked_counts),
         listed_nothing=frozenset(),
     )
