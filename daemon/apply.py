@@ -28,6 +28,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic
 
+from common.capabilities import merge, project
 from common.connectors.base import (
     AuthExpired,
     ConnectorError,
@@ -39,7 +40,6 @@ from common.connectors.base import (
     Transient,
     Write,
 )
-from common.capabilities import merge, project
 from common.items import Appointment, from_json, overlaps_window, to_json
 from common.kinds import LinkSnapshot, LinkState, Side, Stored, T, new_correlation_id
 from daemon.engine import (
@@ -311,7 +311,9 @@ class Applier(Generic[T]):
                 if self._handle(action, exc, attempts=1, may_replan=True):
                     self._run(action, may_replan=True, job=job)
 
-    def _handle(self, action: Action[T], exc: Exception, *, attempts: int, may_replan: bool) -> bool:
+    def _handle(
+        self, action: Action[T], exc: Exception, *, attempts: int, may_replan: bool
+    ) -> bool:
         """What a failed attempt means: True to try the action again, False when it is done
         with (recorded). Raises what must stop the run."""
         if isinstance(exc, Throttled):
@@ -632,7 +634,9 @@ class Applier(Generic[T]):
             "create", target, intent, None, Stored("", "", item), write, confirm, action, replaces
         )
 
-    def _delete_found(self, action: Action[T], link: LinkSnapshot, found: Stored[T], why: str) -> Steps:
+    def _delete_found(
+        self, action: Action[T], link: LinkSnapshot, found: Stored[T], why: str
+    ) -> Steps:
         """Delete a copy a resumed create found, audited like any delete; the link ends."""
         target = action.target
         named = self._side(link, target, found)  # the audit names the copy
@@ -735,15 +739,26 @@ class Applier(Generic[T]):
         intent = replace(base, pending_action=f"update_{target.value}")
         caps = self.context.caps
         merged = self._for_target(
-            merge(current.item, source.item, caps[other(target)], caps[target]), target, current.item
+            merge(current.item, source.item, caps[other(target)], caps[target]),
+            target,
+            current.item,
         )
         write: Write[T] = Write("update", item_id=current.id, item=merged, if_match=current.version)
 
         def confirm(intent: LinkSnapshot, updated: Stored[T] | None) -> LinkSnapshot:
-            return self._linked(self._side(self._side(intent, other(target), source), target, updated))
+            return self._linked(
+                self._side(self._side(intent, other(target), source), target, updated)
+            )
 
         done, updated = yield from self._journaled(
-            "update", target, intent, current, Stored(current.id, "", merged), write, confirm, action
+            "update",
+            target,
+            intent,
+            current,
+            Stored(current.id, "", merged),
+            write,
+            confirm,
+            action,
         )
         if link is None and updated is not None:
             self._stamp_twins(done, source, updated, target)
@@ -766,7 +781,7 @@ class Applier(Generic[T]):
         kept = current.attendees if isinstance(current, Appointment) else ()
         known = {a.email.lower() for a in kept}
         attendees = kept + tuple(a for a in allowed if a.email.lower() not in known)
-        return replace(item, attendees=attendees)  # type: ignore[return-value]
+        return replace(item, attendees=attendees)
 
     def _stamp_twins(
         self, link: LinkSnapshot, source: Stored[T], target_item: Stored[T], target: Side

@@ -321,6 +321,7 @@ def _twins(inp: PlanInput[T], unlinked: Mapping[Side, list[Stored[T]]]) -> list[
     before Synchronizer). Each item pairs at most once; the rest are new."""
     found: list[_Pair[T]] = []
     rest: dict[Side, list[Stored[T]]] = {side: list(items) for side, items in unlinked.items()}
+
     def free_stamp(stored: Stored[T]) -> str | None:
         # A stamp a live link holds is on a user's copy of that pair: not a twin's.
         cid = stored.correlation_id
@@ -732,4 +733,3 @@ def guard(inp: PlanInput[T], actions: tuple[Action[T], ...]) -> Hold | None:
 
 def link_id(link: LinkSnapshot | None, side: Side) -> str:
     return (link.item_id(side) if link else None) or "(no id yet)"
-

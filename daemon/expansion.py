@@ -15,9 +15,8 @@ from datetime import datetime
 from typing import cast
 
 from common.connectors.base import ChangeSet, ItemConnector, Removal, Stored, T
-from common.kinds import Unreadable
 from common.items import Appointment, Recurrence, as_single, occurrence_key, occurrences
-from common.kinds import ItemKind, Side
+from common.kinds import ItemKind, Side, Unreadable
 from daemon.engine import OCCURRENCE_SEPARATOR, other
 from daemon.policies import Policy
 from daemon.store import SyncStore

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from common.items import Appointment, Contact, overlaps_window, utc_window
 from common.capabilities import Capabilities
+from common.items import Appointment, Contact, overlaps_window, utc_window
 from common.kinds import ItemKind, Side
 
 

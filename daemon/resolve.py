@@ -32,6 +32,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from common.connectors.base import ItemConnector
 from common.kinds import (
     ChangeSet,
     LinkSnapshot,
@@ -43,7 +44,6 @@ from common.kinds import (
     T,
     Window,
 )
-from common.connectors.base import ItemConnector
 from daemon.engine import LinkIndex, is_occurrence_id
 
 
@@ -92,11 +92,13 @@ def resolve(
     for stored in upserts:  # a stamped item under a new id: did the old one go?
         if stored.correlation_id is None:
             continue
-        link = links.by_cid.get(stored.correlation_id)
-        old = link.item_id(side) if link and link.state is not LinkState.TOMBSTONE else None
-        if old is not None and old != stored.id and old not in present:
-            if not any(r.id == old for r in removals):
-                ask.append(old)
+        claimed = links.by_cid.get(stored.correlation_id)
+        old = (
+            claimed.item_id(side) if claimed and claimed.state is not LinkState.TOMBSTONE else None
+        )
+        reported = any(r.id == old for r in removals)
+        if old is not None and old != stored.id and old not in present and not reported:
+            ask.append(old)
     for link in links.pending() if recover else ():  # a create that may have happened
         if link.pending_action != f"create_{side.value}" or link.item_id(side) is not None:
             continue
@@ -109,7 +111,9 @@ def resolve(
     if not getattr(connector, "stamps_in_listing", True):
         # The listing hides our stamps (Graph delta cannot expand extended properties): an
         # item no link knows by id is read, so a re-link pairs it by its stamp, not by luck.
-        unknown = [s.id for s in upserts if s.correlation_id is None and s.id not in links.by_id[side]]
+        unknown = [
+            s.id for s in upserts if s.correlation_id is None and s.id not in links.by_id[side]
+        ]
         if unknown:
             report.lookups += len(unknown)
             for item_id, found in connector.get_many(unknown).items():
@@ -144,4 +148,3 @@ def missing_from_listing(
 
 def stored_ids(upserts: Iterable[Stored[T]]) -> set[str]:
     return {s.id for s in upserts}
-

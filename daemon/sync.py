@@ -31,10 +31,19 @@ from common.connectors.base import (
     T,
     Throttled,
 )
-from common.kinds import ItemKind, LinkState, Removal, RunStatus, Side, Stored, Window
+from common.kinds import (
+    ItemKind,
+    LinkSnapshot,
+    LinkState,
+    Removal,
+    RunStatus,
+    Side,
+    Stored,
+    Window,
+)
 from daemon.apply import AT_ONCE, Applier, ApplyReport, ItemFailure, RunAborted, RunThrottled
 from daemon.dryrun import render_plan
-from daemon.engine import Action, LinkIndex, Op, Plan, PlanInput, guard, is_occurrence_id, plan
+from daemon.engine import Action, LinkIndex, Plan, PlanInput, guard, is_occurrence_id, plan
 from daemon.expansion import expand_series
 from daemon.policies import InviteMode, Policy
 from daemon.resolve import Resolution, missing_from_listing, resolve
@@ -144,7 +153,7 @@ class _Run(Generic[T]):
         sleep: Callable[[float], None],
     ) -> None:
         self.kind = kind
-        self.connectors = connectors
+        self.connectors: Mapping[Side, ItemConnector[T]] = connectors
         self.store = store
         self.policy = policy
         self.now = now
@@ -218,7 +227,7 @@ class _Run(Generic[T]):
             ids[side] += [r.id for r in change_set.removals]
             cids += [s.correlation_id for s in change_set.upserts if s.correlation_id]
         complete = [side for side in SIDES if last and self.full[side]]
-        links = (
+        links: list[LinkSnapshot] = (
             self.store.all_links(self.kind)
             if complete
             else self.store.links_for(self.kind, ids[Side.CRM], ids[Side.GROUPWARE], cids)
@@ -247,10 +256,15 @@ class _Run(Generic[T]):
                 listed_nothing.add(side)
         # Resolution may have found more items (moves, retries): their links are needed too.
         extra = {side: [s.id for s in resolved[side].upserts] for side in SIDES}
-        more_cids = [s.correlation_id for c in resolved.values() for s in c.upserts if s.correlation_id]
+        more_cids = [
+            s.correlation_id for c in resolved.values() for s in c.upserts if s.correlation_id
+        ]
         if not complete and (any(extra.values()) or more_cids):
-            found = self.store.links_for(self.kind, extra[Side.CRM], extra[Side.GROUPWARE], more_cids)
-            links = list({link.correlation_id: link for link in [*links, *found]}.values())
+            found_links: list[LinkSnapshot] = self.store.links_for(
+                self.kind, extra[Side.CRM], extra[Side.GROUPWARE], more_cids
+            )
+            merged = {each.correlation_id: each for each in [*links, *found_links]}
+            links = list(merged.values())
         self.listed_nothing = frozenset(listed_nothing)
         may_delete = any(c.removals for c in resolved.values()) or bool(listed_nothing)
         return PlanInput(
@@ -300,8 +314,9 @@ def sync(
     report = ApplyReport()
     try:
         run = _Run(kind, connectors, store, policy, now, dry_run, approve_deletions, sleep)
-        run.me, run.colleagues = me.lower(), frozenset(c.lower() for c in colleagues) | (
-            {me.lower()} if me else set()
+        run.me, run.colleagues = (
+            me.lower(),
+            frozenset(c.lower() for c in colleagues) | ({me.lower()} if me else set()),
         )
         while True:
             page = run.read_page()
@@ -324,7 +339,9 @@ def sync(
                 # removal on one page and the item under its new id on the next): what it
                 # decides for the pair replaces what waits for it.
                 touched = {a.link.correlation_id for a in page_plan.actions if a.link}
-                run.later = [a for a in run.later if not a.link or a.link.correlation_id not in touched]
+                run.later = [
+                    a for a in run.later if not a.link or a.link.correlation_id not in touched
+                ]
                 run.later += [a for a in page_plan.actions if a.op not in AT_ONCE]
                 outcome.plans.append(now_part)
                 if not dry_run:
@@ -340,7 +357,9 @@ def sync(
                 Applier(connectors, store, inp, sleep=sleep, report=report).apply(final)
             break
         counts = outcome.counts
-        outcome.notes += [f"{side.value}: unreadable {line}" for side in SIDES for line in run.unreadable[side]]
+        outcome.notes += [
+            f"{side.value}: unreadable {line}" for side in SIDES for line in run.unreadable[side]
+        ]
         if run.resolution.lookups:
             counts["resolved_by_reading"] = run.resolution.lookups
         hold = next((p.hold for p in outcome.plans if p.hold is not None), None)
@@ -440,7 +459,9 @@ def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
             and not is_occurrence_id(item_id)
         ]
         if wanted:
-            for item_id, found in run.connectors[side].get_many(list(dict.fromkeys(wanted))).items():
+            for item_id, found in (
+                run.connectors[side].get_many(list(dict.fromkeys(wanted))).items()
+            ):
                 if found is None:
                     removals[side].append(Removal(item_id))
                 else:

@@ -16,7 +16,6 @@ from common.capabilities import Capabilities
 from common.items import Appointment, Contact, Recurrence
 from common.kinds import ChangeSet, Removal, RemovalKind, Stored, T, Window
 
-
 # --- errors -------------------------------------------------------------------------------------
 
 

@@ -33,7 +33,6 @@ from common.connectors.base import (
     T,
     Window,
 )
-from common.kinds import Unreadable
 from common.items import (
     APPOINTMENT_FIELDS,
     TIMING_FIELDS,
@@ -42,6 +41,7 @@ from common.items import (
     content_fields,
     overlaps_window,
 )
+from common.kinds import Unreadable
 
 Hook = Callable[[str, str, str | None], None]
 """Called before and after each write: (phase, "<name>.<op>", item id)."""
@@ -102,7 +102,7 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
             book = directory.diaries if name.startswith("crm") else directory.mailboxes
             book[self.owner] = self
         self._capabilities = capabilities or Capabilities(frozenset(fields))
-        self.rewrite = rewrite
+        self.rewrite: Callable[[T], T] | None = rewrite
         self._can_express = can_express or (lambda rule: True)
         self.clock = clock or Clock()
         self.exact_versions = exact_versions
@@ -152,9 +152,9 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
             ids = [i for i in sorted(self.items) if self._in(i, window)]
             page, more = self._page(ids, offset)
             next_cursor = f"f:{upto}:{offset + len(page)}" if more else f"d:{upto}"
-            upserts = [self._stored(i, listing=True) for i in page if i not in self.garbled]
+            listed = [self._stored(i, listing=True) for i in page if i not in self.garbled]
             bad = [Unreadable(i, self.garbled[i]) for i in page if i in self.garbled]
-            return ChangeSet(upserts, [], next_cursor, full=True, more=more, unreadable=bad)
+            return ChangeSet(listed, [], next_cursor, full=True, more=more, unreadable=bad)
         if cursor.startswith("d:"):
             since, upto, offset = int(cursor[2:]), self.seq, 0
         elif cursor.startswith("p:"):
@@ -339,7 +339,7 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         """A meeting written here is organised by this mailbox's owner and gets a UID."""
         if not isinstance(item, Appointment) or not item.attendees or not self.owner:
             return item
-        return dataclasses.replace(  # type: ignore[return-value]
+        return dataclasses.replace(
             item, organizer=item.organizer or self.owner, uid=item.uid or f"uid-{item_id}"
         )
 
@@ -365,11 +365,14 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
             if copy is None:
                 other.user_create(invitation)
             else:
-                other.user_edit(copy, **{
-                    f.name: getattr(invitation, f.name)
-                    for f in dataclasses.fields(invitation)
-                    if f.name != "last_modified"
-                })
+                other.user_edit(
+                    copy,
+                    **{
+                        f.name: getattr(invitation, f.name)
+                        for f in dataclasses.fields(invitation)
+                        if f.name != "last_modified"
+                    },
+                )
 
     def _by_uid(self, uid: str | None) -> str | None:
         for item_id, (_, item, _) in self.items.items():
@@ -413,7 +416,7 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
             raise Permanent(why)
 
     def _project(self, item: T) -> T:
-        dropped = {
+        dropped: dict[str, Any] = {
             f.name: (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             )
@@ -457,5 +460,3 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
 
 def _ints(text: str) -> Any:
     return tuple(int(part) for part in text.split(":"))
-
-

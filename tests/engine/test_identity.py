@@ -96,7 +96,9 @@ def test_a_relink_pairs_every_item_and_copies_none(store: Any, hidden: bool) -> 
     outcome = run(crm, gw, store)
     assert outcome.status is RunStatus.SUCCEEDED
     assert len(crm.items) == len(gw.items) == 4
-    assert crm.writes.count(("create", "crm-5")) == 0 and not [w for w in gw.writes[4:] if w[0] == "create"]
+    assert crm.writes.count(("create", "crm-5")) == 0 and not [
+        w for w in gw.writes[4:] if w[0] == "create"
+    ]
     assert len([x for x in store.all_links(APPT) if x.state is LinkState.LINKED]) == 4
 
 
@@ -206,4 +208,3 @@ def test_one_users_stamp_never_rewrites_another_users_link() -> None:
     assert link_b.correlation_id != link_a.correlation_id
     assert run(crm_a, gw_a, store_a).writes() == 0
     store_a.db.dispose()
-

@@ -30,8 +30,14 @@ A = appointment("Quarterly review", body="agenda")
 B = appointment("Quarterly review (moved)", hour=14, body="agenda")
 C = appointment("Quarterly review, other edit", body="new agenda")
 H = content_hash(A, APPOINTMENT_FIELDS)
-CONTACT_CAPS = {Side.CRM: Capabilities(CONTACT_FIELDS), Side.GROUPWARE: Capabilities(CONTACT_FIELDS)}
-FULL_CAPS = {Side.CRM: Capabilities(APPOINTMENT_FIELDS), Side.GROUPWARE: Capabilities(APPOINTMENT_FIELDS)}
+CONTACT_CAPS = {
+    Side.CRM: Capabilities(CONTACT_FIELDS),
+    Side.GROUPWARE: Capabilities(CONTACT_FIELDS),
+}
+FULL_CAPS = {
+    Side.CRM: Capabilities(APPOINTMENT_FIELDS),
+    Side.GROUPWARE: Capabilities(APPOINTMENT_FIELDS),
+}
 
 
 def st(
@@ -370,12 +376,18 @@ def test_a_filter_is_checked_even_when_the_item_did_not_change() -> None:
     person = contact("Ann", "Smith", "ann@example.com", selections=frozenset({"old"}))
     h = content_hash(person, CONTACT_FIELDS)
     linked = link(crm_hash=h, groupware_hash=h)
-    rules = Policy(contacts=Direction.TWO_WAY, contact_filter=ContactFilter(selections=frozenset({"vip"})))
+    rules = Policy(
+        contacts=Direction.TWO_WAY, contact_filter=ContactFilter(selections=frozenset({"vip"}))
+    )
     result = run(
-        [st("crm-1", person, "v1")], links=[linked], policy=rules, kind=ItemKind.CONTACT,
+        [st("crm-1", person, "v1")],
+        links=[linked],
+        policy=rules,
+        kind=ItemKind.CONTACT,
         caps=CONTACT_CAPS,
     )
     assert ops(result) == [("delete", "groupware")]
+
 
 @pytest.mark.parametrize(
     ("rules", "person", "created"),

@@ -177,22 +177,35 @@ class SyncMachine(RuleBasedStateMachine):
         )
         return crm, gw
 
-    def make_item(self, token: str, identity: str, shape: str, day: int, hour: int, body: str) -> Any:
+    def make_item(
+        self, token: str, identity: str, shape: str, day: int, hour: int, body: str
+    ) -> Any:
         start_day = (self.now + timedelta(days=day)).date()
         if shape == "all_day":
             return Appointment(
-                subject=token, start=start_day, end=start_day + timedelta(days=1),
-                location=identity, body=body,
+                subject=token,
+                start=start_day,
+                end=start_day + timedelta(days=1),
+                location=identity,
+                body=body,
             )
         zone = AMSTERDAM if shape in ("zoned", "series") else "UTC"
-        start = datetime(start_day.year, start_day.month, start_day.day, hour, tzinfo=ZoneInfo(zone))
+        start = datetime(
+            start_day.year, start_day.month, start_day.day, hour, tzinfo=ZoneInfo(zone)
+        )
         item = Appointment(
-            subject=token, start=start, end=start + timedelta(hours=1), timezone=zone,
-            location=identity, body=body,
+            subject=token,
+            start=start,
+            end=start + timedelta(hours=1),
+            timezone=zone,
+            location=identity,
+            body=body,
         )
         if shape == "series":
             second = start + timedelta(days=1)
-            moved = RecurrenceException(second, second + timedelta(hours=2), second + timedelta(hours=3))
+            moved = RecurrenceException(
+                second, second + timedelta(hours=2), second + timedelta(hours=3)
+            )
             item = dataclasses.replace(
                 item, recurrence=Recurrence("FREQ=DAILY;COUNT=3", exceptions=(moved,))
             )
@@ -203,13 +216,21 @@ class SyncMachine(RuleBasedStateMachine):
         if what == "body":
             changes["body"] = f"notes {token}"
         elif what == "time":
-            step = timedelta(days=1) if isinstance(item.start, date) and not isinstance(item.start, datetime) else timedelta(hours=1)
+            step = (
+                timedelta(days=1)
+                if isinstance(item.start, date) and not isinstance(item.start, datetime)
+                else timedelta(hours=1)
+            )
             changes["start"], changes["end"] = item.start + step, item.end + step
         elif what == "private":
             changes["private"] = not item.private
         elif what == "show_as":
             order = [ShowAs.BUSY, ShowAs.TENTATIVE, ShowAs.FREE, ShowAs.ELSEWHERE]
-            changes["show_as"] = order[(order.index(item.show_as) + 1) % len(order)] if item.show_as in order else ShowAs.BUSY
+            changes["show_as"] = (
+                order[(order.index(item.show_as) + 1) % len(order)]
+                if item.show_as in order
+                else ShowAs.BUSY
+            )
         elif what == "categories":
             changes["categories"] = frozenset() if item.categories else frozenset({"Blue"})
         elif what == "reminder":
@@ -652,7 +673,9 @@ class ContactSyncMachine(SyncMachine):
         )
         return crm, gw
 
-    def make_item(self, token: str, identity: str, shape: str, day: int, hour: int, body: str) -> Any:
+    def make_item(
+        self, token: str, identity: str, shape: str, day: int, hour: int, body: str
+    ) -> Any:
         phones = (Phone(f"+31 20 555 01{hour:02d}", "work"),) if body else ()
         return Contact(
             given_name=token,
