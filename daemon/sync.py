@@ -31,6 +31,7 @@ from common.connectors.base import (
     T,
     Throttled,
 )
+from common.items import Appointment, content_hash, overlaps_window
 from common.kinds import (
     ItemKind,
     LinkSnapshot,
@@ -39,6 +40,7 @@ from common.kinds import (
     RunStatus,
     Side,
     Stored,
+    Unreadable,
     Window,
 )
 from daemon.apply import AT_ONCE, Applier, ApplyReport, ItemFailure, RunAborted, RunThrottled
@@ -128,6 +130,27 @@ def read_changes(
     raise AssertionError("unreachable")
 
 
+def _screen(page: ChangeSet[T], window: Window | None) -> ChangeSet[T]:
+    """Items the engine cannot work with (a rule dateutil cannot read, a date it cannot
+    place) are set aside as unreadable here, once, so that no later step fails on them."""
+    kept: list[Stored[T]] = []
+    bad: list[Unreadable] = []
+    for stored in page.upserts:
+        item = stored.item
+        if isinstance(item, Appointment) and item.recurrence is not None:
+            try:
+                content_hash(item)
+                if window is not None:
+                    overlaps_window(item, window.start, window.end)
+            except (ValueError, TypeError, OverflowError) as exc:
+                bad.append(Unreadable(stored.id, f"series cannot be read: {exc}"))
+                continue
+        kept.append(stored)
+    if not bad:
+        return page
+    return replace(page, upserts=kept, unreadable=[*page.unreadable, *bad])
+
+
 def window_of(kind: ItemKind, policy: Policy, now: datetime) -> Window | None:
     if kind is not ItemKind.APPOINTMENT:
         return None
@@ -195,7 +218,10 @@ class _Run(Generic[T]):
             if self.done[side]:
                 changes[side] = ChangeSet([], [], self.cursor[side], full=self.full[side])
                 continue
-            page = read_changes(self.connectors[side], self.cursor[side], self.window, self.sleep)
+            page = _screen(
+                read_changes(self.connectors[side], self.cursor[side], self.window, self.sleep),
+                self.window,
+            )
             if self.cursor[side] is not None and page.full and not self.full[side]:
                 self.full[side] = True  # the cursor had expired: a full listing began
             self.cursor[side] = page.cursor

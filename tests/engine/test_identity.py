@@ -140,8 +140,8 @@ def test_recovery_finds_the_copy_by_correlation_id(store: Any, step: int) -> Non
     """Point 3: a crash between a create and its link, on a service whose create is not
     idempotent and whose listing shows no stamps: `find_by_correlation_id` is the recovery
     path. Mistake: skipping it (a second copy), or trusting the listing (which hides it)."""
-    crm, gw = world(stamps_in_listing=False, idempotent_create=False)
-    gw.idempotent_create = False
+    # The copy's stamp shows neither in the listing nor in a read: only a lookup finds it.
+    crm, gw = world(stamps_in_listing=False, stamps_in_reads=False, idempotent_create=False)
     crm.user_create(appointment("Demo"))
     faults = Faults(at=step).attach(crm, gw, store)
     with pytest.raises(Crash):

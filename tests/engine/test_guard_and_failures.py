@@ -1,0 +1,217 @@
+"""A held plan holds what belongs to it (point 12); one bad item never stops a user
+(point 13); an initial sync in pages and batches resumes without redoing writes (point 14).
+On the in-memory and SQL stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from common.connectors.base import Transient
+from common.connectors.memory import Clock, MemoryConnector
+from common.items import Appointment, Recurrence
+from common.kinds import ItemKind, RunStatus, Side
+from daemon.policies import DeletionGuard, Policy, Window
+from daemon.sync import SideCursor, SyncOutcome, sync
+from tests.fixtures.engine import NOW, Crash, Faults, MemoryStore, make_sql_store
+
+APPT = ItemKind.APPOINTMENT
+POLICY = Policy(window=Window(days_back=2, days_ahead=20), guard=DeletionGuard(max_deletes=3))
+
+
+@pytest.fixture(params=["memory", "sql"])
+def store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    sql = make_sql_store()
+    yield sql
+    sql.db.dispose()
+
+
+def meeting(subject: str, days: float, hour: int = 10) -> Appointment:
+    start = (NOW + timedelta(days=days)).replace(hour=hour, minute=0)
+    return Appointment(subject, start, start + timedelta(hours=1))
+
+
+def run(crm: Any, gw: Any, store: Any, **kw: Any) -> SyncOutcome[Appointment]:
+    return sync(APPT, {Side.CRM: crm, Side.GROUPWARE: gw}, store, POLICY, NOW, **kw)
+
+
+def test_a_moved_series_is_held_with_its_replacement_copies(store: Any) -> None:
+    """A series the groupware cannot hold, moved by a day: every occurrence copy would be
+    deleted and re-made. Over the guard, the plan is held whole: no deletion and none of
+    the creates that replace them (mistake: creating the new copies while the old ones are
+    held, so the calendar shows both). Approved, it is applied."""
+    clock = Clock()
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm", clock=clock)
+    gw: MemoryConnector[Appointment] = MemoryConnector(
+        "gw", clock=clock, can_express=lambda rule: False
+    )
+    start = (NOW + timedelta(days=1)).replace(hour=9, minute=0)
+    series_id = crm.user_create(
+        Appointment(
+            "Stand-up",
+            start,
+            start + timedelta(minutes=15),
+            recurrence=Recurrence("FREQ=DAILY;COUNT=6"),
+        )
+    )
+    run(crm, gw, store)
+    before = dict(gw.items)
+    assert len(before) == 6
+    crm.user_edit(
+        series_id, start=start + timedelta(hours=2), end=start + timedelta(hours=2, minutes=15)
+    )
+    held = run(crm, gw, store)
+    assert held.status is RunStatus.HELD
+    assert gw.items == before  # nothing written for the series: no deletes, no creates
+    approved = run(crm, gw, store, approve_deletions=True)
+    assert approved.status is RunStatus.SUCCEEDED
+    assert sorted(i.start.hour for _, i, _ in gw.items.values()) == [11] * 6
+
+
+def test_after_a_listing_that_came_back_empty_nothing_is_written(store: Any) -> None:
+    """The groupware lists nothing (a broken listing, a wiped calendar) while CRM items are
+    linked and one was edited: modification beats deletion would re-create it, deletion
+    would empty the CRM. Both wait for approval or for the listing to recover."""
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw")
+    ids = [crm.user_create(meeting(f"M{n}", days=n)) for n in range(1, 4)]
+    run(crm, gw, store)
+    for gw_id in list(gw.items):
+        gw.user_delete(gw_id)
+    gw.expire_cursors()  # read afresh: a full listing that shows nothing
+    crm.user_edit(ids[0], subject="M1 moved")
+    held = run(crm, gw, store)
+    assert held.status is RunStatus.HELD
+    assert gw.items == {} and len(crm.items) == 3
+    assert not [w for w in crm.writes + gw.writes if w[0] in ("create", "delete")][3:]
+
+
+def test_one_item_the_service_refuses_does_not_stop_the_others(store: Any) -> None:
+    """Point 13 (mistake: the run stops at the first refusal, or the cursor is held back
+    until the refused item goes through)."""
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw")
+    gw.refuse = lambda item: "invalid recipient" if item.subject == "Bad" else None
+    bad = crm.user_create(meeting("Bad", days=1))
+    crm.user_create(meeting("Good", days=2))
+    outcome = run(crm, gw, store)
+    assert outcome.status is RunStatus.PARTIAL
+    assert [i.subject for _, i, _ in gw.items.values()] == ["Good"]
+    saved = SideCursor.load(store.load_cursor(APPT, Side.CRM))
+    assert saved.token is not None and saved.retry == [bad]  # advanced; the item kept
+    gw.refuse = None  # fixed on the service's side: the next run carries it
+    assert run(crm, gw, store).status is RunStatus.SUCCEEDED
+    assert sorted(i.subject for _, i, _ in gw.items.values()) == ["Bad", "Good"]
+
+
+def test_an_item_that_cannot_be_read_is_recorded_and_read_again(store: Any) -> None:
+    """A naive timestamp or an unknown zone on the service: that item is recorded with its
+    reason and read again next run; the others sync and the cursor advances; its link is
+    neither deleted nor doubled."""
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw")
+    broken = crm.user_create(meeting("Broken", days=1))
+    run(crm, gw, store)
+    crm.server_garble(broken, "naive timestamp 2026-03-21T10:00:00")
+    crm.user_create(meeting("Fine", days=2))
+    outcome = run(crm, gw, store)
+    assert outcome.status is RunStatus.PARTIAL
+    assert any("naive timestamp" in note for note in outcome.notes)
+    assert sorted(i.subject for _, i, _ in gw.items.values()) == ["Broken", "Fine"]
+    assert SideCursor.load(store.load_cursor(APPT, Side.CRM)).retry == [broken]
+    crm.server_repair(broken)
+    crm.user_edit(broken, subject="Broken, fixed")
+    assert run(crm, gw, store).status is RunStatus.SUCCEEDED
+    assert sorted(i.subject for _, i, _ in gw.items.values()) == ["Broken, fixed", "Fine"]
+
+
+def test_a_series_that_cannot_be_expanded_is_one_failure_not_a_failed_run(store: Any) -> None:
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw", can_express=lambda rule: False)
+    start = (NOW + timedelta(days=1)).replace(hour=9, minute=0)
+    crm.user_create(
+        Appointment(
+            "Odd", start, start + timedelta(hours=1), recurrence=Recurrence("FREQ=SOMETIMES")
+        )
+    )
+    crm.user_create(meeting("Fine", days=2))
+    outcome = run(crm, gw, store)
+    assert outcome.status is RunStatus.PARTIAL
+    assert [i.subject for _, i, _ in gw.items.values()] == ["Fine"]
+    assert any("series cannot be" in note for note in outcome.notes)
+
+
+@pytest.mark.parametrize("fail_after", [5, 37])
+def test_an_initial_sync_in_pages_and_batches_resumes_without_redoing_writes(
+    store: Any, fail_after: int
+) -> None:
+    """Point 14: 120 items each side in pages of 25, written in batches of 20, half of them
+    twins made by hand on both sides (paired, not copied). The run fails part-way; the next
+    one makes only the writes still missing: no duplicate, no write twice."""
+    clock = Clock()
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm", clock=clock, page_size=25)
+    gw: MemoryConnector[Appointment] = MemoryConnector(
+        "gw", clock=clock, page_size=25, batch_size=20
+    )
+    for n in range(120):
+        crm.user_create(meeting(f"CRM {n}", days=1 + n % 15, hour=8 + n % 9))
+    for n in range(60):
+        twin = meeting(f"CRM {n}", days=1 + n % 15, hour=8 + n % 9)
+        gw.user_create(twin)
+    for n in range(60):
+        gw.user_create(meeting(f"GW {n}", days=1 + n % 15, hour=8 + n % 9))
+    made = 0
+
+    def fail(phase: str, op: str, item_id: str | None) -> None:
+        nonlocal made
+        if phase == "after" and op.endswith(".create"):
+            made += 1
+            if made == fail_after:
+                raise Transient("connection reset")
+
+    crm.hooks.append(fail)
+    gw.hooks.append(fail)
+    first = run(crm, gw, store)
+    assert first.status is RunStatus.PARTIAL
+    crm.hooks.remove(fail)
+    gw.hooks.remove(fail)
+    second = run(crm, gw, store)
+    assert second.status is RunStatus.SUCCEEDED, second
+    crm_subjects = sorted(i.subject for _, i, _ in crm.items.values())
+    gw_subjects = sorted(i.subject for _, i, _ in gw.items.values())
+    assert crm_subjects == gw_subjects and len(crm_subjects) == 180  # 120 + 60, no twin doubled
+    creates = [w for w in crm.writes + gw.writes if w[0] == "create"]
+    assert len(creates) == 120  # 60 copies each way, each made once
+    third = run(crm, gw, store)
+    assert third.writes() == 0
+
+
+def test_writes_to_a_batching_side_go_in_batches(store: Any) -> None:
+    """Mistake: apply_many never used (one request per item against Graph's $batch)."""
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw", batch_size=20)
+    for n in range(45):
+        crm.user_create(meeting(f"M{n}", days=1 + n % 10, hour=8 + n % 8))
+    outcome = run(crm, gw, store)
+    assert outcome.status is RunStatus.SUCCEEDED and len(gw.items) == 45
+    assert outcome.report is not None and outcome.report.counts["batches"] == 3
+
+
+def test_a_crash_in_the_middle_of_a_batch_loses_and_doubles_nothing(store: Any) -> None:
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm", idempotent_create=False)
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw", batch_size=5, idempotent_create=False)
+    for n in range(7):
+        crm.user_create(meeting(f"M{n}", days=1 + n))
+    faults = Faults(on="after gw.create").attach(gw)
+    faults.at = None
+    with pytest.raises(Crash):
+        run(crm, gw, store)
+    faults.detach(gw)
+    assert run(crm, gw, store).status is RunStatus.SUCCEEDED
+    assert sorted(i.subject for _, i, _ in gw.items.values()) == [f"M{n}" for n in range(7)]
