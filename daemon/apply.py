@@ -708,10 +708,11 @@ class Applier(Generic[T]):
             current = fresh
         link = action.link
         agreed = self._hash(source)
+        moved = current.version != action.target_version or not connector.exact_versions
         if (
             action.seen is None
             and link is not None
-            and current.version != action.target_version
+            and moved
             and self._hash(current) not in (link.hash(target), agreed)
         ):
             raise _Replan()  # edited since we planned: decide again with what is there now
@@ -823,7 +824,7 @@ class Applier(Generic[T]):
             action.seen is None
             and link.item_id(target) is not None
             and not is_occurrence_id(link.item_id(other(target)))
-            and current.version != link.version(target)
+            and (current.version != link.version(target) or not connector.exact_versions)
             and self._hash(current) != link.hash(target)
         ):
             raise _Replan()  # edited since we planned: a modification beats the deletion

@@ -254,7 +254,7 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
             return self._stored(item_id)
         version, item, _ = self.items[item_id]
         self.seq += 1  # a new version, same content: a stamp is not an edit
-        self.items[item_id] = (f"{self.name}v{self.seq}", item, correlation_id)
+        self.items[item_id] = (self._version(), item, correlation_id)
         self.changed_at[item_id] = self.seq
         self.writes.append(("stamp", item_id))
         self._hook("after", "stamp", item_id)
