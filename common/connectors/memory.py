@@ -341,12 +341,17 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
     # --- meetings ----------------------------------------------------------------------------
 
     def _as_meeting(self, item: T, item_id: str) -> T:
-        """A meeting written here is organised by this mailbox's owner and gets a UID."""
-        if not isinstance(item, Appointment) or not item.attendees or not self.owner:
+        """A meeting made here is organised by this mailbox's (or diary's) owner, whatever
+        the item says (a service makes the account that writes it the organiser), and gets a
+        UID; an update keeps the organiser the item has."""
+        if not isinstance(item, Appointment) or not self.owner:
             return item
-        return dataclasses.replace(
-            item, organizer=item.organizer or self.owner, uid=item.uid or f"uid-{item_id}"
-        )
+        held = self.items.get(item_id)
+        organizer = held[1].organizer if held is not None else self.owner
+        if not item.attendees and held is None:
+            return dataclasses.replace(item, organizer=organizer)  # type: ignore[return-value]
+        uid = item.uid or f"uid-{item_id}"
+        return dataclasses.replace(item, organizer=organizer, uid=uid)  # type: ignore[return-value]
 
     def _invite(self, item: T) -> None:
         """What the service does with a meeting's attendees: a groupware server sends each
@@ -365,7 +370,9 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
                 if not crm:
                     self.directory.outbox.append((address, item.subject))
                 continue
-            copy = other._by_uid(item.uid)
+            # A mailbox files a meeting request onto the meeting it already holds with that
+            # UID (Exchange and Google correlate by it); a CRM books a new child each time.
+            copy = None if crm else other._by_uid(item.uid)
             invitation = dataclasses.replace(item, last_modified=None)
             if copy is None:
                 other.user_create(invitation)

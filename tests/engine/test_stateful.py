@@ -699,3 +699,112 @@ class ContactSyncMachine(SyncMachine):
 
 ContactSyncMachine.TestCase.settings = engine_profile()
 TestContactSync = ContactSyncMachine.TestCase
+
+
+class MeetingMachine(RuleBasedStateMachine):
+    """Two synced colleagues and a customer: meetings booked in the CRM (a mother
+    appointment and the colleague's child booking) or in Outlook (the groupware delivers the
+    invitation), syncs of either user in any order, with and without inviting colleagues.
+    After quiet syncs every participant holds each meeting once on each side, and no mail
+    went outside the organisation."""
+
+    USERS = ("ann@contoso.example", "ben@contoso.example")
+    CUSTOMER = "carl@customer.example"
+
+    def __init__(self) -> None:
+        super().__init__()
+        from common.connectors.memory import Directory
+
+        self.directory = Directory()
+        self.clock = Clock()
+        self.meetings: dict[str, set[str]] = {}  # meeting -> its synced participants
+        self.organizers: dict[str, str] = {}  # meeting -> who organised it
+        self.crm: dict[str, MemoryConnector[Appointment]] = {}
+        self.gw: dict[str, MemoryConnector[Appointment]] = {}
+        self.stores: dict[str, Any] = {}
+        for address in self.USERS:
+            name = address.split("@")[0]
+            self.crm[address] = MemoryConnector(
+                f"crm-{name}", owner=address, directory=self.directory, clock=self.clock
+            )
+            self.gw[address] = MemoryConnector(
+                f"gw-{name}", owner=address, directory=self.directory, clock=self.clock
+            )
+            self.stores[address] = MemoryStore()
+        self.policy = Policy(window=WINDOW)
+
+    @initialize(invite=st.booleans())
+    def configure(self, invite: bool) -> None:
+        from daemon.policies import Invitations, InviteMode
+
+        mode = InviteMode.INTERNAL if invite else InviteMode.NONE
+        self.policy = Policy(window=WINDOW, invitations=Invitations(mode))
+        event(f"invite colleagues={invite}")
+
+    def meeting(self, organizer: str, guest: str, day: int, hour: int) -> Appointment:
+        name = f"m{len(self.meetings) + 1}"
+        self.meetings[name] = {organizer, guest}
+        self.organizers[name] = organizer
+        start = datetime(2026, 3, 21, hour, tzinfo=ZoneInfo("UTC")) + timedelta(days=day)
+        from common.items import Attendee
+
+        attendees = (Attendee(organizer), Attendee(guest), Attendee(self.CUSTOMER))
+        return Appointment(
+            f"Meeting {name}",
+            start,
+            start + timedelta(hours=1),
+            location=name,
+            attendees=attendees,
+            organizer=organizer,
+            uid=f"uid-{name}",
+        )
+
+    @rule(who=st.sampled_from([0, 1]), day=st.integers(0, 3), hour=st.integers(8, 16))
+    def book_in_the_crm(self, who: int, day: int, hour: int) -> None:
+        organizer, guest = self.USERS[who], self.USERS[1 - who]
+        item = self.meeting(organizer, guest, day, hour)
+        self.crm[organizer].user_create(item)
+        self.crm[guest].user_create(item)  # SuperOffice books the colleague's diary too
+
+    @rule(who=st.sampled_from([0, 1]), day=st.integers(0, 3), hour=st.integers(8, 16))
+    def invite_in_outlook(self, who: int, day: int, hour: int) -> None:
+        organizer, guest = self.USERS[who], self.USERS[1 - who]
+        item = self.meeting(organizer, guest, day, hour)
+        self.gw[organizer].user_create(item)
+        self.gw[guest].user_create(item)  # the groupware delivers the invitation
+
+    @rule(who=st.sampled_from([0, 1]))
+    def sync_user(self, who: int) -> None:
+        address = self.USERS[who]
+        outcome = sync(
+            ItemKind.APPOINTMENT,
+            {Side.CRM: self.crm[address], Side.GROUPWARE: self.gw[address]},
+            self.stores[address],
+            self.policy,
+            NOW,
+            me=address,
+            colleagues=frozenset(self.USERS),
+        )
+        assert outcome.status is RunStatus.SUCCEEDED, outcome
+
+    def teardown(self) -> None:
+        for _ in range(3):
+            self.sync_user(0)
+            self.sync_user(1)
+        assert self.directory.outbox == [], "mail went outside the organisation"
+        for address in self.USERS:
+            for side, connector in (("crm", self.crm[address]), ("gw", self.gw[address])):
+                held = Counter(item.location for _, item, _ in connector.items.values())
+                for name, participants in self.meetings.items():
+                    expected = 1 if address in participants else 0
+                    assert held[name] == expected, (address, side, name, held)
+                # Nobody's sync sends invitations on a colleague's behalf: every copy that is
+                # a meeting (has attendees) is organised by whoever organised it.
+                for _, item, _ in connector.items.values():
+                    if item.attendees:
+                        organizer = self.organizers[item.location]
+                        assert item.organizer == organizer, (address, side, item)
+
+
+MeetingMachine.TestCase.settings = engine_profile(share=0.25)
+TestMeetings = MeetingMachine.TestCase
