@@ -349,9 +349,9 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         held = self.items.get(item_id)
         organizer = held[1].organizer if held is not None else self.owner
         if not item.attendees and held is None:
-            return dataclasses.replace(item, organizer=organizer)  # type: ignore[return-value]
+            return dataclasses.replace(item, organizer=organizer)
         uid = item.uid or f"uid-{item_id}"
-        return dataclasses.replace(item, organizer=organizer, uid=uid)  # type: ignore[return-value]
+        return dataclasses.replace(item, organizer=organizer, uid=uid)
 
     def _invite(self, item: T) -> None:
         """What the service does with a meeting's attendees: a groupware server sends each
