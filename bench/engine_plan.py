@@ -14,20 +14,27 @@ from __future__ import annotations
 import argparse
 import gc
 import resource
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from common.capabilities import Capabilities, agreed_hash
 from common.connectors.base import ChangeSet, Stored
-from common.items import APPOINTMENT_FIELDS, Appointment, content_hash
+from common.items import Appointment
 from common.models import ItemKind, Side
 from daemon.engine import LinkIndex, LinkSnapshot, Plan, PlanInput, plan
 from daemon.policies import Policy
 
 NOW = datetime(2026, 3, 20, 12, tzinfo=UTC)
-FIELDS = APPOINTMENT_FIELDS
+CAPS = {Side.CRM: Capabilities.full(), Side.GROUPWARE: Capabilities.full()}
+
+
+def agreed(item: Appointment) -> str:
+    """The content hash the planner compares (the common view of both sides)."""
+    return agreed_hash(item, CAPS[Side.CRM], CAPS[Side.GROUPWARE])
 
 
 def item(n: int, edited: bool = False) -> Appointment:
@@ -58,8 +65,8 @@ class World:
         hashes: dict[int, str] = {}
         for n in range(total):
             base = item(n)
-            hashes[n] = content_hash(base, FIELDS)
-            link = LinkSnapshot(f"cid-{n}", f"crm-{n}", f"gw-{n}", "v1", "v1", hashes[n])
+            hashes[n] = agreed(base)
+            link = LinkSnapshot(f"cid-{n}", f"crm-{n}", f"gw-{n}", "v1", "v1", hashes[n], hashes[n])
             self.links[link.correlation_id] = link
             self.by_crm[f"crm-{n}"] = link
             self.by_gw[f"gw-{n}"] = link
@@ -89,7 +96,7 @@ def incremental(world: World) -> Plan[Appointment]:
             LinkIndex(links, counts),
             Policy(),
             NOW,
-            FIELDS,
+            CAPS,
         )
     )
 
@@ -104,7 +111,7 @@ def full_comparison(world: World) -> Plan[Appointment]:
             LinkIndex(world.links.values(), counts),
             Policy(),
             NOW,
-            FIELDS,
+            CAPS,
         )
     )
 
@@ -114,9 +121,9 @@ def full_comparison_by_hash(world: World) -> int:
     differing = 0
     for crm, gw in zip(world.crm, world.gw, strict=True):
         link = world.by_crm[crm.id]
-        if content_hash(crm.item, FIELDS) != link.content_hash:
+        if agreed(crm.item) != link.crm_hash:
             differing += 1
-        if content_hash(gw.item, FIELDS) != link.content_hash:
+        if agreed(gw.item) != link.groupware_hash:
             differing += 1
     return differing
 
@@ -178,6 +185,13 @@ def main() -> None:
     print(
         f"process max RSS (holding both sides' {args.total} items for the baseline): {rss:.0f} MB"
     )
+    grows = inc_t / small_t
+    ok = grows < 3.0 and inc_mem < 200
+    print(
+        f"{'PASS' if ok else 'FAIL'}: incremental cost x{grows:.2f} for {args.total // small.total}x "
+        f"the linked items (target < 3x: follows the changes), peak {inc_mem:.1f} MB < 200 MB"
+    )
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":
