@@ -143,6 +143,7 @@ class Applier(Generic[T]):
         self._job = _Job()  # the action whose steps run now
         self._write_side = Side.CRM  # where the journaled write under way goes
         self._plan: Plan[T] | None = None
+        self._waited_for: Exception | None = None
         # Set for a page of a multi-page run: creates and deletions that a re-plan decides
         # are not made now but kept here, for the run's end and its guard.
         self.postpone: list[Action[T]] | None = None
@@ -326,8 +327,10 @@ class Applier(Generic[T]):
                 self._fail(action, exc, retryable=True)
                 raise RunThrottled(exc.retry_after) from exc
             self._close_refused()
-            self.report.waited += exc.retry_after
-            self.sleep(exc.retry_after)
+            if exc is not self._waited_for:  # the rest of a throttled batch shares one wait
+                self._waited_for = exc
+                self.report.waited += exc.retry_after
+                self.sleep(exc.retry_after)
             return True
         if isinstance(exc, AuthExpired):
             raise RunAborted(str(exc)) from exc

@@ -45,7 +45,7 @@ from common.kinds import (
 )
 from daemon.apply import AT_ONCE, Applier, ApplyReport, ItemFailure, RunAborted, RunThrottled
 from daemon.dryrun import render_plan
-from daemon.engine import Action, LinkIndex, Plan, PlanInput, guard, is_occurrence_id, plan
+from daemon.engine import Action, LinkIndex, Op, Plan, PlanInput, guard, is_occurrence_id, plan
 from daemon.expansion import expand_series
 from daemon.policies import InviteMode, Policy
 from daemon.resolve import Resolution, missing_from_listing, resolve
@@ -353,7 +353,7 @@ def sync(
             single = run.pages == 1 and last
             if not single:
                 inp = run.keep_for_the_end(inp)
-            page_plan = plan(inp)
+            page_plan = _guarded(plan(inp), inp, store)
             final: Plan[T] | None = page_plan if single else None
             if final is None:
                 # Several pages: updates and links are applied page by page; creates and
@@ -446,6 +446,15 @@ def _finish(
 ) -> None:
     timings = {"total": time.perf_counter() - started}
     store.finish_run(run_id, RunOutcome(status, counts, errors, timings, held, notes))
+
+
+def _guarded(the_plan: Plan[T], inp: PlanInput[T], store: SyncStore) -> Plan[T]:
+    """The guard needs the user's linked counts, read only when a plan deletes (a filter, not
+    only a removal, can make it delete)."""
+    if inp.links.linked_counts or not any(a.op is Op.DELETE for a in the_plan.actions):
+        return the_plan
+    counted = replace(inp, links=LinkIndex([], store.linked_counts(inp.kind)))
+    return replace(the_plan, hold=guard(counted, the_plan.actions))
 
 
 def _final_plan(kind: ItemKind, inp: PlanInput[T], run: _Run[T], store: SyncStore) -> Plan[T]:

@@ -207,11 +207,13 @@ class BaseConnector(Generic[T]):
 
     def apply_many(self, writes: Sequence[Write[T]]) -> list[WriteResult[T]]:
         results: list[WriteResult[T]] = []
-        for write in writes:
+        for n, write in enumerate(writes):
             try:
                 results.append(self._apply_one(write))
-            except (AuthExpired, Throttled):
-                raise  # the whole batch stops: the engine reschedules or aborts
+            except (AuthExpired, Throttled) as exc:
+                # The rest is not sent; what was written stays written (each item has its
+                # own result, as in Graph's $batch, so nothing made is made twice).
+                return results + [exc] * (len(writes) - n)
             except ConnectorError as exc:
                 results.append(exc)
         return results

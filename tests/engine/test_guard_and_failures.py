@@ -215,3 +215,30 @@ def test_a_crash_in_the_middle_of_a_batch_loses_and_doubles_nothing(store: Any) 
     faults.detach(gw)
     assert run(crm, gw, store).status is RunStatus.SUCCEEDED
     assert sorted(i.subject for _, i, _ in gw.items.values()) == [f"M{n}" for n in range(7)]
+
+
+def test_a_throttle_in_the_middle_of_a_batch_never_makes_an_item_twice(store: Any) -> None:
+    """Graph answers a $batch part by part: the parts before a 429 were made. Mistake:
+    treating the whole batch as refused and sending the made ones again (a create that is
+    not idempotent then doubles them)."""
+    from common.connectors.base import Throttled
+
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw", batch_size=5, idempotent_create=False)
+    for n in range(5):
+        crm.user_create(meeting(f"M{n}", days=1 + n))
+    calls = 0
+
+    def throttle_third(phase: str, op: str, item_id: str | None) -> None:
+        nonlocal calls
+        if phase == "before" and op == "gw.create":
+            calls += 1
+            if calls == 3:
+                raise Throttled(1.0)
+
+    gw.hooks.append(throttle_third)
+    slept: list[float] = []
+    outcome = run(crm, gw, store, sleep=slept.append)
+    assert outcome.status is RunStatus.SUCCEEDED
+    assert sorted(i.subject for _, i, _ in gw.items.values()) == [f"M{n}" for n in range(5)]
+    assert slept == [1.0]  # one wait for the batch, not one per item
