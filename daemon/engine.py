@@ -56,8 +56,6 @@ CRM, GROUPWARE = Side.CRM, Side.GROUPWARE
 OCCURRENCE_SEPARATOR = "@@"
 OUTSIDE_WINDOW = "outside the sync window"
 
-__all__ = ["LinkSnapshot", "plan", "plan_pair"]
-
 
 def is_occurrence_id(item_id: str | None) -> bool:
     return item_id is not None and OCCURRENCE_SEPARATOR in item_id

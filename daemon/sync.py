@@ -5,7 +5,8 @@ was applied, so anything interrupted is read again next time and re-planned agai
 links the interrupted run left behind. An item that fails does not pin the cursor: it goes
 on the retry list kept with the cursor, and is read again on the next run.
 
-A run always ends with its `SyncRun` record finished, whatever happened in between.
+A run that ends, however it ends (an unexpected error included), finishes its `SyncRun`
+record; only a process that dies leaves it running, for the daemon's housekeeping.
 
 The stored cursor of a side wraps the connector's own token with the window it was made for
 and the retry list (`SideCursor`). When the window has moved (a new day), the side is listed
@@ -15,7 +16,6 @@ their copies (`daemon.resolve`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,12 +26,9 @@ from common.connectors.base import (
     AuthExpired,
     ChangeSet,
     ConnectorError,
-    CursorExpired,
     ItemConnector,
     T,
-    Throttled,
 )
-from common.items import Appointment, content_hash, overlaps_window
 from common.kinds import (
     ItemKind,
     LinkSnapshot,
@@ -40,45 +37,23 @@ from common.kinds import (
     RunStatus,
     Side,
     Stored,
-    Unreadable,
-    Window,
 )
 from daemon.apply import AT_ONCE, Applier, ApplyReport, ItemFailure, RunAborted, RunThrottled
 from daemon.dryrun import render_plan
 from daemon.engine import Action, LinkIndex, Op, Plan, PlanInput, guard, is_occurrence_id, plan
 from daemon.expansion import expand_series
 from daemon.policies import InviteMode, Policy
+from daemon.reading import (
+    SideCursor,
+    read_changes,
+    screen,
+    window_key,
+    window_of,
+)
 from daemon.resolve import Resolution, missing_from_listing, resolve
 from daemon.store import LinkConflict, RunOutcome, SyncStore
 
 SIDES = (Side.CRM, Side.GROUPWARE)
-MAX_SLEEP = 5.0  # longer throttles end the run as partial, to be rescheduled
-
-
-@dataclass(slots=True)
-class SideCursor:
-    """What is kept between runs for one side: the connector's token, the window it was
-    made for, and the ids to read again (items that failed)."""
-
-    token: str | None = None
-    window: tuple[str, str] | None = None
-    retry: list[str] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, stored: str | None) -> SideCursor:
-        if stored is None:
-            return cls()
-        try:
-            data = json.loads(stored)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or data.get("v") != 2:
-            return cls(token=stored)  # a token from before the window was kept: list afresh
-        window = data.get("window")
-        return cls(data.get("token"), tuple(window) if window else None, list(data["retry"]))
-
-    def dump(self) -> str:
-        return json.dumps({"v": 2, "token": self.token, "window": self.window, "retry": self.retry})
 
 
 @dataclass(slots=True)
@@ -107,58 +82,6 @@ class SyncOutcome(Generic[T]):
     @property
     def conflicts(self) -> int:
         return sum(len(p.conflicts) for p in self.plans)
-
-
-def read_changes(
-    connector: ItemConnector[T],
-    cursor: str | None,
-    window: Window | None,
-    sleep: Callable[[float], None],
-    max_attempts: int = 4,
-) -> ChangeSet[T]:
-    """One page of the side's changes; an expired cursor falls back to a full listing."""
-    for attempt in range(1, max_attempts + 1):
-        try:
-            try:
-                return connector.changes(cursor, window)
-            except CursorExpired:
-                return connector.changes(None, window)
-        except Throttled as exc:
-            if attempt == max_attempts or exc.retry_after > MAX_SLEEP:
-                raise RunThrottled(exc.retry_after) from exc
-            sleep(exc.retry_after)
-    raise AssertionError("unreachable")
-
-
-def _screen(page: ChangeSet[T], window: Window | None) -> ChangeSet[T]:
-    """Items the engine cannot work with (a rule dateutil cannot read, a date it cannot
-    place) are set aside as unreadable here, once, so that no later step fails on them."""
-    kept: list[Stored[T]] = []
-    bad: list[Unreadable] = []
-    for stored in page.upserts:
-        item = stored.item
-        if isinstance(item, Appointment) and item.recurrence is not None:
-            try:
-                content_hash(item)
-                if window is not None:
-                    overlaps_window(item, window.start, window.end)
-            except (ValueError, TypeError, OverflowError) as exc:
-                bad.append(Unreadable(stored.id, f"series cannot be read: {exc}"))
-                continue
-        kept.append(stored)
-    if not bad:
-        return page
-    return replace(page, upserts=kept, unreadable=[*page.unreadable, *bad])
-
-
-def window_of(kind: ItemKind, policy: Policy, now: datetime) -> Window | None:
-    if kind is not ItemKind.APPOINTMENT:
-        return None
-    return Window(*policy.window.bounds(now))
-
-
-def _window_key(window: Window | None) -> tuple[str, str] | None:
-    return (window.start.isoformat(), window.end.isoformat()) if window else None
 
 
 class _Run(Generic[T]):
@@ -197,7 +120,7 @@ class _Run(Generic[T]):
         self.saved = {side: SideCursor.load(store.load_cursor(kind, side)) for side in SIDES}
         self.cursor: dict[Side, str | None] = {}
         for side in SIDES:  # a window that moved: list the side afresh inside the new one
-            fresh = self.saved[side].window != _window_key(self.window)
+            fresh = self.saved[side].window != window_key(self.window)
             self.cursor[side] = None if fresh else self.saved[side].token
         self.full = {side: self.cursor[side] is None for side in SIDES}
         self.seen: dict[Side, set[str]] = {side: set() for side in SIDES}
@@ -218,7 +141,7 @@ class _Run(Generic[T]):
             if self.done[side]:
                 changes[side] = ChangeSet([], [], self.cursor[side], full=self.full[side])
                 continue
-            page = _screen(
+            page = screen(
                 read_changes(self.connectors[side], self.cursor[side], self.window, self.sleep),
                 self.window,
             )
@@ -412,7 +335,7 @@ def sync(
             else:
                 retry = _retry_lists(failures, run, outcome.plans)
                 for side in SIDES:  # only now: everything read was applied or is listed again
-                    cursor = SideCursor(run.cursor[side], _window_key(run.window), retry[side])
+                    cursor = SideCursor(run.cursor[side], window_key(run.window), retry[side])
                     store.save_cursor(kind, side, cursor.dump())
                 partial = failures or any(run.unreadable.values())
                 outcome.status = RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED

@@ -13,8 +13,9 @@ from common.connectors.base import AuthExpired, Permanent, Throttled, Transient
 from common.items import Appointment, from_json
 from common.models import ItemKind, LinkState, RunStatus, Side
 from daemon.policies import ConflictPolicy, DeletionGuard, Policy
+from daemon.reading import SideCursor
 from daemon.store import AuditState
-from daemon.sync import SideCursor, SyncOutcome, sync
+from daemon.sync import SyncOutcome, sync
 from tests.fixtures.engine import (
     NOW,
     Crash,

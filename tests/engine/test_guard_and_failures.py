@@ -15,7 +15,8 @@ from common.connectors.memory import Clock, MemoryConnector
 from common.items import Appointment, Recurrence
 from common.kinds import ItemKind, RunStatus, Side
 from daemon.policies import DeletionGuard, Policy, Window
-from daemon.sync import SideCursor, SyncOutcome, sync
+from daemon.reading import SideCursor
+from daemon.sync import SyncOutcome, sync
 from tests.fixtures.engine import NOW, Crash, Faults, MemoryStore, make_sql_store
 
 APPT = ItemKind.APPOINTMENT

@@ -48,8 +48,9 @@ from common.items import (
 from common.kinds import ItemKind, LinkState, RemovalKind, RunStatus, Side
 from daemon.engine import Op
 from daemon.policies import ConflictPolicy, DeletionGuard, Direction, Policy, Window, refusal
+from daemon.reading import MAX_SLEEP
 from daemon.store import AuditRecord, AuditState
-from daemon.sync import MAX_SLEEP, SyncOutcome, sync
+from daemon.sync import SyncOutcome, sync
 from tests.engine.conftest import engine_profile
 from tests.fixtures.engine import (
     NOW,
