@@ -203,6 +203,8 @@ class _Run(Generic[T]):
             # An empty window alone is not that: its items were read and found.
             if side in complete and not self.seen[side] and resolved[side].removals:
                 listed_nothing.add(side)
+        if self.pages == 1 and last:  # a multi-page run does this at its end
+            resolved = twins_by_stamp(resolved, links, self.connectors)
         # Resolution may have found more items (moves, retries): their links are needed too.
         extra = {side: [s.id for s in resolved[side].upserts] for side in SIDES}
         more_cids = [
@@ -371,6 +373,35 @@ def _finish(
     store.finish_run(run_id, RunOutcome(status, counts, errors, timings, held, notes))
 
 
+def twins_by_stamp(
+    changes: Mapping[Side, ChangeSet[T]],
+    links: list[LinkSnapshot],
+    connectors: Mapping[Side, ItemConnector[T]],
+) -> dict[Side, ChangeSet[T]]:
+    """An item carrying a stamp no live link holds (the link table was lost) whose twin is
+    not in the other side's listing (outside the window, moved there meanwhile): its twin is
+    looked up by the stamp, so it is paired instead of copied a second time."""
+    live = {link.correlation_id for link in links if link.state is not LinkState.TOMBSTONE}
+    result = dict(changes)
+    for side in SIDES:
+        other_side = side.other
+        theirs = {s.correlation_id for s in result[other_side].upserts if s.correlation_id}
+        present = {s.id for s in result[other_side].upserts}
+        found: list[Stored[T]] = []
+        for stored in changes[side].upserts:
+            cid = stored.correlation_id
+            if cid is None or cid in live or cid in theirs:
+                continue
+            twin = connectors[other_side].find_by_correlation_id(cid)
+            if twin is not None and twin.id not in present:
+                found.append(replace(twin, correlation_id=cid))
+                present.add(twin.id)
+        if found:
+            other_changes = result[other_side]
+            result[other_side] = replace(other_changes, upserts=[*other_changes.upserts, *found])
+    return result
+
+
 def _guarded(the_plan: Plan[T], inp: PlanInput[T], store: SyncStore) -> Plan[T]:
     """The guard needs the user's linked counts, read only when a plan deletes (a filter, not
     only a removal, can make it delete)."""
@@ -424,10 +455,22 @@ def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
                     removals[side].append(Removal(item_id))
                 else:
                     upserts[side].append(found)
+    changes = twins_by_stamp(
+        {side: ChangeSet(upserts[side], removals[side], None) for side in SIDES},
+        links,
+        run.connectors,
+    )
+    known = {side: {s.id for s in upserts[side]} for side in SIDES}
+    added = {
+        side: [s.id for s in changes[side].upserts if s.id not in known[side]] for side in SIDES
+    }
+    if any(added.values()):  # twins found by their stamp: their links too
+        more = store.links_for(inp.kind, added[Side.CRM], added[Side.GROUPWARE], [])
+        links = list({x.correlation_id: x for x in [*links, *more]}.values())
     return replace(
         inp,
-        crm=ChangeSet(upserts[Side.CRM], removals[Side.CRM], None),
-        groupware=ChangeSet(upserts[Side.GROUPWARE], removals[Side.GROUPWARE], None),
+        crm=changes[Side.CRM],
+        groupware=changes[Side.GROUPWARE],
         links=LinkIndex(links, inp.links.linked_counts),
         listed_nothing=frozenset(),
     )
