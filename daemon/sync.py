@@ -397,8 +397,9 @@ def twins_by_stamp(
                 found.append(replace(twin, correlation_id=cid))
                 present.add(twin.id)
         if found:
-            other_changes = result[other_side]
-            result[other_side] = replace(other_changes, upserts=[*other_changes.upserts, *found])
+            before: ChangeSet[T] = result[other_side]
+            upserts: list[Stored[T]] = list(before.upserts) + found
+            result[other_side] = replace(before, upserts=upserts)
     return result
 
 
@@ -434,7 +435,7 @@ def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
     }
     cids = [s.correlation_id for side in SIDES for s in run.deferred[side] if s.correlation_id]
     cids += [a.link.correlation_id for a in run.later if a.link is not None]
-    links = store.links_for(inp.kind, ids[Side.CRM], ids[Side.GROUPWARE], cids)
+    links: list[LinkSnapshot] = store.links_for(inp.kind, ids[Side.CRM], ids[Side.GROUPWARE], cids)
     upserts = {side: list(run.deferred[side]) for side in SIDES}
     removals = {side: list(run.deferred_removals[side]) for side in SIDES}
     for side in SIDES:
@@ -460,12 +461,14 @@ def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
         links,
         run.connectors,
     )
-    known = {side: {s.id for s in upserts[side]} for side in SIDES}
+    listed = {side: {s.id for s in upserts[side]} for side in SIDES}
     added = {
-        side: [s.id for s in changes[side].upserts if s.id not in known[side]] for side in SIDES
+        side: [s.id for s in changes[side].upserts if s.id not in listed[side]] for side in SIDES
     }
     if any(added.values()):  # twins found by their stamp: their links too
-        more = store.links_for(inp.kind, added[Side.CRM], added[Side.GROUPWARE], [])
+        more: list[LinkSnapshot] = store.links_for(
+            inp.kind, added[Side.CRM], added[Side.GROUPWARE], []
+        )
         links = list({x.correlation_id: x for x in [*links, *more]}.values())
     return replace(
         inp,
