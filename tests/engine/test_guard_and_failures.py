@@ -243,3 +243,35 @@ def test_a_throttle_in_the_middle_of_a_batch_never_makes_an_item_twice(store: An
     assert outcome.status is RunStatus.SUCCEEDED
     assert sorted(i.subject for _, i, _ in gw.items.values()) == [f"M{n}" for n in range(5)]
     assert slept == [1.0]  # one wait for the batch, not one per item
+
+
+def test_a_person_who_leaves_the_synced_selection_loses_their_copy(store: Any) -> None:
+    """Point 11: membership of a selection is not content and does not change SuperOffice's
+    day-grained updatedDate, yet leaving it is noticed and the contact copy removed (mistake:
+    filters applied only to new or changed items)."""
+    from common.items import CONTACT_FIELDS, Contact
+    from daemon.policies import ContactFilter, Direction
+
+    policy = Policy(
+        contacts=Direction.CRM_TO_GROUPWARE,
+        contact_filter=ContactFilter(selections=frozenset({"customers"})),
+    )
+    crm: MemoryConnector[Contact] = MemoryConnector(
+        "crm", fields=CONTACT_FIELDS, exact_versions=False
+    )
+    gw: MemoryConnector[Contact] = MemoryConnector("gw", fields=CONTACT_FIELDS)
+    ann = crm.user_create(
+        Contact("Ann", "Smith", emails=("ann@example.com",), selections=frozenset({"customers"}))
+    )
+    crm.user_create(
+        Contact("Bob", "Jones", emails=("bob@example.com",), selections=frozenset({"customers"}))
+    )
+    conns = {Side.CRM: crm, Side.GROUPWARE: gw}
+    sync(ItemKind.CONTACT, conns, store, policy, NOW)
+    assert len(gw.items) == 2
+    version = crm.items[ann][0]
+    crm.user_edit(ann, selections=frozenset({"former customers"}))
+    assert crm.items[ann][0] == version
+    outcome = sync(ItemKind.CONTACT, conns, store, policy, NOW)
+    assert outcome.status is RunStatus.SUCCEEDED
+    assert [c.given_name for _, c, _ in gw.items.values()] == ["Bob"]
