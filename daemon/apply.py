@@ -423,7 +423,13 @@ class Applier(Generic[T]):
             try:
                 seen[side] = self.connectors[side].get(item_id)
             except NotFound:
-                seen[side] = None
+                # Not there under its id: moved (found by its stamp), or gone.
+                found = None
+                if link is not None and link.state is not LinkState.TOMBSTONE:
+                    cid = link.correlation_id
+                    found = self.connectors[side].find_by_correlation_id(cid)
+                    found = replace(found, correlation_id=cid) if found is not None else None
+                seen[side] = found
         return plan_pair(self.context, link, seen)
 
     # --- the journaled write ------------------------------------------------------------------

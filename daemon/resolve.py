@@ -14,6 +14,8 @@ batched read (`get_many`):
 | a full listing without any other linked item              | read it, as above             |
 | a stamped item under a new id, its link's old id not seen | read the old id: not found →  |
 |                                                           | it moved (the link follows)   |
+| a linked item reported deleted                            | looked up by its stamp: found |
+|                                                           | under another id, it moved    |
 | an item left on the retry list by an earlier run          | read it again                 |
 | an unlinked item of a listing that hides our stamps       | read it: its stamp pairs it   |
 | a create interrupted before its link was written          | `find_by_correlation_id`: the |
@@ -130,6 +132,23 @@ def resolve(
             elif found.id not in present:
                 upserts.append(found)
                 present.add(found.id)
+    # A linked item reported deleted may only have moved where the listing does not look
+    # (another folder, out of the window): asked by its stamp, it is found and the link
+    # follows; only what cannot be found is deleted (and only that can beat an edit).
+    stamps = {s.correlation_id for s in upserts if s.correlation_id}
+    for removal in removals:
+        gone_link = links.by_id[side].get(removal.id)
+        if gone_link is None or is_occurrence_id(removal.id):
+            continue
+        cid = gone_link.correlation_id
+        if cid in stamps:
+            continue
+        report.lookups += 1
+        moved = connector.find_by_correlation_id(cid)
+        if moved is not None and moved.id != removal.id and moved.id not in present:
+            upserts.append(dataclasses.replace(moved, correlation_id=cid))
+            present.add(moved.id)
+            stamps.add(cid)
     return dataclasses.replace(changes, upserts=upserts, removals=removals)
 
 
