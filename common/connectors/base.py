@@ -155,7 +155,9 @@ class ItemConnector(Protocol[T]):
         ...
 
     def find_by_correlation_id(self, correlation_id: str) -> Stored[T] | None:
-        """The item stamped with `correlation_id`, asked of the service (not of a listing)."""
+        """The item stamped with `correlation_id`, asked of the service (not of a listing);
+        of several (users' copies carry the stamp too) the oldest, which is the one we
+        stamped (Graph: `$filter` on the property, `$orderby=createdDateTime`)."""
         ...
 
 

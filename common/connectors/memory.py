@@ -208,11 +208,12 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         return self.stamped(correlation_id)
 
     def stamped(self, correlation_id: str) -> Stored[T] | None:
-        """The item carrying the stamp, without counting a call (for tests)."""
-        for item_id, (_, _, stamp) in sorted(self.items.items()):
-            if stamp == correlation_id:
-                return self._stored(item_id)
-        return None
+        """The oldest item carrying the stamp (users' copies are younger), without counting
+        a call (for tests)."""
+        carrying = [i for i, (_, _, stamp) in self.items.items() if stamp == correlation_id]
+        if not carrying:
+            return None
+        return self._stored(min(carrying, key=lambda i: (self.created.get(i, self.clock.now), i)))
 
     # --- writing ---------------------------------------------------------------------------
 
