@@ -129,6 +129,7 @@ class _Run(Generic[T]):
         # (new, twins, moved, re-linked), so pairs are made with every page in view.
         self.deferred: dict[Side, list[Stored[T]]] = {side: [] for side in SIDES}
         self.deferred_removals: dict[Side, list[Removal]] = {side: [] for side in SIDES}
+        self.touched: set[str] = set()  # pairs a page has already decided on
         self.unreadable: dict[Side, list[str]] = {side: [] for side in SIDES}
         self.resolution = Resolution()
         self.pages = 0
@@ -157,10 +158,13 @@ class _Run(Generic[T]):
         return changes
 
     def keep_for_the_end(self, inp: PlanInput[T]) -> PlanInput[T]:
-        """A page of a multi-page run is planned only for items their link knows by id; the
-        rest waits for the run's end (`_final_plan`)."""
-        crm, crm_later = _split(inp.crm, inp.links.by_id[Side.CRM])
-        gw, gw_later = _split(inp.groupware, inp.links.by_id[Side.GROUPWARE])
+        """A page of a multi-page run is planned only for items their link knows by id, and
+        only for pairs no earlier page has touched; the rest waits for the run's end
+        (`_final_plan`), where both items of every such pair are read afresh."""
+        crm, crm_later = _split(inp.crm, inp.links.by_id[Side.CRM], self.touched)
+        gw, gw_later = _split(inp.groupware, inp.links.by_id[Side.GROUPWARE], self.touched)
+        for side, now in ((Side.CRM, crm), (Side.GROUPWARE, gw)):
+            self.touched |= {inp.links.by_id[side][s.id].correlation_id for s in now.upserts}
         for side, later in ((Side.CRM, crm_later), (Side.GROUPWARE, gw_later)):
             ids = {s.id for s in later}  # the newest reading of an item replaces an older one
             self.deferred[side] = [s for s in self.deferred[side] if s.id not in ids] + later
@@ -235,10 +239,18 @@ class _Run(Generic[T]):
         )
 
 
-def _split(changes: ChangeSet[T], known: Mapping[str, Any]) -> tuple[ChangeSet[T], list[Stored[T]]]:
-    now = [s for s in changes.upserts if s.id in known]
-    later = [s for s in changes.upserts if s.id not in known]
-    return replace(changes, upserts=now, removals=[]), later
+def _split(
+    changes: ChangeSet[T], known: Mapping[str, LinkSnapshot], touched: set[str]
+) -> tuple[ChangeSet[T], list[Stored[T]]]:
+    """Items a page can decide on its own (linked by id, pair untouched) and the rest."""
+
+    def now(stored: Stored[T]) -> bool:
+        link = known.get(stored.id)
+        return link is not None and link.correlation_id not in touched
+
+    kept = [s for s in changes.upserts if now(s)]
+    later = [s for s in changes.upserts if not now(s)]
+    return replace(changes, upserts=kept, removals=[]), later
 
 
 def sync(
