@@ -404,6 +404,9 @@ def twins_by_stamp(
             cid = stored.correlation_id
             if cid is None or cid in live or cid in theirs:
                 continue
+            holder = connectors[side].find_by_correlation_id(cid)
+            if holder is not None and holder.id != stored.id:
+                continue  # a user's copy: the item holding the stamp is older, elsewhere
             twin = connectors[other_side].find_by_correlation_id(cid)
             if twin is not None and twin.id not in present:
                 found.append(replace(twin, correlation_id=cid))
