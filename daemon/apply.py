@@ -740,7 +740,11 @@ class Applier(Generic[T]):
             base = self._side(base, target, current)
             base = base.with_side(other(target), source.id, None, None)
             base = replace(base, state=LinkState.LINKED)
-        elif base.item_id(target) != current.id:
+        if link is not None and base.item_id(other(target)) is None:
+            # A pending pair whose source side was not named yet: named now, its content
+            # left unknown so an interruption still carries it.
+            base = base.with_side(other(target), source.id, None, None)
+        if link is not None and base.item_id(target) != current.id:
             # A copy found by its stamp (a create resumed, an item moved): the link names it
             # from the intent on, so a refused update cannot leave a link without its item.
             known = base.version(target) if base.item_id(target) is None else None

@@ -246,7 +246,13 @@ def _split(
 
     def now(stored: Stored[T]) -> bool:
         link = known.get(stored.id)
-        return link is not None and link.correlation_id not in touched
+        return (
+            link is not None
+            and link.state is LinkState.LINKED
+            and link.crm_id is not None
+            and link.groupware_id is not None
+            and link.correlation_id not in touched
+        )
 
     kept = [s for s in changes.upserts if now(s)]
     later = [s for s in changes.upserts if not now(s)]
