@@ -594,6 +594,13 @@ class _Planner(Generic[T]):
         survivor = other(gone)
         if self.is_copy_of_occurrence(pair, gone, None):
             return
+        kept = pair.seen.get(survivor)
+        why = self.refusal(kept, survivor) if kept is not None else None
+        if why is not None and why != OUTSIDE_WINDOW and self.direction.leads(survivor):
+            # The copy went and the item no longer passes the filters (made private, left
+            # the selection): nothing is made again; the pair is let go.
+            self.add(Op.FORGET, CRM, pair, reason=f"copy deleted; {why}")
+            return
         # A modification beats a deletion (unless the modified side only follows, or is the
         # copy of an occurrence of an expanded series: copies follow their series).
         follows_series = pair.link is not None and is_occurrence_id(pair.link.item_id(gone))
