@@ -21,7 +21,6 @@ rescheduled; `AuthExpired` stops the run, since every further call would fail th
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Mapping
@@ -95,10 +94,6 @@ class ApplyReport:
     held: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     waited: float = 0.0
-
-    @property
-    def retryable_failures(self) -> bool:
-        return any(f.retryable for f in self.failures)
 
 
 @dataclass(slots=True)
@@ -435,20 +430,13 @@ class Applier(Generic[T]):
     # --- the journaled write ------------------------------------------------------------------
 
     def _call(self, write: Write[T]) -> Stored[T] | None:
-        """One write, made singly (what `apply_many` does for each item of a batch)."""
-        connector = self.connectors[self._write_side]
-        if write.op == "create":
-            assert write.item is not None and write.correlation_id is not None
-            return connector.create(write.item, write.correlation_id)
-        assert write.item_id is not None
-        if write.op == "update":
-            assert write.item is not None
-            return connector.update(write.item_id, write.item, write.if_match)
-        if write.op == "delete":
-            with contextlib.suppress(NotFound):  # already gone: the outcome we wanted
-                connector.delete(write.item_id, write.if_match)
-            return None
-        raise ValueError(f"not a journaled write: {write.op}")
+        """One write, made singly: a batch of one through the connector's own `apply_many`."""
+        (result,) = self.connectors[self._write_side].apply_many([write])
+        if isinstance(result, NotFound) and write.op == "delete":
+            return None  # already gone: the outcome we wanted
+        if isinstance(result, ConnectorError):
+            raise result
+        return result
 
     def _journaled(
         self,

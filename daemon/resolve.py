@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from common.connectors.base import ItemConnector
 from common.kinds import (
@@ -42,7 +42,6 @@ from common.kinds import (
     Removal,
     RemovalKind,
     Side,
-    Stored,
     T,
     Window,
 )
@@ -52,7 +51,6 @@ from daemon.engine import LinkIndex, is_occurrence_id
 @dataclass(slots=True)
 class Resolution:
     lookups: int = 0  # items read to resolve
-    notes: list[str] = field(default_factory=list)
 
 
 def resolve(
@@ -163,7 +161,3 @@ def missing_from_listing(
         and link.item_id(side) is not None
         and link.item_id(side) not in seen
     ]
-
-
-def stored_ids(upserts: Iterable[Stored[T]]) -> set[str]:
-    return {s.id for s in upserts}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 
 from dateutil.rrule import rrulestr
 
@@ -39,4 +39,4 @@ def last_end(item: Appointment) -> datetime | None:
     latest = _utc(last if last.tzinfo else last.replace(tzinfo=UTC)) + duration
     for exception in item.recurrence.exceptions:
         latest = max(latest, _utc(exception.end))
-    return latest + timedelta(0)
+    return latest

@@ -79,10 +79,6 @@ class SyncOutcome(Generic[T]):
     def writes(self) -> int:
         return sum(len(p.writes()) for p in self.plans)
 
-    @property
-    def conflicts(self) -> int:
-        return sum(len(p.conflicts) for p in self.plans)
-
 
 class _Run(Generic[T]):
     """The state of one run across its pages."""
@@ -127,7 +123,7 @@ class _Run(Generic[T]):
         self.done = {side: False for side in SIDES}
         # What a multi-page run keeps for its end: removals, and items no link knows by id
         # (new, twins, moved, re-linked), so pairs are made with every page in view.
-        self.deferred: dict[Side, list[Stored[T]]] = {side: [] for side in SIDES}
+        self.deferred: dict[Side, dict[str, Stored[T]]] = {side: {} for side in SIDES}
         self.deferred_removals: dict[Side, list[Removal]] = {side: [] for side in SIDES}
         self.touched: set[str] = set()  # pairs a page has already decided on
         self.unreadable: dict[Side, list[str]] = {side: [] for side in SIDES}
@@ -166,8 +162,9 @@ class _Run(Generic[T]):
         for side, now in ((Side.CRM, crm), (Side.GROUPWARE, gw)):
             self.touched |= {inp.links.by_id[side][s.id].correlation_id for s in now.upserts}
         for side, later in ((Side.CRM, crm_later), (Side.GROUPWARE, gw_later)):
-            ids = {s.id for s in later}  # the newest reading of an item replaces an older one
-            self.deferred[side] = [s for s in self.deferred[side] if s.id not in ids] + later
+            for stored in later:  # the newest reading of an item replaces an older one
+                self.deferred[side].pop(stored.id, None)
+                self.deferred[side][stored.id] = stored
         self.deferred_removals[Side.CRM] += list(inp.crm.removals)
         self.deferred_removals[Side.GROUPWARE] += list(inp.groupware.removals)
         return replace(inp, crm=crm, groupware=gw)
@@ -451,13 +448,15 @@ def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
     afresh on both sides (a page may have changed one item of it, or seen it change), so the
     decision made here knows all there is and may replace what a page decided for the pair."""
     ids = {
-        side: [s.id for s in run.deferred[side]] + [r.id for r in run.deferred_removals[side]]
+        side: list(run.deferred[side]) + [r.id for r in run.deferred_removals[side]]
         for side in SIDES
     }
-    cids = [s.correlation_id for side in SIDES for s in run.deferred[side] if s.correlation_id]
+    cids = [
+        s.correlation_id for side in SIDES for s in run.deferred[side].values() if s.correlation_id
+    ]
     cids += [a.link.correlation_id for a in run.later if a.link is not None]
     links: list[LinkSnapshot] = store.links_for(inp.kind, ids[Side.CRM], ids[Side.GROUPWARE], cids)
-    upserts = {side: list(run.deferred[side]) for side in SIDES}
+    upserts = {side: list(run.deferred[side].values()) for side in SIDES}
     removals = {side: list(run.deferred_removals[side]) for side in SIDES}
     for side in SIDES:
         known = {s.id for s in upserts[side]} | {r.id for r in removals[side]}

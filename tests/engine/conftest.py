@@ -8,8 +8,13 @@ stateful tests only, so other areas keep their own settings.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
+
+from tests.fixtures.engine import MemoryStore, make_sql_store
 
 # No "explain" phase: on Python 3.11 it traces every line and multiplies the run time.
 _PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
@@ -30,3 +35,14 @@ def engine_profile(sql: bool = False, share: float = 1.0) -> settings:
     if sql:
         examples //= 10
     return settings(chosen, max_examples=max(20, examples))
+
+
+@pytest.fixture(params=["memory", "sql"])
+def store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The engine's store twice over: in memory, and the SQL store on SQLite in memory."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    sql = make_sql_store()
+    yield sql
+    sql.db.dispose()

@@ -4,7 +4,6 @@ On the in-memory and SQL stores."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -17,20 +16,10 @@ from common.kinds import ItemKind, RunStatus, Side
 from daemon.policies import DeletionGuard, Policy, Window
 from daemon.reading import SideCursor
 from daemon.sync import SyncOutcome, sync
-from tests.fixtures.engine import NOW, Crash, Faults, MemoryStore, make_sql_store
+from tests.fixtures.engine import NOW, Crash, Faults
 
 APPT = ItemKind.APPOINTMENT
 POLICY = Policy(window=Window(days_back=2, days_ahead=20), guard=DeletionGuard(max_deletes=3))
-
-
-@pytest.fixture(params=["memory", "sql"])
-def store(request: pytest.FixtureRequest) -> Iterator[Any]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    sql = make_sql_store()
-    yield sql
-    sql.db.dispose()
 
 
 def meeting(subject: str, days: float, hour: int = 10) -> Appointment:

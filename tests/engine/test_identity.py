@@ -4,7 +4,6 @@ Each test names the mistake it catches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,16 +25,6 @@ from tests.fixtures.engine import (
 )
 
 APPT = ItemKind.APPOINTMENT
-
-
-@pytest.fixture(params=["memory", "sql"])
-def store(request: pytest.FixtureRequest) -> Iterator[Any]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    sql = make_sql_store()
-    yield sql
-    sql.db.dispose()
 
 
 def world(**gw_traits: Any) -> tuple[MemoryConnector[Appointment], MemoryConnector[Appointment]]:

@@ -77,6 +77,29 @@ GW_CAPS = Capabilities(fields=APPOINTMENT_FIELDS)
 EDITS = ["subject", "body", "time", "private", "show_as", "categories", "reminder"]
 
 
+def crm_traits(traits: dict[str, bool]) -> dict[str, Any]:
+    """The CRM's drawn character: day-grained versions, creates not idempotent, pages."""
+    return {
+        "exact_versions": not traits.get("coarse", False),
+        "idempotent_create": traits.get("idempotent", True),
+        "page_size": 3 if traits.get("paged") else 0,
+    }
+
+
+def groupware_traits(traits: dict[str, bool]) -> dict[str, Any]:
+    """The groupware's drawn character: stamps hidden from delta, removals without a why,
+    creates not idempotent, pages, batches."""
+    return {
+        "stamps_in_listing": not traits.get("hidden_stamps", False),
+        "removal_kind": (
+            RemovalKind.UNKNOWN if traits.get("unknown_removals") else RemovalKind.DELETED
+        ),
+        "idempotent_create": traits.get("idempotent", True),
+        "page_size": 2 if traits.get("paged") else 0,
+        "batch_size": 3 if traits.get("batched") else 1,
+    }
+
+
 class SyncMachine(RuleBasedStateMachine):
     """Appointments; `ContactSyncMachine` runs the same rules on contacts."""
 
@@ -159,22 +182,14 @@ class SyncMachine(RuleBasedStateMachine):
             "crm",
             capabilities=CRM_CAPS,
             clock=self.clock,
-            exact_versions=not traits.get("coarse", False),
-            idempotent_create=traits.get("idempotent", True),
-            page_size=3 if traits.get("paged") else 0,
+            **crm_traits(traits),
         )
         gw: MemoryConnector[Appointment] = MemoryConnector(
             "gw",
             capabilities=GW_CAPS,
             rewrite=html_wrapping,
             clock=self.clock,
-            stamps_in_listing=not traits.get("hidden_stamps", False),
-            removal_kind=(
-                RemovalKind.UNKNOWN if traits.get("unknown_removals") else RemovalKind.DELETED
-            ),
-            idempotent_create=traits.get("idempotent", True),
-            page_size=2 if traits.get("paged") else 0,
-            batch_size=3 if traits.get("batched") else 1,
+            **groupware_traits(traits),
         )
         return crm, gw
 
@@ -655,22 +670,14 @@ class ContactSyncMachine(SyncMachine):
             "crm",
             fields=CONTACT_FIELDS - {"middle_name"},
             clock=self.clock,
-            exact_versions=not traits.get("coarse", False),
-            idempotent_create=traits.get("idempotent", True),
-            page_size=3 if traits.get("paged") else 0,
+            **crm_traits(traits),
         )
         gw: MemoryConnector[Contact] = MemoryConnector(
             "gw",
             fields=CONTACT_FIELDS,
             rewrite=contact_rewriting,
             clock=self.clock,
-            stamps_in_listing=not traits.get("hidden_stamps", False),
-            removal_kind=(
-                RemovalKind.UNKNOWN if traits.get("unknown_removals") else RemovalKind.DELETED
-            ),
-            idempotent_create=traits.get("idempotent", True),
-            page_size=2 if traits.get("paged") else 0,
-            batch_size=3 if traits.get("batched") else 1,
+            **groupware_traits(traits),
         )
         return crm, gw
 

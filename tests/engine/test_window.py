@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
-
-import pytest
 
 from common.connectors.memory import Clock, MemoryConnector
 from common.items import Appointment, Recurrence
 from common.kinds import ItemKind, LinkState, RemovalKind, RunStatus, Side
 from daemon.policies import Policy, Window
 from daemon.sync import SyncOutcome, sync
-from tests.fixtures.engine import NOW, MemoryStore, make_sql_store
+from tests.fixtures.engine import NOW
 
 APPT = ItemKind.APPOINTMENT
 POLICY = Policy(window=Window(days_back=2, days_ahead=7))
-
-
-@pytest.fixture(params=["memory", "sql"])
-def store(request: pytest.FixtureRequest) -> Iterator[Any]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    sql = make_sql_store()
-    yield sql
-    sql.db.dispose()
 
 
 def world(**gw_traits: Any) -> tuple[MemoryConnector[Appointment], MemoryConnector[Appointment]]:
