@@ -104,6 +104,8 @@ class ChangeSet(Generic[T]):
 
     `full` means the listing (all its pages together) shows every item of the side inside
     the window; `more` that further pages follow, read by passing `cursor` back.
+    `restarted` (set by the engine's reader, not by connectors): the cursor given had
+    expired, so this page begins a full listing.
     """
 
     upserts: Sequence[Stored[T]]
@@ -112,6 +114,7 @@ class ChangeSet(Generic[T]):
     full: bool = False
     more: bool = False
     unreadable: Sequence[Unreadable] = ()
+    restarted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,15 @@ MAX_SLEEP = 5.0  # longer throttles end the run as partial, to be rescheduled
 @dataclass(slots=True)
 class SideCursor:
     """What is kept between runs for one side: the connector's token, the window it was
-    made for, and the ids to read again (items that failed)."""
+    made for, and the ids to read again (items that failed, and what a run stopped part-way
+    still owed)."""
 
     token: str | None = None
     window: tuple[str, str] | None = None
     retry: list[str] = field(default_factory=list)
+    # Kept by a run stopped part-way: its full listing of the side came back empty, which
+    # the guard must still see when the run resumes (the listing is not read again).
+    emptied: bool = False
 
     @classmethod
     def load(cls, stored: str | None) -> SideCursor:
@@ -42,10 +46,23 @@ class SideCursor:
         if not isinstance(data, dict) or data.get("v") != 2:
             return cls(token=stored)  # a token from before the window was kept: list afresh
         window = data.get("window")
-        return cls(data.get("token"), tuple(window) if window else None, list(data["retry"]))
+        return cls(
+            data.get("token"),
+            tuple(window) if window else None,
+            list(data["retry"]),
+            bool(data.get("emptied", False)),
+        )
 
     def dump(self) -> str:
-        return json.dumps({"v": 2, "token": self.token, "window": self.window, "retry": self.retry})
+        return json.dumps(
+            {
+                "v": 2,
+                "token": self.token,
+                "window": self.window,
+                "retry": self.retry,
+                "emptied": self.emptied,
+            }
+        )
 
 
 def read_changes(
@@ -61,7 +78,7 @@ def read_changes(
             try:
                 return connector.changes(cursor, window)
             except CursorExpired:
-                return connector.changes(None, window)
+                return replace(connector.changes(None, window), restarted=True)
         except Throttled as exc:
             if attempt == max_attempts or exc.retry_after > MAX_SLEEP:
                 raise RunThrottled(exc.retry_after) from exc

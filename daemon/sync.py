@@ -119,6 +119,9 @@ class _Run(Generic[T]):
             fresh = self.saved[side].window != window_key(self.window)
             self.cursor[side] = None if fresh else self.saved[side].token
         self.full = {side: self.cursor[side] is None for side in SIDES}
+        # A side's full listing is compared with the links once, on the page that ends it.
+        self.accounted = {side: False for side in SIDES}
+        self.emptied = {side for side in SIDES if self.cursor[side] and self.saved[side].emptied}
         self.seen: dict[Side, set[str]] = {side: set() for side in SIDES}
         self.done = {side: False for side in SIDES}
         # What a multi-page run keeps for its end: removals, and items no link knows by id
@@ -131,6 +134,7 @@ class _Run(Generic[T]):
         self.pages = 0
         self.later: list[Action[T]] = []  # creates and deletions of a multi-page run
         self.listed_nothing: frozenset[Side] = frozenset()
+        self.retry_later: dict[Side, list[str]] = {side: [] for side in SIDES}
 
     def read_page(self) -> dict[Side, ChangeSet[T]]:
         changes: dict[Side, ChangeSet[T]] = {}
@@ -142,8 +146,9 @@ class _Run(Generic[T]):
                 read_changes(self.connectors[side], self.cursor[side], self.window, self.sleep),
                 self.window,
             )
-            if self.cursor[side] is not None and page.full and not self.full[side]:
-                self.full[side] = True  # the cursor had expired: a full listing began
+            if page.restarted:  # the cursor had expired: a full listing began
+                self.full[side] = True
+                self.seen[side].clear()
             self.cursor[side] = page.cursor
             self.done[side] = not page.more
             self.seen[side].update(s.id for s in page.upserts)
@@ -152,6 +157,42 @@ class _Run(Generic[T]):
             changes[side] = page
         self.pages += 1
         return changes
+
+    def checkpoint(
+        self, failures: list[ItemFailure], waiting: tuple[tuple[Side, str], ...]
+    ) -> None:
+        """After a page is applied: the cursors of the next page, with everything the run
+        still owes on its retry lists (items kept for the end, the pairs of postponed
+        creates and deletions, failures), so a run that stops here (a throttle, a crash)
+        resumes from this page instead of listing everything again. A resumed full listing
+        cannot tell what it did not show: it infers no deletion from absence (the next fresh
+        listing does)."""
+        owed: dict[Side, list[str]] = {side: list(self.retry_later[side]) for side in SIDES}
+        for side in SIDES:
+            owed[side] += list(self.deferred[side])
+            owed[side] += [r.id for r in self.deferred_removals[side]]
+            owed[side] += [line.split(": ", 1)[0] for line in self.unreadable[side]]
+        for action in self.later:
+            for side in SIDES:
+                item_id = action.link.item_id(side) if action.link else None
+                if item_id is not None and not is_occurrence_id(item_id):
+                    owed[side].append(item_id)
+            if action.source is not None and not is_occurrence_id(action.source.id):
+                owed[action.target.other].append(action.source.id)
+        for side, item_id in waiting:
+            self.retry_later[side].append(item_id)
+            owed[side].append(item_id)
+        for failure in failures:
+            if failure.source_side is not None and failure.source_id is not None:
+                owed[failure.source_side].append(failure.source_id)
+        for side in SIDES:
+            cursor = SideCursor(
+                self.cursor[side],
+                window_key(self.window),
+                list(dict.fromkeys(owed[side])),
+                emptied=side in self.emptied,
+            )
+            self.store.save_cursor(self.kind, side, cursor.dump())
 
     def keep_for_the_end(self, inp: PlanInput[T]) -> PlanInput[T]:
         """A page of a multi-page run is planned only for items their link knows by id, and
@@ -176,7 +217,13 @@ class _Run(Generic[T]):
             ids[side] += [s.id for s in change_set.upserts]
             ids[side] += [r.id for r in change_set.removals]
             cids += [s.correlation_id for s in change_set.upserts if s.correlation_id]
-        complete = [side for side in SIDES if last and self.full[side]]
+            if self.pages == 1:  # the retry list is read with the first page: its links too
+                ids[side] += self.saved[side].retry
+        complete = [
+            side
+            for side in SIDES
+            if self.full[side] and self.done[side] and not self.accounted[side]
+        ]
         links: list[LinkSnapshot] = (
             self.store.all_links(self.kind)
             if complete
@@ -184,7 +231,6 @@ class _Run(Generic[T]):
         )
         index = LinkIndex(links, {})
         resolved: dict[Side, ChangeSet[T]] = {}
-        listed_nothing: set[Side] = set()
         for side in SIDES:
             missing = missing_from_listing(side, links, self.seen[side]) if side in complete else []
             retry = self.saved[side].retry if self.pages == 1 else []
@@ -203,7 +249,9 @@ class _Run(Generic[T]):
             # guard holds it (a broken listing, an emptied calendar) whatever the numbers.
             # An empty window alone is not that: its items were read and found.
             if side in complete and not self.seen[side] and resolved[side].removals:
-                listed_nothing.add(side)
+                self.emptied.add(side)
+        for side in complete:
+            self.accounted[side] = True
         if self.pages == 1 and last:  # a multi-page run does this at its end
             resolved = twins_by_stamp(resolved, links, self.connectors)
         # Resolution may have found more items (moves, retries): their links are needed too.
@@ -217,8 +265,8 @@ class _Run(Generic[T]):
             )
             merged = {each.correlation_id: each for each in [*links, *found_links]}
             links = list(merged.values())
-        self.listed_nothing = frozenset(listed_nothing)
-        may_delete = any(c.removals for c in resolved.values()) or bool(listed_nothing)
+        self.listed_nothing = frozenset(self.emptied)
+        may_delete = any(c.removals for c in resolved.values()) or bool(self.emptied)
         return PlanInput(
             kind=self.kind,
             crm=resolved[Side.CRM],
@@ -230,7 +278,7 @@ class _Run(Generic[T]):
             caps=self.caps,
             exact_versions=self.exact,
             approve_deletions=self.approve_deletions,
-            listed_nothing=frozenset(listed_nothing),
+            listed_nothing=self.listed_nothing,
             me=self.me,
             colleagues=self.colleagues,
         )
@@ -314,6 +362,8 @@ def sync(
                     applier = Applier(connectors, store, inp, sleep=sleep, report=report)
                     applier.postpone = run.later
                     applier.apply(now_part)
+                    if not last:
+                        run.checkpoint(report.failures, page_plan.waiting)
                 if not last:
                     continue
                 final = _final_plan(kind, inp, run, store)

@@ -318,6 +318,38 @@ MUTANTS: tuple[Mutant, ...] = (
         "of an item and a user's copy carrying one stamp, whichever is listed first claims the "
         "link, so the copy may take the original's place",
     ),
+    Mutant(
+        "no-checkpoint-between-pages",
+        "daemon/sync.py",
+        "                        run.checkpoint(report.failures, page_plan.waiting)\n",
+        "                        pass\n",
+        "the cursor is kept only when a run ends well, so a 50,000-item initial sync stopped "
+        "by a throttle lists everything again from the first page",
+    ),
+    Mutant(
+        "checkpoint-forgets-deferred",
+        "daemon/sync.py",
+        "            owed[side] += list(self.deferred[side])\n",
+        "            pass\n",
+        "the checkpoint keeps the next page's token but not the items the pages kept for the "
+        "run's end, so a resumed run never copies the items of the pages before it",
+    ),
+    Mutant(
+        "resumed-listing-taken-as-complete",
+        "daemon/sync.py",
+        "            if page.restarted:  # the cursor had expired: a full listing began\n",
+        "            if self.cursor[side] is not None and page.full and not self.full[side]:\n",
+        "a resumed full listing is taken for a whole one, so every linked item of the pages "
+        "it did not show is read again to see whether it was deleted",
+    ),
+    Mutant(
+        "checkpoint-forgets-empty-listing",
+        "daemon/sync.py",
+        "                emptied=side in self.emptied,\n",
+        "                emptied=False,\n",
+        "a run stopped after a side's listing came back empty resumes without that fact, so "
+        "the deletions it implies pass the guard without approval",
+    ),
 )
 
 

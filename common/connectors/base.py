@@ -122,7 +122,11 @@ class ItemConnector(Protocol[T]):
     def changes(self, cursor: str | None, window: Window | None = None) -> ChangeSet[T]:
         """One page of changes since `cursor` inside `window` (None: the side's whole range).
         `cursor=None` lists everything (`full=True`); a page with `more=True` is followed by
-        the next one, read by passing its cursor back."""
+        the next one, read by passing its cursor back. A page's cursor is kept between runs
+        (a run stopped by a throttle resumes from it), so it must stay valid for a while and
+        never skip an item because others changed meanwhile: page by key, not by offset.
+        The delta that follows a listing starts where the listing started. An expired
+        cursor raises `CursorExpired`."""
         ...
 
     def get(self, item_id: str) -> Stored[T]:

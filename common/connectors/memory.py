@@ -148,21 +148,26 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
     # --- reading ---------------------------------------------------------------------------
 
     def changes(self, cursor: str | None, window: Window | None = None) -> ChangeSet[T]:
-        """Cursors: `d:<seq>` a delta since seq; `f:<seq>:<offset>` and `p:<since>:<seq>:
-        <offset>` the next page of a full listing or of a delta read up to seq."""
+        """Cursors: `d:<seq>` a delta since seq; `f:<seq>:<last id>` and `p:<since>:<seq>:
+        <last id>` the next page of a full listing or of a delta read up to seq. Pages go by
+        key (the ids after the last one listed), as a resumable token must: with offsets, an
+        item deleted between two pages would make the listing skip another one."""
         self.calls["changes"] += 1
+        self._hook("before", "changes", cursor)
         if cursor is None or cursor.startswith("f:"):
-            upto, offset = (self.seq, 0) if cursor is None else _ints(cursor[2:])
+            upto, after = (self.seq, "") if cursor is None else _seq_and_key(cursor[2:])
             ids = [i for i in sorted(self.items) if self._in(i, window)]
-            page, more = self._page(ids, offset)
-            next_cursor = f"f:{upto}:{offset + len(page)}" if more else f"d:{upto}"
+            page, more = self._page(ids, after)
+            next_cursor = f"f:{upto}:{page[-1]}" if more else f"d:{upto}"
             listed = [self._stored(i, listing=True) for i in page if i not in self.garbled]
             bad = [Unreadable(i, self.garbled[i]) for i in page if i in self.garbled]
             return ChangeSet(listed, [], next_cursor, full=True, more=more, unreadable=bad)
         if cursor.startswith("d:"):
-            since, upto, offset = int(cursor[2:]), self.seq, 0
+            since, upto, after = int(cursor[2:]), self.seq, ""
         elif cursor.startswith("p:"):
-            since, upto, offset = _ints(cursor[2:])
+            since_text, rest = cursor[2:].split(":", 1)
+            since = int(since_text)
+            upto, after = _seq_and_key(rest)
         else:
             raise CursorExpired(f"{self.name}: cursor {cursor!r} is not ours")
         if since < self.expired_below:
@@ -171,7 +176,7 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
             [i for i, s in self.changed_at.items() if s > since]
             + [i for i, s in self.removed_at.items() if s > since]
         )
-        page, more = self._page(touched, offset)
+        page, more = self._page(touched, after)
         upserts: list[Stored[T]] = []
         removals: list[Removal] = []
         unreadable: list[Unreadable] = []
@@ -189,7 +194,7 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
                     else RemovalKind.LEFT_RANGE
                 )
                 removals.append(Removal(item_id, kind))
-        next_cursor = f"p:{since}:{upto}:{offset + len(page)}" if more else f"d:{upto}"
+        next_cursor = f"p:{since}:{upto}:{page[-1]}" if more else f"d:{upto}"
         return ChangeSet(
             upserts, removals, next_cursor, full=False, more=more, unreadable=unreadable
         )
@@ -401,11 +406,11 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         self.created[item_id] = self.clock.tick()
         return item_id
 
-    def _page(self, ids: list[str], offset: int) -> tuple[list[str], bool]:
+    def _page(self, ids: list[str], after: str) -> tuple[list[str], bool]:
+        rest = [i for i in ids if i > after] if after else ids
         if not self.page_size:
-            return ids[offset:], False
-        page = ids[offset : offset + self.page_size]
-        return page, offset + len(page) < len(ids)
+            return rest, False
+        return rest[: self.page_size], len(rest) > self.page_size
 
     def _in(self, item_id: str, window: Window | None) -> bool:
         item = self.items[item_id][1]
@@ -474,5 +479,6 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         return Stored(item_id, version, item, stamp, self.created.get(item_id))
 
 
-def _ints(text: str) -> Any:
-    return tuple(int(part) for part in text.split(":"))
+def _seq_and_key(text: str) -> tuple[int, str]:
+    seq, key = text.split(":", 1)
+    return int(seq), key

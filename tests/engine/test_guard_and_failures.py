@@ -182,6 +182,97 @@ def test_an_initial_sync_in_pages_and_batches_resumes_without_redoing_writes(
     assert third.writes() == 0
 
 
+def _throttle_page(connector: Any, page: int) -> Any:
+    """A hook that answers the `page`-th read of the listing with a long 429."""
+    from common.connectors.base import Throttled
+
+    reads = 0
+
+    def hook(phase: str, op: str, item_id: str | None) -> None:
+        nonlocal reads
+        if op.endswith(".changes"):
+            reads += 1
+            if reads == page:
+                raise Throttled(60.0)
+
+    connector.hooks.append(hook)
+    return hook
+
+
+def test_a_run_stopped_part_way_resumes_from_its_page_and_loses_nothing(store: Any) -> None:
+    """Point 14: 100 CRM items in pages of 10; the sixth page is throttled for a minute, so
+    the run ends as partial. The next run goes on from the sixth page (mistake: the cursor
+    kept only at the run's end, so everything is listed again) and still copies the items
+    of the first five pages (mistake: a checkpoint that forgets what the pages kept for the
+    end): 100 copies, each made once."""
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm", page_size=10)
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw", page_size=10, batch_size=20)
+    for n in range(100):
+        crm.user_create(meeting(f"CRM {n}", days=1 + n % 15, hour=8 + n % 9))
+    hook = _throttle_page(crm, 6)
+    first = run(crm, gw, store)
+    assert first.status is RunStatus.PARTIAL and first.retry_after == 60.0
+    assert not gw.items  # creates wait for the run's end
+    crm.hooks.remove(hook)
+    crm.calls.clear()
+    second = run(crm, gw, store)
+    assert second.status is RunStatus.SUCCEEDED, second
+    assert crm.calls["changes"] == 5  # pages six to ten, not one to ten
+    assert sorted(i.subject for _, i, _ in gw.items.values()) == sorted(
+        f"CRM {n}" for n in range(100)
+    )
+    assert run(crm, gw, store).writes() == 0
+
+
+def test_a_resumed_full_listing_does_not_take_what_it_did_not_show_for_gone(store: Any) -> None:
+    """A fresh listing of a new window, stopped at its sixth page and resumed: the pages it
+    did not show in the resumed run are not missing items (mistake: the resumed listing
+    treated as complete, so every linked item of the first pages is read one by one to see
+    whether it was deleted). A deletion made meanwhile on a page already read is carried
+    by the next run, whose delta starts where the listing started."""
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm", page_size=10)
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw", page_size=10)
+    ids = [crm.user_create(meeting(f"CRM {n}", days=1 + n % 15, hour=8)) for n in range(100)]
+    assert run(crm, gw, store).status is RunStatus.SUCCEEDED
+    tomorrow = NOW + timedelta(days=1)
+    hook = _throttle_page(crm, 6)
+    stopped = sync(APPT, {Side.CRM: crm, Side.GROUPWARE: gw}, store, POLICY, tomorrow)
+    assert stopped.status is RunStatus.PARTIAL
+    crm.hooks.remove(hook)
+    crm.user_delete(sorted(ids)[0])  # on a page the stopped run had already read
+    resumed = sync(APPT, {Side.CRM: crm, Side.GROUPWARE: gw}, store, POLICY, tomorrow)
+    assert resumed.status is RunStatus.SUCCEEDED, resumed
+    assert resumed.counts.get("resolved_by_reading", 0) == 0
+    assert len(gw.items) == 100 and resumed.writes() == 0
+    # The listing's delta began where the listing began: the next run carries the deletion.
+    after = sync(APPT, {Side.CRM: crm, Side.GROUPWARE: gw}, store, POLICY, tomorrow)
+    assert after.status is RunStatus.SUCCEEDED and len(gw.items) == 99
+
+
+def test_a_listing_that_came_back_empty_still_holds_when_its_run_resumes(store: Any) -> None:
+    """The CRM is emptied and a new day lists both sides afresh; the CRM's empty listing
+    ends on the first page, the groupware's third page is throttled. The resumed run does
+    not read the CRM listing again, yet the guard must still hold the deletions (mistake:
+    the checkpoint forgets that the listing came back empty, and three deletions within the
+    profile's limit go through without approval). Approved, they are made."""
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm", page_size=2)
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw", page_size=2)
+    for n in range(3):
+        crm.user_create(meeting(f"CRM {n}", days=2 + n))
+    assert run(crm, gw, store).status is RunStatus.SUCCEEDED and len(gw.items) == 3
+    for item_id in list(crm.items):
+        crm.user_delete(item_id)
+    tomorrow = NOW + timedelta(days=1)
+    both = {Side.CRM: crm, Side.GROUPWARE: gw}
+    hook = _throttle_page(gw, 2)
+    assert sync(APPT, both, store, POLICY, tomorrow).status is RunStatus.PARTIAL
+    gw.hooks.remove(hook)
+    resumed = sync(APPT, both, store, POLICY, tomorrow)
+    assert resumed.status is RunStatus.HELD and len(gw.items) == 3
+    approved = sync(APPT, both, store, POLICY, tomorrow, approve_deletions=True)
+    assert approved.status is RunStatus.SUCCEEDED and not gw.items
+
+
 def test_writes_to_a_batching_side_go_in_batches(store: Any) -> None:
     """Mistake: apply_many never used (one request per item against Graph's $batch)."""
     crm: MemoryConnector[Appointment] = MemoryConnector("crm")
