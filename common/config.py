@@ -67,6 +67,10 @@ class Settings:
     microsoft_client_secret: str | None = None
     microsoft_authority_host: str = "https://login.microsoftonline.com"
     microsoft_graph_url: str = "https://graph.microsoft.com"
+    # How Synchronizer reaches mailboxes: "delegated" (each user consents for their own mailbox,
+    # the product's published model) or "application" (app-only permissions, which the customer
+    # restricts with an application access policy).
+    microsoft_permission_mode: str = "delegated"
 
     # Our Google OAuth client and service account (domain-wide delegation).
     google_client_id: str | None = None
@@ -96,6 +100,7 @@ class Settings:
     check_dns_servers: tuple[str, ...] = ()  # HOST[:PORT]; empty: the system resolver
     check_ca_bundle: Path | None = None  # extra CA to trust (the simulators' demo CA)
     check_rate_limit: str = "10 per minute"
+    check_report_retention_days: int = 30  # stored reports are deleted after this many days
 
     # Secrets that were generated rather than configured (a production warning).
     generated: tuple[str, ...] = field(default=(), compare=False)
@@ -196,6 +201,14 @@ class Settings:
             raise ConfigError("CHECK_TIMEOUT_SECONDS", "a number of seconds from 1 to 300")
         for server in self.check_dns_servers:
             _check_dns_server(server)
+        if not 1 <= self.check_report_retention_days <= 3650:
+            raise ConfigError("CHECK_REPORT_RETENTION_DAYS", "a number of days from 1 to 3650")
+        if self.microsoft_permission_mode not in ("delegated", "application"):
+            raise ConfigError(
+                "MICROSOFT_PERMISSION_MODE",
+                "'delegated' or 'application'",
+                self.microsoft_permission_mode,
+            )
         for name in ("check_ca_bundle", "google_service_account_file"):
             path = getattr(self, name)
             if path is not None and not path.is_file():

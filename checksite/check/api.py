@@ -9,14 +9,14 @@ from typing import Any
 from flask import Response, jsonify, request, send_file, url_for
 
 from checksite.check import bp
+from checksite.check.retention import delete_report
 from checksite.check.runs import effective_status
 from checksite.check.starting import rate_limit, settings, start_run
-from checksite.check.views import REPORT_ID
+from checksite.check.views import live_report
 from checksite.checks.context import TargetError
 from checksite.checks.registry import UnknownCheck
-from checksite.database import db_session
+from checksite.database import get_database
 from checksite.extensions import csrf, limiter
-from common.models import CheckReport
 
 OPENAPI = Path(__file__).with_name("openapi.json")
 _FIELDS = (
@@ -75,7 +75,7 @@ def create_check() -> tuple[Response, int]:
 
 @bp.get("/api/checks/<report_id>")
 def get_check(report_id: str) -> Response | tuple[Response, int]:
-    row = db_session().get(CheckReport, report_id) if REPORT_ID.match(report_id) else None
+    row = live_report(report_id)
     if row is None:
         return _error(404, "no report with this id")
     return jsonify(
@@ -85,6 +85,15 @@ def get_check(report_id: str) -> Response | tuple[Response, int]:
         verdict=row.verdict,
         report=row.report if row.status == "done" else None,
     )
+
+
+@bp.delete("/api/checks/<report_id>")
+@csrf.exempt  # a JSON API: the report's id, the secret of its link, is the authority
+def delete_check(report_id: str) -> Response | tuple[Response, int]:
+    row = live_report(report_id)
+    if row is None or not delete_report(get_database(), row.id):
+        return _error(404, "no report with this id")
+    return Response(status=204)
 
 
 @bp.get("/api/openapi.json")

@@ -34,3 +34,7 @@ class CheckForm(FlaskForm):
     )
     ews_url = StringField("EWS URL (optional)", validators=[Optional(), Length(max=500)])
     oab_url = StringField("OAB URL (optional)", validators=[Optional(), Length(max=500)])
+
+
+class DeleteForm(FlaskForm):
+    """Deleting a report from its page: no fields, only the CSRF token."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from checksite.check.retention import purge_expired
 from checksite.check.runs import RunRegistry
 from checksite.checks.context import parse_target
 from checksite.checks.registry import select
@@ -48,4 +49,6 @@ def start_run(
         superoffice_password=superoffice_password,
     )
     specs = select(only)
-    return current_runs().start(get_database(), settings(), target, specs, credentials)
+    config = settings()
+    purge_expired(get_database(), config.check_report_retention_days)  # old reports go
+    return current_runs().start(get_database(), config, target, specs, credentials)

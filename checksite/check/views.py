@@ -6,11 +6,20 @@ import json
 import re
 from collections.abc import Iterator
 
-from flask import Response, abort, redirect, render_template, stream_with_context, url_for
+from flask import (
+    Response,
+    abort,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from markupsafe import Markup, escape
 
 from checksite.check import bp
-from checksite.check.forms import CheckForm
+from checksite.check.forms import CheckForm, DeleteForm
+from checksite.check.retention import delete_report, expires_at, is_expired
 from checksite.check.runs import follow_stored
 from checksite.check.starting import current_runs, rate_limit, settings, start_run
 from checksite.checks.app_consent import consent_missing
@@ -41,7 +50,8 @@ def linkify(text: str) -> Markup:
 
 @bp.get("/check")
 def form() -> str:
-    return render_template("check/form.html", form=CheckForm())
+    deleted = request.args.get("deleted") == "1"
+    return render_template("check/form.html", form=CheckForm(), deleted=deleted)
 
 
 @bp.post("/check")
@@ -66,13 +76,35 @@ def submit() -> Response | tuple[str, int]:
     return redirect(url_for("check.report", report_id=report_id), 303)  # type: ignore[return-value]
 
 
-def stored_report(report_id: str) -> CheckReport:
+def live_report(report_id: str) -> CheckReport | None:
+    """The stored report with this id, unless it has expired (then it is deleted now)."""
     if not REPORT_ID.match(report_id):
-        abort(404)
-    row = db_session().get(CheckReport, report_id)
+        return None
+    session = db_session()
+    row = session.get(CheckReport, report_id)
+    if row is not None and is_expired(row, settings().check_report_retention_days):
+        session.delete(row)
+        session.commit()
+        return None
+    return row
+
+
+def stored_report(report_id: str) -> CheckReport:
+    row = live_report(report_id)
     if row is None:
         abort(404)
     return row
+
+
+@bp.post("/check/r/<report_id>/delete")
+def delete_page(report_id: str) -> Response | tuple[str, int]:
+    """Anyone with the link may delete the report; the form's CSRF token proves the request
+    comes from the report page, not from another site."""
+    row = stored_report(report_id)
+    if not DeleteForm().validate_on_submit():
+        return render_template("check/signin_error.html", reason="the form expired; reload"), 400
+    delete_report(get_database(), row.id)
+    return redirect(url_for("check.form", deleted="1"), 303)  # type: ignore[return-value]
 
 
 @bp.get("/check/r/<report_id>")
@@ -98,6 +130,8 @@ def report(report_id: str) -> str:
         and bool(config.superoffice_client_id and config.superoffice_client_secret),
         microsoft_consent_probe=consent_missing(row.report if finished else None),
         google_sign_in=google and bool(config.google_client_id and config.google_client_secret),
+        expires=expires_at(row, config.check_report_retention_days),
+        delete_form=DeleteForm(),
     )
 
 
