@@ -45,14 +45,32 @@ _contexts_lock = threading.Lock()
 
 
 class Blocked(Exception):
-    """The policy forbids this connection; the message is meant for the report."""
+    """The policy forbids this connection; the message is meant for the report, so it never
+    names a refused address (the Check site must not tell a visitor what an internal name
+    resolves to): "an internal address" stands in for it. `address` keeps it for logs."""
 
-    def __init__(self, host: str, reason: str, address: IPAddress | None = None) -> None:
+    def __init__(
+        self, host: str, reason: str, address: IPAddress | None = None, hint: str = ""
+    ) -> None:
         self.host = host
         self.reason = reason
         self.address = address
-        shown = host if address is None or str(address) == host else f"{host} ({address})"
-        super().__init__(f"refused to connect to {shown}: {reason}")
+        if address is None:
+            message = f"refused to connect to {host}: {reason}"
+        elif _is_literal(host):
+            message = f"refused to connect to an internal address ({reason})."
+        else:
+            message = (
+                f"refused to connect to {host}: it resolves to an internal address ({reason})."
+            )
+        super().__init__(f"{message} {hint}" if hint else message)
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        return parse_ip_literal(host) is not None
+    except InvalidHost:
+        return True
 
 
 class ResolveError(Exception):
@@ -148,7 +166,7 @@ class NetGuard:
         if reason is not None:
             # Mention the operator's switch only where it would change the answer.
             allowable = refusal_reason(address, allow_private=True) is None
-            raise Blocked(host, f"{reason}. {ALLOW_HINT}" if allowable else f"{reason}.", address)
+            raise Blocked(host, reason, address, hint=ALLOW_HINT if allowable else "")
 
     def check_host_name(self, host: str) -> IPAddress | None:
         """Refuse hosts that are internal by their spelling; return a literal's address."""

@@ -73,7 +73,7 @@ def refusal_reason(address: IPAddress, *, allow_private: bool) -> str | None:
         embedded = _embedded_ipv4(address)
         if embedded is not None:
             if not allow_private:
-                return f"an IPv6 address that embeds the IPv4 address {embedded}"
+                return "an IPv6 address that embeds an internal IPv4 address"
             return refusal_reason(embedded, allow_private=True)
     if allow_private:
         return None

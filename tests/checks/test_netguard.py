@@ -26,8 +26,8 @@ LITERAL_TARGETS = [
     ("http://127.1/", "loopback"),
     ("http://127.0.0.1./", "loopback"),
     ("http://[::1]/", "loopback"),
-    ("http://[::ffff:127.0.0.1]/", "embeds the IPv4 address 127.0.0.1"),
-    ("http://[::ffff:a9fe:a9fe]/", "embeds the IPv4 address 169.254.169.254"),
+    ("http://[::ffff:127.0.0.1]/", "embeds an internal IPv4 address"),
+    ("http://[::ffff:a9fe:a9fe]/", "embeds an internal IPv4 address"),
     ("http://169.254.169.254/latest/meta-data/", "metadata"),
     ("http://0.0.0.0/", "unspecified"),
     ("http://0/", "unspecified"),
@@ -51,7 +51,7 @@ NAME_TARGETS = [
     ("mixed.evil.example", "192.168.0.10", "private network"),
     ("alias.evil.example", "127.0.0.1", "loopback"),
     ("v6.evil.example", "::1", "loopback"),
-    ("mapped.evil.example", "::ffff:a00:1", "embeds the IPv4 address 10.0.0.1"),
+    ("mapped.evil.example", "::ffff:a00:1", "embeds an internal IPv4 address"),
 ]
 
 
@@ -62,8 +62,11 @@ def test_literal_addresses_in_every_notation_are_refused(
     with pytest.raises(Blocked) as refused:
         guarded_session(hostile.guard()).get(url)
     message = str(refused.value)
-    assert message.startswith("refused to connect to ")
     assert reason in message
+    host = url.split("/")[2]
+    if "localhost" not in host:  # an address, in some notation: never said which
+        assert message.startswith("refused to connect to an internal address (")
+        assert host.strip("[]").rstrip(".") not in message
 
 
 @pytest.mark.parametrize(("name", "address", "reason"), NAME_TARGETS)
@@ -72,8 +75,11 @@ def test_names_resolving_inside_are_refused(
 ) -> None:
     with pytest.raises(Blocked) as refused:
         guarded_session(hostile.guard()).get(f"https://{name}/")
-    assert f"{name} ({address})" in str(refused.value)
-    assert reason in str(refused.value)
+    message = str(refused.value)
+    assert f"{name}: it resolves to an internal address" in message
+    assert reason in message
+    assert address not in message  # a report never says what an internal name resolves to
+    assert "10.0.0.1" not in message and "127.0.0.1" not in message
 
 
 def test_redirect_to_an_internal_address_is_refused_before_connecting(
@@ -95,7 +101,7 @@ def test_redirect_to_a_name_resolving_inside_is_refused(
     hostile: Hostile, public_site: tuple[str, list[str]]
 ) -> None:
     base, _ = public_site
-    with pytest.raises(Blocked, match=r"metadata.evil.example \(169.254.169.254\)"):
+    with pytest.raises(Blocked, match=r"metadata.evil.example: it resolves to an internal"):
         guarded_session(hostile.guard()).get(
             f"{base}/go", params={"to": "http://metadata.evil.example/latest/"}
         )
@@ -113,7 +119,7 @@ def test_srv_record_pointing_inside_is_refused(hostile: Hostile) -> None:
     (srv,) = guard.query("_autodiscover._tcp.evil.example", "SRV")
     assert srv.rdtype == dns.rdatatype.SRV
     target = srv.target.to_text(omit_final_dot=True)
-    with pytest.raises(Blocked, match=r"internal.evil.example \(127.0.0.1\): a loopback"):
+    with pytest.raises(Blocked, match=r"internal.evil.example: .* \(a loopback address\)"):
         guard.connect(target, srv.port)
 
 
