@@ -10,6 +10,20 @@ from simulators.world.microsoft import Tenant, User, stable_id
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+# Delegated permissions only an administrator may consent to ("Admin consent required: Yes" in
+# https://learn.microsoft.com/en-us/graph/permissions-reference).
+ADMIN_CONSENT_SCOPES = frozenset(
+    {
+        "Application.Read.All",
+        "DelegatedPermissionGrant.ReadWrite.All",
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+        "LicenseAssignment.Read.All",
+        "Organization.Read.All",
+        "Policy.Read.All",
+        "User.Read.All",
+    }
+)
 _GRAPH_PREFIXES = (GRAPH_RESOURCE + "/", "00000003-0000-0000-c000-000000000000/")
 
 
@@ -48,8 +62,10 @@ def delegated_grant(tenant: Tenant, user: User) -> set[str]:
     return granted
 
 
-def grant_admin_consent(tenant: Tenant) -> None:
+def grant_admin_consent(tenant: Tenant, scopes: list[str] | None = None) -> None:
+    """Consent for the whole organisation (an AllPrincipals grant), with these scopes added."""
     tenant.consent = "granted"
+    tenant.granted_scopes.extend(s for s in scopes or [] if s not in tenant.granted_scopes)
 
 
 def grant_user_consent(tenant: Tenant, user: User, scopes: list[str]) -> None:

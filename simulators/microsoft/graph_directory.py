@@ -28,6 +28,12 @@ from simulators.world.microsoft import GRAPH_APP_ID, GRAPH_APP_ROLES, Tenant, Us
 
 _READ_USERS = ("User.ReadBasic.All", "User.Read.All", "Directory.Read.All", "User.ReadWrite.All")
 _READ_ORG = ("Organization.Read.All", "Directory.Read.All", "Organization.ReadWrite.All")
+# subscribedSkus: LicenseAssignment.Read.All is the least privileged permission (delegated and
+# application), https://learn.microsoft.com/en-us/graph/api/subscribedsku-list
+_READ_SKUS = ("LicenseAssignment.Read.All", *_READ_ORG)
+_READ_POLICIES = ("Policy.Read.All", "Policy.ReadWrite.Authorization")
+# What users may consent to: Microsoft's built-in permission grant policies.
+USER_CONSENT_ALL = "ManagePermissionGrantsForSelf.microsoft-user-default-legacy"
 _READ_APPS = ("Application.Read.All", "Directory.Read.All", "Application.ReadWrite.All")
 _READ_GRANTS = ("Directory.Read.All", "DelegatedPermissionGrant.ReadWrite.All")
 _READ_LICENSES = ("User.Read", "LicenseAssignment.Read.All", "User.Read.All", "Directory.Read.All")
@@ -105,7 +111,7 @@ def _plans(part: str, status: str = "Success") -> list[dict]:
 
 @bp.get("/subscribedSkus")
 def subscribed_skus() -> Response:
-    who = require(_READ_ORG, _READ_ORG, directory=True)
+    who = require(_READ_SKUS, _READ_SKUS, directory=True)
     tenant = who.tenant
     values = []
     for sku in tenant.skus:
@@ -364,5 +370,32 @@ def organization() -> Response:
                     ],
                 }
             ],
+        }
+    )
+
+
+@bp.get("/policies/authorizationPolicy")
+def authorization_policy() -> Response:
+    """The tenant's authorization policy (v1.0: a single object). Users may consent to apps
+    unless the tenant requires an administrator's approval: then no permission grant policy is
+    assigned to the default user role (https://learn.microsoft.com/en-us/graph/api/authorizationpolicy-get,
+    https://learn.microsoft.com/en-us/entra/identity/enterprise-apps/configure-user-consent)."""
+    who = require(_READ_POLICIES, _READ_POLICIES, directory=True)
+    may_consent = who.tenant.consent != "admin_approval_required"
+    return json_response(
+        {
+            "@odata.context": metadata("policies/authorizationPolicy/$entity"),
+            "id": "authorizationPolicy",
+            "displayName": "Authorization Policy",
+            "description": "Used to manage authorization related settings across the company.",
+            "allowInvitesFrom": "everyone",
+            "allowedToUseSSPR": True,
+            "blockMsolPowerShell": False,
+            "defaultUserRolePermissions": {
+                "allowedToCreateApps": True,
+                "allowedToCreateSecurityGroups": True,
+                "allowedToReadOtherUsers": True,
+                "permissionGrantPoliciesAssigned": [USER_CONSENT_ALL] if may_consent else [],
+            },
         }
     )

@@ -36,6 +36,8 @@ class IdentityState:
 
     codes: dict[str, dict] = field(default_factory=dict)
     refresh_tokens: dict[str, dict] = field(default_factory=dict)
+    # Consent screens shown and not yet answered: ticket -> the authorize request behind it.
+    consent_screens: dict[str, dict] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def revoke_user(self, user_id: str) -> int:
@@ -292,15 +294,20 @@ def authorize(tenant_key: str) -> Response:
 
     scopes, wants_default = consent.graph_scopes(args.get("scope", ""))
     prompt = args.get("prompt", "")
-    refusal = _consent_refusal(tenant, user, scopes, wants_default, prompt, state)
-    if refusal is not None:
-        return _back_to_client(redirect_uri, refusal, response_mode)
+    decision = _consent_decision(tenant, user, scopes, wants_default, prompt, state)
+    if isinstance(decision, dict):
+        return _back_to_client(redirect_uri, decision, response_mode)
+    if decision is not None:
+        return _consent_screen(tenant, user, decision, args.to_dict())
+    return _issue_code(tenant, user, args.to_dict())
 
+
+def _issue_code(tenant: Tenant, user: User, args: dict[str, str]) -> Response:
     code = secrets.token_urlsafe(32)
     with _state().lock:
         _state().codes[code] = {
-            "client_id": client_id,
-            "redirect_uri": redirect_uri,
+            "client_id": args.get("client_id", ""),
+            "redirect_uri": args.get("redirect_uri", ""),
             "tenant_id": tenant.id,
             "user_id": user.id,
             "scope": args.get("scope", ""),
@@ -314,51 +321,108 @@ def authorize(tenant_key: str) -> Response:
         "client_info": _client_info(tenant, user),
         "session_state": str(uuid.uuid4()),
     }
-    if state is not None:
-        params["state"] = state
-    return _back_to_client(redirect_uri, params, response_mode)
+    if args.get("state") is not None:
+        params["state"] = args["state"]
+    return _back_to_client(args.get("redirect_uri", ""), params, args.get("response_mode", "query"))
 
 
-def _consent_refusal(
+def _consent_decision(
     tenant: Tenant,
     user: User,
     scopes: list[str],
     wants_default: bool,
     prompt: str,
     state: str | None,
-) -> dict[str, str] | None:
-    """None when the sign-in may go on (granting consent where the simulated user would);
-    otherwise the error parameters a real tenant sends back."""
+) -> dict[str, str] | list[str] | None:
+    """None: sign in at once; a list: the permissions the consent screen asks for; a dict: the
+    error parameters a real tenant sends back. As Entra: permissions nobody granted yet are
+    asked for on a consent screen (only those: incremental consent); `prompt=consent` shows it
+    even when all are granted; `prompt=none` never shows it (65001 instead); a user who may not
+    consent (approval for apps, or a permission only an administrator can grant) gets 90094."""
     granted = consent.delegated_grant(tenant, user)
     if wants_default:
-        if consent.has_service_principal(tenant):
-            return None
-        missing = ["(static permissions)"]
+        missing = [] if consent.has_service_principal(tenant) else ["(static permissions)"]
     else:
         missing = [s for s in scopes if s not in granted]
-        if not missing:
-            return None
-    if tenant.consent == "admin_approval_required" and not user.is_admin:
+    if not missing and prompt not in ("consent", "admin_consent"):
+        return None
+    admin_only = [s for s in missing if s in consent.ADMIN_CONSENT_SCOPES]
+    if not user.is_admin and (tenant.consent == "admin_approval_required" or admin_only):
         return _error_params(
             "access_denied",
             90094,
             "The grant requires admin permission. Need admin approval.",
             state,
         )
-    if prompt in ("consent", "admin_consent") and not wants_default:
-        # The simulated user accepts the consent prompt.
-        if prompt == "admin_consent" and user.is_admin:
-            consent.grant_admin_consent(tenant)
-        consent.grant_user_consent(tenant, user, scopes)
-        return None
-    return _error_params(
-        "consent_required",
-        65001,
-        f"The user or administrator has not consented to use the application with ID "
-        f"'{request.args.get('client_id')}' named 'Synchronizer'. Send an interactive "
-        f"authorization request for this user and resource. Missing: {' '.join(missing)}",
-        state,
+    if prompt == "none":
+        return _error_params(
+            "consent_required",
+            65001,
+            f"The user or administrator has not consented to use the application with ID "
+            f"'{request.args.get('client_id')}' named 'Synchronizer'. Send an interactive "
+            f"authorization request for this user and resource. Missing: {' '.join(missing)}",
+            state,
+        )
+    return missing or scopes
+
+
+def _consent_screen(tenant: Tenant, user: User, asked: list[str], args: dict[str, str]) -> Response:
+    """Entra's "Permissions requested" page: the permissions asked for, Accept and Cancel, and
+    for an administrator the (unticked) "Consent on behalf of your organization" box."""
+    ticket = secrets.token_urlsafe(24)
+    with _state().lock:
+        _state().consent_screens[ticket] = {
+            "tenant_id": tenant.id,
+            "user_id": user.id,
+            "asked": asked,
+            "args": args,
+        }
+    items = "".join(f"<li class='permission'>{html.escape(s)}</li>" for s in asked)
+    organisation = (
+        "<label><input type='checkbox' name='for_organization' value='1'> Consent on behalf of "
+        "your organization</label>"
+        if user.is_admin
+        else ""
     )
+    page = (
+        "<!doctype html><title>Permissions requested</title><h1>Permissions requested</h1>"
+        f"<p>{html.escape(user.user_principal_name)}: Synchronizer would like to:</p>"
+        f"<ul>{items}</ul>"
+        f"<form method='post' action='{html.escape(request.path)}/consent'>"
+        f"<input type='hidden' name='ticket' value='{ticket}'>{organisation}"
+        "<button name='decision' value='accept'>Accept</button>"
+        "<button name='decision' value='cancel'>Cancel</button></form>"
+    )
+    return Response(page, mimetype="text/html")
+
+
+@bp.post("/<tenant_key>/oauth2/v2.0/authorize/consent")
+def consent_answer(tenant_key: str) -> Response:
+    with _state().lock:
+        screen = _state().consent_screens.pop(request.form.get("ticket", ""), None)
+    if screen is None:
+        return _error_page(90014, "The request was not a consent screen this service showed.")
+    args: dict[str, str] = screen["args"]
+    tenant = _world().tenant(screen["tenant_id"])
+    user = tenant.user(screen["user_id"]) if tenant is not None else None
+    if tenant is None or user is None:
+        return _error_page(50034, "The user account does not exist in the directory.")
+    if request.form.get("decision") != "accept":
+        params = _error_params(
+            "access_denied", 65004, "User declined to consent to access the app.", args.get("state")
+        )
+        return _back_to_client(
+            args.get("redirect_uri", ""), params, args.get("response_mode", "query")
+        )
+    asked = [s for s in screen["asked"] if s != "(static permissions)"]
+    organisation = (
+        request.form.get("for_organization") == "1" or args.get("prompt") == "admin_consent"
+    )
+    if organisation and user.is_admin:
+        consent.grant_admin_consent(tenant, asked)
+    else:
+        consent.grant_user_consent(tenant, user, asked)
+    return _issue_code(tenant, user, args)
 
 
 @bp.get("/<tenant_key>/adminconsent")

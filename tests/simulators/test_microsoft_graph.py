@@ -161,3 +161,32 @@ def test_default_calendar_is_the_mailbox_probe(graph):
     )
     missing = graph.get("/users/nomail@contoso.example/calendar")
     assert missing.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
+
+
+def test_subscribed_skus_need_license_assignment_read_at_least(
+    ms_server, ms_session, ms_user_token
+):
+    def skus(scope: str) -> int:
+        token = ms_user_token("admin@contoso.example", (scope,))
+        return GraphClient(ms_server.url, ms_session, token).get("/subscribedSkus").status_code
+
+    assert skus("LicenseAssignment.Read.All") == 200
+    assert skus("User.Read") == 403
+
+
+def test_the_authorization_policy_says_whether_users_may_consent(
+    ms_server, ms_session, ms_user_token
+):
+    def assigned(tenant: str) -> list[str]:
+        token = ms_user_token(f"admin@{tenant}", ("Policy.Read.All",))
+        policy = GraphClient(ms_server.url, ms_session, token).get("/policies/authorizationPolicy")
+        assert policy.status_code == 200
+        return policy.json()["defaultUserRolePermissions"]["permissionGrantPoliciesAssigned"]
+
+    assert assigned("contoso.example") == [
+        "ManagePermissionGrantsForSelf.microsoft-user-default-legacy"
+    ]
+    assert assigned("litware.example") == []  # approval for apps: users may not consent
+    token = ms_user_token("admin@contoso.example", ("User.Read",))
+    refused = GraphClient(ms_server.url, ms_session, token).get("/policies/authorizationPolicy")
+    assert refused.status_code == 403

@@ -11,7 +11,13 @@ import pytest
 
 from simulators.microsoft import tokens
 from simulators.world.microsoft import SYNCHRONIZER_APP_ID
-from tests.fixtures.microsoft import REDIRECT_URI, posted_form, query_params, sign_in
+from tests.fixtures.microsoft import (
+    REDIRECT_URI,
+    consent_screen_permissions,
+    posted_form,
+    query_params,
+    sign_in,
+)
 
 
 def _claims(token: str) -> dict:
@@ -195,27 +201,68 @@ def test_bad_client_secret_is_aadsts7000215(ms_msal):
     assert result["error_codes"] == [7000215]
 
 
-def test_user_in_unconsented_tenant_gets_aadsts65001(ms_msal, ms_session):
+def test_user_in_unconsented_tenant_gets_aadsts65001_without_interaction(ms_msal, ms_session):
     result = sign_in(
         ms_msal("fourthcoffee.example"),
         ms_session,
         "jon@fourthcoffee.example",
         ["Calendars.ReadWrite"],
+        prompt="none",
     )
     assert result["error"] == "consent_required"
     assert result["error_description"].startswith("AADSTS65001")
 
 
-def test_user_consent_prompt_then_sign_in_works(ms_msal, ms_session, ms_world):
+def test_a_missing_consent_shows_the_consent_screen_and_accepting_grants_it(
+    ms_msal, ms_session, ms_world
+):
     app = ms_msal("fourthcoffee.example")
+    unanswered = sign_in(app, ms_session, "jon@fourthcoffee.example", ["Calendars.ReadWrite"])
+    assert unanswered["error"] == "page" and "Permissions requested" in unanswered["page"]
+    assert consent_screen_permissions(unanswered["page"]) == ["Calendars.ReadWrite"]
+    tenant = ms_world.tenant("fourthcoffee.example")
+    assert tenant.user_consents == {}  # nothing granted until the user accepts
     result = sign_in(
-        app, ms_session, "jon@fourthcoffee.example", ["Calendars.ReadWrite"], prompt="consent"
+        app, ms_session, "jon@fourthcoffee.example", ["Calendars.ReadWrite"], consent="accept"
     )
     assert "access_token" in result, result
-    tenant = ms_world.tenant("fourthcoffee.example")
     assert tenant.user_consents == {
         tenant.user("jon@fourthcoffee.example").id: ["Calendars.ReadWrite"]
     }
+    # Incremental: the next sign-in asks only for what is new.
+    more = sign_in(
+        app, ms_session, "jon@fourthcoffee.example", ["Calendars.ReadWrite", "Contacts.ReadWrite"]
+    )
+    assert consent_screen_permissions(more["page"]) == ["Contacts.ReadWrite"]
+    again = sign_in(app, ms_session, "jon@fourthcoffee.example", ["Calendars.ReadWrite"])
+    assert "access_token" in again, again  # granted: no screen
+
+
+def test_cancelling_the_consent_screen_is_aadsts65004(ms_msal, ms_session, ms_world):
+    result = sign_in(
+        ms_msal("fourthcoffee.example"),
+        ms_session,
+        "jon@fourthcoffee.example",
+        ["Calendars.ReadWrite"],
+        consent="cancel",
+    )
+    assert result["error"] == "access_denied"
+    assert result["error_description"].startswith("AADSTS65004")
+    assert ms_world.tenant("fourthcoffee.example").user_consents == {}
+
+
+def test_only_an_administrator_may_consent_to_admin_permissions(ms_msal, ms_session, ms_world):
+    app = ms_msal("contoso.example")
+    refused = sign_in(app, ms_session, "adele@contoso.example", ["Directory.Read.All"])
+    assert refused["error"] == "access_denied"
+    assert refused["error_description"].startswith("AADSTS90094")
+    admin = sign_in(
+        app, ms_session, "admin@contoso.example", ["Directory.Read.All"], consent="accept"
+    )
+    assert "access_token" in admin, admin
+    tenant = ms_world.tenant("contoso.example")
+    assert "Directory.Read.All" not in tenant.granted_scopes  # for the admin only, not for all
+    assert tenant.user_consents[tenant.user("admin@contoso.example").id] == ["Directory.Read.All"]
 
 
 def test_admin_approval_required_is_aadsts90094(ms_msal, ms_session):
