@@ -22,8 +22,8 @@ from checksite.check.forms import CheckForm, DeleteForm
 from checksite.check.retention import delete_report, expires_at, is_expired
 from checksite.check.runs import follow_stored
 from checksite.check.starting import current_runs, rate_limit, settings, start_run
-from checksite.checks.app_consent import consent_missing
 from checksite.checks.context import TargetError
+from checksite.checks.m365_app import READ_CONSENT
 from checksite.checks.model import Report
 from checksite.checks.superoffice import superoffice_online_tenant
 from checksite.database import db_session, get_database
@@ -126,9 +126,9 @@ def report(report_id: str) -> str:
         deadline_s=config.check_timeout_seconds,
         microsoft_sign_in=microsoft
         and bool(config.microsoft_client_id and config.microsoft_client_secret),
+        microsoft_consent_scopes=READ_CONSENT[config.microsoft_permission_mode],
         superoffice_sign_in=superoffice_online_tenant(row.report if finished else None) is not None
         and bool(config.superoffice_client_id and config.superoffice_client_secret),
-        microsoft_consent_probe=consent_missing(row.report if finished else None),
         google_sign_in=google and bool(config.google_client_id and config.google_client_secret),
         expires=expires_at(row, config.check_report_retention_days),
         delete_form=DeleteForm(),

@@ -1,7 +1,12 @@
-"""[google_workspace] Our Google access works in the customer's domain: for each scope the sync
-needs, a real token (service account with domain-wide delegation, acting as the given admin)
-and one cheap call to the API behind it; `admin_policy_enforced` and `unauthorized_client`
-are explained; and whether that person is a Help Desk administrator or higher."""
+"""[google_workspace] Our Google access works in the customer's domain, tested only for a
+Workspace administrator who signed in on the report page (anonymously nothing is asked of
+Google: the installation's credentials are never used on a visitor's behalf). The sign-in is
+used only when the account belongs to the target's Workspace (its address is on the target
+domain, or the target is one of that Workspace's verified domains). Then: the scopes the
+administrator granted and one cheap call per API; with this installation's service account,
+domain-wide delegation for each scope, acting as that administrator; `admin_policy_enforced`
+and `unauthorized_client` explained; and whether that person is a Help Desk administrator or
+higher."""
 
 from __future__ import annotations
 
@@ -63,36 +68,93 @@ EXPLAIN = {
 
 GOOGLE_ADMIN_TOKEN = "google_admin_token"  # noqa: S105  (CheckContext.credentials keys)
 GOOGLE_ADMIN_SCOPES = "google_admin_scopes"
-GOOGLE_ADMIN_EMAIL = "google_admin_email"
+GOOGLE_ADMIN_EMAIL = "google_admin_email"  # from the verified id_token
+DOMAINS_SCOPE = AUTH + "admin.directory.domain.readonly"
 
 
 def run(context: CheckContext) -> Iterator[Step]:
     if mail_system(context).kind != GOOGLE:
         yield Step("google_workspace.skipped", "Google", "skip", "Not a Google Workspace domain.")
         return
-    signed_in = context.credentials.get(GOOGLE_ADMIN_TOKEN)
+    token = context.credentials.get(GOOGLE_ADMIN_TOKEN)
+    admin = context.credentials.get(GOOGLE_ADMIN_EMAIL)
     key_file = context.setting("google_service_account_file")
-    admin = context.credentials.get(GOOGLE_ADMIN_EMAIL) or context.target.mailbox
-    if signed_in:
-        yield from _signed_in_steps(context, signed_in, admin)
-    if key_file is not None and admin:
+    if not token or not admin:
+        yield _sign_in_needed(context, key_file is not None)
+        return
+    session = context.session()
+    belongs = _belongs(context, session, token, admin)
+    yield belongs
+    if belongs.status != "pass":
+        return  # nothing from another organisation's sign-in is used
+    yield from _signed_in_steps(context, token, admin)
+    if key_file is not None:
         yield from _delegation_steps(context, Path(key_file), admin)
-    if not signed_in and (key_file is None or not admin):
-        yield Step(
-            "google_workspace.configuration",
-            "Google access",
-            "skip",
-            "Sign in as a Google Workspace administrator on the report page to test our app"
-            + (
-                ", or enter an administrator's address to test domain-wide delegation."
-                if key_file is not None
-                else " (this installation has no service account, GOOGLE_SERVICE_ACCOUNT_FILE, "
-                "for domain-wide delegation)."
-            ),
+
+
+def _sign_in_needed(context: CheckContext, has_service_account: bool) -> Step:
+    return Step(
+        "google_workspace.sign_in_needed",
+        "Google access",
+        "info",
+        f"Nobody signed in: this report asks nothing of Google about {context.target.domain}. "
+        "A Google Workspace administrator can sign in on the report page to test Synchronizer's "
+        "access to Calendar, Contacts and the directory"
+        + (
+            ", this installation's domain-wide delegation, and the administrator's role."
+            if has_service_account
+            else " and the administrator's role."
+        ),
+    )
+
+
+def _belongs(context: CheckContext, session: requests.Session, token: str, admin: str) -> Step:
+    """The signed-in account is of the target's Workspace: its address is on the target
+    domain, or the target is one of the Workspace's verified domains (domains.list)."""
+    domain = context.target.domain
+    title = "Administrator's sign-in"
+    if admin.rpartition("@")[2] == domain:
+        return Step("google_workspace.sign_in", title, "pass", f"{admin} signed in.")
+    granted = set(context.credentials.get(GOOGLE_ADMIN_SCOPES, "").split())
+    domains: list[str] = []
+    if DOMAINS_SCOPE in granted:
+        api = context.setting("google_api_url")
+        try:
+            response = session.get(
+                f"{api}/admin/directory/v1/customer/my_customer/domains",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            if response.status_code == 200:
+                listed = response.json().get("domains") or []
+                domains = [
+                    str(d.get("domainName", "")).lower() for d in listed if d.get("verified")
+                ]
+        except (Blocked, ResolveError, BodyTooLarge, requests.RequestException, ValueError):
+            domains = []
+    if domain in domains:
+        return Step(
+            "google_workspace.sign_in",
+            title,
+            "pass",
+            f"{admin} signed in; {domain} is one of that Workspace's verified domains.",
+            details={"workspace_domains": domains},
         )
+    why = (
+        f"{domain} is not one of that Workspace's domains ({', '.join(domains)})"
+        if domains
+        else f"it could not be confirmed that {domain} belongs to that account's Workspace"
+    )
+    return Step(
+        "google_workspace.sign_in",
+        title,
+        "warn",
+        f"{admin} signed in, but {why}. Nothing from that sign-in is used in this report.",
+        details={"workspace_domains": domains},
+        remediation=f"Sign in with a super administrator of {domain}'s Google Workspace.",
+    )
 
 
-def _signed_in_steps(context: CheckContext, token: str, admin: str | None) -> Iterator[Step]:
+def _signed_in_steps(context: CheckContext, token: str, admin: str) -> Iterator[Step]:
     """The administrator consented to our app: the scopes granted, and one call per API."""
     granted = set(context.credentials.get(GOOGLE_ADMIN_SCOPES, "").split())
     session = context.session()
@@ -113,12 +175,12 @@ def _signed_in_steps(context: CheckContext, token: str, admin: str | None) -> It
         "google_workspace.app",
         "Our app in your domain (signed in)",
         "fail" if failed else "pass",
-        f"{admin or 'The administrator'} signed in; "
+        f"{admin} signed in; "
         + (f"{len(failed)} of {len(NEEDS)} accesses failed." if failed else "every API answers."),
         details={"granted": sorted(granted)},
         children=children,
     )
-    if admin and NEEDS[2] not in missing:
+    if NEEDS[2] not in missing:
         reason = "the sign-in did not grant reading admin roles (" + _short(ROLES_SCOPE) + ")"
         roles = (token, "") if ROLES_SCOPE in granted else (None, reason)
         yield role_step(context, session, admin, token, lambda: roles)
@@ -151,6 +213,8 @@ def _short(scope: str) -> str:
 
 
 def _delegation_steps(context: CheckContext, key_file: Path, admin: str) -> Iterator[Step]:
+    """This installation's service account, acting as the signed-in administrator (never as a
+    typed address): a token for each scope, then one call to its API."""
     info = json.loads(key_file.read_text(encoding="utf-8"))
     info["token_uri"] = f"{context.setting('google_oauth_url')}/token"
     client_id = str(info.get("client_id", ""))
@@ -160,7 +224,6 @@ def _delegation_steps(context: CheckContext, key_file: Path, admin: str) -> Iter
             pool.map(lambda need: _scope_step(context, session, info, admin, need), NEEDS)
         )
     children = [step for step, _ in results]
-    granted = {need.scope: token for need, (_, token) in zip(NEEDS, results, strict=True) if token}
     failed = [c for c in children if c.status == "fail"]
     link = "https://admin.google.com/ac/owl/domainwidedelegation?" + urlencode(
         {"clientScopeToAdd": ",".join(n.scope for n in NEEDS), "clientIdToAdd": client_id}
@@ -176,27 +239,6 @@ def _delegation_steps(context: CheckContext, key_file: Path, admin: str) -> Iter
         else "",
         children=children,
     )
-    directory = granted.get(NEEDS[2].scope)
-    if directory and not context.credentials.get(GOOGLE_ADMIN_TOKEN):
-        roles = lambda: _delegated_token(session, info, admin, ROLES_SCOPE)  # noqa: E731
-        yield role_step(context, session, admin, directory, roles)
-
-
-def _delegated_token(
-    session: requests.Session, info: dict[str, object], admin: str, scope: str
-) -> tuple[str | None, str]:
-    """A token for one more scope through domain-wide delegation, or why there is none."""
-    credentials = service_account.Credentials.from_service_account_info(
-        info, scopes=[scope], subject=admin
-    )
-    try:
-        credentials.refresh(Request(session))
-    except (RefreshError, TransportError, Blocked, ResolveError) as exc:
-        return None, (
-            f"domain-wide delegation gives no token for {_short(scope)} ({str(exc.args[0])[:80]}); "
-            "add that scope to the delegation, or sign in on the report page"
-        )
-    return str(credentials.token), ""
 
 
 def _scope_step(

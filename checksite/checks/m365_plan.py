@@ -1,5 +1,6 @@
 """[m365_plan] The tenant's subscriptions include Exchange Online (matched on service plans
-from Microsoft's licensing table, never on product names), and the mailbox's own licence."""
+from Microsoft's licensing table, never on product names), and the mailbox's own licence. Read
+only with the token of an administrator of the tenant who signed in on the report page."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from urllib.parse import quote
 import requests
 
 from checksite.checks.context import CheckContext
-from checksite.checks.m365_app import admin_token, app_token, graph_get
+from checksite.checks.m365_app import READ_PLANS, admin_of_target, graph_get
 from checksite.checks.m365_tenant import tenant_of
 from checksite.checks.mail_system import MICROSOFT_365, mail_system
 from checksite.checks.model import Step, Stopwatch
@@ -54,21 +55,12 @@ def run(context: CheckContext) -> Iterator[Step]:
     if mail_system(context).kind != MICROSOFT_365 or tenant_of(context).id is None:
         yield Step("m365_plan.skipped", "Plan", "skip", "Not a Microsoft 365 tenant.")
         return
-    token = admin_token(context)
-    if token is None:
-        app = app_token(context)
-        token = app.token if "Organization.Read.All" in app.roles else None
-    if token is None:
-        yield Step(
-            "m365_plan.skipped",
-            "Plan",
-            "skip",
-            "The plans can be read once Synchronizer is consented in the tenant (see the app "
-            "consent check), or after an administrator signs in on the report page.",
-        )
+    signed = admin_of_target(context)
+    if signed is None or not signed.may(*READ_PLANS):
+        yield _not_read(context, signed is not None)
         return
     try:
-        response = graph_get(context, token, "/subscribedSkus")
+        response = graph_get(context, signed.token, "/subscribedSkus")
         skus = response.json().get("value", []) if response.status_code == 200 else None
     except (Blocked, ResolveError, BodyTooLarge, requests.RequestException, ValueError) as exc:
         yield Step("m365_plan.skus", "Subscriptions", "warn", f"Could not read them: {exc}")
@@ -81,13 +73,32 @@ def run(context: CheckContext) -> Iterator[Step]:
             f"Microsoft Graph answered HTTP {response.status_code} for the subscriptions.",
         )
         return
-    source = "an administrator's sign-in" if admin_token(context) else "Synchronizer's app access"
-    yield _tenant_step(skus, watch, source)
+    yield _tenant_step(skus, watch, signed.username)
     if context.target.mailbox:
-        yield _user_step(context, token, context.target.mailbox)
+        yield _user_step(context, signed.token, context.target.mailbox)
 
 
-def _tenant_step(skus: list[dict[str, Any]], watch: Stopwatch, source: str) -> Step:
+def _not_read(context: CheckContext, signed_without_access: bool) -> Step:
+    """What a sign-in would add: the plans are the tenant's business, read only with an
+    administrator's own access, never with ours."""
+    mailbox = context.target.mailbox
+    what = "Which plans the tenant has" + (
+        f" and whether {mailbox} has an Exchange Online licence" if mailbox else ""
+    )
+    if signed_without_access:
+        reason = f"the sign-in did not include reading them ({', '.join(READ_PLANS)})"
+    else:
+        reason = "nobody of this tenant signed in"
+    return Step(
+        "m365_plan.sign_in_needed",
+        "Plan",
+        "info",
+        f"{what} is read only with the access of an administrator of this tenant; {reason}. "
+        "Sign in on the report page (tick the plans) to have them read.",
+    )
+
+
+def _tenant_step(skus: list[dict[str, Any]], watch: Stopwatch, username: str) -> Step:
     children = []
     with_mailbox = []
     for sku in skus:
@@ -113,7 +124,7 @@ def _tenant_step(skus: list[dict[str, Any]], watch: Stopwatch, source: str) -> S
             "Subscriptions",
             "pass",
             f"Exchange Online is included in {', '.join(with_mailbox)}.",
-            details={"read_with": source},
+            details={"read_with": "an administrator's sign-in", "signed_in_as": username},
             children=children,
             elapsed_ms=watch.ms(),
         )
@@ -122,7 +133,7 @@ def _tenant_step(skus: list[dict[str, Any]], watch: Stopwatch, source: str) -> S
         "Subscriptions",
         "fail",
         "No subscription of this tenant includes Exchange Online. " + APPS_ONLY_EXPLANATION,
-        details={"read_with": source},
+        details={"read_with": "an administrator's sign-in", "signed_in_as": username},
         remediation="Add a plan with Exchange Online (Microsoft 365 Business Basic, Standard or "
         "Premium, Office 365 E1/E3/E5, Exchange Online Plan 1 or 2) for the people you "
         "synchronize.",

@@ -110,6 +110,7 @@ def run(context: CheckContext) -> Iterator[Step]:
         elapsed_ms=watch.ms(),
     )
     yield _realm_step(tenant)
+    yield _sign_in_step(context, tenant)
 
 
 def _realm_step(tenant: Tenant) -> Step:
@@ -143,4 +144,42 @@ def _realm_step(tenant: Tenant) -> Step:
         "warn",
         "Microsoft did not say how people of this domain sign in.",
         details=details,
+    )
+
+
+def _sign_in_step(context: CheckContext, tenant: Tenant) -> Step:
+    """Who signed in, and whether that sign-in is used: only an account of this tenant's."""
+    from checksite.checks.m365_app import admin_sign_in  # (m365_app needs tenant_of)
+
+    signed = admin_sign_in(context)
+    domain = context.target.domain
+    if signed is None:
+        return Step(
+            "m365_tenant.sign_in",
+            "Administrator's sign-in",
+            "info",
+            "Nobody signed in: this report holds only what Microsoft publishes about "
+            f"{domain}. An administrator of this tenant can sign in on the report page so the "
+            "report also reads your plans and licences and Synchronizer's consent, with the "
+            "administrator's own read-only access.",
+        )
+    details = {"signed_in_tenant": signed.tenant_id, "tenant_id": tenant.id}
+    if signed.tenant_id.lower() != str(tenant.id).lower():
+        return Step(
+            "m365_tenant.sign_in",
+            "Administrator's sign-in",
+            "warn",
+            f"{signed.username} signed in with an account of another tenant "
+            f"({signed.tenant_id}), not of {domain}'s tenant ({tenant.id}). Nothing from that "
+            "sign-in is used in this report.",
+            details=details,
+            remediation=f"Sign in with an administrator account of {domain}'s tenant.",
+        )
+    return Step(
+        "m365_tenant.sign_in",
+        "Administrator's sign-in",
+        "pass",
+        f"{signed.username} signed in with an account of this tenant; the report reads with "
+        f"that account's access ({', '.join(sorted(signed.scopes)) or 'sign-in only'}).",
+        details={**details, "signed_in_as": signed.username},
     )

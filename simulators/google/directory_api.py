@@ -21,6 +21,7 @@ bp = Blueprint("google_directory", __name__, url_prefix="/admin/directory/v1")
 _A = "https://www.googleapis.com/auth/admin.directory"
 USERS_READ = (_A + ".user", _A + ".user.readonly", "https://www.googleapis.com/auth/cloud-platform")
 ROLES_READ = (_A + ".rolemanagement", _A + ".rolemanagement.readonly")
+DOMAINS_READ = (_A + ".domain", _A + ".domain.readonly")
 MAX_USERS = 500
 DEFAULT_USERS = 100
 CREATED = "2024-03-04T08:15:00.000Z"
@@ -237,3 +238,28 @@ def role_assignments_list(customer: str) -> Response:
                 }
             )
     return jsonify(kind="admin#directory#roleAssignments", etag='"assignments"', items=items)
+
+
+@bp.get("/customer/<customer>/domains")
+def domains_list(customer: str) -> Response:
+    """domains.list: the Workspace's verified domains, primary first. Reading them is a super
+    administrator's (domain management) privilege; others get 403
+    (https://developers.google.com/admin-sdk/directory/reference/rest/v1/domains/list)."""
+    caller, domain = _caller(*DOMAINS_READ)
+    if not _is_super(caller):
+        raise forbidden()
+    domain = _customer_domain(domain, customer, None)
+    names = [(domain.name, True), *((name, False) for name in domain.secondary_domains)]
+    items = [
+        {
+            "kind": "admin#directory#domain",
+            "etag": f'"domain/{name}"',
+            "domainName": name,
+            "isPrimary": primary,
+            "verified": True,
+            "creationTime": "1709540100000",
+            "domainAliases": [],
+        }
+        for name, primary in names
+    ]
+    return jsonify(kind="admin#directory#domains", etag='"domains"', domains=items)

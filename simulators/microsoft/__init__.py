@@ -20,7 +20,7 @@ from simulators.microsoft.sim_state import build_mailboxes
 from simulators.platform.control import install_control
 from simulators.world.microsoft import MicrosoftWorld, demo_world
 
-FAULT_KINDS = {"token_expired", "token_revoked", "delta_expired", "mailbox_hold"}
+FAULT_KINDS = {"token_expired", "token_revoked", "delta_expired", "mailbox_hold", "id_token_forged"}
 
 
 def create_app(world: MicrosoftWorld | None = None) -> Flask:

@@ -682,7 +682,8 @@ def _issue_user_tokens(
         }
         if nonce:
             claims["nonce"] = nonce
-        body["id_token"] = tokens.encode(claims)
+        forged = claim_fault("id_token_forged") is not None
+        body["id_token"] = tokens.forge(claims) if forged else tokens.encode(claims)
     if request.form.get("client_info") == "1":
         body["client_info"] = _client_info(tenant, user)
     return _json(body)

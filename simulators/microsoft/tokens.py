@@ -94,6 +94,16 @@ def encode(claims: dict[str, Any], key: SigningKey | None = None) -> str:
     return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers=headers)
 
 
+def forge(claims: dict[str, Any]) -> str:
+    """A token that names our signing key (`kid`) but is signed by another one: what a client
+    must refuse (the `id_token_forged` fault)."""
+    impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    kid = signing_key().kid
+    return jwt.encode(
+        claims, impostor, algorithm=ALGORITHM, headers={"typ": "JWT", "kid": kid, "x5t": kid}
+    )
+
+
 def decode(token: str, key: SigningKey | None = None) -> dict[str, Any]:
     """The claims of a token this simulator signed; raises TokenError with Entra's wording."""
     key = key or signing_key()

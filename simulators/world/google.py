@@ -43,6 +43,7 @@ OTHER_CLIENT_ID = "555000111222-otherappdemo.apps.googleusercontent.com"
 OTHER_CLIENT_SECRET = "GOCSPX-other-app-secret"
 
 HEALTHY_DOMAIN = "northwind.example"
+SECONDARY_DOMAIN = "northwindtraders.example"  # northwind's second verified domain
 UNTRUSTED_DOMAIN = "tailspin.example"
 SITE_VERIFICATION = {
     HEALTHY_DOMAIN: "google-site-verification=nW7dEmoNorthwindVerif1cationT0ken",
@@ -128,6 +129,8 @@ class GoogleDomain:
     unconfigured_apps_blocked: bool = False
     # Domain-wide delegation: numeric client id -> scopes the super admin authorised.
     delegation: dict[str, list[str]] = field(default_factory=dict)
+    # Other verified domains of the same Workspace (customer), e.g. after a merger.
+    secondary_domains: list[str] = field(default_factory=list)
 
     def app_allowed(self, client_id: str) -> bool:
         if client_id in self.blocked_clients:
@@ -370,6 +373,7 @@ def demo(today: date | None = None) -> GoogleWorld:
         trusted_clients={SYNCHRONIZER_CLIENT_ID},
         unconfigured_apps_blocked=True,
         delegation={SERVICE_ACCOUNT_CLIENT_ID: list(DWD_SCOPES)},
+        secondary_domains=[SECONDARY_DOMAIN],
     )
     tailspin = GoogleDomain(
         name=UNTRUSTED_DOMAIN,
@@ -412,7 +416,8 @@ def demo(today: date | None = None) -> GoogleWorld:
 def dns_records(addresses: Any = None) -> list[tuple[str, str, str]]:
     """MX and TXT records of the Google-hosted demo domains (Google's own hosts, not ours)."""
     records: list[tuple[str, str, str]] = []
-    for name, verification in SITE_VERIFICATION.items():
+    verifications = {**SITE_VERIFICATION, SECONDARY_DOMAIN: SITE_VERIFICATION[HEALTHY_DOMAIN]}
+    for name, verification in verifications.items():
         records += [
             (name, "MX", "1 aspmx.l.google.com."),
             (name, "MX", "5 alt1.aspmx.l.google.com."),
