@@ -27,6 +27,7 @@ SCOPE_CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
 SCOPE_CONTACTS = "https://www.googleapis.com/auth/contacts"
 SCOPE_DIRECTORY_USER_RO = "https://www.googleapis.com/auth/admin.directory.user.readonly"
 SCOPE_ROLES_RO = "https://www.googleapis.com/auth/admin.directory.rolemanagement.readonly"
+SCOPE_DOMAINS_RO = "https://www.googleapis.com/auth/admin.directory.domain.readonly"
 SCOPE_EMAIL = "https://www.googleapis.com/auth/userinfo.email"
 SCOPE_PROFILE = "https://www.googleapis.com/auth/userinfo.profile"
 

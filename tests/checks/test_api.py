@@ -54,7 +54,7 @@ def test_post_starts_a_check_and_get_returns_the_report(check_app: Flask) -> Non
 def test_the_report_is_stored_and_reachable_by_its_link(check_app: Flask) -> None:
     client = check_app.test_client()
     report_id = client.post(
-        "/api/checks", json={"target": "appsonly.example", "only": ["dns", "m365_plan"]}
+        "/api/checks", json={"target": "icloudmail.example", "only": ["dns", "unsupported"]}
     ).get_json()["id"]
     done = wait_done(client, report_id)
     assert done["verdict"] == "fail"
@@ -63,7 +63,7 @@ def test_the_report_is_stored_and_reachable_by_its_link(check_app: Flask) -> Non
         row = session.get(CheckReport, report_id)
         assert row is not None
         assert row.verdict == "fail"
-        assert row.report["checks"][1]["id"] == "m365_plan"
+        assert row.report["checks"][1]["id"] == "unsupported"
     page = client.get(f"/check/r/{report_id}")
     assert page.status_code == 200
     assert "Verdict: FAIL" in page.text

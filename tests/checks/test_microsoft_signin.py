@@ -127,6 +127,36 @@ def test_the_sign_in_asks_only_for_what_the_report_reads_and_consent_is_incremen
 
 
 @pytest.mark.parametrize(
+    ("target", "tenant_status", "user_status"),
+    [
+        ("adele@contoso.example", "pass", "pass"),
+        ("nomail@contoso.example", "pass", "fail"),
+        ("appsonly.example", "fail", None),
+    ],
+)
+def test_the_plans_read_with_the_sign_in_are_matched_on_service_plans(
+    check_app: Flask,
+    sim_session: requests.Session,
+    ms_world: Any,
+    target: str,
+    tenant_status: str,
+    user_status: str | None,
+) -> None:
+    client = check_app.test_client()
+    first = first_report(client, target)
+    domain = target.rpartition("@")[2]
+    plan = report_after(client, sign_in(client, sim_session, first, f"admin@{domain}"))["m365_plan"]
+    skus = find_step(plan.steps, "m365_plan.skus")
+    assert skus.status == tenant_status
+    if tenant_status == "fail":
+        assert "Microsoft 365 Apps" in skus.message
+        assert "no Exchange Online mailbox" in skus.message
+        assert "How to fix" not in skus.message and skus.remediation
+    if user_status is not None:
+        assert find_step(plan.steps, "m365_plan.user").status == user_status
+
+
+@pytest.mark.parametrize(
     ("domain", "status", "says"),
     [
         (

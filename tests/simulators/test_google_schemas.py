@@ -17,6 +17,7 @@ from simulators.world.google import (
     SCOPE_CALENDAR,
     SCOPE_CONTACTS,
     SCOPE_DIRECTORY_USER_RO,
+    SCOPE_DOMAINS_RO,
     SCOPE_EMAIL,
     SCOPE_ROLES_RO,
 )
@@ -100,6 +101,7 @@ def call(google_app: Any, google_token: Any) -> Callable[..., Any]:
         SCOPE_CONTACTS,
         SCOPE_DIRECTORY_USER_RO,
         SCOPE_ROLES_RO,
+        SCOPE_DOMAINS_RO,
         SCOPE_EMAIL,
     )
 
@@ -254,6 +256,13 @@ def test_every_api_route_answers_in_its_discovery_shape(call: Any, google_app: A
         method_id="directory.roleAssignments.list",
         **d,
     )
+    domains = call(
+        "GET", f"{base}/customer/my_customer/domains", method_id="directory.domains.list", **d
+    )
+    assert [d["domainName"] for d in domains["domains"]] == [
+        "northwind.example",
+        "northwindtraders.example",
+    ]
 
     o = {"doc": "oauth2"}
     call("GET", "/oauth2/v2/userinfo", method_id="oauth2.userinfo.get", **o)
