@@ -87,7 +87,10 @@ def microsoft_signin(report_id: str) -> Response | tuple[str, int]:
     row = stored_report(report_id)
     if not microsoft_sign_in_available():
         return render_template("check/signin_error.html", reason="not configured"), 404
-    parts = [p for p in request.args.getlist("read") if p in PARTS] or list(PARTS)
+    parts = [p for p in request.args.getlist("read") if p in PARTS]
+    if not parts:  # the administrator unticked everything: there is nothing to ask for
+        reason = "tick at least one part of the report for the sign-in to read"
+        return render_template("check/signin_error.html", reason=reason), 400
     target = parse_target(row.target)
     login_hint = request.args.get("login_hint", "").strip()[:320] or None
     with warnings.catch_warnings():

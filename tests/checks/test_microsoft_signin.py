@@ -233,7 +233,9 @@ def test_a_user_who_is_not_an_administrator_cannot_grant_the_reads(
 ) -> None:
     client = check_app.test_client()
     first = first_report(client, "adele@contoso.example")
-    start = client.get(f"/check/r/{first}/signin/microsoft?login_hint=adele@contoso.example")
+    start = client.get(
+        f"/check/r/{first}/signin/microsoft?login_hint=adele@contoso.example&read=plans"
+    )
     answer = sim_session.get(start.headers["Location"], allow_redirects=False)
     assert answer.status_code == 302  # Microsoft sends the refusal back
     callback = urlsplit(answer.headers["Location"])
@@ -252,6 +254,14 @@ def test_cancelling_microsofts_consent_screen_reads_nothing(
     assert "You cancelled" in signed.response.text
 
 
+def test_nothing_ticked_asks_for_nothing(check_app: Flask) -> None:
+    client = check_app.test_client()
+    report_id = first_report(client, "contoso.example")
+    refused = client.get(f"/check/r/{report_id}/signin/microsoft?login_hint=admin@contoso.example")
+    assert refused.status_code == 400
+    assert "tick at least one part" in refused.text
+
+
 def test_a_callback_without_a_started_sign_in_is_refused(check_app: Flask) -> None:
     response = check_app.test_client().get("/check/oauth/microsoft?code=x&state=y")
     assert response.status_code == 400
@@ -261,7 +271,7 @@ def test_a_callback_without_a_started_sign_in_is_refused(check_app: Flask) -> No
 def test_a_callback_with_another_state_is_refused(check_app: Flask) -> None:
     client = check_app.test_client()
     report_id = first_report(client, "adele@contoso.example")
-    client.get(f"/check/r/{report_id}/signin/microsoft")
+    assert client.get(f"/check/r/{report_id}/signin/microsoft?read=plans").status_code == 302
     response = client.get("/check/oauth/microsoft?code=forged&state=forged")
     assert response.status_code == 400
     assert "did not match" in response.text

@@ -123,6 +123,12 @@ def test_every_demo_domain_through_the_page(
         expect(heading).to_be_visible(timeout=20_000)
         for check_id, status in expected.items():
             expect(tab.locator(f"#check-{check_id} h2 .badge")).to_have_text(status.upper())
+        if target == "adele@contoso.example":  # the sign-in reads what is ticked, no more
+            expect(tab.get_by_label("The plans and licences")).to_be_checked()
+            expect(tab.get_by_label("Synchronizer's consent in the tenant")).to_be_checked()
+            expect(tab.get_by_role("button", name="Delete this report")).to_be_visible()
+            ARTIFACTS.mkdir(exist_ok=True)
+            tab.screenshot(path=str(ARTIFACTS / "check-report-m365-anonymous.png"), full_page=True)
         if target == "appsonly.example":  # anonymous: the plans wait for a sign-in
             plan = tab.locator("#check-m365_plan")
             expect(plan).to_contain_text("read only with the access of an administrator")
