@@ -271,8 +271,8 @@ class Applier(Generic[T]):
         """Several writes to one side: each handler runs up to its call (intents written),
         one batched call is made, and each item is then finished or handled on its own."""
         jobs: list[tuple[Action[T], _Job, Steps, Write[T]]] = []
-        for action in actions:
-            job = self._job = _Job(action.link.correlation_id if action.link else None)
+        for action, job in self._stamp_sources(actions):
+            self._job = job
             steps = self._steps(action)
             try:
                 write = next(steps, None)
@@ -306,6 +306,44 @@ class Applier(Generic[T]):
             except Exception as exc:  # noqa: BLE001 - as for a single write
                 if self._handle(action, exc, attempts=1, may_replan=True):
                     self._run(action, may_replan=True, job=job)
+
+    def _stamp_sources(self, actions: list[Action[T]]) -> list[tuple[Action[T], _Job]]:
+        """Each action with its job. The sources of a batch's new pairs are stamped first in
+        one batched call to their side (not one request per item); a source whose stamp
+        failed here is stamped by its own create, which retries or gives up as a single
+        write would."""
+        jobs = [(a, _Job(a.link.correlation_id if a.link else None)) for a in actions]
+        stamps: list[tuple[int, Write[T]]] = []
+        for n, (action, job) in enumerate(jobs):
+            source = action.source
+            if action.op is not Op.CREATE or action.link is not None or source is None:
+                continue
+            if not self.connectors[action.target.other].can_stamp:
+                continue
+            job.cid = action.shared_stamp or new_correlation_id()
+            if source.correlation_id != job.cid:
+                write: Write[T] = Write(
+                    "stamp", item_id=source.id, if_match=source.version, correlation_id=job.cid
+                )
+                stamps.append((n, write))
+        connector = self.connectors[actions[0].target.other]
+        size = connector.batch_size
+        if len(stamps) < 2 or size < 2:
+            return jobs  # nothing to save: each create stamps its own source
+        for start in range(0, len(stamps), size):
+            chunk = stamps[start : start + size]
+            try:
+                results = connector.apply_many([w for _, w in chunk])
+            except AuthExpired as exc:
+                raise RunAborted(str(exc)) from exc
+            except ConnectorError:
+                continue  # each create of the chunk stamps its own source
+            self.report.counts["stamp_batches"] += 1
+            for (n, _), result in zip(chunk, results, strict=True):
+                if isinstance(result, Stored):
+                    action, job = jobs[n]
+                    jobs[n] = (replace(action, source=result), job)
+        return jobs
 
     def _handle(
         self, action: Action[T], exc: Exception, *, attempts: int, may_replan: bool

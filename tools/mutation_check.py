@@ -350,6 +350,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "a run stopped after a side's listing came back empty resumes without that fact, so "
         "the deletions it implies pass the guard without approval",
     ),
+    Mutant(
+        "source-stamps-one-by-one",
+        "daemon/apply.py",
+        "        if len(stamps) < 2 or size < 2:\n",
+        "        if True:\n",
+        "the sources of new pairs are stamped one request each, so an initial sync sends as "
+        "many requests to the groupware as it has items",
+    ),
 )
 
 

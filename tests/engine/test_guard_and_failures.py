@@ -284,6 +284,21 @@ def test_writes_to_a_batching_side_go_in_batches(store: Any) -> None:
     assert outcome.report is not None and outcome.report.counts["batches"] == 3
 
 
+def test_the_sources_of_new_pairs_are_stamped_in_batches(store: Any) -> None:
+    """Both items of a pair carry our stamp, so the groupware items copied to the CRM are
+    stamped too: in batches like the creates (mistake: one stamp request per item, 50,000
+    requests to Graph for an initial sync), and every one of them."""
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm", batch_size=20)
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw", batch_size=20)
+    for n in range(45):
+        gw.user_create(meeting(f"M{n}", days=1 + n % 10, hour=8 + n % 8))
+    outcome = run(crm, gw, store)
+    assert outcome.status is RunStatus.SUCCEEDED and len(crm.items) == 45
+    assert gw.calls["batches"] == 3 and gw.calls["stamp"] == 45
+    stamps = {cid for _, _, cid in gw.items.values()}
+    assert stamps == {cid for _, _, cid in crm.items.values()} and None not in stamps
+
+
 def test_a_crash_in_the_middle_of_a_batch_loses_and_doubles_nothing(store: Any) -> None:
     crm: MemoryConnector[Appointment] = MemoryConnector("crm", idempotent_create=False)
     gw: MemoryConnector[Appointment] = MemoryConnector("gw", batch_size=5, idempotent_create=False)
