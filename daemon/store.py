@@ -336,8 +336,12 @@ class SqlStore:
                 correlation_id=link.correlation_id,
             )
             session.add(row)
-        if link.state is not LinkState.TOMBSTONE:
-            self._clear_tombstones(session, kind, link)
+        same_ids = row.id is not None and (row.crm_id, row.remote_id) == (
+            link.crm_id,
+            link.groupware_id,
+        )
+        if link.state is not LinkState.TOMBSTONE and not same_ids:
+            self._clear_tombstones(session, kind, link)  # only ids new to this link can clash
         row.crm_id = link.crm_id
         row.remote_id = link.groupware_id
         row.crm_version = link.crm_version
