@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from simulators.microsoft import recurrence as rec
 from simulators.microsoft.errors import GraphError, bad_request
+from simulators.microsoft.extended import ExtendedProperties
 from simulators.microsoft.timezones import (
     format_dtz,
     format_local,
@@ -137,7 +138,7 @@ class EventRecord:
     ical_uid: str
     seq: int = 0  # mailbox change counter at the last change (for delta)
     transaction_id: str | None = None
-    extended: dict[str, dict] = field(default_factory=dict)  # lower-case id -> {"id","value"}
+    extended: ExtendedProperties = field(default_factory=ExtendedProperties)
     exceptions: dict[datetime, Exception_] = field(default_factory=dict)  # by original start (UTC)
     cancelled: set[datetime] = field(default_factory=set)
 
@@ -211,16 +212,6 @@ def timing_from(body: dict, current: Timing | None = None) -> Timing:
                 "At least one property failed validation. All-day events must start and end at midnight.",
             )
     return Timing(start, end, start_zone, end_zone, all_day)
-
-
-def extended_from(values: object) -> dict[str, dict]:
-    if values is None:
-        return {}
-    if not isinstance(values, list) or not all(isinstance(v, dict) and "id" in v for v in values):
-        raise bad_request(
-            "singleValueExtendedProperties must be a list of {id, value}.", code="RequestBodyRead"
-        )
-    return {str(v["id"]).lower(): {"id": str(v["id"]), "value": v.get("value")} for v in values}
 
 
 @dataclass
@@ -414,8 +405,5 @@ def render(
     if inst.original_start is not None:
         out["originalStart"] = odata_timestamp(inst.original_start)
     if expand_extended is not None:
-        wanted = {x.lower() for x in expand_extended}
-        out["singleValueExtendedProperties"] = [
-            dict(v) for k, v in record.extended.items() if not wanted or k in wanted
-        ]
+        out["singleValueExtendedProperties"] = record.extended.expanded(expand_extended)
     return out

@@ -53,8 +53,7 @@ def window() -> tuple[datetime, datetime]:
 def _matches_extended(inst: ev.Instance, wanted: tuple[str, str] | None) -> bool:
     if wanted is None:
         return True
-    prop = inst.record.extended.get(wanted[0].lower())
-    return prop is not None and str(prop["value"]) == wanted[1]
+    return inst.record.extended.matches(*wanted)
 
 
 @mailbox_route("/events", methods=["GET"], permission="calendars")
@@ -73,7 +72,8 @@ def list_events(mailbox: Mailbox) -> Response:
 def create_event(mailbox: Mailbox) -> Response:
     record, _created = mailbox.create_event(json_body())
     # A repeated transactionId answers like the first create (Graph deduplicates silently).
-    body = render(mailbox, ev.master_instance(record), [] if record.extended else None)
+    # Extended properties written are not echoed: only $expand shows them.
+    body = render(mailbox, ev.master_instance(record))
     return json_response(
         {"@odata.context": _context(mailbox, "events/$entity"), **body}, status=201
     )
@@ -89,7 +89,7 @@ def get_event(mailbox: Mailbox, event_id: str) -> Response:
 @mailbox_route("/events/<event_id>", methods=["PATCH"], permission="calendars")
 def update_event(mailbox: Mailbox, event_id: str) -> Response:
     inst = mailbox.update_event(event_id, json_body(), request.headers.get("If-Match"))
-    body = render(mailbox, inst, [] if inst.record.extended else None)
+    body = render(mailbox, inst)
     return json_response({"@odata.context": _context(mailbox, "events/$entity"), **body})
 
 

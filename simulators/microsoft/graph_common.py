@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, request
 
 from simulators.microsoft import tokens
 from simulators.microsoft.errors import GraphError
+from simulators.microsoft.extended import key_of
 from simulators.microsoft.mailbox import Mailbox
 from simulators.platform.control import claim_fault
 from simulators.world.microsoft import MicrosoftWorld, Tenant, User
@@ -271,31 +272,42 @@ def filter_equals() -> dict[str, str]:
 
 
 def extended_filter() -> tuple[str, str] | None:
+    """(id, value) of `singleValueExtendedProperties/Any(ep: ep/id eq '…' and ep/value eq '…')`."""
     text = request.args.get("$filter")
     if not text:
         return None
-    match = _EXT_ANY.search(text)
+    match = _EXT_ANY.fullmatch(text.strip())
     if match is None:
         raise GraphError(
             400, "ErrorInvalidUrlQueryFilter", f"The query filter '{text}' is not supported."
         )
-    return match.group(2).replace("''", "'"), match.group(3).replace("''", "'")
+    prop_id = match.group(2).replace("''", "'")
+    key_of(prop_id)  # a malformed id is refused, not silently matched against nothing
+    return prop_id, match.group(3).replace("''", "'")
 
 
 def expand_extended() -> list[str] | None:
-    """None without `$expand=singleValueExtendedProperties`; else the ids asked for ([] = all)."""
+    """None without `$expand`; else the ids of `singleValueExtendedProperties($filter=id eq '…')`.
+    The filter on id is the documented (and only) way: there is no "all properties" expand."""
     text = request.args.get("$expand")
     if not text:
         return None
     match = _EXPAND_EXT.match(text.strip())
     if match is None:
         raise GraphError(400, "BadRequest", f"Parsing OData Select and Expand failed: {text}")
-    if not match.group(1):
-        return []
-    return [
+    ids = [
         m.replace("''", "'")
-        for m in re.findall(r"id\s+eq\s+'((?:[^']|'')*)'", match.group(1), re.IGNORECASE)
+        for m in re.findall(r"id\s+eq\s+'((?:[^']|'')*)'", match.group(1) or "", re.IGNORECASE)
     ]
+    if not ids:
+        raise GraphError(
+            400,
+            "ErrorInvalidUrlQuery",
+            "singleValueExtendedProperties can only be expanded with $filter=id eq '{id}'.",
+        )
+    for prop_id in ids:
+        key_of(prop_id)
+    return ids
 
 
 def paged(items: list[dict], context: str, default_top: int = 10) -> Response:

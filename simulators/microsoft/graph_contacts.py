@@ -41,11 +41,7 @@ def list_contacts(mailbox: Mailbox, folder_id: str | None = None) -> Response:
     with mailbox.lock:
         found = list(mailbox.contacts.values())
     if wanted is not None:
-        found = [
-            c
-            for c in found
-            if (p := c.extended.get(wanted[0].lower())) is not None and str(p["value"]) == wanted[1]
-        ]
+        found = [c for c in found if c.extended.matches(*wanted)]
     return paged([_render(mailbox, c, extended) for c in found], _context(mailbox))
 
 
@@ -54,7 +50,7 @@ def list_contacts(mailbox: Mailbox, folder_id: str | None = None) -> Response:
 def create_contact(mailbox: Mailbox, folder_id: str | None = None) -> Response:
     _check_folder(mailbox, folder_id)
     contact = mailbox.create_contact(json_body())
-    body = _render(mailbox, contact, [] if contact.extended else None)
+    body = _render(mailbox, contact)
     return json_response({"@odata.context": f"{_context(mailbox)}/$entity", **body}, status=201)
 
 
@@ -67,7 +63,7 @@ def get_contact(mailbox: Mailbox, contact_id: str) -> Response:
 @mailbox_route("/contacts/<contact_id>", methods=["PATCH"], permission="contacts")
 def update_contact(mailbox: Mailbox, contact_id: str) -> Response:
     contact = mailbox.update_contact(contact_id, json_body(), request.headers.get("If-Match"))
-    body = _render(mailbox, contact, [] if contact.extended else None)
+    body = _render(mailbox, contact)
     return json_response({"@odata.context": f"{_context(mailbox)}/$entity", **body})
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from simulators.microsoft import events as ev
 from simulators.microsoft import recurrence as rec
 from simulators.microsoft.errors import GraphError, bad_request, not_found
+from simulators.microsoft.extended import ExtendedProperties
 from simulators.microsoft.timezones import odata_timestamp, parse_local, zone
 
 CONTACT_WRITABLE = {
@@ -97,7 +98,7 @@ class ContactRecord:
     modified: datetime
     change_key: str
     seq: int
-    extended: dict[str, dict] = field(default_factory=dict)
+    extended: ExtendedProperties = field(default_factory=ExtendedProperties)
 
 
 @dataclass
@@ -146,6 +147,7 @@ class Mailbox:
     def create_event(self, body: dict) -> tuple[ev.EventRecord, bool]:
         """(record, created). A repeated transactionId returns the first event (idempotency)."""
         ev.check_properties(body, creating=True)
+        extended = _extended(body)
         with self.lock:
             txn = body.get("transactionId")
             if txn and txn in self.transactions and self.transactions[txn] in self.records:
@@ -171,7 +173,7 @@ class Mailbox:
                 ical_uid="040000008200E00074C5B7101A82E008" + uuid.uuid4().hex.upper(),
                 seq=self._next_seq(),
                 transaction_id=txn,
-                extended=ev.extended_from(body.get("singleValueExtendedProperties")),
+                extended=extended,
             )
             self.records[record.id] = record
             if txn:
@@ -192,6 +194,7 @@ class Mailbox:
 
     def update_event(self, event_id: str, body: dict, if_match: str | None) -> ev.Instance:
         ev.check_properties(body, creating=False)
+        extended = _extended(body)
         with self.lock:
             inst = self.instance(event_id)
             _check_etag(inst.change_key, if_match)
@@ -231,8 +234,7 @@ class Mailbox:
                     # Outlook drops exceptions when the pattern of a series changes.
                     record.exceptions.clear()
                     record.cancelled.clear()
-                if "singleValueExtendedProperties" in body:
-                    record.extended.update(ev.extended_from(body["singleValueExtendedProperties"]))
+                record.extended.values.update(extended.values)
                 record.touch(seq)
             return self.instance(inst.id)
 
@@ -274,6 +276,7 @@ class Mailbox:
 
     def create_contact(self, body: dict) -> ContactRecord:
         _check_contact_properties(body)
+        extended = _extended(body)
         with self.lock:
             now = datetime.now(UTC)
             props = {
@@ -288,7 +291,7 @@ class Mailbox:
                 modified=now,
                 change_key=ev.new_change_key(),
                 seq=self._next_seq(),
-                extended=ev.extended_from(body.get("singleValueExtendedProperties")),
+                extended=extended,
             )
             self.contacts[contact.id] = contact
             return contact
@@ -302,6 +305,7 @@ class Mailbox:
 
     def update_contact(self, contact_id: str, body: dict, if_match: str | None) -> ContactRecord:
         _check_contact_properties(body)
+        extended = _extended(body)
         with self.lock:
             contact = self.contact(contact_id)
             _check_etag(contact.change_key, if_match)
@@ -312,8 +316,7 @@ class Mailbox:
                     if k in CONTACT_WRITABLE and k != "singleValueExtendedProperties"
                 }
             )
-            if "singleValueExtendedProperties" in body:
-                contact.extended.update(ev.extended_from(body["singleValueExtendedProperties"]))
+            contact.extended.values.update(extended.values)
             contact.modified = datetime.now(UTC)
             contact.change_key = ev.new_change_key()
             contact.seq = self._next_seq()
@@ -390,6 +393,13 @@ def _normalised_recurrence(recurrence: dict, timing: ev.Timing) -> dict:
     }
 
 
+def _extended(body: dict) -> ExtendedProperties:
+    """The body's extended properties, checked before anything is written."""
+    props = ExtendedProperties()
+    props.write(body.get("singleValueExtendedProperties"))
+    return props
+
+
 def _check_etag(change_key: str, if_match: str | None) -> None:
     if if_match and if_match != "*" and change_key not in if_match:
         raise GraphError(
@@ -424,10 +434,7 @@ def render_contact(
         **copy.deepcopy(contact.props),
     }
     if expand_extended is not None:
-        wanted = {x.lower() for x in expand_extended}
-        out["singleValueExtendedProperties"] = [
-            dict(v) for k, v in contact.extended.items() if not wanted or k in wanted
-        ]
+        out["singleValueExtendedProperties"] = contact.extended.expanded(expand_extended)
     return out
 
 

@@ -165,6 +165,100 @@ def test_single_value_extended_properties(graph):
     assert [f["id"] for f in found] == [created["id"]]
 
 
+def _find_by_property(graph, prop_id: str, value: str):
+    return graph.get(
+        f"{ADELE}/events",
+        params={
+            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{prop_id}' and ep/value eq '{value}')"
+        },
+    )
+
+
+def test_extended_property_name_is_case_sensitive_and_value_is_not(graph):
+    created = graph.post(
+        f"{ADELE}/events",
+        new_event(singleValueExtendedProperties=[{"id": PROP_ID, "value": "SO-AbC"}]),
+    )
+    assert created.status_code == 201
+    # what was written is not echoed: only $expand with a filter on the id shows it
+    assert "singleValueExtendedProperties" not in created.json()
+    event_id = created.json()["id"]
+    # the GUID and type are case-insensitive, the value too
+    same = PROP_ID.replace("String", "string").replace("66f5a359", "66F5A359")
+    assert [e["id"] for e in _find_by_property(graph, same, "so-abc").json()["value"]] == [event_id]
+    # a Name differing only in case is another property
+    other_name = PROP_ID.replace("SuperOfficeAppointmentId", "superofficeappointmentid")
+    assert _find_by_property(graph, other_name, "SO-AbC").json()["value"] == []
+    expanded = graph.get(
+        f"{ADELE}/events/{event_id}",
+        params={"$expand": f"singleValueExtendedProperties($filter=id eq '{other_name}')"},
+    ).json()
+    assert expanded["singleValueExtendedProperties"] == []
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "SuperOfficeAppointmentId",
+        "String 66f5a359-4659-4830-9070-00047ec6ac6e Name X",  # GUID without braces
+        "Text {66f5a359-4659-4830-9070-00047ec6ac6e} Name X",  # no such type
+        "String {66f5a359-4659-4830-9070-00047ec6ac6e} Label X",
+        "String {66f5a359-4659-4830-9070} Name X",
+    ],
+)
+def test_extended_property_ids_are_checked(graph, bad_id):
+    answer = graph.post(
+        f"{ADELE}/events", new_event(singleValueExtendedProperties=[{"id": bad_id, "value": "1"}])
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "ErrorInvalidExtendedProperty"
+    assert _find_by_property(graph, bad_id, "1").status_code == 400
+    assert by_subject(view(graph), "Visit") == []  # the refused create wrote nothing
+
+
+@pytest.mark.parametrize(
+    "good_id",
+    [
+        "Integer {8ECCC264-6880-4EBE-992F-8888D2EEAA1D} Id 0x8012",
+        "String 0x4001001E",
+        "String {00020329-0000-0000-C000-000000000046} Name with spaces inside",
+    ],
+)
+def test_documented_extended_property_id_formats_are_accepted(graph, good_id):
+    answer = graph.post(
+        f"{ADELE}/events", new_event(singleValueExtendedProperties=[{"id": good_id, "value": "1"}])
+    )
+    assert answer.status_code == 201, answer.text
+    expanded = graph.get(
+        f"{ADELE}/events/{answer.json()['id']}",
+        params={"$expand": f"singleValueExtendedProperties($filter=id eq '{good_id}')"},
+    ).json()
+    assert expanded["singleValueExtendedProperties"] == [{"id": good_id, "value": "1"}]
+
+
+@pytest.mark.parametrize(
+    "expand",
+    ["singleValueExtendedProperties", "singleValueExtendedProperties($filter=value eq '1')"],
+)
+def test_extended_properties_expand_only_with_a_filter_on_id(graph, expand):
+    event_id = view(graph)[0]["id"]
+    answer = graph.get(f"{ADELE}/events/{event_id}", params={"$expand": expand})
+    assert answer.status_code == 400
+    listed = graph.get(f"{ADELE}/calendarView", params={**WINDOW, "$expand": expand})
+    assert listed.status_code == 400
+
+
+def test_extended_filter_takes_nothing_else(graph):
+    answer = graph.get(
+        f"{ADELE}/events",
+        params={
+            "$filter": "subject eq 'Visit' and "
+            f"singleValueExtendedProperties/Any(ep: ep/id eq '{PROP_ID}' and ep/value eq '1')"
+        },
+    )
+    assert answer.status_code == 400
+
+
 def test_recurring_event_occurrence_edit_and_delete(graph):
     series = graph.post(
         f"{ADELE}/events",
