@@ -19,6 +19,7 @@ from simulators.microsoft.graph_common import (
     metadata,
     out_zone,
     paged,
+    present_ids,
     select,
 )
 from simulators.microsoft.mailbox import Mailbox
@@ -26,12 +27,14 @@ from simulators.microsoft.timezones import parse_query_time
 
 
 def render(mailbox: Mailbox, inst: ev.Instance, extended: list[str] | None = None) -> dict:
-    return ev.render(
-        inst,
-        out_zone=out_zone(),
-        organizer=mailbox.organizer(),
-        base_url=base_url(),
-        expand_extended=extended,
+    return present_ids(
+        ev.render(
+            inst,
+            out_zone=out_zone(),
+            organizer=mailbox.organizer(),
+            base_url=base_url(),
+            expand_extended=extended,
+        )
     )
 
 
@@ -132,9 +135,16 @@ def calendar_view_delta(mailbox: Mailbox) -> Response:
             )
 
     def snapshot(start: datetime, end: datetime) -> list[tuple[str, int, dict]]:
-        return [(i.id, i.record.seq, render(mailbox, i)) for i in mailbox.calendar_view(start, end)]
+        return [
+            (i.id, i.record.seq, {"@odata.type": "#microsoft.graph.event", **render(mailbox, i)})
+            for i in mailbox.calendar_view(start, end)
+        ]
 
-    return delta_response(mailbox, "events", snapshot, window)
+    def touched(seq: int) -> set[str]:
+        with mailbox.lock:
+            return {r.id for r in mailbox.records.values() if r.seq > seq and not r.is_series}
+
+    return delta_response(mailbox, "events", snapshot, window, touched)
 
 
 def _calendar_json(mailbox: Mailbox) -> dict:

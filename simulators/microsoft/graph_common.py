@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, current_app, request
 
-from simulators.microsoft import tokens
+from simulators.microsoft import ids, tokens
 from simulators.microsoft.errors import GraphError
 from simulators.microsoft.extended import key_of
 from simulators.microsoft.mailbox import Mailbox
@@ -228,6 +228,25 @@ def prefer(name: str) -> str | None:
         if key.strip().lower() == name.lower():
             return value.strip().strip('"')
     return None
+
+
+def immutable_ids() -> bool:
+    return (prefer("IdType") or "").lower() == "immutableid"
+
+
+def client_id(item_id: str) -> str:
+    """An item id in the form the client asked for with `Prefer: IdType`."""
+    return ids.immutable(item_id) if immutable_ids() else item_id
+
+
+def present_ids(item: dict) -> dict:
+    """`item` with its ids in the form the client asked for."""
+    if not immutable_ids():
+        return item
+    out = {**item, "id": ids.immutable(item["id"])}
+    if item.get("seriesMasterId"):
+        out["seriesMasterId"] = ids.immutable(item["seriesMasterId"])
+    return out
 
 
 def out_zone() -> str | None:

@@ -14,6 +14,7 @@ from simulators.microsoft.graph_common import (
     mailbox_route,
     metadata,
     paged,
+    present_ids,
     select,
 )
 from simulators.microsoft.mailbox import ContactRecord, Mailbox, render_contact
@@ -24,7 +25,7 @@ def _context(mailbox: Mailbox) -> str:
 
 
 def _render(mailbox: Mailbox, contact: ContactRecord, extended: list[str] | None = None) -> dict:
-    return render_contact(contact, mailbox.contact_folder_id, extended)
+    return present_ids(render_contact(contact, mailbox.contact_folder_id, extended))
 
 
 def _check_folder(mailbox: Mailbox, folder_id: str | None) -> None:
@@ -81,7 +82,14 @@ def contacts_delta(mailbox: Mailbox, folder_id: str | None = None) -> Response:
     def snapshot() -> list[tuple[str, int, dict]]:
         with mailbox.lock:
             found = list(mailbox.contacts.values())
-        return [(c.id, c.seq, select([_render(mailbox, c)])[0]) for c in found]
+        return [
+            (
+                c.id,
+                c.seq,
+                {"@odata.type": "#microsoft.graph.contact", **select([_render(mailbox, c)])[0]},
+            )
+            for c in found
+        ]
 
     return delta_response(mailbox, "contacts", snapshot)
 

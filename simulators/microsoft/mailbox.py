@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from simulators.microsoft import events as ev
+from simulators.microsoft import ids
 from simulators.microsoft import recurrence as rec
 from simulators.microsoft.errors import GraphError, bad_request, not_found
 from simulators.microsoft.extended import ExtendedProperties
@@ -130,6 +131,9 @@ class Mailbox:
     transactions: dict[str, str] = field(default_factory=dict)
     seq: int = 0
     delta_states: dict[str, DeltaState] = field(default_factory=dict)
+    # ids deleted (events, cancelled occurrences, contacts) and the change counter at deletion:
+    # delta reports them as removed even to a client that never saw them
+    tombstones: dict[str, int] = field(default_factory=dict)
     pages: dict[str, PageState] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     in_flight: int = 0
@@ -180,7 +184,17 @@ class Mailbox:
                 self.transactions[txn] = record.id
             return record, True
 
+    def _bury(self, item_id: str, seq: int) -> None:
+        self.tombstones[item_id] = seq
+        while len(self.tombstones) > TOMBSTONES:
+            self.tombstones.pop(next(iter(self.tombstones)))
+
+    def removed_since(self, seq: int) -> set[str]:
+        with self.lock:
+            return {item_id for item_id, at in self.tombstones.items() if at > seq}
+
     def instance(self, event_id: str) -> ev.Instance:
+        event_id = ids.rest_id(event_id)
         with self.lock:
             record = self.records.get(event_id)
             if record is not None:
@@ -248,9 +262,10 @@ class Mailbox:
                 record.exceptions.pop(inst.original_start, None)
                 record.cancelled.add(inst.original_start)
                 record.touch(self._next_seq())
+                self._bury(inst.id, record.seq)
             else:
                 del self.records[record.id]
-                self._next_seq()
+                self._bury(record.id, self._next_seq())
 
     def masters(self) -> list[ev.Instance]:
         with self.lock:
@@ -262,6 +277,7 @@ class Mailbox:
         return sorted(found, key=lambda i: (i.timing.start, i.id))
 
     def instances_of(self, master_id: str, start: datetime, end: datetime) -> list[ev.Instance]:
+        master_id = ids.rest_id(master_id)
         with self.lock:
             record = self.records.get(master_id)
             if record is None:
@@ -297,6 +313,7 @@ class Mailbox:
             return contact
 
     def contact(self, contact_id: str) -> ContactRecord:
+        contact_id = ids.rest_id(contact_id)
         with self.lock:
             found = self.contacts.get(contact_id)
         if found is None:
@@ -326,8 +343,8 @@ class Mailbox:
         with self.lock:
             contact = self.contact(contact_id)
             _check_etag(contact.change_key, if_match)
-            del self.contacts[contact_id]
-            self._next_seq()
+            del self.contacts[contact.id]
+            self._bury(contact.id, self._next_seq())
 
     # --- delta -------------------------------------------------------------------------
 
@@ -346,6 +363,7 @@ class Mailbox:
 # Outlook keeps sync states in a bounded cache and evicts the oldest: a client that comes back
 # with an evicted token gets 410 and starts over.
 SYNC_STATE_CACHE = 500
+TOMBSTONES = 10_000
 
 
 def _remember(cache: dict, value: object, lock: threading.RLock) -> str:

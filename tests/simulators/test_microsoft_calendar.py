@@ -362,3 +362,81 @@ def test_delta_needs_a_window(graph):
     answer = graph.get(f"{ADELE}/calendarView/delta")
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "ErrorInvalidParameter"
+
+
+def test_delta_items_carry_their_odata_type(graph):
+    items, delta_link, _ = delta_pages(graph, f"{ADELE}/calendarView/delta", WINDOW, size=100)
+    assert items and {i["@odata.type"] for i in items} == {"#microsoft.graph.event"}
+    created = graph.post(f"{ADELE}/events", new_event()).json()
+    changes, _, _ = delta_pages(graph, delta_link)
+    assert [(c["id"], c["@odata.type"]) for c in changes] == [
+        (created["id"], "#microsoft.graph.event")
+    ]
+    contacts = graph.get(f"{ADELE}/contacts/delta").json()["value"]
+    assert {c["@odata.type"] for c in contacts} == {"#microsoft.graph.contact"}
+
+
+def test_delta_reports_removals_of_items_the_client_never_saw(graph):
+    _, delta_link, _ = delta_pages(graph, f"{ADELE}/calendarView/delta", WINDOW, size=100)
+    # created and deleted between two delta calls: the client never saw it
+    short_lived = graph.post(f"{ADELE}/events", new_event(subject="Short-lived")).json()
+    assert graph.delete(f"{ADELE}/events/{short_lived['id']}").status_code == 204
+    # created inside the window, then moved out of it before the client looked
+    moved = graph.post(f"{ADELE}/events", new_event(subject="Moved away")).json()
+    graph.patch(
+        f"{ADELE}/events/{moved['id']}",
+        {
+            "start": {"dateTime": "2026-07-01T10:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-07-01T11:00:00", "timeZone": "UTC"},
+        },
+    )
+    changes, delta_link, _ = delta_pages(graph, delta_link)
+    assert {c["id"]: c.get("@removed") for c in changes} == {
+        short_lived["id"]: {"reason": "deleted"},
+        moved["id"]: {"reason": "deleted"},
+    }
+    assert all(c["@odata.type"] == "#microsoft.graph.event" for c in changes)
+    # a contact deleted before any delta of contacts ever ran is reported too
+    contacts = graph.get(f"{ADELE}/contacts/delta").json()
+    gone = graph.post(f"{ADELE}/contacts", {"givenName": "Gone"}).json()
+    graph.delete(f"{ADELE}/contacts/{gone['id']}")
+    later = graph.get(contacts["@odata.deltaLink"]).json()["value"]
+    assert later == [
+        {
+            "@odata.type": "#microsoft.graph.contact",
+            "id": gone["id"],
+            "@removed": {"reason": "deleted"},
+        }
+    ]
+
+
+IMMUTABLE = {"Prefer": 'IdType="ImmutableId"'}
+
+
+def test_prefer_immutable_id_is_honoured(graph):
+    default_items = view(graph)
+    immutable_items = view(graph, prefer='IdType="ImmutableId"')
+    default_ids = sorted(i["id"] for i in default_items)
+    immutable_ids = sorted(i["id"] for i in immutable_items)
+    assert len(immutable_ids) == len(default_ids) and not set(immutable_ids) & set(default_ids)
+    occurrence = next(i for i in immutable_items if i["type"] == "occurrence")
+    assert occurrence["seriesMasterId"] not in {i["seriesMasterId"] for i in default_items}
+    # both forms address the same item, with or without the header
+    first = immutable_items[0]
+    by_immutable = graph.get(f"{ADELE}/events/{first['id']}")
+    assert by_immutable.status_code == 200
+    assert by_immutable.json()["id"] in default_ids
+    assert graph.get(f"{ADELE}/events/{first['id']}", headers=IMMUTABLE).json()["id"] == first["id"]
+    created = graph.post(f"{ADELE}/events", new_event(), headers=IMMUTABLE).json()
+    assert created["id"] not in default_ids
+    assert graph.patch(f"{ADELE}/events/{created['id']}", {"subject": "Renamed"}).status_code == 200
+    # delta in immutable ids, removals included
+    items, delta_link, _ = delta_pages(graph, f"{ADELE}/calendarView/delta", WINDOW, size=100)
+    headers = {**IMMUTABLE, "Prefer": 'IdType="ImmutableId", odata.maxpagesize=100'}
+    body = graph.get(f"{ADELE}/calendarView/delta", params=WINDOW, headers=headers).json()
+    assert created["id"] in {i["id"] for i in body["value"]}
+    assert graph.delete(f"{ADELE}/events/{created['id']}").status_code == 204
+    removed = graph.get(body["@odata.deltaLink"], headers=headers).json()["value"]
+    assert [r["id"] for r in removed] == [created["id"]]
+    plain = graph.get(delta_link).json()["value"]
+    assert [r["id"] for r in plain] != [created["id"]] and plain[0]["@removed"]
