@@ -141,6 +141,11 @@ class EventRecord:
     extended: ExtendedProperties = field(default_factory=ExtendedProperties)
     exceptions: dict[datetime, Exception_] = field(default_factory=dict)  # by original start (UTC)
     cancelled: set[datetime] = field(default_factory=set)
+    # An invitation received from another mailbox: the organizer's emailAddress, our response,
+    # and whether the organizer cancelled the meeting. None: this mailbox organizes the event.
+    organizer: dict | None = None
+    response: str = "organizer"
+    meeting_cancelled: bool = False
 
     @property
     def is_series(self) -> bool:
@@ -360,8 +365,8 @@ def render(
         "importance": props.get("importance", "normal"),
         "sensitivity": props.get("sensitivity", "normal"),
         "isAllDay": inst.timing.all_day,
-        "isCancelled": False,
-        "isOrganizer": True,
+        "isCancelled": record.meeting_cancelled,
+        "isOrganizer": record.organizer is None,
         "responseRequested": props.get("responseRequested", True),
         "seriesMasterId": record.id if inst.kind in ("occurrence", "exception") else None,
         "showAs": props.get("showAs", "busy"),
@@ -373,7 +378,7 @@ def render(
         "allowNewTimeProposals": props.get("allowNewTimeProposals", True),
         "isDraft": False,
         "hideAttendees": props.get("hideAttendees", False),
-        "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+        "responseStatus": {"response": record.response, "time": "0001-01-01T00:00:00Z"},
         "body": {
             "contentType": body.get("contentType", "text"),
             "content": body.get("content", ""),
@@ -399,7 +404,7 @@ def render(
             }
             for a in props.get("attendees") or []
         ],
-        "organizer": organizer,
+        "organizer": record.organizer or organizer,
         "onlineMeeting": None,
     }
     if inst.original_start is not None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from flask import Response, request
 
 from simulators.microsoft import events as ev
+from simulators.microsoft import meetings
 from simulators.microsoft.delta import delta_response
 from simulators.microsoft.errors import GraphError
 from simulators.microsoft.graph_common import (
@@ -21,6 +22,8 @@ from simulators.microsoft.graph_common import (
     paged,
     present_ids,
     select,
+    state,
+    world,
 )
 from simulators.microsoft.mailbox import Mailbox
 from simulators.microsoft.timezones import parse_query_time
@@ -73,7 +76,11 @@ def list_events(mailbox: Mailbox) -> Response:
 @mailbox_route("/events", methods=["POST"], permission="calendars")
 @mailbox_route("/calendar/events", methods=["POST"], permission="calendars")
 def create_event(mailbox: Mailbox) -> Response:
-    record, _created = mailbox.create_event(json_body())
+    record, created = mailbox.create_event(
+        json_body(), dedup_seconds=world().transaction_id_window_seconds
+    )
+    if created:
+        meetings.after_create(world(), state(), mailbox, record)
     # A repeated transactionId answers like the first create (Graph deduplicates silently).
     # Extended properties written are not echoed: only $expand shows them.
     body = render(mailbox, ev.master_instance(record))
@@ -91,14 +98,18 @@ def get_event(mailbox: Mailbox, event_id: str) -> Response:
 
 @mailbox_route("/events/<event_id>", methods=["PATCH"], permission="calendars")
 def update_event(mailbox: Mailbox, event_id: str) -> Response:
+    before = meetings.attendee_addresses(mailbox.instance(event_id).record.props)
     inst = mailbox.update_event(event_id, json_body(), request.headers.get("If-Match"))
+    meetings.after_update(world(), state(), mailbox, inst, before)
     body = render(mailbox, inst)
     return json_response({"@odata.context": _context(mailbox, "events/$entity"), **body})
 
 
 @mailbox_route("/events/<event_id>", methods=["DELETE"], permission="calendars")
 def delete_event(mailbox: Mailbox, event_id: str) -> Response:
+    inst = mailbox.instance(event_id)
     mailbox.delete_event(event_id, request.headers.get("If-Match"))
+    meetings.after_delete(world(), state(), mailbox, inst)
     return Response(status=204)
 
 

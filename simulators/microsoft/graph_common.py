@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ V1 = "/v1.0"
 @dataclass
 class GraphState:
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)
+    # every meeting request, update and cancellation the mailboxes sent (see meetings.py)
+    sent_mail: list[dict] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import secrets
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -128,7 +129,7 @@ class Mailbox:
     contact_folder_id: str = field(default_factory=lambda: ev.new_id("AAMkAF"))
     records: dict[str, ev.EventRecord] = field(default_factory=dict)
     contacts: dict[str, ContactRecord] = field(default_factory=dict)
-    transactions: dict[str, str] = field(default_factory=dict)
+    transactions: dict[str, tuple[str, float]] = field(default_factory=dict)  # id, when (monotonic)
     seq: int = 0
     delta_states: dict[str, DeltaState] = field(default_factory=dict)
     # ids deleted (events, cancelled occurrences, contacts) and the change counter at deletion:
@@ -148,14 +149,23 @@ class Mailbox:
         self.seq += 1
         return self.seq
 
-    def create_event(self, body: dict) -> tuple[ev.EventRecord, bool]:
-        """(record, created). A repeated transactionId returns the first event (idempotency)."""
+    def create_event(
+        self, body: dict, dedup_seconds: float | None = None
+    ) -> tuple[ev.EventRecord, bool]:
+        """(record, created). A transactionId repeated within `dedup_seconds` returns the first
+        event (idempotent retries); later, the same transactionId creates another event."""
         ev.check_properties(body, creating=True)
         extended = _extended(body)
         with self.lock:
             txn = body.get("transactionId")
-            if txn and txn in self.transactions and self.transactions[txn] in self.records:
-                return self.records[self.transactions[txn]], False
+            earlier = self.transactions.get(txn) if txn else None
+            if (
+                earlier is not None
+                and earlier[0] in self.records
+                and time.monotonic() - earlier[1]
+                < (TRANSACTION_WINDOW if dedup_seconds is None else dedup_seconds)
+            ):
+                return self.records[earlier[0]], False
             timing = ev.timing_from(body)
             recurrence = body.get("recurrence")
             if recurrence is not None:
@@ -181,7 +191,7 @@ class Mailbox:
             )
             self.records[record.id] = record
             if txn:
-                self.transactions[txn] = record.id
+                self.transactions[txn] = (record.id, time.monotonic())
             return record, True
 
     def _bury(self, item_id: str, seq: int) -> None:
@@ -266,6 +276,45 @@ class Mailbox:
             else:
                 del self.records[record.id]
                 self._bury(record.id, self._next_seq())
+
+    # --- meetings organized elsewhere ----------------------------------------------------
+
+    def invitation(self, ical_uid: str) -> ev.EventRecord | None:
+        with self.lock:
+            return next((r for r in self.records.values() if r.ical_uid == ical_uid), None)
+
+    def receive_invitation(self, source: ev.EventRecord, organizer: dict) -> None:
+        """The copy of a meeting Exchange puts in an attendee's calendar (same iCalUId, the
+        organizer's details, not yet answered); a repeated request updates it."""
+        with self.lock:
+            mine = self.invitation(source.ical_uid)
+            if mine is None:
+                now = datetime.now(UTC)
+                mine = ev.EventRecord(
+                    id=ev.new_id(),
+                    props={},
+                    timing=source.timing,
+                    recurrence=None,
+                    created=now,
+                    modified=now,
+                    change_key=ev.new_change_key(),
+                    ical_uid=source.ical_uid,
+                    organizer=organizer,
+                    response="notResponded",
+                )
+                self.records[mine.id] = mine
+            mine.props = copy_meeting_props(source.props)
+            mine.timing = source.timing
+            mine.recurrence = copy.deepcopy(source.recurrence)
+            mine.meeting_cancelled = False
+            mine.touch(self._next_seq())
+
+    def cancel_invitation(self, ical_uid: str) -> None:
+        with self.lock:
+            mine = self.invitation(ical_uid)
+            if mine is not None and mine.organizer is not None:
+                mine.meeting_cancelled = True
+                mine.touch(self._next_seq())
 
     def masters(self) -> list[ev.Instance]:
         with self.lock:
@@ -363,6 +412,18 @@ class Mailbox:
 # Outlook keeps sync states in a bounded cache and evicts the oldest: a client that comes back
 # with an evicted token gets 410 and starts over.
 SYNC_STATE_CACHE = 500
+# Microsoft documents transactionId as protection against retries of a create, without a
+# duration; the simulator keeps it short so a client cannot lean on it for longer.
+TRANSACTION_WINDOW = 300.0
+_MEETING_PROPS = ("subject", "body", "location", "locations", "attendees", "sensitivity",
+                  "importance", "showAs", "isOnlineMeeting", "onlineMeetingProvider")  # fmt: skip
+
+
+def copy_meeting_props(props: dict) -> dict:
+    """What an invitation carries to an attendee's copy of the meeting."""
+    return {k: copy.deepcopy(v) for k, v in props.items() if k in _MEETING_PROPS}
+
+
 TOMBSTONES = 10_000
 
 

@@ -63,9 +63,12 @@ def _export(world: MicrosoftWorld, graph: GraphState) -> dict:
                 "users": users,
             }
         )
+    with graph.lock:
+        sent = [dict(m) for m in graph.sent_mail]
     return {
         "tenants": tenants,
         "apps": [{"appId": a.app_id, "displayName": a.display_name} for a in world.apps],
+        "sentMail": sent,
     }
 
 
@@ -82,7 +85,8 @@ def sim_state() -> Response:
 def _apply(world: MicrosoftWorld, graph: GraphState, payload: dict) -> None:
     """Keys: `tenants` {tenant id or domain: {consent, granted_roles, granted_scopes}};
     `mailboxes` {upn: {events: [...], contacts: [...]}} replaces those mailboxes' content;
-    `revoke_refresh_tokens` [upn, ...]; `reset_sync_states` true forgets every delta token."""
+    `revoke_refresh_tokens` [upn, ...]; `reset_sync_states` true forgets every delta token;
+    `clear_sent_mail` true empties the record of meeting mail sent."""
     for key, changes in (payload.get("tenants") or {}).items():
         tenant = world.tenant(key)
         if tenant is None:
@@ -104,6 +108,9 @@ def _apply(world: MicrosoftWorld, graph: GraphState, payload: dict) -> None:
         user = tenant.user(upn) if tenant else None
         if user is not None:
             identity.revoke_user(user.id)
+    if payload.get("clear_sent_mail"):
+        with graph.lock:
+            graph.sent_mail.clear()
     if payload.get("reset_sync_states"):
         for mailbox in graph.mailboxes.values():
             mailbox.forget_sync_states()
