@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -137,6 +138,9 @@ class Mailbox:
     tombstones: dict[str, int] = field(default_factory=dict)
     pages: dict[str, PageState] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # called as on_change(user id, "events"|"contacts", created|updated|deleted, item id, change
+    # key) after each change, for change notifications (None while seeding)
+    on_change: Callable[[str, str, str, str, str], None] | None = None
     in_flight: int = 0
     recent_requests: deque = field(default_factory=deque)
 
@@ -144,6 +148,10 @@ class Mailbox:
 
     def organizer(self) -> dict:
         return {"emailAddress": {"name": self.display_name, "address": self.address}}
+
+    def _notify(self, kind: str, change_type: str, item_id: str, change_key: str) -> None:
+        if self.on_change is not None:
+            self.on_change(self.user_id, kind, change_type, item_id, change_key)
 
     def _next_seq(self) -> int:
         self.seq += 1
@@ -192,6 +200,7 @@ class Mailbox:
             self.records[record.id] = record
             if txn:
                 self.transactions[txn] = (record.id, time.monotonic())
+            self._notify("events", "created", record.id, record.change_key)
             return record, True
 
     def _bury(self, item_id: str, seq: int) -> None:
@@ -260,7 +269,9 @@ class Mailbox:
                     record.cancelled.clear()
                 record.extended.values.update(extended.values)
                 record.touch(seq)
-            return self.instance(inst.id)
+            changed = self.instance(inst.id)
+            self._notify("events", "updated", changed.id, changed.change_key)
+            return changed
 
     def delete_event(self, event_id: str, if_match: str | None) -> None:
         with self.lock:
@@ -276,6 +287,7 @@ class Mailbox:
             else:
                 del self.records[record.id]
                 self._bury(record.id, self._next_seq())
+            self._notify("events", "deleted", inst.id, inst.change_key)
 
     # --- meetings organized elsewhere ----------------------------------------------------
 
@@ -303,11 +315,15 @@ class Mailbox:
                     response="notResponded",
                 )
                 self.records[mine.id] = mine
+                change = "created"
+            else:
+                change = "updated"
             mine.props = copy_meeting_props(source.props)
             mine.timing = source.timing
             mine.recurrence = copy.deepcopy(source.recurrence)
             mine.meeting_cancelled = False
             mine.touch(self._next_seq())
+            self._notify("events", change, mine.id, mine.change_key)
 
     def cancel_invitation(self, ical_uid: str) -> None:
         with self.lock:
@@ -315,6 +331,7 @@ class Mailbox:
             if mine is not None and mine.organizer is not None:
                 mine.meeting_cancelled = True
                 mine.touch(self._next_seq())
+                self._notify("events", "updated", mine.id, mine.change_key)
 
     def masters(self) -> list[ev.Instance]:
         with self.lock:
@@ -359,6 +376,7 @@ class Mailbox:
                 extended=extended,
             )
             self.contacts[contact.id] = contact
+            self._notify("contacts", "created", contact.id, contact.change_key)
             return contact
 
     def contact(self, contact_id: str) -> ContactRecord:
@@ -386,6 +404,7 @@ class Mailbox:
             contact.modified = datetime.now(UTC)
             contact.change_key = ev.new_change_key()
             contact.seq = self._next_seq()
+            self._notify("contacts", "updated", contact.id, contact.change_key)
             return contact
 
     def delete_contact(self, contact_id: str, if_match: str | None) -> None:
@@ -394,6 +413,7 @@ class Mailbox:
             _check_etag(contact.change_key, if_match)
             del self.contacts[contact.id]
             self._bury(contact.id, self._next_seq())
+            self._notify("contacts", "deleted", contact.id, contact.change_key)
 
     # --- delta -------------------------------------------------------------------------
 
