@@ -64,7 +64,8 @@ class AppointmentRecord:
     person_id: int = 0
     alarm_minutes: int | None = None
     participants: list[Participant] = field(default_factory=list)
-    mother_id: int = 0
+    mother_id: int = 0  # 0: no meeting; own id: the mother (owner's) booking; else its mother
+    invited_person_id: int = 0  # on a booking: the person invited
     recurrence_id: int = 0
 
 
@@ -85,6 +86,11 @@ class PersonRecord:
     updated_by: int
     associate_id: int = 0  # set when this person is a user (IsAssociate)
     retired: bool = False
+    deleted: dt.datetime | None = None  # soft-deleted (deletedDate) until purged
+
+    @property
+    def visible(self) -> bool:
+        return self.deleted is None
 
     @property
     def full_name(self) -> str:
@@ -106,6 +112,11 @@ class ContactRecord:
     updated: dt.datetime
     created_by: int
     updated_by: int
+    deleted: dt.datetime | None = None  # soft-deleted (deletedDate) until purged
+
+    @property
+    def visible(self) -> bool:
+        return self.deleted is None
 
 
 @dataclass

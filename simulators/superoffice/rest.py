@@ -99,17 +99,19 @@ def version() -> Response:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _query() -> odata.Query:
+def _query(provider: archives.Provider) -> odata.Query:
     return odata.Query(
-        columns={},
+        documented=provider.columns,
+        served=provider.served,
         current_associate=g.so_me.associate_id,
         today=dt.datetime.now(g.so_pres.zone).date(),
     )
 
 
 def _format(value: Any) -> Any:
+    """Archive dates are ISO strings without offset, in the column's zone."""
     if isinstance(value, dt.datetime):
-        return value.isoformat(timespec="seconds")
+        return value.replace(tzinfo=None).isoformat(timespec="seconds")
     return value
 
 
@@ -121,18 +123,24 @@ def archive_response(
         rows = sorted(provider.rows(data, g.so_pres), key=lambda r: r["PrimaryKey"])
     if preset is not None:
         rows = [r for r in rows if preset(r)]
-    query = _query()
-    query.columns = provider.columns
-    select, page = odata.run(rows, request.args, query, provider.default_select)
+    select, page = odata.run(rows, request.args, _query(provider), provider.default_select)
     value = [
         {
-            "PrimaryKey": r["PrimaryKey"],
+            # slim rows carry the primary key as text, as the reference pages show
+            "PrimaryKey": str(r["PrimaryKey"]),
             "EntityName": provider.entity,
             **{c: _format(r.get(c)) for c in select},
         }
         for r in page
     ]
-    return ok({"odata.metadata": f"{api_base()}/archive/$metadata", "value": value})
+    # The service never pages by itself: no next link, the client pages with $top/$skip.
+    return ok(
+        {
+            "odata.metadata": f"{api_base()}/archive/$metadata",
+            "odata.nextLink": None,
+            "value": value,
+        }
+    )
 
 
 def _check_unmodified(updated: dt.datetime) -> None:
@@ -210,8 +218,11 @@ def _visible(owner_id: int, private: str) -> bool:
     return private == "PrivateGroup" and owner is not None and owner.group == me.group
 
 
+_PRIVACY_OF = {shown: private for private, shown in archives.VISIBILITY.items()}
+
+
 def _visible_row(row: dict[str, Any]) -> bool:
-    return _visible(row["associateId"], row["private"])
+    return _visible(row["associateId"], _PRIVACY_OF[row["visibleFor"]])
 
 
 def _appointment_json(record: AppointmentRecord) -> dict[str, Any]:
@@ -318,11 +329,17 @@ def appointment_participants(appointment_id: int) -> Response:
     for index, p in enumerate(record.participants, start=1):
         person = tenant().persons.get(p.person_id)
         value.append({
-            "PrimaryKey": index, "EntityName": "participant", "associateId": p.associate_id,
+            "PrimaryKey": str(index), "EntityName": "participant", "associateId": p.associate_id,
             "personId": p.person_id, "contactId": p.contact_id, "emailAddress": p.email,
             "fullName": person.full_name if person else p.email, "invitationStatus": p.status,
         })  # fmt: skip
-    return ok({"odata.metadata": f"{api_base()}/archive/$metadata", "value": value})
+    return ok(
+        {
+            "odata.metadata": f"{api_base()}/archive/$metadata",
+            "odata.nextLink": None,
+            "value": value,
+        }
+    )
 
 
 @bp.get("/v1/Appointment/<int:appointment_id>/ForeignKey")
@@ -616,7 +633,7 @@ def archive(provider_name: str) -> Response:
 def time_zones() -> Response:
     value = [
         {
-            "PrimaryKey": loc.location_id,
+            "PrimaryKey": str(loc.location_id),
             "EntityName": "timezone",
             "tzLocationId": loc.location_id,
             "code": loc.code,
@@ -625,7 +642,13 @@ def time_zones() -> Response:
         }  # fmt: skip
         for loc in timezones.LOCATIONS
     ]
-    return ok({"odata.metadata": f"{api_base()}/archive/$metadata", "value": value})
+    return ok(
+        {
+            "odata.metadata": f"{api_base()}/archive/$metadata",
+            "odata.nextLink": None,
+            "value": value,
+        }
+    )
 
 
 @bp.get("/v1/TimeZone/base")
