@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
 
+from simulators.superoffice import bookings
 from simulators.world import superoffice as world
 
 
@@ -66,6 +67,7 @@ class AppointmentRecord:
     participants: list[Participant] = field(default_factory=list)
     mother_id: int = 0  # 0: no meeting; own id: the mother (owner's) booking; else its mother
     invited_person_id: int = 0  # on a booking: the person invited
+    booking_status: str = "None"  # a booking's InvitationStatus (Invitation, Accepted, Moved…)
     recurrence_id: int = 0
 
 
@@ -369,7 +371,6 @@ def add_appointment(
         participants=participants,
         **fields,
     )
-    if record.participants:
-        record.mother_id = record.appointment_id  # the booking master
     data.appointments[record.appointment_id] = record
+    bookings.sync(data, record)  # one row per participant, the owner's is the mother
     return record

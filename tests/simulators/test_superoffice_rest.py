@@ -144,7 +144,10 @@ def test_filter_on_associate_and_order_and_paging(so_client: FlaskClient) -> Non
 
 def test_filter_on_updated_date_finds_changes_since(so_client: FlaskClient) -> None:
     before = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None) - dt.timedelta(seconds=1)
-    target = odata(so_client, "Appointment", select="appointmentId", top=1)[0]["appointmentId"]
+    # not a meeting: a meeting's change is written to each participant's booking row too
+    target = odata(
+        so_client, "Appointment", select="appointmentId", filter="booking set false", top=1
+    )[0]["appointmentId"]
     assert (
         so_client.put(
             f"{ONSITE}/Appointment/{target}", headers=ADMIN, json={"Title": "Changed"}
@@ -353,10 +356,10 @@ def test_recurring_series_has_exceptions(so_client: FlaskClient) -> None:
         so_client,
         "Appointment",
         select="appointmentId,date,appointment/title,recurrenceRuleId",
-        filter="appointment/title begins 'Weekly sales'",
+        filter="appointment/title begins 'Weekly sales' and associateId associateIsOneOf (700)",
         orderBy="date",
     )
-    assert len(rows) == 29  # 30 weekly occurrences, one deleted
+    assert len(rows) == 29  # 30 weekly occurrences of ALICE's, one deleted
     assert len({r["recurrenceRuleId"] for r in rows}) == 1
     moved = [r for r in rows if r["appointment/title"].endswith("(moved)")]
     assert len(moved) == 1 and moved[0]["date"].endswith("T10:30:00")
@@ -570,12 +573,10 @@ def test_person_and_contact_crud(so_client: FlaskClient) -> None:
             "email/emailAddress": "eva@delft.example",
         }
     ]
-    assert (
-        so_client.delete(f"{ONSITE}/Contact/{cid}", headers=ADMIN).status_code == 400
-    )  # still has persons
-    assert so_client.delete(f"{ONSITE}/Person/{pid}", headers=ADMIN).status_code == 204
+    # deleting the company soft-deletes its persons with it
     assert so_client.delete(f"{ONSITE}/Contact/{cid}", headers=ADMIN).status_code == 204
     assert so_client.get(f"{ONSITE}/Person/{pid}", headers=ADMIN).status_code == 404
+    assert so_client.get(f"{ONSITE}/Contact/{cid}", headers=ADMIN).status_code == 404
 
 
 def test_entity_select_nulls_out_other_fields(so_client: FlaskClient) -> None:
@@ -749,3 +750,94 @@ def test_soap_service_addresses_answer_like_wcf(so_client: FlaskClient) -> None:
     assert so_client.get("/Cust12345/Remote/Services88/SoPrincipal.svc").status_code == 200
     assert so_client.get("/SuperOffice/Remote/Services88/Nothing.svc").status_code == 404
     assert so_client.get("/Cust00000/Remote/Services88/SoPrincipal.svc").status_code == 404
+
+
+# --- meetings: one booking row per participant ---------------------------------------------------
+
+
+def _me(client: FlaskClient, headers: dict[str, str]) -> dict[str, Any]:
+    return client.get(f"{ONSITE}/User/currentPrincipal", headers=headers).json  # type: ignore[no-any-return]
+
+
+def _rows_of(client: FlaskClient, title: str) -> list[dict[str, Any]]:
+    return odata(
+        client,
+        "Appointment",
+        select="appointmentId,associateId,booking,invitedPersonId",
+        filter=f"appointment/title eq '{title}'",
+        orderBy="appointmentId",
+    )
+
+
+def test_a_meeting_is_one_booking_per_participant(so_client: FlaskClient) -> None:
+    alice, bob = _me(so_client, ADMIN), _me(so_client, USER)
+    mother = new_appointment(
+        so_client,
+        Title="Board meeting",
+        Participants=[{"AssociateId": bob["AssociateId"]}, {"PersonId": 7000},
+                      {"EmailAddress": "guest@outside.example"}],
+    )  # fmt: skip
+    mid = mother["AppointmentId"]
+    assert mother["MotherId"] == mid and mother["BookingType"] == "Owner"
+    rows = _rows_of(so_client, "Board meeting")
+    # the owner's mother row, BOB's booking, the customer's booking; the e-mail guest has none
+    assert [(r["associateId"], r["booking"], r["invitedPersonId"]) for r in rows] == [
+        (alice["AssociateId"], True, alice["PersonId"]),
+        (bob["AssociateId"], True, bob["PersonId"]),
+        (0, True, 7000),
+    ]
+    bobs = so_client.get(f"{ONSITE}/Appointment/{rows[1]['appointmentId']}", headers=USER).json
+    assert bobs["MotherId"] == mid and bobs["BookingType"] == "Participant"
+    assert (bobs["Type"], bobs["InvitationStatus"]) == ("BookingForDiary", "Invitation")
+    assert bobs["Participants"] == mother["Participants"]
+    assert bobs["StartDate"] == mother["StartDate"] and bobs["Title"] == "Board meeting"
+    mine = odata(so_client, "Appointment", headers=USER, select="appointmentId",
+                 filter="associateId currentAssociate and appointment/title eq 'Board meeting'")  # fmt: skip
+    assert [r["appointmentId"] for r in mine] == [rows[1]["appointmentId"]]
+
+
+def test_only_the_owner_changes_a_meeting_and_bookings_follow(so_client: FlaskClient) -> None:
+    bob = _me(so_client, USER)
+    mid = new_appointment(
+        so_client, Title="Review", Participants=[{"AssociateId": bob["AssociateId"]}]
+    )["AppointmentId"]
+    booking = _rows_of(so_client, "Review")[1]["appointmentId"]
+    refused = so_client.put(f"{ONSITE}/Appointment/{booking}", headers=USER, json={"Title": "Mine"})
+    assert refused.status_code == 400 and error_of(refused) == "SoArgumentException"
+    own_alarm = so_client.put(
+        f"{ONSITE}/Appointment/{booking}",
+        headers=USER,
+        json={"HasAlarm": True, "AlarmLeadTime": "00:10:00"},
+    )
+    assert own_alarm.status_code == 200 and own_alarm.json["HasAlarm"] is True
+    moved = so_client.put(
+        f"{ONSITE}/Appointment/{mid}",
+        headers=ADMIN,
+        json={"StartDate": "2026-03-10T14:00:00", "EndDate": "2026-03-10T15:00:00"},
+    )
+    assert moved.status_code == 200
+    bobs = so_client.get(f"{ONSITE}/Appointment/{booking}", headers=USER).json
+    assert bobs["StartDate"] == "2026-03-10T14:00:00" and bobs["InvitationStatus"] == "Moved"
+    assert bobs["HasAlarm"] is True  # the participant's own alarm is kept
+    # the owner takes BOB off the meeting: his booking goes
+    so_client.put(f"{ONSITE}/Appointment/{mid}", headers=ADMIN, json={"Participants": []})
+    assert so_client.get(f"{ONSITE}/Appointment/{booking}", headers=USER).status_code == 404
+    assert [r["appointmentId"] for r in _rows_of(so_client, "Review")] == [mid]
+
+
+def test_deleting_a_meeting_deletes_its_bookings(so_client: FlaskClient) -> None:
+    bob = _me(so_client, USER)
+    mid = new_appointment(
+        so_client,
+        Title="Gone together",
+        Participants=[{"AssociateId": bob["AssociateId"]}, {"PersonId": 7000}],
+    )["AppointmentId"]
+    rows = _rows_of(so_client, "Gone together")
+    assert len(rows) == 3
+    # a participant removing their booking leaves the meeting
+    customer = rows[2]["appointmentId"]
+    assert so_client.delete(f"{ONSITE}/Appointment/{customer}", headers=ADMIN).status_code == 204
+    participants = so_client.get(f"{ONSITE}/Appointment/{mid}", headers=ADMIN).json["Participants"]
+    assert [(p["AssociateId"], p["PersonId"]) for p in participants] == [(bob["AssociateId"], 0)]
+    assert so_client.delete(f"{ONSITE}/Appointment/{mid}", headers=ADMIN).status_code == 204
+    assert _rows_of(so_client, "Gone together") == []
