@@ -9,12 +9,19 @@ from __future__ import annotations
 from flask import Flask, Response, request
 
 # Imported for their routes on the Graph blueprint.
-from simulators.microsoft import batch, graph_calendar, graph_contacts, graph_directory  # noqa: F401
+from simulators.microsoft import (  # noqa: F401
+    batch,
+    graph_calendar,
+    graph_contacts,
+    graph_directory,
+    subscriptions,
+)
 from simulators.microsoft.errors import GraphError, sim_error_body
 from simulators.microsoft.graph_common import GraphState
 from simulators.microsoft.graph_common import bp as graph_bp
 from simulators.microsoft.identity import IdentityState
 from simulators.microsoft.identity import bp as identity_bp
+from simulators.microsoft.notifications import Notifier
 from simulators.microsoft.sim_state import bp as state_bp
 from simulators.microsoft.sim_state import build_mailboxes
 from simulators.platform.control import install_control
@@ -23,14 +30,32 @@ from simulators.world.microsoft import MicrosoftWorld, demo_world
 FAULT_KINDS = {"token_expired", "token_revoked", "delta_expired", "mailbox_hold", "id_token_forged"}
 
 
-def create_app(world: MicrosoftWorld | None = None) -> Flask:
+def create_app(world: MicrosoftWorld | None = None, **config: object) -> Flask:
+    """`config` overrides: GRAPH_NOTIFICATION_RETRY_DELAYS (seconds between tries of a change
+    notification), GRAPH_NOTIFICATION_CA_FILE (trust for https webhooks; or set
+    `app.extensions["microsoft_notifications"].session.verify` later),
+    GRAPH_NOTIFICATIONS_ALLOW_LOOPBACK_HTTP (plain http webhooks on loopback, for the demo;
+    Graph wants https)."""
     world = world or demo_world()
     app = Flask(__name__)
+    app.config.update(
+        GRAPH_NOTIFICATION_RETRY_DELAYS=(5.0, 30.0, 300.0, 1800.0, 3600.0),
+        GRAPH_NOTIFICATION_CA_FILE=None,
+        GRAPH_NOTIFICATIONS_ALLOW_LOOPBACK_HTTP=True,
+        SIM_ERROR_BODY=sim_error_body,
+        SIM_FAULT_KINDS=FAULT_KINDS,
+    )
+    app.config.update(config)
+    notifier = Notifier(
+        retry_delays=tuple(app.config["GRAPH_NOTIFICATION_RETRY_DELAYS"]),
+        verify=app.config["GRAPH_NOTIFICATION_CA_FILE"] or True,
+    )
     app.extensions["microsoft_world"] = world
     app.extensions["microsoft_identity"] = IdentityState()
-    app.extensions["microsoft_graph"] = GraphState(mailboxes=build_mailboxes(world))
-    app.config["SIM_ERROR_BODY"] = sim_error_body
-    app.config["SIM_FAULT_KINDS"] = FAULT_KINDS
+    app.extensions["microsoft_notifications"] = notifier
+    app.extensions["microsoft_graph"] = GraphState(
+        mailboxes=build_mailboxes(world, notifier.changed)
+    )
     app.register_blueprint(identity_bp)
     app.register_blueprint(graph_bp)
     app.register_blueprint(state_bp)

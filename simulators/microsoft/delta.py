@@ -1,5 +1,8 @@
 """Graph delta queries over a mailbox: @odata.nextLink pages, @odata.deltaLink states, removals,
-and 410 syncStateNotFound for an unknown or expired state (or a `delta_expired` fault)."""
+and 410 syncStateNotFound for an unknown or expired state (or a `delta_expired` fault).
+
+Items carry `@odata.type`; `@removed` is reported for items deleted or moved out of the window
+since the token, whether or not the client ever saw them."""
 
 from __future__ import annotations
 
@@ -9,7 +12,14 @@ from datetime import datetime
 from flask import Response, request
 
 from simulators.microsoft.errors import GraphError
-from simulators.microsoft.graph_common import json_response, link, metadata, page_size, prefer
+from simulators.microsoft.graph_common import (
+    client_id,
+    json_response,
+    link,
+    metadata,
+    page_size,
+    prefer,
+)
 from simulators.microsoft.mailbox import DeltaState, Mailbox, PageState
 from simulators.platform.control import claim_fault
 
@@ -17,6 +27,7 @@ from simulators.platform.control import claim_fault
 DEFAULT_PAGE_SIZE = 10
 
 Snapshot = Callable[..., list[tuple[str, int, dict]]]
+Touched = Callable[[int], set[str]]  # ids of items changed after a change counter value
 _ODATA_TYPES = {"events": "#microsoft.graph.event", "contacts": "#microsoft.graph.contact"}
 
 
@@ -28,7 +39,9 @@ def sync_state_not_found() -> GraphError:
     )
 
 
-def _changes_since(mailbox: Mailbox, state: DeltaState, snapshot: Snapshot) -> PageState:
+def _changes_since(
+    mailbox: Mailbox, state: DeltaState, snapshot: Snapshot, touched: Touched | None
+) -> PageState:
     seq = mailbox.seq
     current = snapshot(*state.window) if state.window else snapshot()
     ids = {item_id for item_id, _, _ in current}
@@ -37,9 +50,18 @@ def _changes_since(mailbox: Mailbox, state: DeltaState, snapshot: Snapshot) -> P
         for item_id, item_seq, body in current
         if item_seq > state.seq or item_id not in state.seen
     ]
+    # Removed: what the client saw and is gone, but also (Outlook does not know what the client
+    # saw) whatever was deleted or changed out of the window since the token.
+    gone = state.seen | mailbox.removed_since(state.seq)
+    if touched is not None:
+        gone |= touched(state.seq)
     removed = [
-        {"@odata.type": _ODATA_TYPES[state.kind], "id": item_id, "@removed": {"reason": "deleted"}}
-        for item_id in sorted(state.seen - ids)
+        {
+            "@odata.type": _ODATA_TYPES[state.kind],
+            "id": client_id(item_id),
+            "@removed": {"reason": "deleted"},
+        }
+        for item_id in sorted(gone - ids)
     ]
     return PageState(changed + removed, DeltaState(state.kind, seq, frozenset(ids), state.window))
 
@@ -62,6 +84,7 @@ def delta_response(
     kind: str,
     snapshot: Snapshot,
     window: Callable[[], tuple[datetime, datetime]] | None = None,
+    touched: Touched | None = None,
 ) -> Response:
     skip_token = request.args.get("$skiptoken")
     delta_token = request.args.get("$deltatoken")
@@ -76,7 +99,7 @@ def delta_response(
         state = mailbox.delta_states.get(delta_token)
         if state is None or state.kind != kind:
             raise sync_state_not_found()
-        page = _changes_since(mailbox, state, snapshot)
+        page = _changes_since(mailbox, state, snapshot, touched)
     else:
         page = _initial(mailbox, kind, snapshot, window)
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from simulators.microsoft import recurrence as rec
 from simulators.microsoft.errors import GraphError, bad_request
+from simulators.microsoft.extended import ExtendedProperties
 from simulators.microsoft.timezones import (
     format_dtz,
     format_local,
@@ -137,9 +138,14 @@ class EventRecord:
     ical_uid: str
     seq: int = 0  # mailbox change counter at the last change (for delta)
     transaction_id: str | None = None
-    extended: dict[str, dict] = field(default_factory=dict)  # lower-case id -> {"id","value"}
+    extended: ExtendedProperties = field(default_factory=ExtendedProperties)
     exceptions: dict[datetime, Exception_] = field(default_factory=dict)  # by original start (UTC)
     cancelled: set[datetime] = field(default_factory=set)
+    # An invitation received from another mailbox: the organizer's emailAddress, our response,
+    # and whether the organizer cancelled the meeting. None: this mailbox organizes the event.
+    organizer: dict | None = None
+    response: str = "organizer"
+    meeting_cancelled: bool = False
 
     @property
     def is_series(self) -> bool:
@@ -211,16 +217,6 @@ def timing_from(body: dict, current: Timing | None = None) -> Timing:
                 "At least one property failed validation. All-day events must start and end at midnight.",
             )
     return Timing(start, end, start_zone, end_zone, all_day)
-
-
-def extended_from(values: object) -> dict[str, dict]:
-    if values is None:
-        return {}
-    if not isinstance(values, list) or not all(isinstance(v, dict) and "id" in v for v in values):
-        raise bad_request(
-            "singleValueExtendedProperties must be a list of {id, value}.", code="RequestBodyRead"
-        )
-    return {str(v["id"]).lower(): {"id": str(v["id"]), "value": v.get("value")} for v in values}
 
 
 @dataclass
@@ -369,8 +365,8 @@ def render(
         "importance": props.get("importance", "normal"),
         "sensitivity": props.get("sensitivity", "normal"),
         "isAllDay": inst.timing.all_day,
-        "isCancelled": False,
-        "isOrganizer": True,
+        "isCancelled": record.meeting_cancelled,
+        "isOrganizer": record.organizer is None,
         "responseRequested": props.get("responseRequested", True),
         "seriesMasterId": record.id if inst.kind in ("occurrence", "exception") else None,
         "showAs": props.get("showAs", "busy"),
@@ -382,7 +378,7 @@ def render(
         "allowNewTimeProposals": props.get("allowNewTimeProposals", True),
         "isDraft": False,
         "hideAttendees": props.get("hideAttendees", False),
-        "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+        "responseStatus": {"response": record.response, "time": "0001-01-01T00:00:00Z"},
         "body": {
             "contentType": body.get("contentType", "text"),
             "content": body.get("content", ""),
@@ -408,14 +404,11 @@ def render(
             }
             for a in props.get("attendees") or []
         ],
-        "organizer": organizer,
+        "organizer": record.organizer or organizer,
         "onlineMeeting": None,
     }
     if inst.original_start is not None:
         out["originalStart"] = odata_timestamp(inst.original_start)
     if expand_extended is not None:
-        wanted = {x.lower() for x in expand_extended}
-        out["singleValueExtendedProperties"] = [
-            dict(v) for k, v in record.extended.items() if not wanted or k in wanted
-        ]
+        out["singleValueExtendedProperties"] = record.extended.expanded(expand_extended)
     return out

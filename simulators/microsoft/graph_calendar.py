@@ -7,6 +7,7 @@ from datetime import datetime
 from flask import Response, request
 
 from simulators.microsoft import events as ev
+from simulators.microsoft import meetings
 from simulators.microsoft.delta import delta_response
 from simulators.microsoft.errors import GraphError
 from simulators.microsoft.graph_common import (
@@ -19,19 +20,24 @@ from simulators.microsoft.graph_common import (
     metadata,
     out_zone,
     paged,
+    present_ids,
     select,
+    state,
+    world,
 )
 from simulators.microsoft.mailbox import Mailbox
 from simulators.microsoft.timezones import parse_query_time
 
 
 def render(mailbox: Mailbox, inst: ev.Instance, extended: list[str] | None = None) -> dict:
-    return ev.render(
-        inst,
-        out_zone=out_zone(),
-        organizer=mailbox.organizer(),
-        base_url=base_url(),
-        expand_extended=extended,
+    return present_ids(
+        ev.render(
+            inst,
+            out_zone=out_zone(),
+            organizer=mailbox.organizer(),
+            base_url=base_url(),
+            expand_extended=extended,
+        )
     )
 
 
@@ -53,8 +59,7 @@ def window() -> tuple[datetime, datetime]:
 def _matches_extended(inst: ev.Instance, wanted: tuple[str, str] | None) -> bool:
     if wanted is None:
         return True
-    prop = inst.record.extended.get(wanted[0].lower())
-    return prop is not None and str(prop["value"]) == wanted[1]
+    return inst.record.extended.matches(*wanted)
 
 
 @mailbox_route("/events", methods=["GET"], permission="calendars")
@@ -71,9 +76,14 @@ def list_events(mailbox: Mailbox) -> Response:
 @mailbox_route("/events", methods=["POST"], permission="calendars")
 @mailbox_route("/calendar/events", methods=["POST"], permission="calendars")
 def create_event(mailbox: Mailbox) -> Response:
-    record, _created = mailbox.create_event(json_body())
+    record, created = mailbox.create_event(
+        json_body(), dedup_seconds=world().transaction_id_window_seconds
+    )
+    if created:
+        meetings.after_create(world(), state(), mailbox, record)
     # A repeated transactionId answers like the first create (Graph deduplicates silently).
-    body = render(mailbox, ev.master_instance(record), [] if record.extended else None)
+    # Extended properties written are not echoed: only $expand shows them.
+    body = render(mailbox, ev.master_instance(record))
     return json_response(
         {"@odata.context": _context(mailbox, "events/$entity"), **body}, status=201
     )
@@ -88,14 +98,18 @@ def get_event(mailbox: Mailbox, event_id: str) -> Response:
 
 @mailbox_route("/events/<event_id>", methods=["PATCH"], permission="calendars")
 def update_event(mailbox: Mailbox, event_id: str) -> Response:
+    before = meetings.attendee_addresses(mailbox.instance(event_id).record.props)
     inst = mailbox.update_event(event_id, json_body(), request.headers.get("If-Match"))
-    body = render(mailbox, inst, [] if inst.record.extended else None)
+    meetings.after_update(world(), state(), mailbox, inst, before)
+    body = render(mailbox, inst)
     return json_response({"@odata.context": _context(mailbox, "events/$entity"), **body})
 
 
 @mailbox_route("/events/<event_id>", methods=["DELETE"], permission="calendars")
 def delete_event(mailbox: Mailbox, event_id: str) -> Response:
+    inst = mailbox.instance(event_id)
     mailbox.delete_event(event_id, request.headers.get("If-Match"))
+    meetings.after_delete(world(), state(), mailbox, inst)
     return Response(status=204)
 
 
@@ -132,9 +146,16 @@ def calendar_view_delta(mailbox: Mailbox) -> Response:
             )
 
     def snapshot(start: datetime, end: datetime) -> list[tuple[str, int, dict]]:
-        return [(i.id, i.record.seq, render(mailbox, i)) for i in mailbox.calendar_view(start, end)]
+        return [
+            (i.id, i.record.seq, {"@odata.type": "#microsoft.graph.event", **render(mailbox, i)})
+            for i in mailbox.calendar_view(start, end)
+        ]
 
-    return delta_response(mailbox, "events", snapshot, window)
+    def touched(seq: int) -> set[str]:
+        with mailbox.lock:
+            return {r.id for r in mailbox.records.values() if r.seq > seq and not r.is_series}
+
+    return delta_response(mailbox, "events", snapshot, window, touched)
 
 
 def _calendar_json(mailbox: Mailbox) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,8 +15,9 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, current_app, request
 
-from simulators.microsoft import tokens
+from simulators.microsoft import ids, tokens
 from simulators.microsoft.errors import GraphError
+from simulators.microsoft.extended import key_of
 from simulators.microsoft.mailbox import Mailbox
 from simulators.platform.control import claim_fault
 from simulators.world.microsoft import MicrosoftWorld, Tenant, User
@@ -27,6 +29,9 @@ V1 = "/v1.0"
 @dataclass
 class GraphState:
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)
+    # every meeting request, update and cancellation the mailboxes sent (see meetings.py)
+    sent_mail: list[dict] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -229,6 +234,25 @@ def prefer(name: str) -> str | None:
     return None
 
 
+def immutable_ids() -> bool:
+    return (prefer("IdType") or "").lower() == "immutableid"
+
+
+def client_id(item_id: str) -> str:
+    """An item id in the form the client asked for with `Prefer: IdType`."""
+    return ids.immutable(item_id) if immutable_ids() else item_id
+
+
+def present_ids(item: dict) -> dict:
+    """`item` with its ids in the form the client asked for."""
+    if not immutable_ids():
+        return item
+    out = {**item, "id": ids.immutable(item["id"])}
+    if item.get("seriesMasterId"):
+        out["seriesMasterId"] = ids.immutable(item["seriesMasterId"])
+    return out
+
+
 def out_zone() -> str | None:
     return prefer("outlook.timezone")
 
@@ -271,31 +295,42 @@ def filter_equals() -> dict[str, str]:
 
 
 def extended_filter() -> tuple[str, str] | None:
+    """(id, value) of `singleValueExtendedProperties/Any(ep: ep/id eq '…' and ep/value eq '…')`."""
     text = request.args.get("$filter")
     if not text:
         return None
-    match = _EXT_ANY.search(text)
+    match = _EXT_ANY.fullmatch(text.strip())
     if match is None:
         raise GraphError(
             400, "ErrorInvalidUrlQueryFilter", f"The query filter '{text}' is not supported."
         )
-    return match.group(2).replace("''", "'"), match.group(3).replace("''", "'")
+    prop_id = match.group(2).replace("''", "'")
+    key_of(prop_id)  # a malformed id is refused, not silently matched against nothing
+    return prop_id, match.group(3).replace("''", "'")
 
 
 def expand_extended() -> list[str] | None:
-    """None without `$expand=singleValueExtendedProperties`; else the ids asked for ([] = all)."""
+    """None without `$expand`; else the ids of `singleValueExtendedProperties($filter=id eq '…')`.
+    The filter on id is the documented (and only) way: there is no "all properties" expand."""
     text = request.args.get("$expand")
     if not text:
         return None
     match = _EXPAND_EXT.match(text.strip())
     if match is None:
         raise GraphError(400, "BadRequest", f"Parsing OData Select and Expand failed: {text}")
-    if not match.group(1):
-        return []
-    return [
+    ids = [
         m.replace("''", "'")
-        for m in re.findall(r"id\s+eq\s+'((?:[^']|'')*)'", match.group(1), re.IGNORECASE)
+        for m in re.findall(r"id\s+eq\s+'((?:[^']|'')*)'", match.group(1) or "", re.IGNORECASE)
     ]
+    if not ids:
+        raise GraphError(
+            400,
+            "ErrorInvalidUrlQuery",
+            "singleValueExtendedProperties can only be expanded with $filter=id eq '{id}'.",
+        )
+    for prop_id in ids:
+        key_of(prop_id)
+    return ids
 
 
 def paged(items: list[dict], context: str, default_top: int = 10) -> Response:

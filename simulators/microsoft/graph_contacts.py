@@ -14,6 +14,7 @@ from simulators.microsoft.graph_common import (
     mailbox_route,
     metadata,
     paged,
+    present_ids,
     select,
 )
 from simulators.microsoft.mailbox import ContactRecord, Mailbox, render_contact
@@ -24,7 +25,7 @@ def _context(mailbox: Mailbox) -> str:
 
 
 def _render(mailbox: Mailbox, contact: ContactRecord, extended: list[str] | None = None) -> dict:
-    return render_contact(contact, mailbox.contact_folder_id, extended)
+    return present_ids(render_contact(contact, mailbox.contact_folder_id, extended))
 
 
 def _check_folder(mailbox: Mailbox, folder_id: str | None) -> None:
@@ -41,11 +42,7 @@ def list_contacts(mailbox: Mailbox, folder_id: str | None = None) -> Response:
     with mailbox.lock:
         found = list(mailbox.contacts.values())
     if wanted is not None:
-        found = [
-            c
-            for c in found
-            if (p := c.extended.get(wanted[0].lower())) is not None and str(p["value"]) == wanted[1]
-        ]
+        found = [c for c in found if c.extended.matches(*wanted)]
     return paged([_render(mailbox, c, extended) for c in found], _context(mailbox))
 
 
@@ -54,7 +51,7 @@ def list_contacts(mailbox: Mailbox, folder_id: str | None = None) -> Response:
 def create_contact(mailbox: Mailbox, folder_id: str | None = None) -> Response:
     _check_folder(mailbox, folder_id)
     contact = mailbox.create_contact(json_body())
-    body = _render(mailbox, contact, [] if contact.extended else None)
+    body = _render(mailbox, contact)
     return json_response({"@odata.context": f"{_context(mailbox)}/$entity", **body}, status=201)
 
 
@@ -67,7 +64,7 @@ def get_contact(mailbox: Mailbox, contact_id: str) -> Response:
 @mailbox_route("/contacts/<contact_id>", methods=["PATCH"], permission="contacts")
 def update_contact(mailbox: Mailbox, contact_id: str) -> Response:
     contact = mailbox.update_contact(contact_id, json_body(), request.headers.get("If-Match"))
-    body = _render(mailbox, contact, [] if contact.extended else None)
+    body = _render(mailbox, contact)
     return json_response({"@odata.context": f"{_context(mailbox)}/$entity", **body})
 
 
@@ -85,7 +82,14 @@ def contacts_delta(mailbox: Mailbox, folder_id: str | None = None) -> Response:
     def snapshot() -> list[tuple[str, int, dict]]:
         with mailbox.lock:
             found = list(mailbox.contacts.values())
-        return [(c.id, c.seq, select([_render(mailbox, c)])[0]) for c in found]
+        return [
+            (
+                c.id,
+                c.seq,
+                {"@odata.type": "#microsoft.graph.contact", **select([_render(mailbox, c)])[0]},
+            )
+            for c in found
+        ]
 
     return delta_response(mailbox, "contacts", snapshot)
 

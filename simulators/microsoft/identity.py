@@ -649,8 +649,12 @@ def _issue_user_tokens(
     )
     body: dict = {
         "token_type": "Bearer",
-        "scope": " ".join(f"{consent.GRAPH_RESOURCE}/{s}" for s in effective)
-        + "".join(f" {s}" for s in ("openid", "profile", "email") if s in requested),
+        # Entra lists Microsoft Graph's scopes by their short names ("Calendars.ReadWrite"),
+        # whatever form was asked for; msal caches the token under exactly this list.
+        "scope": " ".join(
+            [s for s in effective if s not in consent.OIDC_SCOPES]
+            + [s for s in ("openid", "profile", "email") if s in requested]
+        ),
         "expires_in": lifetime,
         "ext_expires_in": lifetime,
         "access_token": access,

@@ -5,14 +5,18 @@ from __future__ import annotations
 import copy
 import secrets
 import threading
+import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from simulators.microsoft import events as ev
+from simulators.microsoft import ids
 from simulators.microsoft import recurrence as rec
 from simulators.microsoft.errors import GraphError, bad_request, not_found
+from simulators.microsoft.extended import ExtendedProperties
 from simulators.microsoft.timezones import odata_timestamp, parse_local, zone
 
 CONTACT_WRITABLE = {
@@ -97,7 +101,7 @@ class ContactRecord:
     modified: datetime
     change_key: str
     seq: int
-    extended: dict[str, dict] = field(default_factory=dict)
+    extended: ExtendedProperties = field(default_factory=ExtendedProperties)
 
 
 @dataclass
@@ -126,11 +130,17 @@ class Mailbox:
     contact_folder_id: str = field(default_factory=lambda: ev.new_id("AAMkAF"))
     records: dict[str, ev.EventRecord] = field(default_factory=dict)
     contacts: dict[str, ContactRecord] = field(default_factory=dict)
-    transactions: dict[str, str] = field(default_factory=dict)
+    transactions: dict[str, tuple[str, float]] = field(default_factory=dict)  # id, when (monotonic)
     seq: int = 0
     delta_states: dict[str, DeltaState] = field(default_factory=dict)
+    # ids deleted (events, cancelled occurrences, contacts) and the change counter at deletion:
+    # delta reports them as removed even to a client that never saw them
+    tombstones: dict[str, int] = field(default_factory=dict)
     pages: dict[str, PageState] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # called as on_change(user id, "events"|"contacts", created|updated|deleted, item id, change
+    # key) after each change, for change notifications (None while seeding)
+    on_change: Callable[[str, str, str, str, str], None] | None = None
     in_flight: int = 0
     recent_requests: deque = field(default_factory=deque)
 
@@ -139,17 +149,31 @@ class Mailbox:
     def organizer(self) -> dict:
         return {"emailAddress": {"name": self.display_name, "address": self.address}}
 
+    def _notify(self, kind: str, change_type: str, item_id: str, change_key: str) -> None:
+        if self.on_change is not None:
+            self.on_change(self.user_id, kind, change_type, item_id, change_key)
+
     def _next_seq(self) -> int:
         self.seq += 1
         return self.seq
 
-    def create_event(self, body: dict) -> tuple[ev.EventRecord, bool]:
-        """(record, created). A repeated transactionId returns the first event (idempotency)."""
+    def create_event(
+        self, body: dict, dedup_seconds: float | None = None
+    ) -> tuple[ev.EventRecord, bool]:
+        """(record, created). A transactionId repeated within `dedup_seconds` returns the first
+        event (idempotent retries); later, the same transactionId creates another event."""
         ev.check_properties(body, creating=True)
+        extended = _extended(body)
         with self.lock:
             txn = body.get("transactionId")
-            if txn and txn in self.transactions and self.transactions[txn] in self.records:
-                return self.records[self.transactions[txn]], False
+            earlier = self.transactions.get(txn) if txn else None
+            if (
+                earlier is not None
+                and earlier[0] in self.records
+                and time.monotonic() - earlier[1]
+                < (TRANSACTION_WINDOW if dedup_seconds is None else dedup_seconds)
+            ):
+                return self.records[earlier[0]], False
             timing = ev.timing_from(body)
             recurrence = body.get("recurrence")
             if recurrence is not None:
@@ -171,14 +195,25 @@ class Mailbox:
                 ical_uid="040000008200E00074C5B7101A82E008" + uuid.uuid4().hex.upper(),
                 seq=self._next_seq(),
                 transaction_id=txn,
-                extended=ev.extended_from(body.get("singleValueExtendedProperties")),
+                extended=extended,
             )
             self.records[record.id] = record
             if txn:
-                self.transactions[txn] = record.id
+                self.transactions[txn] = (record.id, time.monotonic())
+            self._notify("events", "created", record.id, record.change_key)
             return record, True
 
+    def _bury(self, item_id: str, seq: int) -> None:
+        self.tombstones[item_id] = seq
+        while len(self.tombstones) > TOMBSTONES:
+            self.tombstones.pop(next(iter(self.tombstones)))
+
+    def removed_since(self, seq: int) -> set[str]:
+        with self.lock:
+            return {item_id for item_id, at in self.tombstones.items() if at > seq}
+
     def instance(self, event_id: str) -> ev.Instance:
+        event_id = ids.rest_id(event_id)
         with self.lock:
             record = self.records.get(event_id)
             if record is not None:
@@ -192,6 +227,7 @@ class Mailbox:
 
     def update_event(self, event_id: str, body: dict, if_match: str | None) -> ev.Instance:
         ev.check_properties(body, creating=False)
+        extended = _extended(body)
         with self.lock:
             inst = self.instance(event_id)
             _check_etag(inst.change_key, if_match)
@@ -231,10 +267,11 @@ class Mailbox:
                     # Outlook drops exceptions when the pattern of a series changes.
                     record.exceptions.clear()
                     record.cancelled.clear()
-                if "singleValueExtendedProperties" in body:
-                    record.extended.update(ev.extended_from(body["singleValueExtendedProperties"]))
+                record.extended.values.update(extended.values)
                 record.touch(seq)
-            return self.instance(inst.id)
+            changed = self.instance(inst.id)
+            self._notify("events", "updated", changed.id, changed.change_key)
+            return changed
 
     def delete_event(self, event_id: str, if_match: str | None) -> None:
         with self.lock:
@@ -246,9 +283,55 @@ class Mailbox:
                 record.exceptions.pop(inst.original_start, None)
                 record.cancelled.add(inst.original_start)
                 record.touch(self._next_seq())
+                self._bury(inst.id, record.seq)
             else:
                 del self.records[record.id]
-                self._next_seq()
+                self._bury(record.id, self._next_seq())
+            self._notify("events", "deleted", inst.id, inst.change_key)
+
+    # --- meetings organized elsewhere ----------------------------------------------------
+
+    def invitation(self, ical_uid: str) -> ev.EventRecord | None:
+        with self.lock:
+            return next((r for r in self.records.values() if r.ical_uid == ical_uid), None)
+
+    def receive_invitation(self, source: ev.EventRecord, organizer: dict) -> None:
+        """The copy of a meeting Exchange puts in an attendee's calendar (same iCalUId, the
+        organizer's details, not yet answered); a repeated request updates it."""
+        with self.lock:
+            mine = self.invitation(source.ical_uid)
+            if mine is None:
+                now = datetime.now(UTC)
+                mine = ev.EventRecord(
+                    id=ev.new_id(),
+                    props={},
+                    timing=source.timing,
+                    recurrence=None,
+                    created=now,
+                    modified=now,
+                    change_key=ev.new_change_key(),
+                    ical_uid=source.ical_uid,
+                    organizer=organizer,
+                    response="notResponded",
+                )
+                self.records[mine.id] = mine
+                change = "created"
+            else:
+                change = "updated"
+            mine.props = copy_meeting_props(source.props)
+            mine.timing = source.timing
+            mine.recurrence = copy.deepcopy(source.recurrence)
+            mine.meeting_cancelled = False
+            mine.touch(self._next_seq())
+            self._notify("events", change, mine.id, mine.change_key)
+
+    def cancel_invitation(self, ical_uid: str) -> None:
+        with self.lock:
+            mine = self.invitation(ical_uid)
+            if mine is not None and mine.organizer is not None:
+                mine.meeting_cancelled = True
+                mine.touch(self._next_seq())
+                self._notify("events", "updated", mine.id, mine.change_key)
 
     def masters(self) -> list[ev.Instance]:
         with self.lock:
@@ -260,6 +343,7 @@ class Mailbox:
         return sorted(found, key=lambda i: (i.timing.start, i.id))
 
     def instances_of(self, master_id: str, start: datetime, end: datetime) -> list[ev.Instance]:
+        master_id = ids.rest_id(master_id)
         with self.lock:
             record = self.records.get(master_id)
             if record is None:
@@ -274,6 +358,7 @@ class Mailbox:
 
     def create_contact(self, body: dict) -> ContactRecord:
         _check_contact_properties(body)
+        extended = _extended(body)
         with self.lock:
             now = datetime.now(UTC)
             props = {
@@ -288,12 +373,14 @@ class Mailbox:
                 modified=now,
                 change_key=ev.new_change_key(),
                 seq=self._next_seq(),
-                extended=ev.extended_from(body.get("singleValueExtendedProperties")),
+                extended=extended,
             )
             self.contacts[contact.id] = contact
+            self._notify("contacts", "created", contact.id, contact.change_key)
             return contact
 
     def contact(self, contact_id: str) -> ContactRecord:
+        contact_id = ids.rest_id(contact_id)
         with self.lock:
             found = self.contacts.get(contact_id)
         if found is None:
@@ -302,6 +389,7 @@ class Mailbox:
 
     def update_contact(self, contact_id: str, body: dict, if_match: str | None) -> ContactRecord:
         _check_contact_properties(body)
+        extended = _extended(body)
         with self.lock:
             contact = self.contact(contact_id)
             _check_etag(contact.change_key, if_match)
@@ -312,19 +400,20 @@ class Mailbox:
                     if k in CONTACT_WRITABLE and k != "singleValueExtendedProperties"
                 }
             )
-            if "singleValueExtendedProperties" in body:
-                contact.extended.update(ev.extended_from(body["singleValueExtendedProperties"]))
+            contact.extended.values.update(extended.values)
             contact.modified = datetime.now(UTC)
             contact.change_key = ev.new_change_key()
             contact.seq = self._next_seq()
+            self._notify("contacts", "updated", contact.id, contact.change_key)
             return contact
 
     def delete_contact(self, contact_id: str, if_match: str | None) -> None:
         with self.lock:
             contact = self.contact(contact_id)
             _check_etag(contact.change_key, if_match)
-            del self.contacts[contact_id]
-            self._next_seq()
+            del self.contacts[contact.id]
+            self._bury(contact.id, self._next_seq())
+            self._notify("contacts", "deleted", contact.id, contact.change_key)
 
     # --- delta -------------------------------------------------------------------------
 
@@ -343,6 +432,19 @@ class Mailbox:
 # Outlook keeps sync states in a bounded cache and evicts the oldest: a client that comes back
 # with an evicted token gets 410 and starts over.
 SYNC_STATE_CACHE = 500
+# Microsoft documents transactionId as protection against retries of a create, without a
+# duration; the simulator keeps it short so a client cannot lean on it for longer.
+TRANSACTION_WINDOW = 300.0
+_MEETING_PROPS = ("subject", "body", "location", "locations", "attendees", "sensitivity",
+                  "importance", "showAs", "isOnlineMeeting", "onlineMeetingProvider")  # fmt: skip
+
+
+def copy_meeting_props(props: dict) -> dict:
+    """What an invitation carries to an attendee's copy of the meeting."""
+    return {k: copy.deepcopy(v) for k, v in props.items() if k in _MEETING_PROPS}
+
+
+TOMBSTONES = 10_000
 
 
 def _remember(cache: dict, value: object, lock: threading.RLock) -> str:
@@ -390,6 +492,13 @@ def _normalised_recurrence(recurrence: dict, timing: ev.Timing) -> dict:
     }
 
 
+def _extended(body: dict) -> ExtendedProperties:
+    """The body's extended properties, checked before anything is written."""
+    props = ExtendedProperties()
+    props.write(body.get("singleValueExtendedProperties"))
+    return props
+
+
 def _check_etag(change_key: str, if_match: str | None) -> None:
     if if_match and if_match != "*" and change_key not in if_match:
         raise GraphError(
@@ -424,10 +533,7 @@ def render_contact(
         **copy.deepcopy(contact.props),
     }
     if expand_extended is not None:
-        wanted = {x.lower() for x in expand_extended}
-        out["singleValueExtendedProperties"] = [
-            dict(v) for k, v in contact.extended.items() if not wanted or k in wanted
-        ]
+        out["singleValueExtendedProperties"] = contact.extended.expanded(expand_extended)
     return out
 
 

@@ -3,23 +3,28 @@ seed or replace it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Response, current_app, request
 
 from simulators.microsoft.graph_common import GraphState, json_response
 from simulators.microsoft.identity import IdentityState
 from simulators.microsoft.mailbox import Mailbox, seed
+from simulators.microsoft.notifications import Notifier
 from simulators.world.microsoft import MicrosoftWorld
 
 bp = Blueprint("sim_state", __name__)
+OnChange = Callable[[str, str, str, str, str], None]
 
 
-def build_mailboxes(world: MicrosoftWorld) -> dict[str, Mailbox]:
+def build_mailboxes(world: MicrosoftWorld, on_change: OnChange | None = None) -> dict[str, Mailbox]:
     mailboxes = {}
     for tenant in world.tenants:
         for user in tenant.users:
             mailbox = Mailbox(user.id, user.user_principal_name, user.display_name)
             if user.has_mailbox:
                 seed(mailbox, user.events, user.contacts)
+            mailbox.on_change = on_change  # seeds are there before anyone subscribes
             mailboxes[user.id] = mailbox
     return mailboxes
 
@@ -63,9 +68,16 @@ def _export(world: MicrosoftWorld, graph: GraphState) -> dict:
                 "users": users,
             }
         )
+    with graph.lock:
+        sent = [dict(m) for m in graph.sent_mail]
     return {
         "tenants": tenants,
         "apps": [{"appId": a.app_id, "displayName": a.display_name} for a in world.apps],
+        "sentMail": sent,
+        "subscriptions": [
+            s.as_json() | {"needsReauthorization": s.needs_reauthorization}
+            for s in current_app.extensions["microsoft_notifications"].subscriptions.values()
+        ],
     }
 
 
@@ -82,7 +94,11 @@ def sim_state() -> Response:
 def _apply(world: MicrosoftWorld, graph: GraphState, payload: dict) -> None:
     """Keys: `tenants` {tenant id or domain: {consent, granted_roles, granted_scopes}};
     `mailboxes` {upn: {events: [...], contacts: [...]}} replaces those mailboxes' content;
-    `revoke_refresh_tokens` [upn, ...]; `reset_sync_states` true forgets every delta token."""
+    `revoke_refresh_tokens` [upn, ...]; `reset_sync_states` true forgets every delta token;
+    `clear_sent_mail` true empties the record of meeting mail sent; `lifecycle`
+    [{subscription, event}] sends lifecycle notifications (reauthorizationRequired,
+    subscriptionRemoved (which removes it) or missed)."""
+    notifier: Notifier = current_app.extensions["microsoft_notifications"]
     for key, changes in (payload.get("tenants") or {}).items():
         tenant = world.tenant(key)
         if tenant is None:
@@ -97,6 +113,7 @@ def _apply(world: MicrosoftWorld, graph: GraphState, payload: dict) -> None:
             continue
         fresh = Mailbox(user.id, user.user_principal_name, user.display_name)
         seed(fresh, content.get("events", []), content.get("contacts", []))
+        fresh.on_change = notifier.changed
         graph.mailboxes[user.id] = fresh
     identity: IdentityState = current_app.extensions["microsoft_identity"]
     for upn in payload.get("revoke_refresh_tokens") or []:
@@ -104,6 +121,18 @@ def _apply(world: MicrosoftWorld, graph: GraphState, payload: dict) -> None:
         user = tenant.user(upn) if tenant else None
         if user is not None:
             identity.revoke_user(user.id)
+            notifier.remove_for_user(user.id)  # subscriptionRemoved: the grant is gone
+    for trigger in payload.get("lifecycle") or []:
+        sub = notifier.get(str(trigger.get("subscription")))
+        if sub is None:
+            continue
+        event = str(trigger.get("event"))
+        if event == "subscriptionRemoved":
+            notifier.remove(sub.id)
+        notifier.lifecycle(sub, event)
+    if payload.get("clear_sent_mail"):
+        with graph.lock:
+            graph.sent_mail.clear()
     if payload.get("reset_sync_states"):
         for mailbox in graph.mailboxes.values():
             mailbox.forget_sync_states()

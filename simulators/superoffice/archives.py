@@ -1,177 +1,205 @@
-"""Archive providers behind the OData lists: their columns (camelCase archive names, not entity
-property names) and rows. Local dates are in the request's SO-TimeZone; updatedDate is UTC."""
+"""Archive providers behind the OData lists: the columns each one documents (derived into
+`archive_columns.json` by tools/derive_superoffice_archive_columns.py from the archive-provider
+reference pages) and the rows the simulator holds for some of them.
+
+Column names are the archive's (`appointment/title`, `visibleFor`, `personUpdatedDate`), never
+entity property names; a name the provider does not document is refused, as the service refuses
+it, and one it documents but the simulator does not fill is refused with a message saying so.
+Dates are aware datetimes: local ones in the request's SO-TimeZone, the "updated"/"registered"
+ones in UTC (as the reference pages say).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from simulators.superoffice.model import TenantData
-from simulators.superoffice.odata import ASSOCIATE, BOOL, DATETIME, INT, STRING
+from simulators.superoffice.odata import Column
 from simulators.superoffice.timezones import Presentation
 
 Rows = list[dict[str, Any]]
+VISIBILITY = {"Public": "All", "PrivateUser": "Associate", "PrivateGroup": "Group"}
+
+
+@cache
+def documented() -> dict[str, dict[str, Column]]:
+    text = resources.files("simulators.superoffice").joinpath("archive_columns.json").read_text()
+    providers = json.loads(text)["providers"]
+    return {
+        p: {name: (spec[0], spec[1]) for name, spec in cols.items()}
+        for p, cols in providers.items()
+    }
+
+
+def _local(value: dt.datetime, pres: Presentation) -> dt.datetime:
+    return value.astimezone(pres.zone)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a row's cells are read from: the record, its tenant and the presentation."""
+
+    record: Any
+    data: TenantData
+    pres: Presentation
+
+
+Cells = dict[str, Callable[[Ctx], Any]]
+
+
+def _name_of(table: dict, key: int, attr: str) -> str:
+    found = table.get(key)
+    return (
+        str(getattr(found, attr)) if found is not None and getattr(found, "visible", True) else ""
+    )
+
+
+APPOINTMENT_CELLS: Cells = {
+    "appointmentId": lambda c: c.record.appointment_id,
+    "date": lambda c: _local(c.record.start, c.pres),
+    "endDate": lambda c: _local(c.record.end, c.pres),
+    "time": lambda c: _local(c.record.start, c.pres).strftime("%H:%M"),
+    "endTime": lambda c: _local(c.record.end, c.pres).strftime("%H:%M"),
+    "type": lambda c: c.record.task,
+    "recordType": lambda c: c.record.type,
+    "rawType": lambda c: 1 if c.record.type == "inDiary" else 2,
+    "text": lambda c: c.record.description,
+    "appointment/title": lambda c: c.record.title,
+    "appointment/description": lambda c: c.record.description,
+    "associateId": lambda c: c.record.associate_id,
+    "contactId": lambda c: c.record.contact_id,
+    "personId": lambda c: c.record.person_id,
+    "projectId": lambda c: 0,
+    "saleId": lambda c: 0,
+    "updatedDate": lambda c: _utc(c.record.updated),
+    "updatedBy": lambda c: c.record.updated_by,
+    "registeredDate": lambda c: _utc(c.record.created),
+    "registeredBy": lambda c: c.record.created_by,
+    "location": lambda c: c.record.location,
+    "isFree": lambda c: c.record.is_free,
+    "alarm": lambda c: c.record.alarm_minutes is not None,
+    "completed": lambda c: c.record.completed == "Completed",
+    "recurring": lambda c: bool(c.record.recurrence_id),
+    "recurrenceRuleId": lambda c: c.record.recurrence_id,
+    "booking": lambda c: bool(c.record.mother_id),
+    "invitedPersonId": lambda c: c.record.invited_person_id,
+    "visibleFor": lambda c: VISIBILITY.get(c.record.private, "All"),
+    "cautionWarning": lambda c: "OK",
+    "contact/name": lambda c: _name_of(c.data.contacts, c.record.contact_id, "name"),
+    "person/fullName": lambda c: _name_of(c.data.persons, c.record.person_id, "full_name"),
+    "associate/userName": lambda c: _name_of(c.data.associates, c.record.associate_id, "username"),
+    "associate/fullName": lambda c: _name_of(c.data.associates, c.record.associate_id, "full_name"),
+}
+
+PERSON_CELLS: Cells = {
+    "personId": lambda c: c.record.person_id,
+    "firstName": lambda c: c.record.firstname,
+    "lastName": lambda c: c.record.lastname,
+    "fullName": lambda c: c.record.full_name,
+    "title": lambda c: c.record.title,
+    "position": lambda c: c.record.position,
+    "contactId": lambda c: c.record.contact_id,
+    "personContact/name": lambda c: _name_of(c.data.contacts, c.record.contact_id, "name"),
+    "email/emailAddress": lambda c: c.record.emails[0] if c.record.emails else "",
+    "phone/formattedNumber": lambda c: c.record.phones[0] if c.record.phones else "",
+    "personMobilePhone/formattedNumber": lambda c: c.record.mobiles[0] if c.record.mobiles else "",
+    "personUpdatedDate": lambda c: _utc(c.record.updated),
+    "personRegisteredDate": lambda c: _utc(c.record.created),
+    "personUpdatedBy": lambda c: c.record.updated_by,
+    "personRegisteredBy": lambda c: c.record.created_by,
+    "retired": lambda c: c.record.retired,
+    "correspondingAssociate/associateDbId": lambda c: c.record.associate_id,
+}
+
+CONTACT_CELLS: Cells = {
+    "contactId": lambda c: c.record.contact_id,
+    "name": lambda c: c.record.name,
+    "department": lambda c: c.record.department,
+    "nameDepartment": lambda c: f"{c.record.name} {c.record.department}".strip(),
+    "orgnr": lambda c: "",
+    "updatedDate": lambda c: _utc(c.record.updated),
+    "registeredDate": lambda c: _utc(c.record.created),
+    "updatedBy": lambda c: c.record.updated_by,
+    "registeredBy": lambda c: c.record.created_by,
+    "associateId": lambda c: c.record.associate_id,
+    "email/emailAddress": lambda c: c.record.emails[0] if c.record.emails else "",
+    "phone/formattedNumber": lambda c: c.record.phones[0] if c.record.phones else "",
+    "postAddress/city": lambda c: c.record.city,
+    "url/URLAddress": lambda c: f"https://www.{c.record.domains[0]}" if c.record.domains else "",
+    "contactDeleted": lambda c: False,
+}
+
+USER_CELLS: Cells = {
+    "associateDbId": lambda c: c.record.associate_id,
+    "assocName": lambda c: c.record.username,
+    "userName": lambda c: c.record.username,
+    "fullName": lambda c: c.record.full_name,
+    "personEmail": lambda c: c.record.email,
+    "personId": lambda c: c.record.person_id,
+    "contactId": lambda c: c.record.contact_id,
+    "isActive": lambda c: not c.record.deleted,
+    "role": lambda c: c.record.role_name,
+    "usergroup": lambda c: c.record.group,
+    "assocType": lambda c: c.record.kind,
+}
 
 
 @dataclass(frozen=True)
 class Provider:
     name: str
     entity: str
-    columns: dict[str, str]
+    key: str  # the primary key column
     default_select: tuple[str, ...]
-    rows: Callable[[TenantData, Presentation], Rows]
+    cells: Cells
+    records: Callable[[TenantData], list[Any]]
 
+    @property
+    def columns(self) -> dict[str, Column]:
+        return documented()[self.name]
 
-def _local(value: dt.datetime, pres: Presentation) -> dt.datetime:
-    return value.astimezone(pres.zone).replace(tzinfo=None)
+    @property
+    def served(self) -> set[str]:
+        return set(self.cells)
 
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-APPOINTMENT_COLUMNS = {
-    "appointmentId": INT, "date": DATETIME, "endDate": DATETIME, "time": STRING, "endTime": STRING,
-    "type": STRING, "recordType": STRING, "text": STRING, "title": STRING, "associateId": ASSOCIATE,
-    "contactId": INT, "personId": INT, "projectId": INT, "saleId": INT, "updatedDate": DATETIME,
-    "updatedBy": STRING, "registeredDate": DATETIME, "location": STRING, "isFree": BOOL,
-    "alarm": BOOL, "completed": BOOL, "recurring": BOOL, "recurrenceRuleId": INT, "booking": BOOL,
-    "visibleFor": STRING, "priority": STRING, "cautionWarning": STRING, "invitedPersonId": INT,
-    "userGroup": STRING, "allDay": BOOL, "private": STRING, "contact/name": STRING,
-    "person/fullName": STRING, "associate/name": STRING,
-}  # fmt: skip
-
-
-def appointment_rows(data: TenantData, pres: Presentation) -> Rows:
-    rows = []
-    for a in data.appointments.values():
-        owner = data.associates.get(a.associate_id)
-        updater = data.associates.get(a.updated_by)
-        company = data.contacts.get(a.contact_id)
-        person = data.persons.get(a.person_id)
-        start, end = _local(a.start, pres), _local(a.end, pres)
-        rows.append({
-            "PrimaryKey": a.appointment_id, "appointmentId": a.appointment_id,
-            "date": start, "endDate": end, "time": start.strftime("%H:%M"),
-            "endTime": end.strftime("%H:%M"), "type": a.task, "recordType": a.type,
-            "text": a.description, "title": a.title, "associateId": a.associate_id,
-            "contactId": a.contact_id, "personId": a.person_id, "projectId": 0, "saleId": 0,
-            "updatedDate": _utc(a.updated), "updatedBy": updater.username if updater else "",
-            "registeredDate": _utc(a.created), "location": a.location, "isFree": a.is_free,
-            "alarm": a.alarm_minutes is not None, "completed": a.completed == "Completed",
-            "recurring": bool(a.recurrence_id), "recurrenceRuleId": a.recurrence_id,
-            "booking": bool(a.participants), "visibleFor": a.private, "priority": "",
-            "cautionWarning": "OK", "invitedPersonId": 0, "userGroup": "",
-            "allDay": a.all_day, "private": a.private,
-            "contact/name": company.name if company else "",
-            "person/fullName": person.full_name if person else "",
-            "associate/name": owner.username if owner else "",
-        })  # fmt: skip
-    return rows
-
-
-PERSON_COLUMNS = {
-    "personId": INT, "firstName": STRING, "lastName": STRING, "fullName": STRING, "title": STRING,
-    "position": STRING, "contactId": INT, "contact/name": STRING, "email/emailAddress": STRING,
-    "phone/formattedNumber": STRING, "mobilePhone/formattedNumber": STRING,
-    "personUpdatedDate": DATETIME, "updatedDate": DATETIME, "registeredDate": DATETIME,
-    "retired": BOOL, "associateId": ASSOCIATE, "isAssociate": BOOL,
-}  # fmt: skip
-
-
-def person_rows(data: TenantData, pres: Presentation) -> Rows:
-    rows = []
-    for p in data.persons.values():
-        company = data.contacts.get(p.contact_id)
-        rows.append({
-            "PrimaryKey": p.person_id, "personId": p.person_id, "firstName": p.firstname,
-            "lastName": p.lastname, "fullName": p.full_name, "title": p.title,
-            "position": p.position, "contactId": p.contact_id,
-            "contact/name": company.name if company else "",
-            "email/emailAddress": p.emails[0] if p.emails else "",
-            "phone/formattedNumber": p.phones[0] if p.phones else "",
-            "mobilePhone/formattedNumber": p.mobiles[0] if p.mobiles else "",
-            "personUpdatedDate": _utc(p.updated), "updatedDate": _utc(p.updated),
-            "registeredDate": _utc(p.created), "retired": p.retired,
-            "associateId": p.associate_id, "isAssociate": bool(p.associate_id),
-        })  # fmt: skip
-    return rows
-
-
-CONTACT_COLUMNS = {
-    "contactId": INT, "name": STRING, "department": STRING, "nameDepartment": STRING,
-    "orgNr": STRING, "updatedDate": DATETIME, "registeredDate": DATETIME, "associateId": ASSOCIATE,
-    "email/emailAddress": STRING, "phone/formattedNumber": STRING, "postAddress/city": STRING,
-    "contactDeleted": BOOL, "domain": STRING,
-}  # fmt: skip
-
-
-def contact_rows(data: TenantData, pres: Presentation) -> Rows:
-    return [
-        {
-            "PrimaryKey": c.contact_id,
-            "contactId": c.contact_id,
-            "name": c.name,
-            "department": c.department,
-            "nameDepartment": f"{c.name} {c.department}".strip(),
-            "orgNr": "",
-            "updatedDate": _utc(c.updated),
-            "registeredDate": _utc(c.created),
-            "associateId": c.associate_id,
-            "email/emailAddress": c.emails[0] if c.emails else "",
-            "phone/formattedNumber": c.phones[0] if c.phones else "",
-            "postAddress/city": c.city,
-            "contactDeleted": False,
-            "domain": c.domains[0] if c.domains else "",
-        }  # fmt: skip
-        for c in data.contacts.values()
-    ]
-
-
-USER_COLUMNS = {
-    "associateDbId": INT, "name": STRING, "userName": STRING, "fullName": STRING,
-    "personEmail": STRING, "personId": INT, "contactId": INT, "isActive": BOOL, "role": STRING,
-    "userGroup": STRING, "assocType": STRING,
-}  # fmt: skip
-
-
-def user_rows(data: TenantData, pres: Presentation) -> Rows:
-    return [
-        {
-            "PrimaryKey": a.associate_id,
-            "associateDbId": a.associate_id,
-            "name": a.username,
-            "userName": a.username,
-            "fullName": a.full_name,
-            "personEmail": a.email,
-            "personId": a.person_id,
-            "contactId": a.contact_id,
-            "isActive": not a.deleted,
-            "role": a.role_name,
-            "userGroup": a.group,
-            "assocType": a.kind,
-        }  # fmt: skip
-        for a in data.associates.values()
-        if a.kind == "InternalAssociate"
-    ]
+    def rows(self, data: TenantData, pres: Presentation) -> Rows:
+        out = []
+        for record in self.records(data):
+            ctx = Ctx(record, data, pres)
+            row = {name: cell(ctx) for name, cell in self.cells.items()}
+            row["PrimaryKey"] = row[self.key]
+            out.append(row)
+        return out
 
 
 PROVIDERS = {
     p.name.lower(): p
     for p in (
-        Provider("FindAppointment", "appointment", APPOINTMENT_COLUMNS,
-                 ("appointmentId", "date", "endDate", "type", "text", "associateId", "updatedDate"),
-                 appointment_rows),
-        Provider("Person", "person", PERSON_COLUMNS,
-                 ("personId", "fullName", "contactId", "email/emailAddress", "personUpdatedDate"),
-                 person_rows),
-        Provider("SimpleContact", "contact", CONTACT_COLUMNS,
-                 ("contactId", "name", "department", "updatedDate"), contact_rows),
-        Provider("AllUsers", "associate", USER_COLUMNS,
+        Provider("FindAppointment", "appointment", "appointmentId",
+                 ("appointmentId", "date", "endDate", "type", "text", "associateId",
+                  "updatedDate"),
+                 APPOINTMENT_CELLS, lambda d: list(d.appointments.values())),
+        # soft-deleted persons and companies are left out of every list
+        Provider("Person", "person", "personId",
+                 ("personId", "fullName", "contactId", "email/emailAddress",
+                  "personUpdatedDate"),
+                 PERSON_CELLS, lambda d: [p for p in d.persons.values() if p.visible]),
+        Provider("SimpleContact", "contact", "contactId",
+                 ("contactId", "name", "department", "updatedDate"),
+                 CONTACT_CELLS, lambda d: [c for c in d.contacts.values() if c.visible]),
+        Provider("AllUsers", "associate", "associateDbId",
                  ("associateDbId", "userName", "fullName", "personEmail", "isActive", "role"),
-                 user_rows),
+                 USER_CELLS,
+                 lambda d: [a for a in d.associates.values() if a.kind == "InternalAssociate"]),
     )
 }  # fmt: skip
 PROVIDERS["appointment"] = PROVIDERS["findappointment"]

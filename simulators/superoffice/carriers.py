@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from simulators.superoffice import timezones
+from simulators.superoffice import bookings, timezones
 from simulators.superoffice.model import (
     AppointmentRecord,
     AssociateRecord,
@@ -49,7 +49,7 @@ def associate(data: TenantData, associate_id: int) -> dict[str, Any] | None:
 
 def contact_summary(data: TenantData, contact_id: int) -> dict[str, Any] | None:
     record = data.contacts.get(contact_id)
-    if record is None:
+    if record is None or not record.visible:  # soft-deleted: not given back
         return None
     owner = data.associates.get(record.associate_id)
     return {
@@ -72,7 +72,7 @@ def contact_summary(data: TenantData, contact_id: int) -> dict[str, Any] | None:
 
 def person_summary(data: TenantData, person_id: int) -> dict[str, Any] | None:
     record = data.persons.get(person_id)
-    if record is None:
+    if record is None or not record.visible:  # soft-deleted: not given back
         return None
     company = data.contacts.get(record.contact_id)
     return {
@@ -146,7 +146,7 @@ def recurrence(data: TenantData, record: AppointmentRecord, pres: Presentation) 
         "Dates": [
             {"Date": pres.format_local(a.start), "IsConflict": False, "Description": a.title}
             for a in sorted(data.appointments.values(), key=lambda a: a.start)
-            if a.recurrence_id == rule.rule_id
+            if a.recurrence_id == rule.rule_id and not bookings.is_booking(a)
         ],
     }
     if freq == "DAILY":
@@ -177,6 +177,8 @@ def recurrence(data: TenantData, record: AppointmentRecord, pres: Presentation) 
 def appointment(
     data: TenantData, record: AppointmentRecord, pres: Presentation, self_url: str
 ) -> dict[str, Any]:
+    booking = bookings.is_booking(record)
+    meeting = bookings.mother_of(data, record)  # a booking shows its meeting's participants
     return {
         "AppointmentId": record.appointment_id,
         "Associate": associate(data, record.associate_id),
@@ -210,10 +212,12 @@ def appointment(
         "RejectCounter": 0,
         "RejectReason": "",
         "Recurrence": recurrence(data, record, pres),
-        "Participants": [participant(p) for p in record.participants],
+        "Participants": [participant(p) for p in meeting.participants],
         "AssignmentStatus": "None",
-        "InvitationStatus": "Accepted" if record.participants else "None",
-        "BookingType": "Owner" if record.participants else "None",
+        "InvitationStatus": record.booking_status
+        if booking
+        else ("Accepted" if record.participants else "None"),
+        "BookingType": "Participant" if booking else ("Owner" if record.participants else "None"),
         "HasConflict": False,
         "Task": task_item(record.task, record.type),
         "PreferredTZLocation": timezones.by_iana(data.config.base_time_zone).location_id,
@@ -303,12 +307,12 @@ def contact(data: TenantData, record: ContactRecord, self_url: str) -> dict[str,
         "Persons": [
             person_summary(data, p.person_id)
             for p in data.persons.values()
-            if p.contact_id == record.contact_id
+            if p.contact_id == record.contact_id and p.visible
         ],
         "Country": {"CountryId": 578, "Name": record.country, "EnglishName": record.country},
         "Address": {"Formatted": record.city},
         "Description": "",
-        "Deleted": 0,
+        "Deleted": int(record.deleted is not None),
         "NoMailing": False,
         "CustomFields": {},
         "TableRight": TABLE_RIGHT,

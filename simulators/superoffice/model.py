@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
 
+from simulators.superoffice import bookings
 from simulators.world import superoffice as world
 
 
@@ -64,7 +65,9 @@ class AppointmentRecord:
     person_id: int = 0
     alarm_minutes: int | None = None
     participants: list[Participant] = field(default_factory=list)
-    mother_id: int = 0
+    mother_id: int = 0  # 0: no meeting; own id: the mother (owner's) booking; else its mother
+    invited_person_id: int = 0  # on a booking: the person invited
+    booking_status: str = "None"  # a booking's InvitationStatus (Invitation, Accepted, Moved…)
     recurrence_id: int = 0
 
 
@@ -85,6 +88,11 @@ class PersonRecord:
     updated_by: int
     associate_id: int = 0  # set when this person is a user (IsAssociate)
     retired: bool = False
+    deleted: dt.datetime | None = None  # soft-deleted (deletedDate) until purged
+
+    @property
+    def visible(self) -> bool:
+        return self.deleted is None
 
     @property
     def full_name(self) -> str:
@@ -106,6 +114,11 @@ class ContactRecord:
     updated: dt.datetime
     created_by: int
     updated_by: int
+    deleted: dt.datetime | None = None  # soft-deleted (deletedDate) until purged
+
+    @property
+    def visible(self) -> bool:
+        return self.deleted is None
 
 
 @dataclass
@@ -358,7 +371,6 @@ def add_appointment(
         participants=participants,
         **fields,
     )
-    if record.participants:
-        record.mother_id = record.appointment_id  # the booking master
     data.appointments[record.appointment_id] = record
+    bookings.sync(data, record)  # one row per participant, the owner's is the mother
     return record

@@ -12,7 +12,16 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, g, request
 
-from simulators.superoffice import archives, carriers, events, odata, timezones, writes
+from simulators.superoffice import (
+    archives,
+    bookings,
+    carriers,
+    deletions,
+    events,
+    odata,
+    timezones,
+    writes,
+)
 from simulators.superoffice.auth import authenticate
 from simulators.superoffice.errors import ApiError
 from simulators.superoffice.faults import TENANT_MOVED, claim
@@ -99,17 +108,19 @@ def version() -> Response:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _query() -> odata.Query:
+def _query(provider: archives.Provider) -> odata.Query:
     return odata.Query(
-        columns={},
+        documented=provider.columns,
+        served=provider.served,
         current_associate=g.so_me.associate_id,
         today=dt.datetime.now(g.so_pres.zone).date(),
     )
 
 
 def _format(value: Any) -> Any:
+    """Archive dates are ISO strings without offset, in the column's zone."""
     if isinstance(value, dt.datetime):
-        return value.isoformat(timespec="seconds")
+        return value.replace(tzinfo=None).isoformat(timespec="seconds")
     return value
 
 
@@ -121,18 +132,24 @@ def archive_response(
         rows = sorted(provider.rows(data, g.so_pres), key=lambda r: r["PrimaryKey"])
     if preset is not None:
         rows = [r for r in rows if preset(r)]
-    query = _query()
-    query.columns = provider.columns
-    select, page = odata.run(rows, request.args, query, provider.default_select)
+    select, page = odata.run(rows, request.args, _query(provider), provider.default_select)
     value = [
         {
-            "PrimaryKey": r["PrimaryKey"],
+            # slim rows carry the primary key as text, as the reference pages show
+            "PrimaryKey": str(r["PrimaryKey"]),
             "EntityName": provider.entity,
             **{c: _format(r.get(c)) for c in select},
         }
         for r in page
     ]
-    return ok({"odata.metadata": f"{api_base()}/archive/$metadata", "value": value})
+    # The service never pages by itself: no next link, the client pages with $top/$skip.
+    return ok(
+        {
+            "odata.metadata": f"{api_base()}/archive/$metadata",
+            "odata.nextLink": None,
+            "value": value,
+        }
+    )
 
 
 def _check_unmodified(updated: dt.datetime) -> None:
@@ -168,14 +185,35 @@ def _fk_dict(table: str, record_id: int) -> dict[str, str]:
     }
 
 
-def _emit(
-    event: str, primary_key: int, values: dict[str, Any], before: dict[str, Any] | None = None
-) -> None:
-    changed = events.changes(before, values) if before is not None else []
+def _emit(event: str, primary_key: int, values: dict[str, Any], changes: list[str]) -> None:
     sim().webhooks.emit(
         tenant(), event, primary_key, associate_id=g.so_me.associate_id, values=values,
-        changes=changed,
+        changes=changes,
     )  # fmt: skip
+
+
+def _emit_all(fired: list[deletions.Event]) -> None:
+    for e in fired:
+        _emit(e.name, e.primary_key, e.values, e.changes)
+
+
+def _activity_created(records: list[AppointmentRecord]) -> None:
+    for item in records:
+        root = events.appointment_root(item)
+        _emit("activity.created", item.appointment_id, events.activity_fields(item),
+              events.created("appointment_id", root))  # fmt: skip
+
+
+def _bookings_follow(mother: AppointmentRecord, before: dict[int, dict[str, Any]]) -> None:
+    """Write the mother's participants and shared fields to its booking rows, with events."""
+    created, changed, deleted = bookings.sync(tenant(), mother)
+    _activity_created(created)
+    for row in changed:
+        _emit("activity.changed", row.appointment_id, events.activity_fields(row),
+              events.changes("appointment_id", before.get(row.appointment_id, {}),
+                             events.appointment_root(row), stamped=True))  # fmt: skip
+    for row in deleted:
+        _emit("activity.deleted", row.appointment_id, events.activity_keys(row), [])
 
 
 def _select_fields(carrier: dict[str, Any]) -> dict[str, Any]:
@@ -210,8 +248,11 @@ def _visible(owner_id: int, private: str) -> bool:
     return private == "PrivateGroup" and owner is not None and owner.group == me.group
 
 
+_PRIVACY_OF = {shown: private for private, shown in archives.VISIBILITY.items()}
+
+
 def _visible_row(row: dict[str, Any]) -> bool:
-    return _visible(row["associateId"], row["private"])
+    return _visible(row["associateId"], _PRIVACY_OF[row["visibleFor"]])
 
 
 def _appointment_json(record: AppointmentRecord) -> dict[str, Any]:
@@ -250,8 +291,10 @@ def appointment_create() -> Response:
             created = writes.expand_recurrence(data, record, recurrence, g.so_pres)
         else:
             data.appointments[record.appointment_id] = record
-    for item in created:
-        _emit("activity.created", item.appointment_id, events.activity_fields(item))
+        rows = []
+        for mother in created:  # a meeting: one booking row per participant
+            rows += [mother, *bookings.sync(data, mother)[0]]
+    _activity_created(rows)
     return ok(_appointment_json(record))
 
 
@@ -271,16 +314,47 @@ def _update_appointment(
         record = _appointment(appointment_id)
         _check_unmodified(record.updated)
         current = carriers.appointment(data, record, g.so_pres, "")
-        before = dict(vars(record))
-        fields_before = events.activity_fields(record)
-        try:
-            writes.apply_appointment(data, record, changes(current), g.so_pres)
-        except ApiError:
-            vars(record).update(before)
-            raise
-        record.updated, record.updated_by = utcnow(), g.so_me.associate_id
-    _emit("activity.changed", record.appointment_id, events.activity_fields(record), fields_before)
+        if bookings.is_booking(record):
+            _update_booking(data, record, changes(current))
+        else:
+            root_before = events.appointment_root(record)
+            texts_before = (record.title, record.description)
+            rows_before = {b.appointment_id: events.appointment_root(b)
+                           for b in bookings.bookings_of(data, record)}  # fmt: skip
+            before = dict(vars(record))
+            try:
+                writes.apply_appointment(data, record, changes(current), g.so_pres)
+                record_changes = events.changes(
+                    "appointment_id", root_before, events.appointment_root(record),
+                    stamped=(record.title, record.description) != texts_before,
+                )  # fmt: skip
+                if record_changes:
+                    record.updated, record.updated_by = utcnow(), g.so_me.associate_id
+                _bookings_follow(record, rows_before)
+            except ApiError:
+                vars(record).update(before)
+                raise
+            if record_changes:
+                _emit("activity.changed", record.appointment_id, events.activity_fields(record),
+                      record_changes)  # fmt: skip
     return ok(_appointment_json(record), headers=_last_modified(record.updated))
+
+
+def _update_booking(data: TenantData, record: AppointmentRecord, body: dict[str, Any]) -> None:
+    """A participant's own booking: the alarm and the status are theirs, the meeting is not."""
+    mother = bookings.mother_of(data, record)
+    draft = dataclasses.replace(record, participants=list(mother.participants))
+    writes.apply_appointment(data, draft, body, g.so_pres)
+    bookings.check_booking_change(
+        dataclasses.replace(record, participants=list(mother.participants)), draft
+    )
+    root_before = events.appointment_root(record)
+    record.alarm_minutes, record.completed = draft.alarm_minutes, draft.completed
+    record_changes = events.changes("appointment_id", root_before, events.appointment_root(record))
+    if record_changes:
+        record.updated, record.updated_by = utcnow(), g.so_me.associate_id
+        _emit("activity.changed", record.appointment_id, events.activity_fields(record),
+              record_changes)  # fmt: skip
 
 
 @bp.put("/v1/Appointment/<int:appointment_id>")
@@ -301,13 +375,26 @@ def appointment_delete(appointment_id: int) -> Response:
     with data.lock:
         record = _appointment(appointment_id)
         _check_unmodified(record.updated)
-        del data.appointments[appointment_id]
+        # the owner deleting a meeting deletes every booking; a participant removes their own
+        gone = (
+            [record]
+            if bookings.is_booking(record)
+            else [record, *bookings.bookings_of(data, record)]
+        )
+        if bookings.is_booking(record):
+            mother = bookings.mother_of(data, record)
+            key = record.associate_id or record.invited_person_id
+            mother.participants = [
+                p for p in mother.participants if key not in (p.associate_id, p.person_id)
+            ]
+        ids = {row.appointment_id for row in gone}
+        for row in gone:
+            del data.appointments[row.appointment_id]
         data.foreign_keys = [
-            k
-            for k in data.foreign_keys
-            if not (k.table == "appointment" and k.record_id == appointment_id)
+            k for k in data.foreign_keys if not (k.table == "appointment" and k.record_id in ids)
         ]
-    _emit("activity.deleted", appointment_id, events.activity_keys(record))
+    for row in gone:
+        _emit("activity.deleted", row.appointment_id, events.activity_keys(row), [])
     return Response(status=204)
 
 
@@ -315,14 +402,21 @@ def appointment_delete(appointment_id: int) -> Response:
 def appointment_participants(appointment_id: int) -> Response:
     record = _appointment(appointment_id)
     value = []
-    for index, p in enumerate(record.participants, start=1):
+    meeting = bookings.mother_of(tenant(), record)
+    for index, p in enumerate(meeting.participants, start=1):
         person = tenant().persons.get(p.person_id)
         value.append({
-            "PrimaryKey": index, "EntityName": "participant", "associateId": p.associate_id,
+            "PrimaryKey": str(index), "EntityName": "participant", "associateId": p.associate_id,
             "personId": p.person_id, "contactId": p.contact_id, "emailAddress": p.email,
             "fullName": person.full_name if person else p.email, "invitationStatus": p.status,
         })  # fmt: skip
-    return ok({"odata.metadata": f"{api_base()}/archive/$metadata", "value": value})
+    return ok(
+        {
+            "odata.metadata": f"{api_base()}/archive/$metadata",
+            "odata.nextLink": None,
+            "value": value,
+        }
+    )
 
 
 @bp.get("/v1/Appointment/<int:appointment_id>/ForeignKey")
@@ -336,7 +430,7 @@ def appointment_foreign_keys(appointment_id: int) -> Response:
 
 def _person(person_id: int) -> PersonRecord:
     record = tenant().persons.get(person_id)
-    if record is None:
+    if record is None or not record.visible:  # soft-deleted: as if gone
         raise ApiError(404, f"Person id {person_id} not found")
     return record
 
@@ -371,7 +465,8 @@ def person_create() -> Response:
         record = PersonRecord(data.new_id(), 0, "", "", [], [], [], "", "", now, now, me, me)
         writes.apply_person(data, record, body)
         data.persons[record.person_id] = record
-    _emit("person.created", record.person_id, events.person_fields(record))
+    _emit("person.created", record.person_id, events.person_fields(data, record),
+          events.created("person_id", events.person_root(record)))  # fmt: skip
     return ok(_person_json(record))
 
 
@@ -385,41 +480,44 @@ def person_get(person_id: int) -> Response:
 
 def _update_person(person_id: int, make: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
     return _update_record(
-        "person.changed",
-        person_id,
+        ("person.changed", "person_id"),
         lambda: _person(person_id),
         writes.apply_person,
         carriers.person,
-        events.person_fields,
+        (events.person_root, events.person_fields),
         _person_json,
         make,
     )
 
 
 def _update_record(
-    event: str,
-    record_id: int,
+    event: tuple[str, str],
     find: Callable[[], Any],
     apply: Callable[[Any, Any, dict[str, Any]], None],
     carrier: Callable[[Any, Any, str], dict[str, Any]],
-    fields: Callable[[Any], dict[str, Any]],
+    row: tuple[Callable[[Any], dict[str, Any]], Callable[[Any, Any], dict[str, Any]]],
     to_json: Callable[[Any], dict[str, Any]],
     make: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> Response:
-    """PUT/PATCH of a person or a company: If-Unmodified-Since, all-or-nothing, an event."""
+    """PUT/PATCH of a person or a company: If-Unmodified-Since, all-or-nothing, and an event
+    when the root row changed (e-mail, phone and domain rows are other tables: no event, and
+    the record's updated date stays)."""
+    (name, primary_key), (root, fields) = event, row
     data = tenant()
     with data.lock:
         record = find()
         _check_unmodified(record.updated)
         before = dict(vars(record))
-        fields_before = fields(record)
+        root_before = root(record)
         try:
             apply(data, record, make(carrier(data, record, "")))
         except ApiError:
             vars(record).update(before)  # a refused write changes nothing
             raise
-        record.updated, record.updated_by = utcnow(), g.so_me.associate_id
-    _emit(event, record_id, fields(record), fields_before)
+        changed = events.changes(primary_key, root_before, root(record))
+        if changed:
+            record.updated, record.updated_by = utcnow(), g.so_me.associate_id
+            _emit(name, getattr(record, primary_key), fields(data, record), changed)
     return ok(to_json(record), headers=_last_modified(record.updated))
 
 
@@ -440,11 +538,9 @@ def person_delete(person_id: int) -> Response:
     data = tenant()
     with data.lock:
         record = _person(person_id)
-        if record.associate_id:
-            raise ApiError(400, "A person who is a user cannot be deleted")
         _check_unmodified(record.updated)
-        del data.persons[person_id]
-    _emit("person.softdeleted", person_id, events.person_fields(record))
+        fired = deletions.soft_delete_person(data, record, utcnow())
+    _emit_all(fired)
     return Response(status=204)
 
 
@@ -468,7 +564,7 @@ def person_foreign_keys(person_id: int) -> Response:
 
 def _contact(contact_id: int) -> ContactRecord:
     record = tenant().contacts.get(contact_id)
-    if record is None:
+    if record is None or not record.visible:  # soft-deleted: as if gone
         raise ApiError(404, f"Contact id {contact_id} not found")
     return record
 
@@ -502,7 +598,8 @@ def contact_create() -> Response:
         record = ContactRecord(data.new_id(), "", "", [], [], [], "", "", me, now, now, me, me)
         writes.apply_contact(data, record, body)
         data.contacts[record.contact_id] = record
-    _emit("contact.created", record.contact_id, events.contact_fields(record))
+    _emit("contact.created", record.contact_id, events.contact_fields(data, record),
+          events.created("contact_id", events.contact_root(record)))  # fmt: skip
     return ok(_contact_json(record))
 
 
@@ -516,12 +613,11 @@ def contact_get(contact_id: int) -> Response:
 
 def _update_contact(contact_id: int, make: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
     return _update_record(
-        "contact.changed",
-        contact_id,
+        ("contact.changed", "contact_id"),
         lambda: _contact(contact_id),
         writes.apply_contact,
         carriers.contact,
-        events.contact_fields,
+        (events.contact_root, events.contact_fields),
         _contact_json,
         make,
     )
@@ -545,10 +641,8 @@ def contact_delete(contact_id: int) -> Response:
     with data.lock:
         record = _contact(contact_id)
         _check_unmodified(record.updated)
-        if any(p.contact_id == contact_id for p in data.persons.values()):
-            raise ApiError(400, "The company still has persons")
-        del data.contacts[contact_id]
-    _emit("contact.softdeleted", contact_id, events.contact_fields(record))
+        fired = deletions.soft_delete_contact(data, record, utcnow())
+    _emit_all(fired)
     return Response(status=204)
 
 
@@ -616,7 +710,7 @@ def archive(provider_name: str) -> Response:
 def time_zones() -> Response:
     value = [
         {
-            "PrimaryKey": loc.location_id,
+            "PrimaryKey": str(loc.location_id),
             "EntityName": "timezone",
             "tzLocationId": loc.location_id,
             "code": loc.code,
@@ -625,7 +719,13 @@ def time_zones() -> Response:
         }  # fmt: skip
         for loc in timezones.LOCATIONS
     ]
-    return ok({"odata.metadata": f"{api_base()}/archive/$metadata", "value": value})
+    return ok(
+        {
+            "odata.metadata": f"{api_base()}/archive/$metadata",
+            "odata.nextLink": None,
+            "value": value,
+        }
+    )
 
 
 @bp.get("/v1/TimeZone/base")

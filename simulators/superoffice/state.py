@@ -1,7 +1,8 @@
 """`/_sim/state`: export every tenant's data as JSON (GET) and replace it (POST, same shape).
 
 A POSTed tenant may hold any subset of the record tables; the tables given replace the current
-ones, the others are kept.
+ones, the others are kept. `"purge_deleted": {"now": "<ISO time>"}` (or true) runs the hard
+delete of soft-deleted persons and companies older than the retention time, as of that time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from simulators.superoffice import model
+from simulators.superoffice import deletions, model
 
 bp = Blueprint("so_state", __name__)
 
@@ -47,7 +48,7 @@ def _record(cls: type, raw: dict[str, Any]) -> Any:
         if f.name not in raw:
             continue
         value = raw[f.name]
-        if hints[f.name] is dt.datetime and isinstance(value, str):
+        if hints[f.name] in (dt.datetime, dt.datetime | None) and isinstance(value, str):
             value = dt.datetime.fromisoformat(value)
         if f.name == "participants":
             value = [model.Participant(**p) for p in value]
@@ -87,6 +88,22 @@ def replace(sim: Any, payload: dict[str, Any]) -> None:
                 data.config.state = str(raw["state"])
             ids = [k for table in TABLES for k in getattr(data, table)]
             data.next_id = max([data.next_id, *ids])
+            fired = _purge(data, raw.get("purge_deleted"))
+        for e in fired:  # the background job's events, by the system user
+            sim.webhooks.emit(
+                data, e.name, e.primary_key, associate_id=data.system_associate().associate_id,
+                values=e.values, changes=e.changes,
+            )  # fmt: skip
+
+
+def _purge(data: model.TenantData, order: Any) -> list[deletions.Event]:
+    """`purge_deleted`: run the hard delete, as of `{"now": iso}` if given (e.g. 15 days on)."""
+    if not order:
+        return []
+    now = model.utcnow()
+    if isinstance(order, dict) and order.get("now"):
+        now = dt.datetime.fromisoformat(str(order["now"])).astimezone(dt.UTC)
+    return deletions.purge(data, now)
 
 
 @bp.get("/_sim/state")

@@ -1,9 +1,11 @@
 """Webhook delivery as NetServer does it: POST the event JSON to each active subscription whose
 Events match, signed with `X-SuperOffice-Signature` = base64(HMAC-SHA256(Secret, raw body)).
 
-Each delivery cycle makes 3 tries (the retries after 1 s and 4 s); an event that fails them all
-goes to the back of the queue; after 9 consecutive failed tries the webhook's State becomes
-`TooManyErrors` and nothing more is sent until someone sets it back to Active.
+Only a 200 answer counts as received. Each delivery cycle makes 3 tries with the same EventId
+(the retries after 1 s and 4 s); when all three fail that event is discarded and the payload goes
+to the back of the queue, to be tried again as a new event (a new EventId, so a new signature);
+after 9 consecutive failed tries the webhook's State becomes `TooManyErrors` and nothing more is
+sent until someone sets it back to Active.
 """
 
 from __future__ import annotations
@@ -43,7 +45,21 @@ class Delivery:
     tenant: TenantData
     webhook_id: int
     event: str
-    body: bytes
+    payload: dict[str, Any]
+
+    @property
+    def body(self) -> bytes:
+        return json.dumps(self.payload).encode()
+
+    def as_new_event(self) -> Delivery:
+        """The same change as a new event: what follows a discarded one."""
+        return Delivery(
+            self.tenant, self.webhook_id, self.event, {**self.payload, "EventId": _event_id()}
+        )
+
+
+def _event_id() -> str:
+    return str(uuid.uuid4())
 
 
 class WebhookDispatcher:
@@ -83,7 +99,7 @@ class WebhookDispatcher:
             ]
         for hook in hooks:
             payload = {
-                "EventId": str(uuid.uuid4()),
+                "EventId": _event_id(),
                 "Timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
                 "Changes": changes or [],
                 "Event": event,
@@ -94,7 +110,7 @@ class WebhookDispatcher:
                 "WebhookName": hook.name,
                 ("Values" if event.endswith(".deleted") else "FieldValues"): values,
             }
-            self._put(Delivery(tenant, hook.webhook_id, event, json.dumps(payload).encode()))
+            self._put(Delivery(tenant, hook.webhook_id, event, payload))
 
     def _put(self, delivery: Delivery) -> None:
         with self._cond:
@@ -135,7 +151,7 @@ class WebhookDispatcher:
             )
         except requests.RequestException as exc:
             return f"{type(exc).__name__}: {exc}"
-        if 200 <= response.status_code < 300:
+        if response.status_code == 200:  # "must respond ... with a 200 OK response"
             return None
         return f"HTTP {response.status_code} {response.reason}"
 
@@ -149,8 +165,8 @@ class WebhookDispatcher:
                 delivery = self._queue.popleft()
                 self._busy = True
             if not self._cycle(delivery):
-                with self._cond:
-                    self._queue.append(delivery)  # failed events go to the back of the queue
+                with self._cond:  # discarded; the change goes to the back as a new event
+                    self._queue.append(delivery.as_new_event())
 
     def _cycle(self, delivery: Delivery) -> bool:
         """Up to three tries; True when delivered or when the webhook no longer takes events."""

@@ -51,6 +51,12 @@ def json_patch(current: dict[str, Any], payload: Any) -> dict[str, Any]:
     return changes
 
 
+def _exists(table: dict[int, Any], record_id: int) -> bool:
+    """Known and not soft-deleted (a soft-deleted record is as good as gone)."""
+    found = table.get(record_id)
+    return found is not None and getattr(found, "visible", True)
+
+
 def _id_of(value: Any, key: str) -> int:
     if isinstance(value, dict):
         return int(value.get(key) or 0)
@@ -127,18 +133,17 @@ def apply_appointment(
         record.associate_id = owner
     if "Contact" in body:
         record.contact_id = _id_of(body["Contact"], "ContactId")
-        if record.contact_id and record.contact_id not in data.contacts:
+        if record.contact_id and not _exists(data.contacts, record.contact_id):
             raise ApiError(400, f"Contact id {record.contact_id} not found")
     if "Person" in body:
         record.person_id = _id_of(body["Person"], "PersonId")
-        if record.person_id and record.person_id not in data.persons:
+        if record.person_id and not _exists(data.persons, record.person_id):
             raise ApiError(400, f"Person id {record.person_id} not found")
     if "HasAlarm" in body or "AlarmLeadTime" in body:
         has = body.get("HasAlarm", record.alarm_minutes is not None)
         record.alarm_minutes = _timespan_minutes(body.get("AlarmLeadTime")) if has else None
     if "Participants" in body and body["Participants"] is not None:
         record.participants = _participants(data, body["Participants"])
-        record.mother_id = record.appointment_id if record.participants else 0
     if record.end < record.start:
         raise ApiError(400, "EndDate is before StartDate")
 
@@ -174,7 +179,8 @@ def recurrence_rrule(info: dict[str, Any]) -> str:
 def expand_recurrence(
     data: TenantData, first: AppointmentRecord, info: dict[str, Any], pres: Presentation
 ) -> list[AppointmentRecord]:
-    """Create the occurrence rows of a new recurring appointment (the first one exists)."""
+    """Create the occurrence rows of a new recurring appointment (the first one exists); the
+    caller books each one's participants."""
     rule_text = recurrence_rrule(info)
     local_start = first.start.astimezone(pres.zone).replace(tzinfo=None)
     if info.get("RecurrenceEndType") == "EndDate" and info.get("EndDate"):
@@ -202,8 +208,6 @@ def expand_recurrence(
             record = AppointmentRecord(**{**vars(first), "appointment_id": data.new_id(),
                                           "participants": list(first.participants)})  # fmt: skip
             record.start, record.end = start, start + duration
-            if record.participants:
-                record.mother_id = record.appointment_id
         record.recurrence_id = rule.rule_id
         data.appointments[record.appointment_id] = record
         made.append(record)
@@ -231,7 +235,7 @@ def apply_person(data: TenantData, record: PersonRecord, body: dict[str, Any]) -
         record.retired = bool(body["Retired"])
     if "Contact" in body:
         record.contact_id = _id_of(body["Contact"], "ContactId")
-        if record.contact_id and record.contact_id not in data.contacts:
+        if record.contact_id and not _exists(data.contacts, record.contact_id):
             raise ApiError(400, f"Contact id {record.contact_id} not found")
     if not (record.firstname or record.lastname):
         raise ApiError(400, "A person needs a first or last name")

@@ -138,6 +138,9 @@ class MicrosoftWorld:
     mailbox_concurrency: int = 4
     mailbox_requests_per_window: int = 10_000
     mailbox_window_seconds: int = 600
+    # How long a repeated event transactionId is answered with the first event (Microsoft
+    # documents the deduplication for retries, without a duration).
+    transaction_id_window_seconds: float = 300.0
 
     def tenant(self, key: str) -> Tenant | None:
         key = key.lower()

@@ -165,6 +165,100 @@ def test_single_value_extended_properties(graph):
     assert [f["id"] for f in found] == [created["id"]]
 
 
+def _find_by_property(graph, prop_id: str, value: str):
+    return graph.get(
+        f"{ADELE}/events",
+        params={
+            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{prop_id}' and ep/value eq '{value}')"
+        },
+    )
+
+
+def test_extended_property_name_is_case_sensitive_and_value_is_not(graph):
+    created = graph.post(
+        f"{ADELE}/events",
+        new_event(singleValueExtendedProperties=[{"id": PROP_ID, "value": "SO-AbC"}]),
+    )
+    assert created.status_code == 201
+    # what was written is not echoed: only $expand with a filter on the id shows it
+    assert "singleValueExtendedProperties" not in created.json()
+    event_id = created.json()["id"]
+    # the GUID and type are case-insensitive, the value too
+    same = PROP_ID.replace("String", "string").replace("66f5a359", "66F5A359")
+    assert [e["id"] for e in _find_by_property(graph, same, "so-abc").json()["value"]] == [event_id]
+    # a Name differing only in case is another property
+    other_name = PROP_ID.replace("SuperOfficeAppointmentId", "superofficeappointmentid")
+    assert _find_by_property(graph, other_name, "SO-AbC").json()["value"] == []
+    expanded = graph.get(
+        f"{ADELE}/events/{event_id}",
+        params={"$expand": f"singleValueExtendedProperties($filter=id eq '{other_name}')"},
+    ).json()
+    assert expanded["singleValueExtendedProperties"] == []
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "SuperOfficeAppointmentId",
+        "String 66f5a359-4659-4830-9070-00047ec6ac6e Name X",  # GUID without braces
+        "Text {66f5a359-4659-4830-9070-00047ec6ac6e} Name X",  # no such type
+        "String {66f5a359-4659-4830-9070-00047ec6ac6e} Label X",
+        "String {66f5a359-4659-4830-9070} Name X",
+    ],
+)
+def test_extended_property_ids_are_checked(graph, bad_id):
+    answer = graph.post(
+        f"{ADELE}/events", new_event(singleValueExtendedProperties=[{"id": bad_id, "value": "1"}])
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "ErrorInvalidExtendedProperty"
+    assert _find_by_property(graph, bad_id, "1").status_code == 400
+    assert by_subject(view(graph), "Visit") == []  # the refused create wrote nothing
+
+
+@pytest.mark.parametrize(
+    "good_id",
+    [
+        "Integer {8ECCC264-6880-4EBE-992F-8888D2EEAA1D} Id 0x8012",
+        "String 0x4001001E",
+        "String {00020329-0000-0000-C000-000000000046} Name with spaces inside",
+    ],
+)
+def test_documented_extended_property_id_formats_are_accepted(graph, good_id):
+    answer = graph.post(
+        f"{ADELE}/events", new_event(singleValueExtendedProperties=[{"id": good_id, "value": "1"}])
+    )
+    assert answer.status_code == 201, answer.text
+    expanded = graph.get(
+        f"{ADELE}/events/{answer.json()['id']}",
+        params={"$expand": f"singleValueExtendedProperties($filter=id eq '{good_id}')"},
+    ).json()
+    assert expanded["singleValueExtendedProperties"] == [{"id": good_id, "value": "1"}]
+
+
+@pytest.mark.parametrize(
+    "expand",
+    ["singleValueExtendedProperties", "singleValueExtendedProperties($filter=value eq '1')"],
+)
+def test_extended_properties_expand_only_with_a_filter_on_id(graph, expand):
+    event_id = view(graph)[0]["id"]
+    answer = graph.get(f"{ADELE}/events/{event_id}", params={"$expand": expand})
+    assert answer.status_code == 400
+    listed = graph.get(f"{ADELE}/calendarView", params={**WINDOW, "$expand": expand})
+    assert listed.status_code == 400
+
+
+def test_extended_filter_takes_nothing_else(graph):
+    answer = graph.get(
+        f"{ADELE}/events",
+        params={
+            "$filter": "subject eq 'Visit' and "
+            f"singleValueExtendedProperties/Any(ep: ep/id eq '{PROP_ID}' and ep/value eq '1')"
+        },
+    )
+    assert answer.status_code == 400
+
+
 def test_recurring_event_occurrence_edit_and_delete(graph):
     series = graph.post(
         f"{ADELE}/events",
@@ -268,3 +362,81 @@ def test_delta_needs_a_window(graph):
     answer = graph.get(f"{ADELE}/calendarView/delta")
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "ErrorInvalidParameter"
+
+
+def test_delta_items_carry_their_odata_type(graph):
+    items, delta_link, _ = delta_pages(graph, f"{ADELE}/calendarView/delta", WINDOW, size=100)
+    assert items and {i["@odata.type"] for i in items} == {"#microsoft.graph.event"}
+    created = graph.post(f"{ADELE}/events", new_event()).json()
+    changes, _, _ = delta_pages(graph, delta_link)
+    assert [(c["id"], c["@odata.type"]) for c in changes] == [
+        (created["id"], "#microsoft.graph.event")
+    ]
+    contacts = graph.get(f"{ADELE}/contacts/delta").json()["value"]
+    assert {c["@odata.type"] for c in contacts} == {"#microsoft.graph.contact"}
+
+
+def test_delta_reports_removals_of_items_the_client_never_saw(graph):
+    _, delta_link, _ = delta_pages(graph, f"{ADELE}/calendarView/delta", WINDOW, size=100)
+    # created and deleted between two delta calls: the client never saw it
+    short_lived = graph.post(f"{ADELE}/events", new_event(subject="Short-lived")).json()
+    assert graph.delete(f"{ADELE}/events/{short_lived['id']}").status_code == 204
+    # created inside the window, then moved out of it before the client looked
+    moved = graph.post(f"{ADELE}/events", new_event(subject="Moved away")).json()
+    graph.patch(
+        f"{ADELE}/events/{moved['id']}",
+        {
+            "start": {"dateTime": "2026-07-01T10:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-07-01T11:00:00", "timeZone": "UTC"},
+        },
+    )
+    changes, delta_link, _ = delta_pages(graph, delta_link)
+    assert {c["id"]: c.get("@removed") for c in changes} == {
+        short_lived["id"]: {"reason": "deleted"},
+        moved["id"]: {"reason": "deleted"},
+    }
+    assert all(c["@odata.type"] == "#microsoft.graph.event" for c in changes)
+    # a contact deleted before any delta of contacts ever ran is reported too
+    contacts = graph.get(f"{ADELE}/contacts/delta").json()
+    gone = graph.post(f"{ADELE}/contacts", {"givenName": "Gone"}).json()
+    graph.delete(f"{ADELE}/contacts/{gone['id']}")
+    later = graph.get(contacts["@odata.deltaLink"]).json()["value"]
+    assert later == [
+        {
+            "@odata.type": "#microsoft.graph.contact",
+            "id": gone["id"],
+            "@removed": {"reason": "deleted"},
+        }
+    ]
+
+
+IMMUTABLE = {"Prefer": 'IdType="ImmutableId"'}
+
+
+def test_prefer_immutable_id_is_honoured(graph):
+    default_items = view(graph)
+    immutable_items = view(graph, prefer='IdType="ImmutableId"')
+    default_ids = sorted(i["id"] for i in default_items)
+    immutable_ids = sorted(i["id"] for i in immutable_items)
+    assert len(immutable_ids) == len(default_ids) and not set(immutable_ids) & set(default_ids)
+    occurrence = next(i for i in immutable_items if i["type"] == "occurrence")
+    assert occurrence["seriesMasterId"] not in {i["seriesMasterId"] for i in default_items}
+    # both forms address the same item, with or without the header
+    first = immutable_items[0]
+    by_immutable = graph.get(f"{ADELE}/events/{first['id']}")
+    assert by_immutable.status_code == 200
+    assert by_immutable.json()["id"] in default_ids
+    assert graph.get(f"{ADELE}/events/{first['id']}", headers=IMMUTABLE).json()["id"] == first["id"]
+    created = graph.post(f"{ADELE}/events", new_event(), headers=IMMUTABLE).json()
+    assert created["id"] not in default_ids
+    assert graph.patch(f"{ADELE}/events/{created['id']}", {"subject": "Renamed"}).status_code == 200
+    # delta in immutable ids, removals included
+    items, delta_link, _ = delta_pages(graph, f"{ADELE}/calendarView/delta", WINDOW, size=100)
+    headers = {**IMMUTABLE, "Prefer": 'IdType="ImmutableId", odata.maxpagesize=100'}
+    body = graph.get(f"{ADELE}/calendarView/delta", params=WINDOW, headers=headers).json()
+    assert created["id"] in {i["id"] for i in body["value"]}
+    assert graph.delete(f"{ADELE}/events/{created['id']}").status_code == 204
+    removed = graph.get(body["@odata.deltaLink"], headers=headers).json()["value"]
+    assert [r["id"] for r in removed] == [created["id"]]
+    plain = graph.get(delta_link).json()["value"]
+    assert [r["id"] for r in plain] != [created["id"]] and plain[0]["@removed"]

@@ -89,6 +89,32 @@ def test_auth_code_flow_with_pkce_then_refresh(ms_msal, ms_session, ms_world):
     assert refreshed.get("token_source") == "identity_provider"
 
 
+def test_token_scope_lists_graph_scopes_by_short_name_so_msal_cache_hits(
+    ms_msal, ms_session, ms_server
+):
+    # Entra answers `scope` with Graph's short names; msal caches the access token under that
+    # list, so a silent call for the same scopes is served from the cache (no refresh grant).
+    app = ms_msal("contoso.example")
+    scopes = ["Calendars.ReadWrite", "Contacts.ReadWrite"]
+    result = sign_in(app, ms_session, "adele@contoso.example", scopes)
+    assert "access_token" in result, result
+    assert sorted(result["scope"].split()) == [
+        "Calendars.ReadWrite",
+        "Contacts.ReadWrite",
+        "openid",
+        "profile",
+    ]
+    ms_session.delete(f"{ms_server.url}/_sim/stats")
+    account = app.get_accounts()[0]
+    first = app.acquire_token_silent(scopes, account=account)
+    second = app.acquire_token_silent(["Calendars.ReadWrite"], account=account)
+    assert first and second
+    assert first["access_token"] == second["access_token"] == result["access_token"]
+    assert (first.get("token_source"), second.get("token_source")) == ("cache", "cache")
+    stats = ms_session.get(f"{ms_server.url}/_sim/stats").json()
+    assert stats["total"] == 0, stats  # the refresh token was not redeemed again
+
+
 def test_id_token_from_the_code_flow_verifies_against_the_published_jwks(
     ms_msal, ms_session, ms_server, ms_world, demo_ca
 ):

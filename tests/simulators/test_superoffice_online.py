@@ -377,7 +377,7 @@ def test_system_user_ticket_flow(
     assert me["UserType"] == "SystemAssociate" and me["RoleType"] == "System"
     # the system user sees every diary, private appointments included
     private = so_https.get(f"{base_url}/Cust12345/api/v1/Appointment", headers=headers,
-                           params={"$filter": "private eq 'PrivateUser'", "$select": "associateId"}).json()["value"]  # fmt: skip
+                           params={"$filter": "visibleFor equals 'Associate'", "$select": "associateId"}).json()["value"]  # fmt: skip
     assert private
     without_app_token = so_https.get(
         f"{base_url}/Cust12345/api/v1/User/currentPrincipal",
@@ -420,12 +420,16 @@ def test_concurrent_writes_and_reads(so_https: requests.Session, base_url: str) 
         return so_https.post(api, headers=headers, json=body).status_code
 
     def read(_: int) -> int:
-        return so_https.get(api, headers=headers, params={"$select": "title,date"}).status_code
+        return so_https.get(
+            api, headers=headers, params={"$select": "appointment/title,date"}
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(lambda n: (create if n % 2 else read)(n), range(40)))
     assert set(statuses) == {200}
     made = so_https.get(
-        api, headers=headers, params={"$filter": "title begins 'Parallel'", "$select": "title"}
+        api,
+        headers=headers,
+        params={"$filter": "appointment/title begins 'Parallel'", "$select": "appointment/title"},
     ).json()
     assert len(made["value"]) == 20
