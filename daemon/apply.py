@@ -44,9 +44,11 @@ from common.kinds import LinkSnapshot, LinkState, Side, Stored, T, new_correlati
 from daemon.engine import (
     OUTSIDE_WINDOW,
     Action,
+    LinkIndex,
     Op,
     Plan,
     PlanInput,
+    guard,
     is_occurrence_id,
     other,
     plan_pair,
@@ -142,6 +144,8 @@ class Applier(Generic[T]):
         # Set for a page of a multi-page run: creates and deletions that a re-plan decides
         # are not made now but kept here, for the run's end and its guard.
         self.postpone: list[Action[T]] | None = None
+        self._found_deletes: list[Action[T]] = []  # deletions re-plans decided, for the guard
+        self._linked_counts: dict[Side, int] | None = None
 
     @property
     def _cid(self) -> str | None:
@@ -345,6 +349,24 @@ class Applier(Generic[T]):
                     jobs[n] = (replace(action, source=result), job)
         return jobs
 
+    def _guard_admits(self, fresh: Action[T]) -> bool:
+        """A deletion a re-plan found (items deleted while the run applied its updates)
+        counts against the guard together with the plan's own deletions."""
+        if self._linked_counts is None:
+            counts = self.context.links.linked_counts or self.store.linked_counts(self.kind)
+            self._linked_counts = dict(counts)
+        actions: list[Action[T]] = list(self._found_deletes)
+        actions.append(fresh)
+        if self._plan is not None:
+            actions.extend(self._plan.actions)
+        counted = replace(
+            self.context, links=LinkIndex([], self._linked_counts), listed_nothing=frozenset()
+        )
+        if guard(counted, tuple(actions)) is not None:
+            return False
+        self._found_deletes.append(fresh)
+        return True
+
     def _handle(
         self, action: Action[T], exc: Exception, *, attempts: int, may_replan: bool
     ) -> bool:
@@ -385,6 +407,11 @@ class Applier(Generic[T]):
                     self.report.held.append(f"{fresh.op} on {fresh.target.value}: {fresh.reason}")
                 elif self.postpone is not None and fresh.op not in AT_ONCE:
                     self.postpone.append(fresh)  # a multi-page run's guard sees it at the end
+                elif fresh.op is Op.DELETE and not self._guard_admits(fresh):
+                    self.report.held.append(
+                        f"{fresh.op} on {fresh.target.value}: {fresh.reason} (found while "
+                        "applying, with the plan's deletions over the guard)"
+                    )
                 else:
                     self._run(fresh, may_replan=False)
             return False

@@ -358,6 +358,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "the sources of new pairs are stamped one request each, so an initial sync sends as "
         "many requests to the groupware as it has items",
     ),
+    Mutant(
+        "replanned-deletions-unguarded",
+        "daemon/apply.py",
+        "                elif fresh.op is Op.DELETE and not self._guard_admits(fresh):\n",
+        "                elif False:\n",
+        "deletions a re-plan finds while a run applies are made without the guard, so items "
+        "deleted during a long run lose their copies past the profile's limit",
+    ),
 )
 
 

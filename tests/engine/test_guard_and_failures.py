@@ -273,6 +273,40 @@ def test_a_listing_that_came_back_empty_still_holds_when_its_run_resumes(store: 
     assert approved.status is RunStatus.SUCCEEDED and not gw.items
 
 
+def test_deletions_found_while_applying_count_against_the_guard(store: Any) -> None:
+    """Eight linked pairs; the CRM items are all edited, so eight updates are planned. While
+    the run applies them the user deletes the CRM items and the groupware rewrites its
+    copies, so each update is refused as stale and its re-plan finds a deletion to carry.
+    Those deletions count against the guard like planned ones (mistake: a re-plan's
+    deletions made unchecked, eight copies gone without approval)."""
+    policy = Policy(
+        window=Window(days_back=2, days_ahead=20),
+        guard=DeletionGuard(max_deletes=3, max_percent=100.0),
+    )
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw")
+    crm_ids = [crm.user_create(meeting(f"M{n}", days=1 + n)) for n in range(8)]
+    both = {Side.CRM: crm, Side.GROUPWARE: gw}
+    sync(APPT, both, store, policy, NOW)
+    by_stamp = {stamp: crm_id for crm_id in crm_ids if (stamp := crm.stamp_of(crm_id))}
+    for crm_id in crm_ids:
+        crm.user_edit(crm_id, location="Room 9")
+
+    def delete_meanwhile(phase: str, op: str, item_id: str | None) -> None:
+        if phase == "before" and op == "gw.update" and item_id in gw.items:
+            crm_id = by_stamp[gw.stamp_of(item_id) or ""]
+            if crm_id in crm.items:
+                crm.user_delete(crm_id)
+                gw.server_touch(item_id)
+
+    gw.hooks.append(delete_meanwhile)
+    outcome = sync(APPT, both, store, policy, NOW)
+    gw.hooks.remove(delete_meanwhile)
+    assert outcome.report is not None
+    assert len(gw.items) == 5, "more deletions than the guard allows, none approved"
+    assert sum("found while applying" in line for line in outcome.report.held) == 5
+
+
 def test_writes_to_a_batching_side_go_in_batches(store: Any) -> None:
     """Mistake: apply_many never used (one request per item against Graph's $batch)."""
     crm: MemoryConnector[Appointment] = MemoryConnector("crm")
