@@ -34,6 +34,13 @@ class SideCursor:
     # Kept by a run stopped part-way: its full listing of the side came back empty, which
     # the guard must still see when the run resumes (the listing is not read again).
     emptied: bool = False
+    # Saved by a run stopped part-way (a checkpoint), not by a run that ended.
+    partial: bool = False
+    # A checkpoint taken while a full listing was under way: the run that finishes it
+    # cannot tell which linked items the whole listing missed.
+    listing: bool = False
+    # So the run after it lists the side afresh, and deletions no delta reports are found.
+    relist: bool = False
 
     @classmethod
     def load(cls, stored: str | None) -> SideCursor:
@@ -51,6 +58,9 @@ class SideCursor:
             tuple(window) if window else None,
             list(data["retry"]),
             bool(data.get("emptied", False)),
+            bool(data.get("partial", False)),
+            bool(data.get("listing", False)),
+            bool(data.get("relist", False)),
         )
 
     def dump(self) -> str:
@@ -61,6 +71,9 @@ class SideCursor:
                 "window": self.window,
                 "retry": self.retry,
                 "emptied": self.emptied,
+                "partial": self.partial,
+                "listing": self.listing,
+                "relist": self.relist,
             }
         )
 

@@ -116,12 +116,20 @@ class _Run(Generic[T]):
         self.saved = {side: SideCursor.load(store.load_cursor(kind, side)) for side in SIDES}
         self.cursor: dict[Side, str | None] = {}
         for side in SIDES:  # a window that moved: list the side afresh inside the new one
-            fresh = self.saved[side].window != window_key(self.window)
+            fresh = self.saved[side].window != window_key(self.window) or self.saved[side].relist
             self.cursor[side] = None if fresh else self.saved[side].token
         self.full = {side: self.cursor[side] is None for side in SIDES}
         # A side's full listing is compared with the links once, on the page that ends it.
         self.accounted = {side: False for side in SIDES}
         self.emptied = {side for side in SIDES if self.cursor[side] and self.saved[side].emptied}
+        # A run resumed from a checkpoint reads on after the stopped listing ends, so that
+        # like any run it sees every change made before it began.
+        self.catch_up = {
+            side: bool(self.cursor[side] and self.saved[side].partial) for side in SIDES
+        }
+        self.finishes_listing = {
+            side: bool(self.cursor[side] and self.saved[side].listing) for side in SIDES
+        }
         self.seen: dict[Side, set[str]] = {side: set() for side in SIDES}
         self.done = {side: False for side in SIDES}
         # What a multi-page run keeps for its end: removals, and items no link knows by id
@@ -151,6 +159,8 @@ class _Run(Generic[T]):
                 self.seen[side].clear()
             self.cursor[side] = page.cursor
             self.done[side] = not page.more
+            if self.done[side] and self.catch_up[side]:
+                self.catch_up[side], self.done[side] = False, False
             self.seen[side].update(s.id for s in page.upserts)
             self.seen[side].update(u.id for u in page.unreadable)
             self.unreadable[side] += [f"{u.id}: {u.reason}" for u in page.unreadable]
@@ -191,6 +201,9 @@ class _Run(Generic[T]):
                 window_key(self.window),
                 list(dict.fromkeys(owed[side])),
                 emptied=side in self.emptied,
+                partial=True,
+                listing=(self.full[side] and not self.accounted[side])
+                or self.finishes_listing[side],
             )
             self.store.save_cursor(self.kind, side, cursor.dump())
 
@@ -402,7 +415,12 @@ def sync(
             else:
                 retry = _retry_lists(failures, run, outcome.plans)
                 for side in SIDES:  # only now: everything read was applied or is listed again
-                    cursor = SideCursor(run.cursor[side], window_key(run.window), retry[side])
+                    cursor = SideCursor(
+                        run.cursor[side],
+                        window_key(run.window),
+                        retry[side],
+                        relist=run.finishes_listing[side],
+                    )
                     store.save_cursor(kind, side, cursor.dump())
                 partial = failures or any(run.unreadable.values())
                 outcome.status = RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED
@@ -509,6 +527,23 @@ def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
     upserts = {side: list(run.deferred[side].values()) for side in SIDES}
     removals = {side: list(run.deferred_removals[side]) for side in SIDES}
     for side in SIDES:
+        # A kept item that a link holds now may have been written by this run since it was
+        # read (a page followed its move and updated it): its old reading would look like
+        # an edit and undo ours. It is read again.
+        held = {
+            item_id
+            for link in links
+            if link.state is not LinkState.TOMBSTONE and (item_id := link.item_id(side))
+        }
+        again = {s.id: s for s in upserts[side] if s.id in held and not is_occurrence_id(s.id)}
+        if again:
+            fresh = run.connectors[side].get_many(list(again))
+            upserts[side] = [s for s in upserts[side] if s.id not in fresh] + [
+                replace(found, correlation_id=found.correlation_id or again[i].correlation_id)
+                for i, found in fresh.items()
+                if found is not None
+            ]
+            removals[side] += [Removal(i) for i, found in fresh.items() if found is None]
         known = {s.id for s in upserts[side]} | {r.id for r in removals[side]}
         wanted = [
             item_id

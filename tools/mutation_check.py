@@ -225,8 +225,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "retry-list-not-saved",
         "daemon/sync.py",
-        "(run.window), retry[side])",
-        "(run.window), [])",
+        "                        retry[side],\n                        relist=",
+        "                        [],\n                        relist=",
         "the cursor advances past a failed item and nothing remembers it: the item is synced "
         "only when it changes again",
     ),
@@ -365,6 +365,30 @@ MUTANTS: tuple[Mutant, ...] = (
         "                elif False:\n",
         "deletions a re-plan finds while a run applies are made without the guard, so items "
         "deleted during a long run lose their copies past the profile's limit",
+    ),
+    Mutant(
+        "kept-item-not-read-again",
+        "daemon/sync.py",
+        "        if again:\n",
+        "        if False:\n",
+        "an item kept for a multi-page run's end is decided on as first read, although a page "
+        "wrote to it since: the old reading looks like an edit and undoes the user's",
+    ),
+    Mutant(
+        "resumed-run-stops-at-the-listing-end",
+        "daemon/sync.py",
+        "            if self.done[side] and self.catch_up[side]:\n",
+        "            if False:\n",
+        "a run resumed from a checkpoint ends with the stopped listing, so changes made before "
+        "it began wait for another run",
+    ),
+    Mutant(
+        "finished-resumed-listing-not-relisted",
+        "daemon/sync.py",
+        "self.window) or self.saved[side].relist\n",
+        "self.window)\n",
+        "a full listing finished by a resumed run is taken as complete, so a deletion made "
+        "before it began (and reported by no delta) keeps its copy forever",
     ),
 )
 
