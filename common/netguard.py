@@ -29,6 +29,7 @@ from common.netguard_policy import (
     parse_ip_literal,
     refusal_reason,
 )
+from common.netguard_sockets import DeadlineExceeded, SocketTracker
 
 if TYPE_CHECKING:
     from common.config import Settings
@@ -75,10 +76,6 @@ def _is_literal(host: str) -> bool:
 
 class ResolveError(Exception):
     """A name did not resolve; the message says how."""
-
-
-class DeadlineExceeded(TimeoutError):
-    """The check's time is up before this network operation could start."""
 
 
 @dataclass(frozen=True)
@@ -133,22 +130,41 @@ class NetGuard:
         *,
         resolver: dns.resolver.Resolver | None = None,
         deadline: float | None = None,
+        sockets: SocketTracker | None = None,
     ) -> None:
         self.policy = policy
         self.resolver = resolver or make_resolver(policy.dns_servers)
         self.deadline = deadline
+        # Every socket opened through this guard, so that the end of a run can close them all.
+        self.sockets = sockets or SocketTracker()
         self._allowed = frozenset(ipaddress.ip_address(a) for a in policy.allowed_addresses)
 
     def with_deadline(self, deadline: float | None) -> NetGuard:
-        """The same guard, with every timeout cut to end by `deadline` (time.monotonic())."""
+        """The same guard for a new run: every timeout cut to end by `deadline`
+        (time.monotonic()), and sockets of its own."""
         return NetGuard(self.policy, resolver=self.resolver, deadline=deadline)
 
     def with_policy(self, **changes: Any) -> NetGuard:
         policy = dataclasses.replace(self.policy, **changes)
-        return NetGuard(policy, resolver=self.resolver, deadline=self.deadline)
+        return NetGuard(
+            policy, resolver=self.resolver, deadline=self.deadline, sockets=self.sockets
+        )
+
+    def cancellable(self) -> NetGuard:
+        """The same guard for one part of a run whose sockets can be closed on their own
+        (`guard.sockets.close_all()`, e.g. an Autodiscover method nobody waits for any more);
+        they are closed with the run's too."""
+        return NetGuard(
+            self.policy,
+            resolver=self.resolver,
+            deadline=self.deadline,
+            sockets=self.sockets.child(),
+        )
 
     def remaining(self, timeout: float | None = None) -> float:
         """The timeout for the next operation: the policy's, cut by the deadline."""
+        if self.sockets.closed:
+            raise DeadlineExceeded("the check's time is up")
         limit = self.policy.timeout if timeout is None else min(timeout, self.policy.timeout)
         if self.deadline is None:
             return limit
@@ -235,6 +251,7 @@ class NetGuard:
         self.check_address(host, address)
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sockets.watch(sock)
         try:
             sock.settimeout(self.remaining(timeout))
             sock.connect((str(address), port))  # an address, so no lookup can intervene
@@ -262,10 +279,16 @@ class NetGuard:
         self, sock: socket.socket, host: str, context: ssl.SSLContext | None = None
     ) -> ssl.SSLSocket:
         """The TLS handshake on a guarded socket, SNI and name check for `host`."""
-        sock.settimeout(self.remaining())
+        sock.settimeout(self.remaining())  # the whole handshake, however slowly it drips
         literal = parse_ip_literal(host)
         server_name = str(literal) if literal is not None else host.rstrip(".")
-        return (context or self.tls_context()).wrap_socket(sock, server_hostname=server_name)
+        handle = self.sockets.hold(sock)
+        try:
+            tls = (context or self.tls_context()).wrap_socket(sock, server_hostname=server_name)
+        finally:
+            self.sockets.release(handle)
+        self.sockets.watch(tls)
+        return tls
 
 
 def guard_from_settings(settings: Settings, **overrides: Any) -> NetGuard:
