@@ -4,14 +4,19 @@ every method, redirects, loops, a pre-authentication gateway, and the manual URL
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 from flask import Flask, Response
 
 from checksite.checks import autodiscover
-from common.netguard import NetGuard
+from checksite.checks.registry import select
+from checksite.checks.runner import run_checks
+from common.netguard import GuardPolicy, NetGuard
+from simulators.dns import DnsServer
 from simulators.exchange.autodiscover import Answer, pox_response
 from simulators.exchange.soap import BUILDS
+from simulators.platform.addresses import AddressPool
 from simulators.runner import SimulatorStack
 from tests.fixtures.checks import Hostile, check_context, find_step, run_check, sim_guard
 from tests.fixtures.hostile_servers import HostileListener, silent
@@ -204,3 +209,28 @@ def test_an_earlier_method_that_answers_within_the_grace_still_wins(
     assert final.details["method"] == "https://domain"
     assert final.details["ews_url"] == ROOT_EWS
     assert find_step(result.steps, "autodiscover.method.1").status == "pass"
+
+
+def test_an_srv_record_on_another_port_is_tried_on_443_only(
+    dns_server: Callable[..., DnsServer], sim_addresses: AddressPool
+) -> None:
+    address = sim_addresses.allocate()
+    other_port = HostileListener(address, 8443, silent)
+    https = HostileListener(address, 443, silent)
+    records = [
+        ("srvport.example", "MX", "10 mail.srvport.example."),
+        ("mail.srvport.example", "A", address),
+        ("_autodiscover._tcp.srvport.example", "SRV", "0 0 8443 mail.srvport.example."),
+    ]
+    server = dns_server(records)
+    guard = NetGuard(GuardPolicy(allow_private=True, dns_servers=(server.address,), timeout=1.0))
+    try:
+        report = run_checks(check_context(guard, "someone@srvport.example"), select(), 3.0)
+        srv = find_step(report.checks[1].steps, "autodiscover.method.4")
+        assert "port 8443" in srv.message
+        assert "443 only" in srv.message
+        assert https.connections  # what Synchronizer would use was tried …
+        assert other_port.connections == []  # … and no check touched the record's port
+    finally:
+        other_port.stop()
+        https.stop()
