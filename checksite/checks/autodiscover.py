@@ -36,6 +36,16 @@ MANUAL_URLS_HELP = (
 )
 
 
+@dataclass(frozen=True)
+class TriedHost:
+    """An https host an Autodiscover method (or redirect) tried, and where that failed: ""
+    (it answered), dns, tcp, tls, http, or hung (stopped while it still waited)."""
+
+    host: str
+    port: int
+    stage: str
+
+
 @dataclass
 class Discovery:
     """What Autodiscover revealed; shared with [tls], [firewall] and [exchange_version]."""
@@ -51,6 +61,7 @@ class Discovery:
     mailbox: str | None = None
     steps: list[Step] = field(default_factory=list)
     message: str = ""
+    tried: list[TriedHost] = field(default_factory=list)  # for [tls]: TLS may be why it failed
 
 
 def discovery(context: CheckContext) -> Discovery:
@@ -75,7 +86,7 @@ def discover(context: CheckContext) -> Discovery:
     found = Discovery(mailbox=email)
     seen_addresses = {email.lower()}
     for _ in range(MAX_HOPS):
-        round_steps, winner = _try_methods(context, email)
+        round_steps, winner = _try_methods(context, email, found)
         found.steps.append(
             Step(
                 f"autodiscover.methods.{len(found.steps)}",
@@ -121,7 +132,7 @@ def _methods(domain: str) -> list[tuple[str, str, str]]:
 
 
 def _try_methods(
-    context: CheckContext, email: str
+    context: CheckContext, email: str, found: Discovery
 ) -> tuple[list[Step], tuple[str, Exchange] | None]:
     domain = email.rpartition("@")[2]
     password = context.target.password
@@ -136,6 +147,11 @@ def _try_methods(
         lambda exchanges: _works(exchanges[-1]),
     )
     winner = (methods[won][0], outcomes[won].exchanges[-1]) if won is not None else None
+    for (_, url, _), outcome in zip(methods, outcomes, strict=True):
+        if outcome.hung:
+            _note_tried(found, url, "hung")
+        for exchange in outcome.exchanges:
+            _note_tried(found, exchange.url, exchange.stage)
     steps: list[Step] = []
     for (name, url, _), outcome in zip(methods, outcomes, strict=True):
         step_id = f"autodiscover.method.{len(steps) + 1}"
@@ -319,6 +335,7 @@ def _follow_redirect_urls(
         visited.add(url)
         secret = credentials_for(context, url, context.target.password)
         exchange = post_pox(session, url, email, secret, context.target.mailbox)
+        _note_tried(found, url, exchange.stage)
         found.steps.append(
             Step(
                 f"autodiscover.hop.{hops}",
@@ -329,6 +346,15 @@ def _follow_redirect_urls(
             )
         )
     return exchange
+
+
+def _note_tried(found: Discovery, url: str, stage: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        return
+    tried = TriedHost(parts.hostname.lower(), parts.port or 443, stage)
+    if tried not in found.tried:
+        found.tried.append(tried)
 
 
 def _record(found: Discovery, exchange: Exchange) -> None:

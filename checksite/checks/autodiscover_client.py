@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
 
 import requests
 from defusedxml import ElementTree
 from requests.auth import HTTPBasicAuth
 
+from checksite.checks.tls_words import (
+    HANDSHAKE_FAILED,
+    HANDSHAKE_TIMEOUT,
+    describe_ssl_error,
+    find_ssl_error,
+    handshake_timed_out,
+)
 from common.http import BodyTooLarge
 from common.netguard import Blocked, DeadlineExceeded, ResolveError
 
@@ -49,6 +57,7 @@ class Exchange:
     owa_version: str | None = None
     elapsed_ms: int = 0
     addresses: list[str] = field(default_factory=list)
+    stage: str = ""  # where it failed without an answer: dns | tcp | tls | http
 
     def details(self) -> dict[str, object]:
         data: dict[str, object] = {"url": self.url, "http_status": self.status}
@@ -86,11 +95,11 @@ def post_pox(
                     url, data=body, headers=headers, allow_redirects=False, auth=auth
                 )
     except (Blocked, ResolveError, BodyTooLarge) as exc:
-        return Exchange(url, "failed", str(exc))
+        return Exchange(url, "failed", str(exc), stage=failure_stage(exc))
     except DeadlineExceeded:
         raise
     except requests.RequestException as exc:
-        return Exchange(url, "failed", describe_error(exc))
+        return Exchange(url, "failed", describe_error(exc), stage=failure_stage(exc))
     return interpret(url, response, methods, signed_in=bool(password))
 
 
@@ -99,9 +108,9 @@ def get_url(session: requests.Session, url: str) -> Exchange:
     try:
         response = session.get(url, allow_redirects=False)
     except (Blocked, ResolveError, BodyTooLarge) as exc:
-        return Exchange(url, "failed", str(exc))
+        return Exchange(url, "failed", str(exc), stage=failure_stage(exc))
     except requests.RequestException as exc:
-        return Exchange(url, "failed", describe_error(exc))
+        return Exchange(url, "failed", describe_error(exc), stage=failure_stage(exc))
     return interpret(url, response, auth_methods(response), signed_in=False)
 
 
@@ -203,9 +212,14 @@ def parse_pox(body: bytes) -> PoxAnswer:
 def describe_error(exc: requests.RequestException) -> str:
     """What went wrong on the wire, in words (DNS, TCP, TLS or HTTP)."""
     text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        reason = re.search(r"\[SSL: [A-Z_]+\][^(')]*|certificate verify failed: [^(')]*", text)
-        return f"TLS failed: {(reason.group(0) if reason else text).strip()}"
+    url = exc.request.url if exc.request is not None else None
+    host = urlsplit(url or "").hostname or ""
+    tls_error = find_ssl_error(exc)
+    if isinstance(exc, requests.exceptions.SSLError) or tls_error is not None:
+        words = describe_ssl_error(tls_error, host) if tls_error is not None else HANDSHAKE_FAILED
+        return f"TLS failed: {words}"
+    if handshake_timed_out(exc):
+        return f"TLS failed: {HANDSHAKE_TIMEOUT}"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "TCP connection timed out (a firewall may drop it)."
     if isinstance(exc, requests.exceptions.ReadTimeout):
@@ -217,6 +231,19 @@ def describe_error(exc: requests.RequestException) -> str:
             return "TCP connection refused (nothing listens on that port)."
         return "The connection failed or was closed without an answer."
     return text
+
+
+def failure_stage(exc: Exception) -> str:
+    """Where a request that got no answer failed: dns, tcp, tls or http."""
+    if isinstance(exc, (Blocked, ResolveError)):
+        return "dns"
+    if find_ssl_error(exc) is not None or handshake_timed_out(exc):
+        return "tls"
+    if isinstance(exc, (BodyTooLarge, requests.exceptions.ReadTimeout)):
+        return "http"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "tcp" if "refused" in str(exc).lower() or "timed out" in str(exc) else "http"
+    return "http"
 
 
 def _looks_like_gateway(location: str) -> bool:

@@ -16,6 +16,7 @@ from checksite.checks.context import CheckContext
 from checksite.checks.endpoints import exchange_endpoints
 from checksite.checks.mail_system import GOOGLE, MICROSOFT_365, mail_system
 from checksite.checks.model import Step, Stopwatch
+from checksite.checks.tls_words import describe_ssl_error
 from common.http import BodyTooLarge
 from common.netguard import Blocked, NetGuard, ResolveError
 
@@ -168,10 +169,11 @@ def probe_endpoint(guard: NetGuard, session: requests.Session, purpose: str, url
             )
         except (ssl.SSLError, OSError) as exc:
             sock.close()
-            children.append(Step(f"firewall.{host}.tls", "TLS", "fail", str(exc)))
+            words = describe_ssl_error(exc, host)
+            children.append(Step(f"firewall.{host}.tls", "TLS", "fail", words))
             return finish(
                 "fail",
-                f"The TLS handshake failed: {exc}",
+                f"TLS failed: {words}",
                 "See the TLS check for the details of this host's certificate and protocols.",
             )
     else:
