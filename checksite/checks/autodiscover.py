@@ -19,6 +19,7 @@ import requests
 from checksite.checks.autodiscover_client import Exchange, get_url, post_pox
 from checksite.checks.autodiscover_race import MethodOutcome, Work, race
 from checksite.checks.context import CheckContext
+from checksite.checks.endpoints import url_endpoint
 from checksite.checks.mail_system import GOOGLE, ICLOUD, MICROSOFT_365, mail_system
 from checksite.checks.model import Step, Stopwatch
 from common.http import guarded_session
@@ -62,6 +63,8 @@ class Discovery:
     steps: list[Step] = field(default_factory=list)
     message: str = ""
     tried: list[TriedHost] = field(default_factory=list)  # for [tls]: TLS may be why it failed
+    auth_problem: str = ""  # why Synchronizer cannot sign in to the endpoint found
+    auth_fix: str = ""
 
 
 def discovery(context: CheckContext) -> Discovery:
@@ -361,6 +364,8 @@ def _record(found: Discovery, exchange: Exchange) -> None:
     found.endpoint_url = exchange.url
     found.auth_methods = exchange.auth_methods
     found.owa_version = exchange.owa_version
+    found.auth_problem = exchange.auth_problem
+    found.auth_fix = exchange.auth_fix
     if found.outcome == "loop":
         return
     if exchange.outcome == "settings" and exchange.answer:
@@ -400,6 +405,20 @@ def _result_step(found: Discovery, watch: Stopwatch) -> Step:
         "oab_url": found.oab_url,
         "authentication_methods": found.auth_methods,
     }
+    invalid = [u for u in (found.ews_url, found.oab_url) if u and url_endpoint(u) is None]
+    if found.outcome == "settings" and invalid:
+        return Step(
+            "autodiscover.result",
+            "Exchange Web Services found",
+            "fail",
+            f"Found by {found.method}, but the URL it gives ({', '.join(invalid)}) is not a "
+            "valid address.",
+            details=details,
+            remediation="Correct the external URLs of the EWS and OAB virtual directories "
+            "(Set-WebServicesVirtualDirectory -ExternalUrl, Set-OabVirtualDirectory "
+            "-ExternalUrl). " + MANUAL_URLS_HELP,
+            elapsed_ms=watch.ms(),
+        )
     if found.outcome == "settings":
         return Step(
             "autodiscover.result",
@@ -407,6 +426,19 @@ def _result_step(found: Discovery, watch: Stopwatch) -> Step:
             "pass",
             f"Found by {found.method}: EWS at {found.ews_url}, OAB at {found.oab_url}.",
             details=details,
+            elapsed_ms=watch.ms(),
+        )
+    if found.outcome == "found" and found.auth_problem:
+        return Step(
+            "autodiscover.result",
+            "Sign-in not possible",
+            "fail",
+            f"Found by {found.method} at {found.endpoint_url}, but Synchronizer cannot sign in "
+            f"there. {found.auth_problem}",
+            details=details,
+            remediation=found.auth_fix
+            or "Allow NTLM or Basic authentication (over https) on the Autodiscover and EWS "
+            "virtual directories.",
             elapsed_ms=watch.ms(),
         )
     if found.outcome == "found":

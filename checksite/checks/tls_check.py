@@ -28,8 +28,10 @@ def run(context: CheckContext) -> Iterator[Step]:
     exchange = exchange_endpoints(context)
     endpoints = list(exchange)
     superoffice = context.target.superoffice_url
-    if superoffice and superoffice.startswith("https://"):
-        endpoints = list(dict.fromkeys([*endpoints, url_endpoint(superoffice)]))
+    if superoffice and superoffice.lower().startswith("https://"):
+        superoffice_endpoint = url_endpoint(superoffice)
+        if superoffice_endpoint is not None:
+            endpoints = list(dict.fromkeys([*endpoints, superoffice_endpoint]))
     tried = [e for e in tried_endpoints(context) if e not in endpoints]
     shown = 0
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(endpoints) + len(tried)))) as pool:
