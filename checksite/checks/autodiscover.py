@@ -101,6 +101,12 @@ def discover(context: CheckContext) -> Discovery:
         )
         if winner is None:
             found.message = "None of the four Autodiscover methods found this domain's Exchange."
+            failed_tls = [t.host for t in found.tried if t.stage == "tls"]
+            if failed_tls:  # a server is there: TLS is why, not a missing record
+                found.message = (
+                    f"Autodiscover reached {', '.join(failed_tls)}, but the TLS handshake failed "
+                    "there; the TLS check shows why."
+                )
             return found
         method, exchange = winner
         found.method = method
@@ -465,14 +471,20 @@ def _result_step(found: Discovery, watch: Stopwatch) -> Step:
             "Synchronizer's outbound IP address past it. " + MANUAL_URLS_HELP,
             elapsed_ms=watch.ms(),
         )
+    failed_tls = [t.host for t in found.tried if t.stage == "tls"]
+    remediation = (
+        f"Fix TLS on {', '.join(failed_tls)} as the TLS check says (TLS 1.2 and a trusted "
+        "certificate for the name). "
+        if failed_tls
+        else "Publish autodiscover.<domain> (an A or CNAME record and a certificate with that "
+        "name) or an _autodiscover._tcp SRV record pointing to your Exchange server. "
+    )
     return Step(
         "autodiscover.result",
         "Autodiscover",
         "fail",
         found.message or "Autodiscover did not find Exchange.",
         details=details,
-        remediation="Publish autodiscover.<domain> (an A or CNAME record and a certificate "
-        "with that name) or an _autodiscover._tcp SRV record pointing to your Exchange "
-        "server. " + MANUAL_URLS_HELP,
+        remediation=remediation + MANUAL_URLS_HELP,
         elapsed_ms=watch.ms(),
     )

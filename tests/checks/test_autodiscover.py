@@ -234,3 +234,32 @@ def test_an_srv_record_on_another_port_is_tried_on_443_only(
     finally:
         other_port.stop()
         https.stop()
+
+
+@pytest.mark.parametrize("password", [None, PASSWORDS["alice"]])
+def test_a_kerberos_only_exchange_is_named_with_or_without_a_password(
+    sims_guard: NetGuard, password: str | None
+) -> None:
+    context = check_context(sims_guard, "alice@cohowinery.example", password=password)
+    result = run_check(autodiscover, context)
+    final = find_step(result.steps, "autodiscover.result")
+    assert final.status == "fail"
+    assert final.title == "Sign-in not possible"
+    assert "accepts Kerberos only" in final.message
+    assert "NTLM" in final.remediation
+    messages = " ".join(s.message for s in result.steps[0].children)
+    assert "password was not accepted" not in messages  # the cause, not a wrong guess
+
+
+def test_a_tls_10_only_exchange_is_blamed_on_tls_not_on_missing_records(
+    sims_guard: NetGuard,
+) -> None:
+    context = check_context(sims_guard, "alice@margiestravel.example", password="x")
+    result = run_check(autodiscover, context)
+    final = find_step(result.steps, "autodiscover.result")
+    assert final.status == "fail"
+    assert "autodiscover.margiestravel.example" in final.message
+    assert "TLS check" in final.message
+    assert final.remediation.startswith("Fix TLS on autodiscover.margiestravel.example")
+    method = find_step(result.steps, "autodiscover.method.2")
+    assert "speaks only an old TLS version" in method.message
