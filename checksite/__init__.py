@@ -66,10 +66,13 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _rate_limit_storage(settings: Settings) -> str:
-    # Counters must be shared between hosts when there are several: Redis then, memory otherwise.
+    """Counters shared by every web process: in Redis when there is one, else in the database
+    (the embedded SQLite file by default; PostgreSQL shares them between hosts too)."""
     if settings.queue_url.startswith(("redis://", "rediss://")):
         return settings.queue_url
-    return "memory://"
+    from checksite.rate_limit_store import storage_uri  # registers the db+ storage
+
+    return storage_uri(settings.database_url)
 
 
 def _register_blueprints(app: Flask) -> None:
