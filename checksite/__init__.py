@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from checksite.database import init_database
-from checksite.errors import init_error_pages
-from checksite.extensions import csrf, limiter
-from checksite.request_log import init_request_log
-from checksite.security import init_security_headers
 from common.config import Settings
-from common.logging_setup import configure_logging
-from common.secrets import configure_keys
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """The app factory: everything the app needs comes from `settings`."""
+    """The app factory: everything the app needs comes from `settings`.
+
+    The web stack is imported here, not at the top: `synchronizer check` imports this
+    package too, and its deadline counts the process's start."""
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from checksite.database import init_database
+    from checksite.errors import init_error_pages
+    from checksite.extensions import csrf, limiter
+    from checksite.request_log import init_request_log
+    from checksite.security import init_security_headers
+    from common.logging_setup import configure_logging
+    from common.secrets import configure_keys
+
     settings = settings or Settings.load()
     configure_logging(settings.log_format, settings.log_level)
     settings.warn_about_generated_secrets()
@@ -58,10 +66,13 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _rate_limit_storage(settings: Settings) -> str:
-    # Counters must be shared between hosts when there are several: Redis then, memory otherwise.
+    """Counters shared by every web process: in Redis when there is one, else in the database
+    (the embedded SQLite file by default; PostgreSQL shares them between hosts too)."""
     if settings.queue_url.startswith(("redis://", "rediss://")):
         return settings.queue_url
-    return "memory://"
+    from checksite.rate_limit_store import storage_uri  # registers the db+ storage
+
+    return storage_uri(settings.database_url)
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -6,8 +6,10 @@ Simulators and other heavy parts are imported only inside the commands that run 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -21,6 +23,21 @@ if TYPE_CHECKING:
     from common.db import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
+# When this process started (time.monotonic()), set by the console script `entry`: a check's
+# deadline then counts the interpreter's start and imports too. None when `main` is called
+# from inside another program (tests).
+PROCESS_STARTED: float | None = None
+
+
+def process_started() -> float | None:
+    """The time.monotonic() value at which this process started (Linux: /proc/self/stat)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started_ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return time.monotonic() - max(age, 0.0)
 
 
 class Context:
@@ -74,6 +91,13 @@ pass_context = click.make_pass_decorator(Context)
 def main(ctx: click.Context, config_file: str | None) -> None:
     """Synchronizer: keeps SuperOffice CRM and Exchange, Microsoft 365 or Google in step."""
     ctx.obj = Context(config_file)
+
+
+def entry() -> None:
+    """The console script `synchronizer`: `main`, with the process's start time recorded."""
+    global PROCESS_STARTED
+    PROCESS_STARTED = process_started()
+    main()
 
 
 @main.command()
@@ -285,6 +309,7 @@ def check_command(
         ca_bundle=ca_bundle,
         allow_private_networks=allow_private_networks,
         echo=click.echo,
+        started=PROCESS_STARTED,
     )
     sys.exit(code)
 

@@ -101,6 +101,11 @@ class Settings:
     check_ca_bundle: Path | None = None  # extra CA to trust (the simulators' demo CA)
     check_rate_limit: str = "10 per minute"
     check_report_retention_days: int = 30  # stored reports are deleted after this many days
+    # Live-progress streams one web process serves at once (each holds a thread until its
+    # check ends): per client (IPv6: per /64) and in total; keep the total below the
+    # server's threads per process (gunicorn --threads).
+    check_streams_per_client: int = 4
+    check_streams_total: int = 24
 
     # Secrets that were generated rather than configured (a production warning).
     generated: tuple[str, ...] = field(default=(), compare=False)
@@ -199,6 +204,10 @@ class Settings:
             raise ConfigError("SMTP_PORT", "a port number 1-65535", self.smtp_port)
         if not 1 <= self.check_timeout_seconds <= 300:
             raise ConfigError("CHECK_TIMEOUT_SECONDS", "a number of seconds from 1 to 300")
+        if not 1 <= self.check_streams_per_client <= self.check_streams_total:
+            raise ConfigError(
+                "CHECK_STREAMS_PER_CLIENT", "at least 1, and at most CHECK_STREAMS_TOTAL"
+            )
         for server in self.check_dns_servers:
             _check_dns_server(server)
         if not 1 <= self.check_report_retention_days <= 3650:

@@ -115,8 +115,27 @@ def _pool_classes(guard: NetGuard) -> dict[str, type[HTTPConnectionPool]]:
             return _guarded_socket(self, guard)
 
     class PinnedHTTPSConnection(HTTPSConnection):
+        _handshake_handle: socket.socket | None = None
+
         def _new_conn(self) -> socket.socket:
-            return _guarded_socket(self, guard)
+            sock = _guarded_socket(self, guard)
+            try:
+                # The TLS handshake detaches `sock`: this duplicate lets the run's end reach it.
+                self._handshake_handle = guard.sockets.hold(sock)
+            except DeadlineExceeded:
+                sock.close()
+                raise
+            return sock
+
+        def connect(self) -> None:
+            try:
+                super().connect()
+            finally:
+                if self._handshake_handle is not None:
+                    guard.sockets.release(self._handshake_handle)
+                    self._handshake_handle = None
+            if self.sock is not None:
+                guard.sockets.watch(self.sock)  # the TLS socket that headers and body come on
 
     class PinnedHTTPPool(HTTPConnectionPool):
         ConnectionCls = PinnedHTTPConnection

@@ -317,6 +317,17 @@ class CheckReport(Base):
     finished_at: Mapped[datetime | None]
 
 
+class RateLimitCounter(Base):
+    """One rate-limit window of one client (Flask-Limiter's fixed window), kept in the database
+    so that every web process and host shares it without Redis."""
+
+    __tablename__ = "rate_limit_counter"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[float] = mapped_column(index=True)  # seconds since the epoch
+
+
 ENCRYPTED_COLUMNS: tuple[tuple[type[Base], str], ...] = (
     (Profile, "crm_credentials"),
     (Profile, "groupware_credentials"),
@@ -340,6 +351,7 @@ __all__ = [
     "LinkState",
     "Organisation",
     "Profile",
+    "RateLimitCounter",
     "RunStatus",
     "Side",
     "SyncRun",

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import itertools
 import socket
 import ssl
 import threading
 import time
+import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +32,7 @@ from common.netguard_policy import (
     parse_ip_literal,
     refusal_reason,
 )
+from common.netguard_sockets import DeadlineExceeded, SocketTracker
 
 if TYPE_CHECKING:
     from common.config import Settings
@@ -77,10 +81,6 @@ class ResolveError(Exception):
     """A name did not resolve; the message says how."""
 
 
-class DeadlineExceeded(TimeoutError):
-    """The check's time is up before this network operation could start."""
-
-
 @dataclass(frozen=True)
 class GuardPolicy:
     allow_private: bool = False
@@ -117,6 +117,31 @@ def make_resolver(dns_servers: tuple[str, ...]) -> dns.resolver.Resolver:
     return resolver
 
 
+# One try at one DNS server (dnspython's default), and the pause dnspython takes after it.
+DNS_TRY_S = 2.0
+_DNS_BACKOFF_S = 0.1
+_split_resolvers: weakref.WeakKeyDictionary[dns.resolver.Resolver, list[dns.resolver.Resolver]]
+_split_resolvers = weakref.WeakKeyDictionary()
+_split_lock = threading.Lock()
+
+
+def _one_server_each(resolver: dns.resolver.Resolver) -> list[dns.resolver.Resolver]:
+    """A resolver per server of `resolver` (made once), each trying its server once per call."""
+    with _split_lock:
+        split = _split_resolvers.get(resolver)
+        if split is None:
+            split = []
+            for server in resolver.nameservers or ():
+                single = dns.resolver.Resolver(configure=False)
+                single.nameservers = [server]
+                single.port = resolver.port
+                single.timeout = DNS_TRY_S * 2  # never a second try inside one call
+                split.append(single)
+            split = split or [resolver]  # no server at all: dnspython's own error
+            _split_resolvers[resolver] = split
+        return split
+
+
 def _nameserver(server: str) -> dns.nameserver.Nameserver:
     if server.count(":") == 1:
         host, port = server.split(":")
@@ -133,22 +158,41 @@ class NetGuard:
         *,
         resolver: dns.resolver.Resolver | None = None,
         deadline: float | None = None,
+        sockets: SocketTracker | None = None,
     ) -> None:
         self.policy = policy
         self.resolver = resolver or make_resolver(policy.dns_servers)
         self.deadline = deadline
+        # Every socket opened through this guard, so that the end of a run can close them all.
+        self.sockets = sockets or SocketTracker()
         self._allowed = frozenset(ipaddress.ip_address(a) for a in policy.allowed_addresses)
 
     def with_deadline(self, deadline: float | None) -> NetGuard:
-        """The same guard, with every timeout cut to end by `deadline` (time.monotonic())."""
+        """The same guard for a new run: every timeout cut to end by `deadline`
+        (time.monotonic()), and sockets of its own."""
         return NetGuard(self.policy, resolver=self.resolver, deadline=deadline)
 
     def with_policy(self, **changes: Any) -> NetGuard:
         policy = dataclasses.replace(self.policy, **changes)
-        return NetGuard(policy, resolver=self.resolver, deadline=self.deadline)
+        return NetGuard(
+            policy, resolver=self.resolver, deadline=self.deadline, sockets=self.sockets
+        )
+
+    def cancellable(self) -> NetGuard:
+        """The same guard for one part of a run whose sockets can be closed on their own
+        (`guard.sockets.close_all()`, e.g. an Autodiscover method nobody waits for any more);
+        they are closed with the run's too."""
+        return NetGuard(
+            self.policy,
+            resolver=self.resolver,
+            deadline=self.deadline,
+            sockets=self.sockets.child(),
+        )
 
     def remaining(self, timeout: float | None = None) -> float:
         """The timeout for the next operation: the policy's, cut by the deadline."""
+        if self.sockets.closed:
+            raise DeadlineExceeded("the check's time is up")
         limit = self.policy.timeout if timeout is None else min(timeout, self.policy.timeout)
         if self.deadline is None:
             return limit
@@ -184,9 +228,28 @@ class NetGuard:
     # Resolving
 
     def query(self, name: str, rdtype: str) -> list[Any]:
-        """DNS records of one type (MX, SRV, TXT, CNAME, …); dnspython's exceptions pass."""
-        answer = self.resolver.resolve(name, rdtype, lifetime=self.remaining(), search=False)
-        return list(answer)
+        """DNS records of one type (MX, SRV, TXT, CNAME, …); dnspython's exceptions pass.
+
+        The servers are asked in turn, DNS_TRY_S each, by our own loop: dnspython's sleeps
+        between its rounds of retries can outlast the lifetime it was given, and a query must
+        end by the deadline."""
+        end = time.monotonic() + self.remaining()
+        servers = _one_server_each(self.resolver)
+        refused: dns.resolver.NoNameservers | None = None
+        for attempt in itertools.count():
+            budget = min(DNS_TRY_S, end - time.monotonic() - _DNS_BACKOFF_S)
+            if budget <= 0 or (refused is not None and attempt >= len(servers)):
+                if refused is not None:
+                    raise refused  # every server failed (SERVFAIL, REFUSED, …)
+                raise dns.resolver.LifetimeTimeout(timeout=end - time.monotonic(), errors=[])
+            server = servers[attempt % len(servers)]
+            try:
+                return list(server.resolve(name, rdtype, lifetime=budget, search=False))
+            except dns.resolver.LifetimeTimeout:
+                self.remaining()  # past the run's deadline: DeadlineExceeded
+            except dns.resolver.NoNameservers as exc:
+                refused = exc
+        raise AssertionError("unreachable")
 
     def resolve(self, host: str) -> list[IPAddress]:
         """The host's addresses, IPv4 first; Blocked if any of them is forbidden."""
@@ -235,6 +298,7 @@ class NetGuard:
         self.check_address(host, address)
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sockets.watch(sock)
         try:
             sock.settimeout(self.remaining(timeout))
             sock.connect((str(address), port))  # an address, so no lookup can intervene
@@ -247,12 +311,18 @@ class NetGuard:
         """A verifying client context: the system's CAs plus the configured extra CA.
 
         Loading a CA store takes tens of milliseconds, so contexts are made once per CA file
-        and purpose ("raw" for our own sockets, "http" for urllib3, which adjusts its own)."""
+        and purpose ("raw" for our own sockets, "http" for urllib3, which adjusts its own,
+        "legacy" to verify a certificate over TLS 1.0/1.1 when a server speaks nothing newer)."""
         key = (self.policy.ca_bundle, purpose)
         with _contexts_lock:
             context = _contexts.get(key)
             if context is None:
                 context = ssl.create_default_context()
+                if purpose == "legacy":
+                    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses TLS 1.0 else
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", DeprecationWarning)
+                        context.minimum_version = ssl.TLSVersion.TLSv1
                 if self.policy.ca_bundle is not None:
                     context.load_verify_locations(cafile=str(self.policy.ca_bundle))
                 _contexts[key] = context
@@ -262,10 +332,16 @@ class NetGuard:
         self, sock: socket.socket, host: str, context: ssl.SSLContext | None = None
     ) -> ssl.SSLSocket:
         """The TLS handshake on a guarded socket, SNI and name check for `host`."""
-        sock.settimeout(self.remaining())
+        sock.settimeout(self.remaining())  # the whole handshake, however slowly it drips
         literal = parse_ip_literal(host)
         server_name = str(literal) if literal is not None else host.rstrip(".")
-        return (context or self.tls_context()).wrap_socket(sock, server_hostname=server_name)
+        handle = self.sockets.hold(sock)
+        try:
+            tls = (context or self.tls_context()).wrap_socket(sock, server_hostname=server_name)
+        finally:
+            self.sockets.release(handle)
+        self.sockets.watch(tls)
+        return tls
 
 
 def guard_from_settings(settings: Settings, **overrides: Any) -> NetGuard:

@@ -11,10 +11,24 @@ import socket
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Cloud instance metadata endpoints: refused even when private networks are allowed.
+# Cloud instance metadata services, refused even when private networks are allowed: AWS,
+# Google Cloud, Azure IMDS, Oracle, OpenStack (169.254.169.254), AWS ECS task metadata
+# (169.254.170.2), Azure's WireServer (168.63.129.16), Alibaba Cloud (100.100.100.200), and
+# the IPv6 endpoints of AWS (fd00:ec2::254) and Google Cloud (fd20:ce::254).
 METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254")
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",
+        "169.254.170.2",
+        "168.63.129.16",
+        "100.100.100.200",
+        "fd00:ec2::254",
+        "fd20:ce::254",
+    )
 )
+# The rest of IPv4 link-local: other clouds' metadata helpers (DNS, NTP, ECS agents) live there,
+# and nothing the Check site may visit does.
+_IPV4_LINK_LOCAL = ipaddress.ip_network("169.254.0.0/16")
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _DOCUMENTATION = tuple(
     ipaddress.ip_network(n)
@@ -61,8 +75,12 @@ def is_localhost_name(name: str) -> bool:
 
 def refusal_reason(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why the Check site must not connect to `address`, or None when it may."""
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        address = ipaddress.IPv6Address(int(address))  # a zone index hides no other address
     if address in METADATA_ADDRESSES:
         return "a cloud instance metadata address"
+    if address in _IPV4_LINK_LOCAL:
+        return "a link-local address (where cloud metadata services live)"
     if address.is_unspecified:
         return "the unspecified address (it means this machine)"
     if address.is_multicast:

@@ -70,7 +70,9 @@
   }
   source.addEventListener("report", finish);
   source.addEventListener("gone", finish);
-  source.onerror = function () { source.close(); window.setTimeout(finish, 1000); };
+  // A refused stream (the server is serving its share of streams) or a lost one: the page
+  // reloads after a pause, and shows the report (or its progress) from the server.
+  source.onerror = function () { source.close(); window.setTimeout(finish, 5000); };
 })();
 
 // Printing shows every piece of evidence.

@@ -6,6 +6,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.redis",
     "tests.fixtures.simulators",
     "tests.fixtures.checks",
+    "tests.fixtures.hostile_servers",
     "tests.fixtures.engine",
     "tests.fixtures.microsoft",
     "tests.fixtures.superoffice",

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from flask import (
     Response,
     abort,
+    current_app,
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from markupsafe import Markup, escape
@@ -22,14 +22,16 @@ from checksite.check.forms import CheckForm, DeleteForm
 from checksite.check.retention import delete_report, expires_at, is_expired
 from checksite.check.runs import follow_stored
 from checksite.check.starting import current_runs, rate_limit, settings, start_run
+from checksite.check.streams import StreamSlots
 from checksite.checks.context import TargetError
 from checksite.checks.m365_app import READ_CONSENT
 from checksite.checks.model import Report
 from checksite.checks.superoffice import superoffice_online_tenant
 from checksite.database import db_session, get_database
-from checksite.extensions import limiter
+from checksite.extensions import client_key, limiter
 from common.models import CheckReport
 
+STREAM_RETRY_S = 5  # seconds a client refused a live stream waits before it reloads the page
 REPORT_ID = re.compile(r"^[A-Za-z0-9_-]{16,43}$")
 _URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:)]")
 
@@ -149,27 +151,46 @@ def download(report_id: str) -> Response:
 @bp.get("/check/r/<report_id>/events")
 def events(report_id: str) -> Response:
     stored_report(report_id)  # 404 for an unknown id
+    config = settings()
+    slots: StreamSlots = current_app.extensions.setdefault(
+        "synchronizer.stream_slots", StreamSlots()
+    )
+    release = slots.acquire(
+        client_key(), config.check_streams_per_client, config.check_streams_total
+    )
+    if release is None:  # the page reloads after a while and shows the stored report
+        return Response(
+            _sse("busy", {"kind": "busy", "retry_after": STREAM_RETRY_S}),
+            429,
+            mimetype="text/event-stream",
+            headers={"Retry-After": str(STREAM_RETRY_S), "Cache-Control": "no-cache"},
+        )
     run = current_runs().get(report_id)
-    timeout = settings().check_timeout_seconds + 5
+    timeout = config.check_timeout_seconds + 5
     database = get_database()
 
     def stream() -> Iterator[str]:
-        if run is not None:  # the run lives in this process: straight from memory
-            for event in run.follow(timeout):
-                yield _sse(event.kind, event.to_dict())
-            return
-        finished = False  # elsewhere (another worker): from its row as steps are stored
-        for data in follow_stored(database, report_id, timeout):
-            finished = finished or data["kind"] == "report"
-            yield _sse(str(data["kind"]), data)
-        if not finished:
-            yield _sse("gone", {"kind": "gone"})
+        try:
+            if run is not None:  # the run lives in this process: straight from memory
+                for event in run.follow(timeout):
+                    yield _sse(event.kind, event.to_dict())
+                return
+            finished = False  # elsewhere (another worker): from its row as steps are stored
+            for data in follow_stored(database, report_id, timeout):
+                finished = finished or data["kind"] == "report"
+                yield _sse(str(data["kind"]), data)
+            if not finished:
+                yield _sse("gone", {"kind": "gone"})
+        finally:
+            release()
 
-    return Response(
-        stream_with_context(stream()),
+    response = Response(  # no request context needed: everything is captured above
+        stream(),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    response.call_on_close(release)  # also when the stream never started
+    return response
 
 
 def _sse(kind: str, data: object) -> str:

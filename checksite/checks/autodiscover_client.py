@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
 
 import requests
 from defusedxml import ElementTree
 from requests.auth import HTTPBasicAuth
 
+from checksite.checks.exchange_auth import KERBEROS_FIX, KERBEROS_ONLY, kerberos_only, usable
+from checksite.checks.tls_words import (
+    HANDSHAKE_FAILED,
+    HANDSHAKE_TIMEOUT,
+    describe_ssl_error,
+    find_ssl_error,
+    handshake_timed_out,
+)
 from common.http import BodyTooLarge
 from common.netguard import Blocked, DeadlineExceeded, ResolveError
 
@@ -22,6 +31,10 @@ POX_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
   </Request>
 </Autodiscover>"""
 EXCHANGE_AUTH = ("negotiate", "ntlm", "basic", "bearer", "kerberos")
+MALFORMED_ANSWER = (
+    "The answer could not be read: a header is malformed (a redirect to an address that is not "
+    "valid, say)."
+)
 _LOGIN_PAGE = re.compile(rb"<form|logon|login", re.IGNORECASE)
 
 
@@ -49,6 +62,9 @@ class Exchange:
     owa_version: str | None = None
     elapsed_ms: int = 0
     addresses: list[str] = field(default_factory=list)
+    stage: str = ""  # where it failed without an answer: dns | tcp | tls | http
+    auth_problem: str = ""  # why Synchronizer cannot sign in here, whatever the password
+    auth_fix: str = ""
 
     def details(self) -> dict[str, object]:
         data: dict[str, object] = {"url": self.url, "http_status": self.status}
@@ -76,22 +92,45 @@ def post_pox(
     mailbox whose password it is, which stays the same across redirectAddr) when given one."""
     body = POX_REQUEST.format(email=_xml_text(email)).encode()
     headers = {"Content-Type": "text/xml; charset=utf-8"}
+    signed_in = False
     try:
         response = session.post(url, data=body, headers=headers, allow_redirects=False)
         methods = auth_methods(response)
+        if response.status_code == 401 and kerberos_only(
+            session, url, methods, data=body, headers=headers
+        ):
+            return _kerberos_only(url, response, methods)
         if response.status_code == 401 and password:
             auth = auth_for(methods, username or email, password)
             if auth is not None:
+                signed_in = True
                 response = session.post(
                     url, data=body, headers=headers, allow_redirects=False, auth=auth
                 )
     except (Blocked, ResolveError, BodyTooLarge) as exc:
-        return Exchange(url, "failed", str(exc))
+        return Exchange(url, "failed", str(exc), stage=failure_stage(exc))
     except DeadlineExceeded:
         raise
     except requests.RequestException as exc:
-        return Exchange(url, "failed", describe_error(exc))
-    return interpret(url, response, methods, signed_in=bool(password))
+        return Exchange(url, "failed", describe_error(exc), stage=failure_stage(exc))
+    except ValueError:  # requests parses a Location even when it does not follow it
+        return Exchange(url, "failed", MALFORMED_ANSWER, stage="http")
+    except PermissionError:  # requests_ntlm: the server never sent its NTLM challenge
+        exchange = Exchange(url, "found", "", 401, methods)
+        exchange.message = "It offers NTLM but never answered the NTLM handshake."
+        exchange.auth_problem = exchange.message
+        return exchange
+    return interpret(url, response, methods, signed_in=signed_in, password=bool(password))
+
+
+def _kerberos_only(url: str, response: requests.Response, methods: list[str]) -> Exchange:
+    owa = response.headers.get("X-OWA-Version")
+    exchange = Exchange(url, "found", "", 401, methods, owa_version=owa)
+    exchange.message = f"Answers 401 and offers {', '.join(methods)}: an Exchange endpoint. "
+    exchange.message += KERBEROS_ONLY
+    exchange.auth_problem = KERBEROS_ONLY
+    exchange.auth_fix = KERBEROS_FIX
+    return exchange
 
 
 def get_url(session: requests.Session, url: str) -> Exchange:
@@ -99,20 +138,36 @@ def get_url(session: requests.Session, url: str) -> Exchange:
     try:
         response = session.get(url, allow_redirects=False)
     except (Blocked, ResolveError, BodyTooLarge) as exc:
-        return Exchange(url, "failed", str(exc))
+        return Exchange(url, "failed", str(exc), stage=failure_stage(exc))
     except requests.RequestException as exc:
-        return Exchange(url, "failed", describe_error(exc))
+        return Exchange(url, "failed", describe_error(exc), stage=failure_stage(exc))
+    except ValueError:
+        return Exchange(url, "failed", MALFORMED_ANSWER, stage="http")
     return interpret(url, response, auth_methods(response), signed_in=False)
 
 
 def interpret(
-    url: str, response: requests.Response, methods: list[str], *, signed_in: bool
+    url: str,
+    response: requests.Response,
+    methods: list[str],
+    *,
+    signed_in: bool,
+    password: bool = False,
 ) -> Exchange:
+    """What one answer means. `signed_in`: the password was sent with this request;
+    `password`: a password was given (but may not have been usable here)."""
     status = response.status_code
     owa = response.headers.get("X-OWA-Version")
     base = Exchange(url, "failed", "", status, methods, owa_version=owa)
     if status in (301, 302, 303, 307, 308):
-        base.location = requests.compat.urljoin(url, response.headers.get("Location", ""))
+        location = response.headers.get("Location", "")
+        try:
+            base.location = requests.compat.urljoin(url, location)
+            urlsplit(base.location).port  # noqa: B018 (raises for a port out of range)
+        except ValueError:
+            base.location = None
+            base.message = f"HTTP {status}, redirected to {location!r}: not a valid address."
+            return base
         if _looks_like_gateway(base.location):
             base.outcome = "login_page"
             base.message = f"Redirected to a sign-in page ({base.location}): a pre-authentication gateway is in front of Exchange."
@@ -122,18 +177,30 @@ def interpret(
         return base
     if status == 401:
         exchange_like = [m for m in methods if m.lower() in EXCHANGE_AUTH]
-        if exchange_like and not signed_in:
+        if signed_in:
+            base.message = "The mailbox address or password was not accepted (HTTP 401)."
+        elif not exchange_like:
+            offered = f"it offers {', '.join(methods)}" if methods else "it names no method"
+            base.message = (
+                f"HTTP 401, but not the way Exchange asks for sign-in ({offered}; Exchange "
+                "offers NTLM, Negotiate or Basic): not an Exchange Autodiscover endpoint."
+            )
+        else:
             base.outcome = "found"
             base.message = (
                 f"Answers 401 and offers {', '.join(exchange_like)}: an Exchange Autodiscover "
-                "endpoint (sign in with a password to read the settings)."
+                "endpoint"
             )
-        else:
-            base.message = (
-                "The mailbox address or password was not accepted (HTTP 401)."
-                if signed_in
-                else "HTTP 401 without an Exchange authentication method."
-            )
+            if not usable(methods):
+                base.auth_problem = (
+                    f"It offers only {', '.join(exchange_like)}: Synchronizer signs in to "
+                    "Exchange Server with NTLM or Basic, which this server does not accept."
+                )
+                base.message += f". {base.auth_problem}"
+            elif password:
+                base.message += "."
+            else:
+                base.message += " (sign in with a password to read the settings)."
         return base
     if status == 200:
         if _LOGIN_PAGE.search(response.content[:4096]) and b"Autodiscover" not in response.content:
@@ -151,7 +218,8 @@ def interpret(
         elif answer.action == "error":
             base.message = f"Autodiscover answered with an error: {answer.error}."
         else:
-            base.message = "HTTP 200, but not an Autodiscover answer."
+            kind = response.headers.get("Content-Type", "no content type")
+            base.message = f"HTTP 200, but not an Autodiscover answer ({kind})."
         return base
     base.message = f"HTTP {status}."
     return base
@@ -203,9 +271,14 @@ def parse_pox(body: bytes) -> PoxAnswer:
 def describe_error(exc: requests.RequestException) -> str:
     """What went wrong on the wire, in words (DNS, TCP, TLS or HTTP)."""
     text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        reason = re.search(r"\[SSL: [A-Z_]+\][^(')]*|certificate verify failed: [^(')]*", text)
-        return f"TLS failed: {(reason.group(0) if reason else text).strip()}"
+    url = exc.request.url if exc.request is not None else None
+    host = urlsplit(url or "").hostname or ""
+    tls_error = find_ssl_error(exc)
+    if isinstance(exc, requests.exceptions.SSLError) or tls_error is not None:
+        words = describe_ssl_error(tls_error, host) if tls_error is not None else HANDSHAKE_FAILED
+        return f"TLS failed: {words}"
+    if handshake_timed_out(exc):
+        return f"TLS failed: {HANDSHAKE_TIMEOUT}"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "TCP connection timed out (a firewall may drop it)."
     if isinstance(exc, requests.exceptions.ReadTimeout):
@@ -217,6 +290,19 @@ def describe_error(exc: requests.RequestException) -> str:
             return "TCP connection refused (nothing listens on that port)."
         return "The connection failed or was closed without an answer."
     return text
+
+
+def failure_stage(exc: Exception) -> str:
+    """Where a request that got no answer failed: dns, tcp, tls or http."""
+    if isinstance(exc, (Blocked, ResolveError)):
+        return "dns"
+    if find_ssl_error(exc) is not None or handshake_timed_out(exc):
+        return "tls"
+    if isinstance(exc, (BodyTooLarge, requests.exceptions.ReadTimeout)):
+        return "http"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "tcp" if "refused" in str(exc).lower() or "timed out" in str(exc) else "http"
+    return "http"
 
 
 def _looks_like_gateway(location: str) -> bool:

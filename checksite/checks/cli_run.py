@@ -33,8 +33,10 @@ def run_from_cli(
     ca_bundle: Path | None,
     allow_private_networks: bool | None,
     echo: Callable[[str], None],
+    started: float | None = None,
 ) -> int:
-    """0 when the verdict is pass or warn, 1 when it is fail; bad usage raises UsageError (2)."""
+    """0 when the verdict is pass or warn, 1 when it is fail; bad usage raises UsageError (2).
+    The deadline counts from `started` (time.monotonic()), else from the run's start."""
     try:
         target = parse_target(
             target_text,
@@ -61,7 +63,9 @@ def run_from_cli(
             echo("\n".join(check_lines(event.check)))
 
     context = make_context(settings, target)
-    report = run_checks(context, specs, settings.check_timeout_seconds, on_event=show)
+    report = run_checks(
+        context, specs, settings.check_timeout_seconds, on_event=show, started=started
+    )
     if as_json:
         echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -9,10 +9,16 @@ from checksite.checks.context import CheckContext
 Endpoint = tuple[str, int]
 
 
-def url_endpoint(url: str) -> Endpoint:
-    parts = urlsplit(url)
+def url_endpoint(url: str) -> Endpoint | None:
+    """(host, port) of a URL, or None when it is not a valid address (a server may say
+    anything: a port out of range, an unclosed IPv6 bracket)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
     default = 443 if parts.scheme == "https" else 80
-    return (parts.hostname or "", parts.port or default)
+    return (parts.hostname or "", port or default) if parts.hostname else None
 
 
 def exchange_endpoints(context: CheckContext) -> list[Endpoint]:
@@ -25,9 +31,7 @@ def exchange_endpoints(context: CheckContext) -> list[Endpoint]:
         urls = [u for u in (found.ews_url, found.oab_url, found.endpoint_url) if u]
     endpoints: list[Endpoint] = []
     for url in urls:
-        if urlsplit(url).scheme != "https":
-            continue
-        endpoint = url_endpoint(url)
-        if endpoint[0] and endpoint not in endpoints:
+        endpoint = url_endpoint(url) if url.lower().startswith("https://") else None
+        if endpoint is not None and endpoint not in endpoints:
             endpoints.append(endpoint)
     return endpoints

@@ -12,8 +12,14 @@ import requests
 from defusedxml import ElementTree
 
 from checksite.checks.autodiscover import credentials_for, discovery
-from checksite.checks.autodiscover_client import auth_for, auth_methods, describe_error
+from checksite.checks.autodiscover_client import (
+    MALFORMED_ANSWER,
+    auth_for,
+    auth_methods,
+    describe_error,
+)
 from checksite.checks.context import CheckContext
+from checksite.checks.exchange_auth import KERBEROS_ONLY, kerberos_only
 from checksite.checks.model import Step, Stopwatch
 from common.http import BodyTooLarge
 from common.netguard import Blocked, ResolveError
@@ -67,7 +73,7 @@ class Version:
 
 
 def from_dotted(text: str | None, source: str) -> Version | None:
-    match = re.match(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    match = re.match(r"^\s*([0-9]{1,9})\.([0-9]{1,9})(?:\.([0-9]{1,9}))?", text or "")
     if not match:
         return None
     build = int(match.group(3)) if match.group(3) else None
@@ -91,14 +97,20 @@ def from_soap(body: bytes) -> Version | None:
     except Exception:  # defusedxml raises several kinds; all mean "not EWS"
         return None
     for element in root.iter():
-        if element.tag.endswith("}ServerVersionInfo"):
-            major, minor = element.get("MajorVersion"), element.get("MinorVersion")
-            if major and minor:
-                build = element.get("MajorBuildNumber")
-                return Version(
-                    int(major), int(minor), int(build) if build else None, "EWS ServerVersionInfo"
-                )
+        if isinstance(element.tag, str) and element.tag.endswith("}ServerVersionInfo"):
+            major, minor = (
+                _number(element.get("MajorVersion")),
+                _number(element.get("MinorVersion")),
+            )
+            if major is not None and minor is not None:
+                build = _number(element.get("MajorBuildNumber"))
+                return Version(major, minor, build, "EWS ServerVersionInfo")
     return None
+
+
+def _number(text: str | None) -> int | None:
+    """A version part as the server wrote it, if it is one (servers have sent anything)."""
+    return int(text) if text and re.fullmatch(r"[0-9]{1,9}", text.strip()) else None
 
 
 def run(context: CheckContext) -> Iterator[Step]:
@@ -136,8 +148,14 @@ def _ask_ews(context: CheckContext, url: str, evidence: list[Step]) -> Version |
         password = context.target.password
         if url != context.target.ews_url:  # found by Autodiscover, not given by the person
             password = credentials_for(context, url, password)
+        methods = auth_methods(response)
+        if response.status_code == 401 and kerberos_only(
+            session, url, methods, data=GET_FOLDER, headers=headers
+        ):
+            evidence.append(Step("exchange_version.ews", "EWS request", "warn", KERBEROS_ONLY))
+            password = None  # NTLM cannot work; the version may still show in the headers
         if response.status_code == 401 and password and context.target.mailbox:
-            auth = auth_for(auth_methods(response), context.target.mailbox, password)
+            auth = auth_for(methods, context.target.mailbox, password)
             if auth is not None:
                 response = session.post(
                     url, data=GET_FOLDER, headers=headers, allow_redirects=False, auth=auth
@@ -147,6 +165,13 @@ def _ask_ews(context: CheckContext, url: str, evidence: list[Step]) -> Version |
         return None
     except requests.RequestException as exc:
         evidence.append(Step("exchange_version.ews", "EWS request", "warn", describe_error(exc)))
+        return None
+    except ValueError:  # requests parses a Location even when it does not follow it
+        evidence.append(Step("exchange_version.ews", "EWS request", "warn", MALFORMED_ANSWER))
+        return None
+    except PermissionError:  # requests_ntlm: the server never sent its NTLM challenge
+        message = "EWS offers NTLM but never answered the NTLM handshake."
+        evidence.append(Step("exchange_version.ews", "EWS request", "warn", message))
         return None
     version = from_soap(response.content) if response.status_code in (200, 500) else None
     message = f"POST {url}: HTTP {response.status_code}."

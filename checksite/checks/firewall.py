@@ -11,11 +11,12 @@ from urllib.parse import urlsplit
 
 import requests
 
-from checksite.checks.autodiscover_client import describe_error
+from checksite.checks.autodiscover_client import MALFORMED_ANSWER, describe_error
 from checksite.checks.context import CheckContext
 from checksite.checks.endpoints import exchange_endpoints
 from checksite.checks.mail_system import GOOGLE, MICROSOFT_365, mail_system
 from checksite.checks.model import Step, Stopwatch
+from checksite.checks.tls_words import describe_ssl_error
 from common.http import BodyTooLarge
 from common.netguard import Blocked, NetGuard, ResolveError
 
@@ -94,7 +95,10 @@ def probe_endpoint(guard: NetGuard, session: requests.Session, purpose: str, url
     watch = Stopwatch()
     parts = urlsplit(url)
     host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port out of range
+        return Step(f"firewall.{host}", purpose, "fail", f"{url} is not a valid address.")
     children: list[Step] = []
     title = f"{purpose}: {host}" + ("" if port in (80, 443) else f":{port}")
 
@@ -168,10 +172,11 @@ def probe_endpoint(guard: NetGuard, session: requests.Session, purpose: str, url
             )
         except (ssl.SSLError, OSError) as exc:
             sock.close()
-            children.append(Step(f"firewall.{host}.tls", "TLS", "fail", str(exc)))
+            words = describe_ssl_error(exc, host)
+            children.append(Step(f"firewall.{host}.tls", "TLS", "fail", words))
             return finish(
                 "fail",
-                f"The TLS handshake failed: {exc}",
+                f"TLS failed: {words}",
                 "See the TLS check for the details of this host's certificate and protocols.",
             )
     else:
@@ -185,6 +190,9 @@ def probe_endpoint(guard: NetGuard, session: requests.Session, purpose: str, url
     except requests.RequestException as exc:
         children.append(Step(f"firewall.{host}.http", "HTTP", "fail", describe_error(exc)))
         return finish("fail", describe_error(exc))
+    except ValueError:  # requests parses a Location even when it does not follow it
+        children.append(Step(f"firewall.{host}.http", "HTTP", "pass", MALFORMED_ANSWER))
+        return finish("pass", f"Reachable in {watch.ms()} ms (it answers, if oddly).")
     children.append(
         Step(
             f"firewall.{host}.http",

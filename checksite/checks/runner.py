@@ -2,12 +2,15 @@
 deadline, and their steps stream out as they finish.
 
 A check that is still running at the deadline is reported with the steps it had produced and
-a "ran out of time" step; its thread is left to finish on its own (the guard's deadline makes
-its network calls end promptly) and anything it yields later is ignored.
+a "ran out of time" step. Then every socket of the run is shut down (a server dripping bytes
+into a header, a TLS handshake that never finishes), which ends the check threads' network
+calls at once; the runner waits for those threads before the report, so none outlives the run,
+and anything they yield late is ignored.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -15,11 +18,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from checksite.checks.context import CheckContext
+from checksite.checks.context import CheckContext, FactFailed
 from checksite.checks.model import CheckResult, Report, Step, Stopwatch
 from checksite.checks.registry import CheckSpec
 from common.http import BodyTooLarge
 from common.netguard import Blocked, DeadlineExceeded, ResolveError
+
+log = logging.getLogger(__name__)
+# After the deadline, how long the threads of a run get to notice their closed sockets.
+THREAD_GRACE_S = 0.25
 
 
 @dataclass
@@ -48,10 +55,12 @@ def run_checks(
     specs: Iterable[CheckSpec],
     deadline_s: float,
     on_event: Callable[[RunEvent], None] | None = None,
+    *,
+    started: float | None = None,
 ) -> Report:
     """Run to completion (or the deadline) and return the report."""
     report: Report | None = None
-    for event in stream_checks(context, specs, deadline_s):
+    for event in stream_checks(context, specs, deadline_s, started=started):
         if on_event is not None:
             on_event(event)
         report = event.report or report
@@ -60,19 +69,30 @@ def run_checks(
 
 
 def stream_checks(
-    context: CheckContext, specs: Iterable[CheckSpec], deadline_s: float
+    context: CheckContext,
+    specs: Iterable[CheckSpec],
+    deadline_s: float,
+    *,
+    started: float | None = None,
 ) -> Iterator[RunEvent]:
-    """Start every check, yield events as they happen; the last event is the report."""
+    """Start every check, yield events as they happen; the last event is the report.
+
+    The deadline counts from `started` (a time.monotonic() value, e.g. when the process
+    began), else from now."""
     specs = list(specs)
     watch = Stopwatch()
-    deadline = time.monotonic() + deadline_s
+    deadline = (time.monotonic() if started is None else started) + deadline_s
     context.guard = context.guard.with_deadline(deadline)
     events: queue.Queue[tuple[str, str, Any]] = queue.Queue()
     results = {spec.id: CheckResult(spec.id, spec.title) for spec in specs}
-    for spec in specs:
+    threads = [
         threading.Thread(
             target=_work, args=(spec, context, events), name=f"check-{spec.id}", daemon=True
-        ).start()
+        )
+        for spec in specs
+    ]
+    for thread in threads:
+        thread.start()
 
     pending = [spec.id for spec in specs]
     while pending:
@@ -103,6 +123,7 @@ def stream_checks(
         yield RunEvent("step", check_id, step=timeout_step)
         yield RunEvent("check", check_id, check=result)
 
+    _end_run(context, threads, deadline)
     report = Report(
         target=context.target.text,
         checks=[results[spec.id] for spec in specs],
@@ -112,13 +133,38 @@ def stream_checks(
     yield RunEvent("report", report=report)
 
 
+def _end_run(context: CheckContext, threads: list[threading.Thread], deadline: float) -> None:
+    """Close every socket of the run and wait for its threads: nothing outlives the run."""
+    sockets = context.guard.sockets
+    sockets.close_all()
+    until = max(deadline, time.monotonic()) + THREAD_GRACE_S
+    # Checks' own threads first: they may still start background work while they end.
+    for thread in [*threads, *context.threads()]:
+        thread.join(max(0.0, until - time.monotonic()))
+    stuck = [t.name for t in [*threads, *context.threads()] if t.is_alive()]
+    if stuck:
+        log.warning("check threads still running after the deadline: %s", ", ".join(stuck))
+        return
+    sockets.close_left_open()
+
+
 def _work(spec: CheckSpec, context: CheckContext, events: queue.Queue[Any]) -> None:
     watch = Stopwatch()
     try:
         for step in spec.run(context):
             events.put(("step", spec.id, step))
     except DeadlineExceeded:
-        pass  # the runner reports the timeout itself
+        return  # out of time: the runner reports it (a "done" now could beat its clock)
+    except FactFailed as exc:
+        step = Step(
+            f"{spec.id}.depends",
+            "Not checked",
+            "skip",
+            f"This check needs the {exc.name.replace('_', ' ')} result, which could not be "
+            "determined; the check where it failed says why.",
+            details={"fact": exc.name},
+        )
+        events.put(("step", spec.id, step))
     except (Blocked, ResolveError, BodyTooLarge) as exc:
         events.put(("step", spec.id, Step(f"{spec.id}.network", "Network", "fail", str(exc))))
     except Exception as exc:  # a bug in one check must not take the report down

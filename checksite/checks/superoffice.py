@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from checksite.checks.autodiscover_client import describe_error
+from checksite.checks.autodiscover_client import MALFORMED_ANSWER, describe_error
 from checksite.checks.context import CheckContext
 from checksite.checks.model import Report, Step, Stopwatch
 from common.http import BodyTooLarge
@@ -48,7 +48,7 @@ def run(context: CheckContext) -> Iterator[Step]:
         state = yield from _online_state(session, origin, segments[-1], base)
         if state is None:
             return
-        base = state["Endpoint"].rstrip("/")
+        base = str(state["Endpoint"]).rstrip("/")
     online = bool(segments and _CONTEXT_ID.match(segments[-1]))
     steps = list(_api(session, base, online=online))
     yield from steps
@@ -68,6 +68,8 @@ def _get_json(session: requests.Session, url: str) -> tuple[int | None, Any, str
         return None, None, str(exc)
     except requests.RequestException as exc:
         return None, None, describe_error(exc)
+    except ValueError:  # a redirect to an address requests cannot even parse
+        return None, None, MALFORMED_ANSWER
     try:
         return response.status_code, response.json(), ""
     except ValueError:
@@ -226,8 +228,14 @@ def _administrator_step(
             auth=(username, password or ""),
             headers={"Accept": "application/json"},
         )
-    except (Blocked, ResolveError, BodyTooLarge, requests.RequestException) as exc:
+    except (Blocked, ResolveError, BodyTooLarge) as exc:
         return Step("superoffice.administrator", title, "warn", f"Could not sign in: {exc}")
+    except requests.RequestException as exc:
+        message = f"Could not sign in: {describe_error(exc)}"
+        return Step("superoffice.administrator", title, "warn", message)
+    except ValueError:
+        message = f"Could not sign in: {MALFORMED_ANSWER}"
+        return Step("superoffice.administrator", title, "warn", message)
     if response.status_code == 401:
         return Step(
             "superoffice.administrator",
@@ -249,7 +257,8 @@ def _administrator_step(
             f"Cannot tell: currentPrincipal answered HTTP {response.status_code}.",
         )
     role = str(principal.get("RoleName", ""))
-    rights = principal.get("FunctionRights") or []
+    rights = principal.get("FunctionRights")
+    rights = [str(r) for r in rights] if isinstance(rights, list) else []
     details = {"role": role, "associate": principal.get("Associate")}
     if role == ADMIN_ROLE or ADMIN_RIGHT in rights:
         return Step(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from checksite.checks.model import Step, Stopwatch
+from checksite.checks.tls_words import certificate_problem, describe_ssl_error
 from common.netguard import Blocked, DeadlineExceeded, NetGuard, ResolveError
 from common.netguard_policy import IPAddress
 
@@ -40,12 +41,14 @@ def probe_version(
 ) -> VersionResult:
     try:
         context = _version_context(version)
-    except (ssl.SSLError, ValueError) as exc:
-        return VersionResult("local", f"the local TLS library cannot offer it ({exc})")
+    except (ssl.SSLError, ValueError):
+        return VersionResult("local", "this machine's TLS library cannot offer it")
     try:
         sock = guard.connect_address(host, address, port)
-    except (TimeoutError, OSError) as exc:
-        return VersionResult("unreachable", str(exc))
+    except DeadlineExceeded:
+        raise
+    except OSError:
+        return VersionResult("unreachable", "the connection failed")
     try:
         with guard.wrap_tls(sock, host, context) as tls:
             if tls.version() != _NAMES[version]:
@@ -53,16 +56,17 @@ def probe_version(
             cipher = tls.cipher()
             return VersionResult("accepted", cipher[0] if cipher else "")
     except ssl.SSLError as exc:
-        reason = exc.reason or type(exc).__name__
-        if reason in _LOCAL_FAILURES:
-            return VersionResult("local", f"the local TLS library refused to offer it ({reason})")
-        return VersionResult("refused", reason)
+        if (exc.reason or "") in _LOCAL_FAILURES:
+            return VersionResult("local", "this machine's TLS library refused to offer it")
+        return VersionResult("refused", "the server refused it")
     except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
         return VersionResult("refused", "the server closed the connection")
+    except DeadlineExceeded:
+        raise
     except TimeoutError:
         return VersionResult("refused", "no answer to the handshake (timed out)")
-    except OSError as exc:
-        return VersionResult("refused", str(exc))
+    except OSError:
+        return VersionResult("refused", "the handshake failed")
     finally:
         sock.close()
 
@@ -216,29 +220,36 @@ def _version_step(host: str, name: str, result: VersionResult) -> Step:
 
 
 def certificate_step(guard: NetGuard, host: str, address: IPAddress, port: int) -> Step:
-    """Is the certificate trusted, for this name, and not about to expire?"""
+    """Is the certificate trusted, for this name, and not about to expire? Judged also on a
+    server that speaks only old protocol versions (read over those): its certificate can be
+    wrong as well, and a person fixing the protocol should hear about it at the same time."""
     watch = Stopwatch()
     step_id = f"tls.{host}.certificate"
-    try:
-        sock = guard.connect_address(host, address, port)
-    except OSError as exc:
-        return Step(step_id, "Certificate", "warn", f"Could not connect: {exc}")
-    try:
-        with guard.wrap_tls(sock, host) as tls:
-            der = tls.getpeercert(binary_form=True)
-    except ssl.SSLCertVerificationError as exc:
-        sock.close()
-        return _untrusted_step(guard, host, address, port, exc, watch)
-    except (ssl.SSLError, OSError) as exc:
-        sock.close()
+    der: bytes | None = None
+    failure: OSError = OSError()
+    note = ""
+    for purpose in ("raw", "legacy"):
+        try:
+            der = _verified_certificate(guard, host, address, port, purpose)
+        except ssl.SSLCertVerificationError as exc:
+            return _untrusted_step(guard, host, address, port, exc, watch)
+        except DeadlineExceeded:
+            raise
+        except OSError as exc:  # ssl.SSLError included
+            failure = exc
+            note = " (read over an old protocol version, the only one the server speaks)"
+            continue
+        break
+    if der is None:
         return Step(
             step_id,
             "Certificate",
             "warn",
-            f"The certificate could not be read: the handshake failed ({exc}).",
+            f"The certificate could not be read: {describe_ssl_error(failure, host)}",
             elapsed_ms=watch.ms(),
         )
-    assert der is not None
+    if purpose == "raw":
+        note = ""
     cert = x509.load_der_x509_certificate(der)
     details = _describe(cert)
     not_after = cert.not_valid_after_utc.isoformat()
@@ -248,7 +259,7 @@ def certificate_step(guard: NetGuard, host: str, address: IPAddress, port: int) 
             step_id,
             "Certificate",
             "warn",
-            f"The certificate is valid but expires in {days_left} days.",
+            f"The certificate is valid but expires in {days_left} days{note}.",
             details=details,
             remediation=f"Renew the certificate of {host} before {not_after}.",
             elapsed_ms=watch.ms(),
@@ -257,10 +268,22 @@ def certificate_step(guard: NetGuard, host: str, address: IPAddress, port: int) 
         step_id,
         "Certificate",
         "pass",
-        f"Trusted, issued for {host}, valid until {not_after[:10]}.",
+        f"Trusted, issued for {host}, valid until {not_after[:10]}{note}.",
         details=details,
         elapsed_ms=watch.ms(),
     )
+
+
+def _verified_certificate(
+    guard: NetGuard, host: str, address: IPAddress, port: int, purpose: str
+) -> bytes | None:
+    """The server's certificate (DER) after a verifying handshake; raises what it met."""
+    sock = guard.connect_address(host, address, port)
+    try:
+        with guard.wrap_tls(sock, host, guard.tls_context(purpose)) as tls:
+            return tls.getpeercert(binary_form=True)
+    finally:
+        sock.close()
 
 
 def _untrusted_step(
@@ -271,23 +294,11 @@ def _untrusted_step(
     error: ssl.SSLCertVerificationError,
     watch: Stopwatch,
 ) -> Step:
-    message = error.verify_message or str(error)
-    details: dict[str, object] = {"verify_code": error.verify_code, "verify_message": message}
+    details: dict[str, object] = {"verify_code": error.verify_code}
     cert = _unverified_certificate(guard, host, address, port)
     if cert is not None:
         details.update(_describe(cert))
-    reasons = {
-        10: "The certificate has expired.",
-        9: "The certificate is not valid yet (check the server's clock).",
-        18: "The certificate is self-signed: no client will trust it.",
-        19: "The certificate chain ends in a CA nobody trusts (self-signed root).",
-        20: "The certificate was issued by a CA that is not trusted (or the server does not "
-        "send the intermediate certificates).",
-        21: "The certificate chain is incomplete: the server does not send the intermediate "
-        "certificates.",
-        62: f"The certificate is not issued for {host}.",
-    }
-    text = reasons.get(error.verify_code, f"The certificate is not trusted: {message}.")
+    text = certificate_problem(error.verify_code, host)
     return Step(
         f"tls.{host}.certificate",
         "Certificate",
@@ -306,6 +317,10 @@ def _unverified_certificate(
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # whatever protocol the server speaks
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
     try:
         sock = guard.connect_address(host, address, port)
     except OSError:

@@ -78,6 +78,8 @@ class Runtime:
                 email=email, redirect_url=f"https://{other}/autodiscover/autodiscover.svc"
             )
         package = "Ntlm" if "NTLM" in self.org.auth else "Basic"
+        if self.org.auth == ("Negotiate",):
+            package = "Negotiate"
         return Answer(
             email=user.address,
             display_name=user.display_name,

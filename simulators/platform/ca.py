@@ -23,6 +23,7 @@ TLS_PROFILES: dict[str, tuple[ssl.TLSVersion, ssl.TLSVersion]] = {
     "modern": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3),
     "legacy": (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_3),  # TLS 1.0/1.1 still enabled
     "no_tls12": (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1),  # an old server without TLS 1.2
+    "tls10_only": (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1),  # Windows Server 2008 as shipped
     "tls12_only": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2),
     "tls13_only": (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3),
 }

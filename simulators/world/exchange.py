@@ -3,7 +3,8 @@
 Each organisation shows one Autodiscover set-up (or a broken one) so the Check site and the
 sync engine meet every case: 2019 / 2016 / 2013 servers, Autodiscover on the domain itself, on
 `autodiscover.<domain>`, only through the HTTP redirect method, only through a DNS SRV record,
-none at all, a redirect loop, TLS 1.0 still enabled, and a NetScaler-style login page.
+none at all, a redirect loop, TLS 1.0 still enabled, a NetScaler-style login page, a server
+that speaks TLS 1.0 only, and Windows authentication that accepts Kerberos only.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class Organisation:
     netbios: str
     autodiscover: str = AD_HOST
     ews_host: str = ""  # default mail.<domain>
+    # IIS's Windows authentication: "Negotiate" alone means the Kerberos provider only.
     auth: tuple[str, ...] = ("Negotiate", "NTLM", "Basic")
     tls: str = "modern"
     netscaler: bool = False  # a reverse proxy answers unauthenticated requests with a login page
@@ -347,6 +349,26 @@ def demo() -> ExchangeWorld:
             "WINGTIP",
             AD_NONE,
             mailboxes=_mailboxes("wingtip.example", base),
+        ),
+        # Exchange 2016 on a server that speaks TLS 1.0 only (Windows Server as shipped, never
+        # hardened): Autodiscover fails in the handshake, and the TLS check must say why.
+        Organisation(
+            "margiestravel.example",
+            "2016",
+            "MARGIESTRAVEL",
+            AD_HOST,
+            tls="tls10_only",
+            mailboxes=_mailboxes("margiestravel.example", base),
+        ),
+        # Windows authentication with the Kerberos provider only (no NTLM, no Basic): clients
+        # outside the domain cannot sign in, whatever the password.
+        Organisation(
+            "cohowinery.example",
+            "2019",
+            "COHOWINERY",
+            AD_HOST,
+            auth=("Negotiate",),
+            mailboxes=_mailboxes("cohowinery.example", base),
         ),
     ]
     # An address redirect that loops: alice -> bob -> alice (clients must stop).

@@ -482,6 +482,8 @@ def _tenants() -> list[Tenant]:
                 base_time_zone="Europe/Amsterdam", version="10.3.5"),
         _tenant("Cust58901", "Old Corp", "online", "oldcorp.example", 1500, _EXCHANGE_USERS),
         _tenant("Cust59012", "Trey Research", "online", "treyresearch.example", 1600, _EXCHANGE_USERS),
+        _tenant("Cust62345", "Margie's Travel", "online", "margiestravel.example", 1900, _EXCHANGE_USERS),
+        _tenant("Cust63456", "Coho Winery", "online", "cohowinery.example", 2000, _EXCHANGE_USERS),
         # Customers whose mail has no groupware we can sync with (world/mail_domains.py).
         _tenant("Cust60123", "IMAP Only AS", "online", "imaponly.example", 1700,
                 [("ivar", "Ivar", "Imsen"), ("ingrid", "Ingrid", "Moe"), ("ida", "Ida", "Lund")]),

@@ -3,13 +3,27 @@ every method, redirects, loops, a pre-authentication gateway, and the manual URL
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pytest
+from flask import Flask, Response
 
 from checksite.checks import autodiscover
-from common.netguard import NetGuard
-from tests.fixtures.checks import Hostile, check_context, find_step, run_check
+from checksite.checks.registry import select
+from checksite.checks.runner import run_checks
+from common.netguard import GuardPolicy, NetGuard
+from simulators.dns import DnsServer
+from simulators.exchange.autodiscover import Answer, pox_response
+from simulators.exchange.soap import BUILDS
+from simulators.platform.addresses import AddressPool
+from simulators.runner import SimulatorStack
+from tests.fixtures.checks import Hostile, check_context, find_step, run_check, sim_guard
+from tests.fixtures.hostile_servers import HostileListener, silent
+from tests.fixtures.simulators import Serve
 
 PASSWORDS = {"alice": "Alice-Passw0rd!", "bob": "Bob-Passw0rd!"}
+ROOT_EWS = "https://proseware.example/EWS/Exchange.asmx"
 
 
 @pytest.mark.parametrize(
@@ -134,3 +148,118 @@ def test_the_password_only_goes_to_the_mailbox_domain_over_https(
 
     context = check_context(sims_guard, "alice@proseware.example", password="secret")
     assert (credentials_for(context, url, "secret") == "secret") is sent
+
+
+def test_a_root_website_that_never_answers_gets_a_grace_then_a_warning(
+    fresh_sims: SimulatorStack,
+) -> None:
+    # proseware.example's own website accepts connections and never answers; Outlook tries it
+    # first, autodiscover.proseware.example (the second method) answers at once.
+    website = fresh_sims.addresses.address_of("www.proseware.example")
+    assert website is not None
+    listener = HostileListener(website, 443, silent)
+    try:
+        context = check_context(
+            sim_guard(fresh_sims, timeout=10.0),
+            "alice@proseware.example",
+            password=PASSWORDS["alice"],
+        )
+        started = time.monotonic()
+        result = run_check(autodiscover, context, deadline_s=20.0)
+        elapsed = time.monotonic() - started
+        assert elapsed <= 4.0  # the grace (1.5 s), not the 10 s timeout nor the deadline
+        final = find_step(result.steps, "autodiscover.result")
+        assert final.status == "pass"
+        assert final.details["method"] == "https://autodiscover.domain"
+        hung = find_step(result.steps, "autodiscover.method.1")
+        assert hung.status == "warn"
+        assert "Did not answer in" in hung.message
+        assert "Outlook waits for it before trying the next method" in hung.message
+        assert "https://proseware.example/autodiscover/autodiscover.xml" in hung.remediation
+        later = [find_step(result.steps, f"autodiscover.method.{i}") for i in (3, 4)]
+        assert all(s.status in ("info", "fail") for s in later)
+        assert result.status == "warn"
+        assert listener.connections  # it was tried …
+        assert listener.all_closed_by_client(timeout=0.5)  # … and let go
+    finally:
+        listener.stop()
+
+
+def test_an_earlier_method_that_answers_within_the_grace_still_wins(
+    fresh_sims: SimulatorStack, serve: Serve
+) -> None:
+    # proseware.example's own website answers Autodiscover too, after 0.8 s (inside the
+    # grace); autodiscover.proseware.example answers at once. Outlook would take the first.
+    website = fresh_sims.addresses.address_of("www.proseware.example")
+    assert website is not None
+    app = Flask("slow-root")
+
+    @app.post("/autodiscover/autodiscover.xml")
+    def slow() -> Response:
+        time.sleep(0.8)
+        answer = Answer("alice@proseware.example", ews_url=ROOT_EWS, ews_host="proseware.example")
+        return Response(pox_response(answer, BUILDS["2019"]), content_type="text/xml")
+
+    serve(app, host=website, port=443, hostnames=["proseware.example"])
+    context = check_context(
+        sim_guard(fresh_sims), "alice@proseware.example", password=PASSWORDS["alice"]
+    )
+    result = run_check(autodiscover, context)
+    final = find_step(result.steps, "autodiscover.result")
+    assert final.details["method"] == "https://domain"
+    assert final.details["ews_url"] == ROOT_EWS
+    assert find_step(result.steps, "autodiscover.method.1").status == "pass"
+
+
+def test_an_srv_record_on_another_port_is_tried_on_443_only(
+    dns_server: Callable[..., DnsServer], sim_addresses: AddressPool
+) -> None:
+    address = sim_addresses.allocate()
+    other_port = HostileListener(address, 8443, silent)
+    https = HostileListener(address, 443, silent)
+    records = [
+        ("srvport.example", "MX", "10 mail.srvport.example."),
+        ("mail.srvport.example", "A", address),
+        ("_autodiscover._tcp.srvport.example", "SRV", "0 0 8443 mail.srvport.example."),
+    ]
+    server = dns_server(records)
+    guard = NetGuard(GuardPolicy(allow_private=True, dns_servers=(server.address,), timeout=1.0))
+    try:
+        report = run_checks(check_context(guard, "someone@srvport.example"), select(), 3.0)
+        srv = find_step(report.checks[1].steps, "autodiscover.method.4")
+        assert "port 8443" in srv.message
+        assert "443 only" in srv.message
+        assert https.connections  # what Synchronizer would use was tried …
+        assert other_port.connections == []  # … and no check touched the record's port
+    finally:
+        other_port.stop()
+        https.stop()
+
+
+@pytest.mark.parametrize("password", [None, PASSWORDS["alice"]])
+def test_a_kerberos_only_exchange_is_named_with_or_without_a_password(
+    sims_guard: NetGuard, password: str | None
+) -> None:
+    context = check_context(sims_guard, "alice@cohowinery.example", password=password)
+    result = run_check(autodiscover, context)
+    final = find_step(result.steps, "autodiscover.result")
+    assert final.status == "fail"
+    assert final.title == "Sign-in not possible"
+    assert "accepts Kerberos only" in final.message
+    assert "NTLM" in final.remediation
+    messages = " ".join(s.message for s in result.steps[0].children)
+    assert "password was not accepted" not in messages  # the cause, not a wrong guess
+
+
+def test_a_tls_10_only_exchange_is_blamed_on_tls_not_on_missing_records(
+    sims_guard: NetGuard,
+) -> None:
+    context = check_context(sims_guard, "alice@margiestravel.example", password="x")
+    result = run_check(autodiscover, context)
+    final = find_step(result.steps, "autodiscover.result")
+    assert final.status == "fail"
+    assert "autodiscover.margiestravel.example" in final.message
+    assert "TLS check" in final.message
+    assert final.remediation.startswith("Fix TLS on autodiscover.margiestravel.example")
+    method = find_step(result.steps, "autodiscover.method.2")
+    assert "speaks only an old TLS version" in method.message

@@ -47,6 +47,14 @@ WORLD: list[tuple[str, str | None, dict[str, str], str]] = [
         {"dns": "pass", "autodiscover": "fail", "firewall": "info", "unsupported": "info"},
         "fail",
     ),
+    (  # TLS 1.0 only: Autodiscover fails in the handshake, and the TLS check says why
+        "alice@margiestravel.example",
+        ALICE,
+        {"dns": "pass", "autodiscover": "fail", "tls": "fail", "firewall": "info"}
+        | {"unsupported": "info"},
+        "fail",
+    ),
+    ("alice@cohowinery.example", ALICE, ON_PREMISES | {"autodiscover": "fail"}, "fail"),
     ("adele@contoso.example", None, M365, "pass"),
     ("nomail@contoso.example", None, M365, "pass"),  # its licence: test_microsoft_signin
     ("appsonly.example", None, M365, "pass"),

@@ -131,6 +131,68 @@ def test_metadata_stays_refused_when_private_networks_are_allowed(hostile: Hosti
     assert guard.resolve("internal.evil.example") == [guard.check_host_name("127.0.0.1")]
 
 
+# Every spelling of the metadata addresses a URL can carry: decimal, octal, hex, short forms, a
+# trailing dot, IPv6 embeddings (mapped, compatible, NAT64, 6to4, Teredo) and zone indexes.
+METADATA_URLS = [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://2852039166/",
+    "http://0251.0376.0251.0376/",
+    "http://0xa9.0xfe.0xa9.0xfe/",
+    "http://0xA9FEA9FE/",
+    "http://169.254.43518/",
+    "http://169.16689662/",
+    "http://0251.254.169.254/",
+    "http://169.254.169.254./",
+    "http://[::ffff:169.254.169.254]/",
+    "http://[::ffff:a9fe:a9fe]/",
+    "http://[0:0:0:0:0:ffff:a9fe:a9fe]/",
+    "http://[::169.254.169.254]/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[2002:a9fe:a9fe::1]/",
+    "http://[2001:0:4136:e378:8000:63bf:5601:5601]/",
+    "http://168.63.129.16/machine?comp=goalstate",
+    "http://100.100.100.200/latest/meta-data/",
+    "http://[fd00:ec2::254]/latest/meta-data/",
+    "http://[fd00:ec2::254%25eth0]/",
+    "http://[fd20:ce::254]/computeMetadata/v1/",
+    "http://169.254.170.2/v2/credentials",
+    "http://169.254.169.253/",
+]
+
+
+@pytest.mark.parametrize("url", METADATA_URLS)
+def test_every_spelling_of_a_metadata_address_is_refused_with_private_networks_allowed(
+    hostile: Hostile, url: str
+) -> None:
+    with pytest.raises(Blocked) as refused:
+        guarded_session(hostile.guard(allow_private=True)).get(url)
+    assert "metadata" in str(refused.value)
+    assert "allow private networks" not in str(refused.value)  # the switch would not help
+
+
+@pytest.mark.parametrize("host", ["::ffff:a9fe:a9fe%1", "[fd00:ec2::254%eth0]", "fd20:ce::254%2"])
+def test_a_zone_index_does_not_hide_a_metadata_address(hostile: Hostile, host: str) -> None:
+    with pytest.raises(Blocked, match="metadata"):
+        hostile.guard(allow_private=True).connect(host, 80)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["metadata.evil.example", "wireserver.evil.example", "alibaba.evil.example"]
+    + ["metadata6.evil.example", "gcp6.evil.example"],
+)
+def test_names_resolving_to_metadata_are_refused_with_private_networks_allowed(
+    hostile: Hostile, public_site: tuple[str, list[str]], name: str
+) -> None:
+    guard = hostile.guard(allow_private=True)
+    with pytest.raises(Blocked, match="metadata"):
+        guard.resolve(name)
+    base, hits = public_site  # and a redirect there is refused before connecting
+    with pytest.raises(Blocked, match="metadata"):
+        guarded_session(guard).get(f"{base}/go", params={"to": f"http://{name}/"})
+    assert hits == ["/go"]
+
+
 def test_allowed_public_server_is_reached_without_a_second_lookup(
     hostile: Hostile, public_site: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

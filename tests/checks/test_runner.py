@@ -106,3 +106,27 @@ def test_select_checks_by_id() -> None:
     assert [s.id for s in select(["dns"])] == ["dns"]
     with pytest.raises(UnknownCheck, match="unknown check id nope"):
         select(["nope"])
+
+
+def test_a_shared_fact_that_failed_is_computed_once_and_named_where_it_is_needed() -> None:
+    computed: list[int] = []
+
+    def broken_fact(ctx: CheckContext) -> int:
+        computed.append(1)
+        time.sleep(0.2)  # the others ask meanwhile, and wait for this one
+        raise ValueError("the server said nonsense")
+
+    def needs_the_fact(check_id: str) -> CheckSpec:
+        def run(ctx: CheckContext) -> Iterator[Step]:
+            value = ctx.fact("discovery", lambda: broken_fact(ctx))
+            yield Step(f"{check_id}.value", "Value", "pass", str(value))
+
+        return CheckSpec(check_id, check_id.title(), run)
+
+    specs = [needs_the_fact(f"c{i}") for i in range(3)]
+    report = run_checks(context(), specs, deadline_s=5)
+    assert computed == [1]
+    ids = sorted(step.id.split(".", 1)[1] for check in report.checks for step in check.steps)
+    assert ids == ["depends", "depends", "error"]  # one says why, the others point to it
+    depends = [s for c in report.checks for s in c.steps if s.id.endswith(".depends")]
+    assert all(s.status == "skip" and "discovery" in s.message for s in depends)

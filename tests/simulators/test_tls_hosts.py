@@ -22,6 +22,7 @@ ACCEPTED = {
     "modern": {V.TLSv1_2, V.TLSv1_3},
     "legacy": {V.TLSv1, V.TLSv1_1, V.TLSv1_2, V.TLSv1_3},
     "no_tls12": {V.TLSv1, V.TLSv1_1},
+    "tls10_only": {V.TLSv1},
     "tls12_only": {V.TLSv1_2},
     "tls13_only": {V.TLSv1_3},
 }
