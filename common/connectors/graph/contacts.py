@@ -172,7 +172,9 @@ class GraphContacts(BaseConnector[Contact]):
         return _one(self.apply_many([Write("create", item=item, correlation_id=correlation_id)]))
 
     def update(self, item_id: str, item: Contact, if_match: str | None) -> Stored[Contact]:
-        return _one(self.apply_many([Write("update", item_id=item_id, item=item, if_match=if_match)]))
+        return _one(
+            self.apply_many([Write("update", item_id=item_id, item=item, if_match=if_match)])
+        )
 
     def stamp(self, item_id: str, correlation_id: str, if_match: str | None) -> Stored[Contact]:
         write: Write[Contact] = Write(
