@@ -10,24 +10,19 @@ import pytest
 
 from common.items import Appointment, Contact
 from tests.connectors.contract import AppointmentContract, ContactContract, ExactVersions
-from tests.connectors.graph_fixtures import (  # noqa: F401 (fixtures)
+from tests.fixtures.graph_connector import (
     GraphAppointments,
     GraphContactsService,
-    appointments,
-    contacts,
-    graph_server,
-    graph_world,
-    mailbox,
 )
 
 
 class TestGraphAppointments(AppointmentContract, ExactVersions[Appointment]):
     @pytest.fixture
-    def service(self, appointments: GraphAppointments) -> Iterator[GraphAppointments]:  # noqa: F811
+    def service(self, appointments: GraphAppointments) -> Iterator[GraphAppointments]:
         yield appointments
 
 
 class TestGraphContacts(ContactContract, ExactVersions[Contact]):
     @pytest.fixture
-    def service(self, contacts: GraphContactsService) -> Iterator[GraphContactsService]:  # noqa: F811
+    def service(self, contacts: GraphContactsService) -> Iterator[GraphContactsService]:
         yield contacts
