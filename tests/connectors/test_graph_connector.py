@@ -219,6 +219,28 @@ def test_a_429_storm_on_30_percent_of_requests_converges_with_no_duplicate(
     assert None not in stamps and len(set(stamps)) == 10
 
 
+def test_a_throttled_part_alone_is_sent_again_after_its_retry_after(mailbox: Mailbox) -> None:
+    """One part of a batch is answered 429 with `Retry-After: 2`. Mistakes caught: the
+    whole batch sent again (the other parts run twice), the part sent again at once, or the
+    part's error taken for the batch's."""
+    session = own_session(mailbox)
+    wire = wire_counter(session)
+    events = GraphEvents(client_on(mailbox, session, sleep=mailbox.sleeps.append))
+    events.client.tokens.access_token()
+    mailbox.reset_stats()
+    mailbox.fault(kind="status", status=429, retry_after=2, count=1, path="/me/events$")
+    writes: list[Write[Appointment]] = [
+        Write("create", item=crm_side(3).items[f"crm-{n}"][1], correlation_id=new_correlation_id())
+        for n in (1, 2, 3)
+    ]
+    results = events.apply_many(writes)
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert mailbox.sleeps == [2.0]
+    assert wire == [("POST", "/v1.0/$batch"), ("POST", "/v1.0/me/events")]
+    assert mailbox.stats()["POST /v1.0/me/events"] == 4  # three parts, one of them twice
+    assert len(graph_events(mailbox)) == 3
+
+
 def test_at_most_four_requests_are_in_flight_per_mailbox(mailbox: Mailbox) -> None:
     """The calendar's and the contacts' connectors of one mailbox write in parallel
     threads; Outlook refuses a fifth concurrent request (MailboxConcurrency). Mistakes
