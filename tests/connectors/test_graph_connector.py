@@ -189,6 +189,30 @@ def test_an_unchanged_mailbox_costs_one_request_per_kind_per_sync(mailbox: Mailb
     assert wire == [("GET", "/v1.0/me/calendarView/delta")]
 
 
+def test_a_mailbox_holding_hand_made_twins_is_paired_not_doubled(mailbox: Mailbox) -> None:
+    """The user had typed some CRM appointments into Outlook by hand before the first sync.
+    Mistakes caught: twins copied again (a duplicate in each calendar), or paired without
+    being stamped, so a re-link cannot find them."""
+    events = GraphEvents(mailbox.client, page_size=4)
+    crm, store = crm_side(5), MemoryStore()
+    for _, item, _ in list(crm.items.values())[:3]:
+        assert isinstance(item.start, datetime) and isinstance(item.end, datetime)
+        body = {
+            "subject": item.subject,
+            "start": {"dateTime": item.start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "end": {"dateTime": item.end.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+        }
+        assert mailbox.user.post(f"/users/{ADELE}/events", body).status_code == 201
+    outcome = run(crm, events, store)
+    assert outcome.status is RunStatus.SUCCEEDED, outcome.error
+    held = graph_events(mailbox)
+    assert sorted(e["subject"] for e in held) == sorted(f"Visit {i}" for i in range(5))
+    assert len(crm.items) == 5
+    stamps = {events.get(e["id"]).correlation_id for e in held}
+    assert None not in stamps and len(stamps) == 5
+    assert run(crm, events, store).writes() == 0
+
+
 # --- throttling and concurrency -------------------------------------------------------------
 
 
