@@ -213,6 +213,28 @@ def test_a_mailbox_holding_hand_made_twins_is_paired_not_doubled(mailbox: Mailbo
     assert run(crm, events, store).writes() == 0
 
 
+def test_edits_and_deletions_on_each_side_reach_the_other(mailbox: Mailbox) -> None:
+    """Through the engine, both ways. Mistakes caught: an update sent without the change key
+    or to the wrong id, an Outlook edit not seen in the delta, a deletion on either side
+    lost or taken for an edit."""
+    events = GraphEvents(mailbox.client, page_size=4)
+    crm, store = crm_side(4), MemoryStore()
+    assert run(crm, events, store).status is RunStatus.SUCCEEDED
+    by_subject = {e["subject"]: e["id"] for e in graph_events(mailbox)}
+    crm_ids = {item.subject: i for i, (_, item, _) in crm.items.items()}
+    crm.user_edit(crm_ids["Visit 0"], subject="Visit 0 (CRM)", location="Oslo")
+    crm.user_delete(crm_ids["Visit 1"])
+    mailbox.user.patch(f"/users/{ADELE}/events/{by_subject['Visit 2']}", {"subject": "Visit 2 (O)"})
+    mailbox.user.delete(f"/users/{ADELE}/events/{by_subject['Visit 3']}")
+    outcome = run(crm, events, store)
+    assert outcome.status is RunStatus.SUCCEEDED, outcome.error
+    assert sorted(e["subject"] for e in graph_events(mailbox)) == ["Visit 0 (CRM)", "Visit 2 (O)"]
+    assert sorted(i.subject for _, i, _ in crm.items.values()) == ["Visit 0 (CRM)", "Visit 2 (O)"]
+    moved = mailbox.user.get(f"/users/{ADELE}/events/{by_subject['Visit 0']}").json()
+    assert moved["location"]["displayName"] == "Oslo"
+    assert run(crm, events, store).writes() == 0
+
+
 # --- throttling and concurrency -------------------------------------------------------------
 
 
