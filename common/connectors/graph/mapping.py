@@ -495,6 +495,11 @@ def appointment_of(resource: Mapping[str, Any]) -> Appointment:
     """A single event (or one occurrence) as a canonical appointment."""
     zone_name = _zone_name_of(resource)
     start, end = _timing_of(resource, zone_name)
+    attendees = _attendees_of(resource)
+    # A meeting's identity (organizer, iCalUId) only for meetings: Outlook gives every
+    # event both, but an event of one's own without attendees is no meeting, and would not
+    # pair with its hand-made twin in the CRM by what identifies it.
+    meeting = bool(attendees) or resource.get("isOrganizer") is False
     organizer = ((resource.get("organizer") or {}).get("emailAddress") or {}).get("address")
     try:
         return Appointment(
@@ -507,10 +512,10 @@ def appointment_of(resource: Mapping[str, Any]) -> Appointment:
             private=str(resource.get("sensitivity") or "normal") in _PRIVATE,
             show_as=_SHOW_AS_IN.get(str(resource.get("showAs") or "busy"), ShowAs.BUSY),
             categories=frozenset(str(c) for c in resource.get("categories") or ()),
-            attendees=_attendees_of(resource),
+            attendees=attendees,
             reminder_minutes=_reminder_of(resource),
-            organizer=str(organizer or "").lower(),
-            uid=resource.get("iCalUId") or None,
+            organizer=str(organizer or "").lower() if meeting else "",
+            uid=(resource.get("iCalUId") or None) if meeting else None,
         )
     except (TypeError, KeyError) as exc:
         raise Unmappable(f"event {resource.get('id')}: {exc}") from exc
