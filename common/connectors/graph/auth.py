@@ -51,18 +51,16 @@ class TokenStore(Protocol):
 
 
 class MemoryTokenStore:
-    """A token store in memory (the demo, tests); it counts its saves."""
+    """A token store in memory (the demo, tests)."""
 
     def __init__(self, state: dict[str, Any] | None = None) -> None:
         self.state = state
-        self.saves = 0
 
     def load(self) -> dict[str, Any] | None:
         return None if self.state is None else dict(self.state)
 
     def save(self, state: dict[str, Any]) -> None:
         self.state = dict(state)
-        self.saves += 1
 
 
 class SyncUserTokens:
