@@ -105,6 +105,10 @@ class Appointment:
     # address) and the iCalendar UID every participant's copy shares, where a side has one.
     organizer: str = ""
     uid: str | None = None
+    # The meeting's participants whom the profile does not invite (never content; set by the
+    # applier for the groupware): a side writes them where its user sees them without mail
+    # (Outlook: a note in the body, taken off again when read), so nobody outside is mailed.
+    participants: tuple[Attendee, ...] = ()
 
     def __post_init__(self) -> None:
         timed = isinstance(self.start, datetime)
@@ -160,7 +164,7 @@ Item = Appointment | Contact
 ItemT = TypeVar("ItemT", Appointment, Contact)
 
 # Fields that are not content: a change to them alone is no change.
-_NOT_CONTENT = frozenset({"last_modified", "selections", "organizer", "uid"})
+_NOT_CONTENT = frozenset({"last_modified", "selections", "organizer", "uid", "participants"})
 # Fields that only make sense together (a side either keeps the timing or it does not).
 TIMING_FIELDS = frozenset({"start", "end", "timezone"})
 
@@ -887,6 +891,7 @@ def from_json(data: Mapping[str, Any]) -> Item:
         return Contact(**values)
     values["show_as"] = ShowAs(values.get("show_as", ShowAs.BUSY.value))
     values["attendees"] = tuple(Attendee(**a) for a in values.get("attendees", ()))
+    values["participants"] = tuple(Attendee(**a) for a in values.get("participants", ()))
     rec = values.get("recurrence")
     if rec is not None:
         values["recurrence"] = Recurrence(

@@ -835,20 +835,21 @@ class Applier(Generic[T]):
 
         A meeting written to the groupware invites only whom the profile allows (by default
         nobody; colleagues, or everyone, only when it says so), and never loses an attendee
-        the groupware meeting already has (removing one would send a cancellation)."""
+        the groupware meeting already has (removing one would send a cancellation). The
+        participants not invited go along as `participants`, which the connector shows its
+        user without mailing anyone (Graph: a note in the body)."""
         if target is not Side.GROUPWARE or not isinstance(item, Appointment):
             return item
         invitations = self.context.policy.invitations
         me = self.context.me
-        allowed = tuple(
-            a
-            for a in item.attendees
-            if a.email.lower() != me and invitations.invites(a.email, self.context.colleagues)
-        )
+        others = tuple(a for a in item.attendees if a.email.lower() != me)
+        allowed = tuple(a for a in others if invitations.invites(a.email, self.context.colleagues))
         kept = current.attendees if isinstance(current, Appointment) else ()
         known = {a.email.lower() for a in kept}
         attendees = kept + tuple(a for a in allowed if a.email.lower() not in known)
-        return replace(item, attendees=attendees)
+        invited = {a.email.lower() for a in attendees}
+        listed = tuple(a for a in others if a.email.lower() not in invited)
+        return replace(item, attendees=attendees, participants=listed)
 
     def _stamp_twins(
         self, link: LinkSnapshot, source: Stored[T], target_item: Stored[T], target: Side

@@ -9,6 +9,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.hostile_servers",
     "tests.fixtures.engine",
     "tests.fixtures.microsoft",
+    "tests.fixtures.graph_connector",
     "tests.fixtures.superoffice",
     "tests.fixtures.google",
     "tests.fixtures.exchange",

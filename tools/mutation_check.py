@@ -202,8 +202,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "invitations-ignore-policy",
         "daemon/apply.py",
-        "        if a.email.lower() != me and invitations.invites(a.email, self.context.colleagues)\n",
-        "        if a.email.lower() != me\n",
+        "        allowed = tuple(a for a in others if invitations.invites(a.email, self.context.colleagues))\n",
+        "        allowed = others\n",
         "every participant becomes an attendee: customers get invitations from a sync",
     ),
     Mutant(

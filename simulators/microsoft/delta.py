@@ -20,7 +20,7 @@ from simulators.microsoft.graph_common import (
     page_size,
     prefer,
 )
-from simulators.microsoft.mailbox import DeltaState, Mailbox, PageState
+from simulators.microsoft.mailbox import EVENTS, DeltaState, Mailbox, PageState
 from simulators.platform.control import claim_fault
 
 # Outlook pages delta answers in tens unless `Prefer: odata.maxpagesize` says otherwise.
@@ -52,7 +52,7 @@ def _changes_since(
     ]
     # Removed: what the client saw and is gone, but also (Outlook does not know what the client
     # saw) whatever was deleted or changed out of the window since the token.
-    gone = state.seen | mailbox.removed_since(state.seq)
+    gone = state.seen | mailbox.removed_since(state.seq, state.scope)
     if touched is not None:
         gone |= touched(state.seq)
     removed = [
@@ -63,7 +63,8 @@ def _changes_since(
         }
         for item_id in sorted(gone - ids)
     ]
-    return PageState(changed + removed, DeltaState(state.kind, seq, frozenset(ids), state.window))
+    final = DeltaState(state.kind, seq, frozenset(ids), state.window, state.scope)
+    return PageState(changed + removed, final)
 
 
 def _initial(
@@ -71,12 +72,14 @@ def _initial(
     kind: str,
     snapshot: Snapshot,
     window: Callable[[], tuple[datetime, datetime]] | None,
+    scope: str,
 ) -> PageState:
     bounds = window() if window else None
     seq = mailbox.seq
     current = snapshot(*bounds) if bounds else snapshot()
     ids = frozenset(item_id for item_id, _, _ in current)
-    return PageState([body for _, _, body in current], DeltaState(kind, seq, ids, bounds))
+    state = DeltaState(kind, seq, ids, bounds, scope)
+    return PageState([body for _, _, body in current], state)
 
 
 def delta_response(
@@ -85,7 +88,10 @@ def delta_response(
     snapshot: Snapshot,
     window: Callable[[], tuple[datetime, datetime]] | None = None,
     touched: Touched | None = None,
+    scope: str = EVENTS,
 ) -> Response:
+    """`scope`: whose deletions the state reports (events, or one contact folder's contacts);
+    a token of another scope is unknown here."""
     skip_token = request.args.get("$skiptoken")
     delta_token = request.args.get("$deltatoken")
     if (skip_token or delta_token) and claim_fault("delta_expired"):
@@ -93,15 +99,15 @@ def delta_response(
         raise sync_state_not_found()
     if skip_token:
         page = mailbox.pages.get(skip_token)
-        if page is None or page.final.kind != kind:
+        if page is None or page.final.kind != kind or page.final.scope != scope:
             raise sync_state_not_found()
     elif delta_token:
         state = mailbox.delta_states.get(delta_token)
-        if state is None or state.kind != kind:
+        if state is None or state.kind != kind or state.scope != scope:
             raise sync_state_not_found()
         page = _changes_since(mailbox, state, snapshot, touched)
     else:
-        page = _initial(mailbox, kind, snapshot, window)
+        page = _initial(mailbox, kind, snapshot, window, scope)
 
     size = page_size(DEFAULT_PAGE_SIZE)
     chunk, rest = page.items[:size], page.items[size:]

@@ -163,6 +163,7 @@ def _enter(mailbox: Mailbox) -> None:
     now = time.monotonic()
     with mailbox.lock:
         if mailbox.in_flight >= limits.mailbox_concurrency:
+            mailbox.concurrency_refusals += 1
             raise _throttled("Application is over its MailboxConcurrency limit.")
         window = mailbox.recent_requests
         while window and window[0] <= now - limits.mailbox_window_seconds:
@@ -177,6 +178,7 @@ def _enter(mailbox: Mailbox) -> None:
             )
         window.append(now)
         mailbox.in_flight += 1
+        mailbox.peak_in_flight = max(mailbox.peak_in_flight, mailbox.in_flight)
 
 
 def mailbox_route(rule: str, **options: Any) -> Callable:

@@ -56,6 +56,13 @@ CONTACT_WRITABLE = {
     "singleValueExtendedProperties",
 }
 CONTACT_READ_ONLY = {"id", "createdDateTime", "lastModifiedDateTime", "changeKey", "parentFolderId"}
+EVENTS = "events"  # the tombstone scope of events; contacts are scoped by folder (`contacts_scope`)
+
+
+def contacts_scope(folder_id: str) -> str:
+    return f"contacts:{folder_id}"
+
+
 _CONTACT_DEFAULTS: dict = {
     "givenName": None,
     "surname": None,
@@ -101,6 +108,7 @@ class ContactRecord:
     modified: datetime
     change_key: str
     seq: int
+    folder_id: str = ""
     extended: ExtendedProperties = field(default_factory=ExtendedProperties)
 
 
@@ -113,6 +121,7 @@ class DeltaState:
     seq: int
     seen: frozenset[str]
     window: tuple[datetime, datetime] | None = None
+    scope: str = EVENTS  # whose tombstones count: events, or one contact folder's
 
 
 @dataclass
@@ -128,14 +137,17 @@ class Mailbox:
     display_name: str
     calendar_id: str = field(default_factory=lambda: ev.new_id("AAMkAC"))
     contact_folder_id: str = field(default_factory=lambda: ev.new_id("AAMkAF"))
+    # Folders made under the default contacts folder: id -> displayName.
+    contact_folders: dict[str, str] = field(default_factory=dict)
     records: dict[str, ev.EventRecord] = field(default_factory=dict)
     contacts: dict[str, ContactRecord] = field(default_factory=dict)
     transactions: dict[str, tuple[str, float]] = field(default_factory=dict)  # id, when (monotonic)
     seq: int = 0
     delta_states: dict[str, DeltaState] = field(default_factory=dict)
-    # ids deleted (events, cancelled occurrences, contacts) and the change counter at deletion:
-    # delta reports them as removed even to a client that never saw them
-    tombstones: dict[str, int] = field(default_factory=dict)
+    # ids deleted (events, cancelled occurrences, contacts), each with the change counter at
+    # deletion and its scope (events, or a contact folder): delta reports them as removed, in
+    # their own scope, even to a client that never saw them
+    tombstones: dict[str, tuple[int, str]] = field(default_factory=dict)
     pages: dict[str, PageState] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     # called as on_change(user id, "events"|"contacts", created|updated|deleted, item id, change
@@ -143,6 +155,10 @@ class Mailbox:
     on_change: Callable[[str, str, str, str, str], None] | None = None
     in_flight: int = 0
     recent_requests: deque = field(default_factory=deque)
+    # What Outlook's MailboxConcurrency limit saw: the most requests in flight at once, and
+    # how many it refused (exported by /_sim/state, so tests can check a client's manners).
+    peak_in_flight: int = 0
+    concurrency_refusals: int = 0
 
     # --- events ------------------------------------------------------------------------
 
@@ -203,14 +219,18 @@ class Mailbox:
             self._notify("events", "created", record.id, record.change_key)
             return record, True
 
-    def _bury(self, item_id: str, seq: int) -> None:
-        self.tombstones[item_id] = seq
+    def _bury(self, item_id: str, seq: int, scope: str = EVENTS) -> None:
+        self.tombstones[item_id] = (seq, scope)
         while len(self.tombstones) > TOMBSTONES:
             self.tombstones.pop(next(iter(self.tombstones)))
 
-    def removed_since(self, seq: int) -> set[str]:
+    def removed_since(self, seq: int, scope: str = EVENTS) -> set[str]:
         with self.lock:
-            return {item_id for item_id, at in self.tombstones.items() if at > seq}
+            return {
+                item_id
+                for item_id, (at, where) in self.tombstones.items()
+                if at > seq and where == scope
+            }
 
     def instance(self, event_id: str) -> ev.Instance:
         event_id = ids.rest_id(event_id)
@@ -356,9 +376,38 @@ class Mailbox:
 
     # --- contacts ----------------------------------------------------------------------
 
-    def create_contact(self, body: dict) -> ContactRecord:
+    def contact_folder(self, folder_id: str | None) -> str:
+        """The id of a contact folder given by id (or `contacts`, the default one); 404 else."""
+        if folder_id is None or folder_id == "contacts":
+            return self.contact_folder_id
+        folder_id = ids.rest_id(folder_id)
+        if folder_id != self.contact_folder_id and folder_id not in self.contact_folders:
+            raise not_found()
+        return folder_id
+
+    def create_contact_folder(self, display_name: str) -> str:
+        """A folder under the default contacts folder; Outlook refuses a second one of the
+        same name (409 ErrorFolderExists)."""
+        name = display_name.strip()
+        if not name:
+            raise bad_request("The folder name cannot be empty.", code="ErrorInvalidRequest")
+        with self.lock:
+            if any(n.lower() == name.lower() for n in self.contact_folders.values()):
+                raise GraphError(
+                    409, "ErrorFolderExists", "A folder with the specified name already exists."
+                )
+            folder_id = ev.new_id("AAMkAF")
+            self.contact_folders[folder_id] = name
+            return folder_id
+
+    def contacts_in(self, folder_id: str) -> list[ContactRecord]:
+        with self.lock:
+            return [c for c in self.contacts.values() if c.folder_id == folder_id]
+
+    def create_contact(self, body: dict, folder_id: str | None = None) -> ContactRecord:
         _check_contact_properties(body)
         extended = _extended(body)
+        folder = folder_id or self.contact_folder_id
         with self.lock:
             now = datetime.now(UTC)
             props = {
@@ -373,25 +422,29 @@ class Mailbox:
                 modified=now,
                 change_key=ev.new_change_key(),
                 seq=self._next_seq(),
+                folder_id=folder,
                 extended=extended,
             )
             self.contacts[contact.id] = contact
             self._notify("contacts", "created", contact.id, contact.change_key)
             return contact
 
-    def contact(self, contact_id: str) -> ContactRecord:
+    def contact(self, contact_id: str, folder_id: str | None = None) -> ContactRecord:
+        """A contact by id; under a folder's path (`folder_id`) only one of that folder."""
         contact_id = ids.rest_id(contact_id)
         with self.lock:
             found = self.contacts.get(contact_id)
-        if found is None:
+        if found is None or (folder_id is not None and found.folder_id != folder_id):
             raise not_found()
         return found
 
-    def update_contact(self, contact_id: str, body: dict, if_match: str | None) -> ContactRecord:
+    def update_contact(
+        self, contact_id: str, body: dict, if_match: str | None, folder_id: str | None = None
+    ) -> ContactRecord:
         _check_contact_properties(body)
         extended = _extended(body)
         with self.lock:
-            contact = self.contact(contact_id)
+            contact = self.contact(contact_id, folder_id)
             _check_etag(contact.change_key, if_match)
             contact.props.update(
                 {
@@ -407,12 +460,14 @@ class Mailbox:
             self._notify("contacts", "updated", contact.id, contact.change_key)
             return contact
 
-    def delete_contact(self, contact_id: str, if_match: str | None) -> None:
+    def delete_contact(
+        self, contact_id: str, if_match: str | None, folder_id: str | None = None
+    ) -> None:
         with self.lock:
-            contact = self.contact(contact_id)
+            contact = self.contact(contact_id, folder_id)
             _check_etag(contact.change_key, if_match)
             del self.contacts[contact.id]
-            self._bury(contact.id, self._next_seq())
+            self._bury(contact.id, self._next_seq(), contacts_scope(contact.folder_id))
             self._notify("contacts", "deleted", contact.id, contact.change_key)
 
     # --- delta -------------------------------------------------------------------------
@@ -519,16 +574,14 @@ def _check_contact_properties(body: dict) -> None:
             )
 
 
-def render_contact(
-    contact: ContactRecord, folder_id: str, expand_extended: list[str] | None = None
-) -> dict:
+def render_contact(contact: ContactRecord, expand_extended: list[str] | None = None) -> dict:
     out = {
         "@odata.etag": f'W/"{contact.change_key}"',
         "id": contact.id,
         "createdDateTime": odata_timestamp(contact.created),
         "lastModifiedDateTime": odata_timestamp(contact.modified),
         "changeKey": contact.change_key,
-        "parentFolderId": folder_id,
+        "parentFolderId": contact.folder_id,
         **copy.deepcopy(_CONTACT_DEFAULTS),
         **copy.deepcopy(contact.props),
     }

@@ -52,9 +52,23 @@ def _export(world: MicrosoftWorld, graph: GraphState) -> dict:
                             for r in mailbox.records.values()
                         ],
                         "contacts": [
-                            {"id": c.id, "displayName": c.props.get("displayName", "")}
+                            {
+                                "id": c.id,
+                                "displayName": c.props.get("displayName", ""),
+                                "parentFolderId": c.folder_id,
+                            }
                             for c in mailbox.contacts.values()
                         ],
+                        "contactFolders": [
+                            {"id": folder_id, "displayName": name}
+                            for folder_id, name in mailbox.contact_folders.items()
+                        ],
+                        # Outlook's MailboxConcurrency limit as it was met: the most requests
+                        # in flight at once, and how many it refused.
+                        "throttling": {
+                            "peakInFlight": mailbox.peak_in_flight,
+                            "concurrencyRefusals": mailbox.concurrency_refusals,
+                        },
                     }
                 )
         tenants.append(

@@ -48,7 +48,8 @@ def test_contact_crud_and_delta(graph):
 
 
 def test_contacts_delta_in_the_default_folder_pages(graph):
-    folder = graph.get(f"{ADELE}/contactFolders").json()["value"][0]
+    # The default folder by its well-known name (`contactFolders` lists only its children).
+    folder = graph.get(f"{ADELE}/contactFolders/contacts").json()
     page = graph.get(
         f"{ADELE}/contactFolders/{folder['id']}/contacts/delta",
         headers={"Prefer": "odata.maxpagesize=1"},
@@ -181,7 +182,7 @@ def test_batch_limit_is_twenty(graph):
 
 
 def test_contacts_delta_reports_changes_then_expires(graph, ms_server, ms_session):
-    folder = graph.get(f"{ADELE}/contactFolders").json()["value"][0]
+    folder = graph.get(f"{ADELE}/contactFolders/contacts").json()
     url = f"{ADELE}/contactFolders/{folder['id']}/contacts/delta"
     body = graph.get(url).json()
     while "@odata.nextLink" in body:
@@ -301,3 +302,64 @@ def test_parts_do_not_inherit_the_outer_prefer_header(graph):
         "dateTime": "2026-03-26T03:00:00.0000000",
         "timeZone": "Pacific Standard Time",
     }
+
+
+def test_contact_folders_of_ones_own(graph):
+    """A folder made under the default Contacts folder: listed by `contactFolders` (which
+    lists only those), one name once (409 ErrorFolderExists), contacts, their delta and their
+    deletions kept apart from the default folder's."""
+    assert graph.get(f"{ADELE}/contactFolders").json()["value"] == []
+    made = graph.post(f"{ADELE}/contactFolders", {"displayName": "Synchronizer"})
+    assert made.status_code == 201
+    folder = made.json()
+    assert folder["parentFolderId"] == graph.get(f"{ADELE}/contactFolders/contacts").json()["id"]
+    again = graph.post(f"{ADELE}/contactFolders", {"displayName": "synchronizer"})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "ErrorFolderExists"
+    assert [f["id"] for f in graph.get(f"{ADELE}/contactFolders").json()["value"]] == [folder["id"]]
+
+    mine = f"{ADELE}/contactFolders/{folder['id']}/contacts"
+    inside = graph.post(mine, {"givenName": "In", "surname": "Folder"}).json()
+    assert inside["parentFolderId"] == folder["id"]
+    default_ids = {c["id"] for c in graph.get(f"{ADELE}/contacts").json()["value"]}
+    assert inside["id"] not in default_ids
+    assert [c["id"] for c in graph.get(mine).json()["value"]] == [inside["id"]]
+    # Under another folder's path the contact does not exist; by its id alone it does.
+    other = graph.get(f"{ADELE}/contactFolders/contacts/contacts/{inside['id']}")
+    assert other.status_code == 404
+    assert graph.get(f"{ADELE}/contacts/{inside['id']}").status_code == 200
+
+    ours = graph.get(f"{mine}/delta").json()
+    theirs = graph.get(f"{ADELE}/contactFolders/contacts/contacts/delta").json()
+    assert [c["id"] for c in ours["value"]] == [inside["id"]]
+    assert inside["id"] not in {c["id"] for c in theirs["value"]}
+    # A deletion in the default folder is not reported to our folder's delta, and the
+    # other way round; a token of one folder is unknown to the other.
+    default_one = next(iter(default_ids))
+    assert graph.delete(f"{ADELE}/contacts/{default_one}").status_code == 204
+    assert graph.delete(f"{mine}/{inside['id']}").status_code == 204
+    ours_after = graph.get(ours["@odata.deltaLink"]).json()["value"]
+    theirs_after = graph.get(theirs["@odata.deltaLink"]).json()["value"]
+    assert [c["id"] for c in ours_after] == [inside["id"]]
+    assert [c["id"] for c in theirs_after] == [default_one]
+    token = ours["@odata.deltaLink"].split("$deltatoken=")[1]
+    crossed = graph.get(f"{ADELE}/contactFolders/contacts/contacts/delta?$deltatoken={token}")
+    assert crossed.status_code == 410
+
+
+def test_state_shows_how_close_a_client_came_to_the_mailbox_limit(graph, ms_server, ms_session):
+    """`throttling.peakInFlight` and `concurrencyRefusals` per mailbox in /_sim/state."""
+    fault(ms_server, ms_session, kind="mailbox_hold", latency_ms=800, count=5, path="/contacts$")
+    threads = [threading.Thread(target=graph.get, args=(f"{ADELE}/contacts",)) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join()
+    state = ms_session.get(f"{ms_server.url}/_sim/state").json()
+    adele = next(
+        u
+        for t in state["tenants"]
+        for u in t["users"]
+        if u["userPrincipalName"] == "adele@contoso.example"
+    )
+    assert adele["throttling"] == {"peakInFlight": 4, "concurrencyRefusals": 1}
