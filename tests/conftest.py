@@ -10,6 +10,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.engine",
     "tests.fixtures.microsoft",
     "tests.fixtures.superoffice",
+    "tests.fixtures.superoffice_connector",
     "tests.fixtures.google",
     "tests.fixtures.exchange",
 ]

@@ -64,6 +64,12 @@ def _name_of(table: dict, key: int, attr: str) -> str:
     )
 
 
+def _company_owner(data: TenantData, contact_id: int) -> int:
+    """The company's "our contact" (0 without a company or once it is soft-deleted)."""
+    found = data.contacts.get(contact_id)
+    return found.associate_id if found is not None and found.visible else 0
+
+
 APPOINTMENT_CELLS: Cells = {
     "appointmentId": lambda c: c.record.appointment_id,
     "date": lambda c: _local(c.record.start, c.pres),
@@ -110,6 +116,8 @@ PERSON_CELLS: Cells = {
     "position": lambda c: c.record.position,
     "contactId": lambda c: c.record.contact_id,
     "personContact/name": lambda c: _name_of(c.data.contacts, c.record.contact_id, "name"),
+    "personContact/associateId": lambda c: _company_owner(c.data, c.record.contact_id),
+    "personAssociateId": lambda c: c.record.our_contact_id,
     "email/emailAddress": lambda c: c.record.emails[0] if c.record.emails else "",
     "phone/formattedNumber": lambda c: c.record.phones[0] if c.record.phones else "",
     "personMobilePhone/formattedNumber": lambda c: c.record.mobiles[0] if c.record.mobiles else "",

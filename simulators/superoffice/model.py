@@ -87,6 +87,9 @@ class PersonRecord:
     created_by: int
     updated_by: int
     associate_id: int = 0  # set when this person is a user (IsAssociate)
+    # The person's own "our contact" (PersonEntity.Associate, archive `personAssociateId`),
+    # "usually blank": the company's our-contact is the usual owner.
+    our_contact_id: int = 0
     retired: bool = False
     deleted: dt.datetime | None = None  # soft-deleted (deletedDate) until purged
 
