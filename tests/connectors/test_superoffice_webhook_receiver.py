@@ -90,7 +90,9 @@ def test_a_delivery_from_superoffice_is_recorded_for_the_daemon(
     assert [w.total_errors for w in hook.values()] == [0]  # every delivery answered 200
 
 
-def test_a_forged_or_unsigned_notification_is_refused(app: flask.Flask, client: FlaskClient) -> None:
+def test_a_forged_or_unsigned_notification_is_refused(
+    app: flask.Flask, client: FlaskClient
+) -> None:
     profile_id = make_profile(app, SECRET)
     other = make_profile(app, "another-profile-secret")
     body = compact(notification(profile_id))
