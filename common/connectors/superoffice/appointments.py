@@ -41,6 +41,7 @@ from common.items import (
     When,
     as_single,
     canonical_rule,
+    content_hash,
     occurrence_key,
     occurrences,
     overlaps_window,
@@ -400,16 +401,16 @@ class SuperOfficeAppointments(BaseConnector[Appointment]):
                 self._delete_row(occ.row_id, None)
         if any(key not in matched for key in wanted):
             return False
+        compared = self.fields - {"recurrence"}
         for key, occ_item in wanted.items():
             row_id = matched[key][1].row_id
             current = self._entity(row_id)
+            if content_hash(self._map(current), compared) == content_hash(occ_item, compared):
+                continue  # this occurrence is as the item says: its row is left alone
             desired = mapping.appointment_fields(
                 occ_item, self.tenant, self.people, self.associate_id, current
             )
-            if any(current.get(k) != v for k, v in desired.items() if k != "Participants") or (
-                _participants_differ(current, desired)
-            ):
-                self._put(row_id, {**current, **desired}, None)
+            self._put(row_id, {**current, **desired}, None)
         return True
 
     def _update_series(
@@ -443,23 +444,6 @@ class SuperOfficeAppointments(BaseConnector[Appointment]):
         if stamp is None:
             self.stamps.remove(TABLE, self._stamp_row(made.id))
         return dataclasses.replace(made, correlation_id=stamp)
-
-
-def _participants_differ(current: dict[str, Any], desired: dict[str, Any]) -> bool:
-    if "Participants" not in desired:
-        return False
-
-    def keys(items: Any) -> set[tuple[int, int, str]]:
-        return {
-            (
-                int(p.get("AssociateId") or 0),
-                0 if p.get("AssociateId") else int(p.get("PersonId") or 0),
-                str(p.get("EmailAddress") or "").lower(),
-            )
-            for p in items or []
-        }
-
-    return keys(current.get("Participants")) != keys(desired["Participants"])
 
 
 def _originals(item: Appointment) -> list[When]:
