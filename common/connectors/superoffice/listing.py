@@ -179,7 +179,7 @@ class Lister(Generic[T]):
             if not ids_only:
                 print_ = fingerprint(row, scope.fingerprinted)
                 changed = cursor.prints.get(row_key) != print_
-                if cursor.phase == "poll" or scope.updated_day(row) >= keep_from:
+                if not scope.reads_changes or scope.updated_day(row) >= keep_from:
                     cursor.next_prints[row_key] = print_
             wants = (
                 cursor.phase == "full"
