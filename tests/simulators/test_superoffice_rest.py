@@ -579,6 +579,31 @@ def test_person_and_contact_crud(so_client: FlaskClient) -> None:
     assert so_client.get(f"{ONSITE}/Contact/{cid}", headers=ADMIN).status_code == 404
 
 
+def test_whose_persons_by_the_company_and_by_their_own_our_contact(so_client: FlaskClient) -> None:
+    """`personContact/associateId` is the company's our-contact, `personAssociateId` the
+    person's own (PersonEntity.Associate, set by a POST or PUT)."""
+    company = so_client.post(f"{ONSITE}/Contact", headers=ADMIN,
+                             json={"Name": "Bob's customer", "Associate": {"AssociateId": 701}})  # fmt: skip
+    cid = company.json["ContactId"]
+    staff = so_client.post(f"{ONSITE}/Person", headers=ADMIN,
+                           json={"Firstname": "Ann", "Contact": {"ContactId": cid}})  # fmt: skip
+    alone = so_client.post(f"{ONSITE}/Person", headers=ADMIN,
+                           json={"Firstname": "Solo", "Associate": {"AssociateId": 701}})  # fmt: skip
+    assert alone.json["Associate"]["AssociateId"] == 701 and alone.json["Contact"] is None
+    assert staff.json["Associate"] is None
+    rows = odata(so_client, "Person", select="personContact/associateId,personAssociateId",
+                 filter="personContact/associateId associateIsOneOf (701) or "
+                 "personAssociateId associateIsOneOf (701)")  # fmt: skip
+    assert {r["PrimaryKey"]: (r["personContact/associateId"], r["personAssociateId"]) for r in rows} == {
+        str(staff.json["PersonId"]): (701, 0), str(alone.json["PersonId"]): (0, 701)}  # fmt: skip
+    moved = so_client.put(f"{ONSITE}/Person/{alone.json['PersonId']}", headers=ADMIN,
+                          json={"Associate": {"AssociateId": 700}})  # fmt: skip
+    assert moved.json["Associate"]["AssociateId"] == 700
+    bad = so_client.put(f"{ONSITE}/Person/{alone.json['PersonId']}", headers=ADMIN,
+                        json={"Associate": {"AssociateId": 999}})  # fmt: skip
+    assert bad.status_code == 400
+
+
 def test_entity_select_nulls_out_other_fields(so_client: FlaskClient) -> None:
     body = so_client.get(
         f"{ONSITE}/Person/7000", headers=ADMIN, query_string={"$select": "Firstname"}
