@@ -129,6 +129,48 @@ PERSON_CELLS: Cells = {
     "correspondingAssociate/associateDbId": lambda c: c.record.associate_id,
 }
 
+
+@dataclass(frozen=True)
+class Member:
+    """A person in a static selection (one row per selection and member)."""
+
+    selection_id: int
+    person: Any
+
+
+def _members(data: TenantData) -> list[Member]:
+    return [
+        Member(s.selection_id, data.persons[p])
+        for s in data.selections.values()
+        for p in s.person_ids
+        if p in data.persons and data.persons[p].visible
+    ]
+
+
+def _of_member(cell: Callable[[Ctx], Any]) -> Callable[[Ctx], Any]:
+    """A person column, read from a selection member's person."""
+    return lambda c: cell(Ctx(c.record.person, c.data, c.pres))
+
+
+# The provider's person columns are named as in the Person archive, except the company's
+# (`name`) and the person's own e-mail and phone (`personEmail/…`, `personDirectPhone/…`).
+SELECTION_CELLS: Cells = {
+    "selectionId": lambda c: c.record.selection_id,
+    **{
+        name: _of_member(PERSON_CELLS[source])
+        for name, source in {
+            "personId": "personId", "firstName": "firstName", "lastName": "lastName",
+            "fullName": "fullName", "title": "title", "contactId": "contactId",
+            "name": "personContact/name", "personEmail/emailAddress": "email/emailAddress",
+            "personDirectPhone/formattedNumber": "phone/formattedNumber",
+            "personMobilePhone/formattedNumber": "personMobilePhone/formattedNumber",
+            "personUpdatedDate": "personUpdatedDate", "personAssociateId": "personAssociateId",
+            "retired": "retired",
+        }.items()
+    },
+}  # fmt: skip
+
+
 CONTACT_CELLS: Cells = {
     "contactId": lambda c: c.record.contact_id,
     "name": lambda c: c.record.name,
@@ -204,6 +246,10 @@ PROVIDERS = {
         Provider("SimpleContact", "contact", "contactId",
                  ("contactId", "name", "department", "updatedDate"),
                  CONTACT_CELLS, lambda d: [c for c in d.contacts.values() if c.visible]),
+        # The members of static selections: only persons (`staticPerson`) are simulated.
+        Provider("ContactPersonStaticSelectionV2", "person", "personId",
+                 ("selectionId", "personId", "fullName"),
+                 SELECTION_CELLS, _members),
         Provider("AllUsers", "associate", "associateDbId",
                  ("associateDbId", "userName", "fullName", "personEmail", "isActive", "role"),
                  USER_CELLS,

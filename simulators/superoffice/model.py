@@ -141,6 +141,16 @@ class AssociateRecord:
 
 
 @dataclass
+class SelectionRecord:
+    """A static selection of persons (its members are chosen by hand, not by criteria)."""
+
+    selection_id: int
+    name: str
+    associate_id: int  # its owner
+    person_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
 class ForeignKeyRecord:
     app: str
     device: str
@@ -182,6 +192,7 @@ class TenantData:
     persons: dict[int, PersonRecord] = field(default_factory=dict)
     appointments: dict[int, AppointmentRecord] = field(default_factory=dict)
     rules: dict[int, RecurrenceRule] = field(default_factory=dict)
+    selections: dict[int, SelectionRecord] = field(default_factory=dict)
     foreign_keys: list[ForeignKeyRecord] = field(default_factory=list)
     webhooks: dict[int, WebhookRecord] = field(default_factory=dict)
     next_id: int = 100_000

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from common.connectors.base import NotFound
+from common.connectors.base import NotFound, Permanent
 from common.connectors.superoffice import SuperOfficePersons
 from common.items import Contact
 from tests.connectors.contract import listed, read_all, removed
@@ -123,3 +123,36 @@ def test_a_deleted_person_leaves_the_listing(adele: SuperOfficePersons, user: So
     assert [r.id for r in removed(pages)] == [kim.id]
     with pytest.raises(NotFound):
         adele.get(kim.id)
+
+
+def select(http: requests.Session, base: str, person_ids: list[int]) -> None:
+    """A static selection made (or changed) in SuperOffice: through the simulator's state,
+    as the Selection agent is not simulated."""
+    selection = {"selection_id": 9000, "name": "Newsletter", "associate_id": ADELE,
+                 "person_ids": person_ids}  # fmt: skip
+    answer = http.post(f"{base}/_sim/state",
+                       json={"tenants": {"Cust12345": {"selections": [selection]}}})  # fmt: skip
+    assert answer.status_code == 204, answer.text
+
+
+def test_the_persons_of_a_selection_come_and_go_with_it(
+    so_http: requests.Session, so_base: str
+) -> None:
+    """Mistakes: a selection's persons listed from the associate's (or everybody's), a
+    person taken out of the selection kept on the other side, a create that would put a
+    person outside the selection (and so look deleted at once)."""
+    select(so_http, so_base, [1000, 1004])
+    client = online_client(so_http, so_base, "megan@contoso.example")
+    connector = SuperOfficePersons(client, MEGAN, context="Cust12345", selection_id=9000)
+    pages, cursor = read_all(connector, None, None)
+    assert set(by_name(pages)) == {"Ingrid Berg", "Maria Lopez"}
+    assert by_name(pages)["Maria Lopez"].item.emails == ("maria.lopez@bostonanalytics.example",)
+    select(so_http, so_base, [1000, 1006])  # Maria out, Tom in
+    pages, cursor = read_all(connector, cursor, None)
+    assert set(by_name(pages)) == {"Tom Nguyen"}
+    assert [r.id for r in removed(pages)] == ["1004"]
+    with pytest.raises(NotFound):
+        connector.get("1004")
+    assert connector.get("1006").item.company == "Sydney Solar Pty"
+    with pytest.raises(Permanent, match="selection 9000"):
+        connector.create(Contact("New", "Person"), "cid-new")

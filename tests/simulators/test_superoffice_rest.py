@@ -604,6 +604,28 @@ def test_whose_persons_by_the_company_and_by_their_own_our_contact(so_client: Fl
     assert bad.status_code == 400
 
 
+def test_a_static_selections_person_members_are_listed(so_client: FlaskClient) -> None:
+    state = {"tenants": {"SuperOffice": {"selections": [
+        {"selection_id": 9000, "name": "Newsletter", "associate_id": 700, "person_ids": [7000, 7004]},
+        {"selection_id": 9001, "name": "Other", "associate_id": 700, "person_ids": [7002]},
+    ]}}}  # fmt: skip
+    assert so_client.post("/_sim/state", json=state).status_code == 204
+    rows = odata(so_client, "Archive/ContactPersonStaticSelectionV2", filter="selectionId eq 9000",
+                 select="personId,firstName,name,personEmail/emailAddress", orderBy="personId")  # fmt: skip
+    assert [(r["personId"], r["name"]) for r in rows] == [
+        (7000, "Bergen Shipping AS"), (7004, "Boston Analytics Inc")]  # fmt: skip
+    assert rows[0]["personEmail/emailAddress"] == "ingrid.berg@bergenshipping.example"
+    # the Person archive's names for the person's e-mail are not this provider's
+    wrong = so_client.get(f"{ONSITE}/Archive/ContactPersonStaticSelectionV2", headers=ADMIN,
+                          query_string={"$select": "email/emailAddress,personContact/name"})  # fmt: skip
+    assert wrong.status_code == 400
+    # a soft-deleted person leaves every list, selections included
+    assert so_client.delete(f"{ONSITE}/Person/7004", headers=ADMIN).status_code == 204
+    rows = odata(so_client, "Archive/ContactPersonStaticSelectionV2", filter="selectionId eq 9000",
+                 select="personId")  # fmt: skip
+    assert [r["personId"] for r in rows] == [7000]
+
+
 def test_entity_select_nulls_out_other_fields(so_client: FlaskClient) -> None:
     body = so_client.get(
         f"{ONSITE}/Person/7000", headers=ADMIN, query_string={"$select": "Firstname"}

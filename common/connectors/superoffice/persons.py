@@ -1,6 +1,11 @@
 """One associate's persons (and their companies) as contacts: every person whose company has
 the associate as "our contact", or who has the associate as their own our-contact
-(PersonEntity.Associate, used for persons without a company).
+(PersonEntity.Associate, used for persons without a company); or, when a static selection is
+named, the persons in that selection (`ContactPersonStaticSelectionV2`). Persons this side
+makes are not added to the selection (that is the Selection agent's work): with a selection,
+persons go one way, from SuperOffice to the groupware, as the product syncs them, and a
+create is refused with a clear error rather than made outside the selection (where it would
+look deleted at once).
 
 A person's e-mail addresses and phone numbers live in other tables than the person row:
 changing them leaves `UpdatedDate` as it was and fires no webhook. So the listing compares
@@ -17,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common.capabilities import SUPEROFFICE_PERSON, Capabilities
-from common.connectors.base import BaseConnector, NotFound
+from common.connectors.base import BaseConnector, NotFound, Permanent
 from common.connectors.superoffice import mapping
 from common.connectors.superoffice.client import SuperOfficeClient, http_date, parse_updated
 from common.connectors.superoffice.listing import Lister, Row
@@ -36,6 +41,8 @@ PERSON_CAPABILITIES = Capabilities(
 
 
 class _Scope:
+    """The persons of the companies the associate is our contact for, and their own."""
+
     resource = "/Person"
     key = "personId"
     fingerprinted: tuple[str, ...] = (
@@ -51,7 +58,10 @@ class _Scope:
 
     def where(self, window: Window | None) -> str:
         mine = f"({self.connector.associate_id})"
-        return f"(personContact/associateId associateIsOneOf {mine} or personAssociateId associateIsOneOf {mine})"
+        return (
+            f"(personContact/associateId associateIsOneOf {mine} "
+            f"or personAssociateId associateIsOneOf {mine})"
+        )
 
     def changed_since(self, day: str) -> str:
         raise NotImplementedError("persons are polled")
@@ -78,6 +88,25 @@ class _Scope:
         return found, gone, bad
 
 
+class _SelectionScope(_Scope):
+    """The person members of one static selection (the archive names the person's own
+    e-mail and phone `personEmail/…` and `personDirectPhone/…`, the company's name `name`)."""
+
+    resource = "/Archive/ContactPersonStaticSelectionV2"
+    fingerprinted = (
+        "firstName", "lastName", "title", "contactId", "name", "personEmail/emailAddress",
+        "personDirectPhone/formattedNumber", "personMobilePhone/formattedNumber",
+        "personUpdatedDate",
+    )  # fmt: skip
+
+    def __init__(self, connector: SuperOfficePersons, selection_id: int) -> None:
+        super().__init__(connector)
+        self.selection_id = selection_id
+
+    def where(self, window: Window | None) -> str:
+        return f"selectionId eq {self.selection_id}"
+
+
 class SuperOfficePersons(BaseConnector[Contact]):
     exact_versions = False  # UpdatedDate does not move when an e-mail or phone changes
     can_stamp = True
@@ -91,6 +120,7 @@ class SuperOfficePersons(BaseConnector[Contact]):
         associate_id: int,
         *,
         context: str = "",
+        selection_id: int | None = None,
         stamps: Stamps | None = None,
         page_size: int = 500,
         max_cursor_age: timedelta = timedelta(days=1),
@@ -98,13 +128,16 @@ class SuperOfficePersons(BaseConnector[Contact]):
     ) -> None:
         self.client = client
         self.associate_id = associate_id
+        self.selection_id = selection_id
         self.stamps = stamps or Stamps(client)
         self.page_size = page_size
         self._companies: dict[str, int] = {}
+        scope = _Scope(self) if selection_id is None else _SelectionScope(self, selection_id)
+        whose = f"selection {selection_id}" if selection_id is not None else "theirs"
         self.lister = Lister(
             client,
-            _Scope(self),
-            scope_key=f"persons|{context}|{associate_id}",
+            scope,
+            scope_key=f"persons|{context}|{associate_id}|{whose}",
             page_size=page_size,
             id_page_size=page_size,
             max_age=max_cursor_age,
@@ -143,6 +176,11 @@ class SuperOfficePersons(BaseConnector[Contact]):
     # --- writing -----------------------------------------------------------------------
 
     def create(self, item: Contact, correlation_id: str) -> Stored[Contact]:
+        if self.selection_id is not None:
+            raise Permanent(
+                f"persons are synced from selection {self.selection_id}: a person made here "
+                "would not be in it (add persons to the selection in SuperOffice)"
+            )
         body = mapping.person_fields(item, self._company(item.company))
         body["Associate"] = {"AssociateId": self.associate_id}
         entity = self.client.request("POST", "/Person", json=body).json()
@@ -178,11 +216,26 @@ class SuperOfficePersons(BaseConnector[Contact]):
 
     def _entity(self, person_id: int) -> dict[str, Any]:
         entity: dict[str, Any] = self.client.get(f"/Person/{person_id}")
+        if self.selection_id is not None:
+            if not self._member(person_id):
+                raise NotFound(f"person {person_id} is not in selection {self.selection_id}")
+            return entity
         company_owner = _associate(entity.get("Contact"), "AssociateId")
         own = _associate(entity.get("Associate"), "AssociateId")
         if self.associate_id not in (company_owner, own):
             raise NotFound(f"person {person_id} is not one of associate {self.associate_id}'s")
         return entity
+
+    def _member(self, person_id: int) -> bool:
+        return bool(
+            self.client.rows(
+                _SelectionScope.resource,
+                key="personId",
+                select=(),
+                where=f"selectionId eq {self.selection_id} and personId eq {person_id}",
+                top=1,
+            )  # fmt: skip
+        )
 
     def _stored(self, entity: dict[str, Any], stamp: bool) -> Stored[Contact]:
         person_id = int(entity["PersonId"])
