@@ -213,13 +213,16 @@ class SuperOfficeAppointments(BaseConnector[Appointment]):
     # --- writing -----------------------------------------------------------------------
 
     def create(self, item: Appointment, correlation_id: str) -> Stored[Appointment]:
+        return self._create(item, correlation_id)
+
+    def _create(self, item: Appointment, correlation_id: str | None) -> Stored[Appointment]:
         if item.recurrence is not None:
             return self._create_series(item, correlation_id)
         body = mapping.appointment_fields(item, self.tenant, self.people, self.associate_id)
         body["Associate"] = {"AssociateId": self.associate_id}
         entity = self.client.request("POST", "/Appointment", json=body).json()
-        row = int(entity["AppointmentId"])
-        self.stamps.write(TABLE, row, correlation_id)
+        if correlation_id is not None:
+            self.stamps.write(TABLE, int(entity["AppointmentId"]), correlation_id)
         return dataclasses.replace(self._single(entity, stamp=False), correlation_id=correlation_id)
 
     def update(self, item_id: str, item: Appointment, if_match: str | None) -> Stored[Appointment]:
@@ -361,7 +364,7 @@ class SuperOfficeAppointments(BaseConnector[Appointment]):
             self._zone_code = str(base.get("TZLocationCode") or base.get("TZLocationID"))
         return f"{self._zone_code}, includeTZOffset"
 
-    def _create_series(self, item: Appointment, correlation_id: str) -> Stored[Appointment]:
+    def _create_series(self, item: Appointment, correlation_id: str | None) -> Stored[Appointment]:
         assert item.recurrence is not None
         try:
             info = series.recurrence_info(item.recurrence.rule, item.start, self.tenant.tz)
@@ -377,8 +380,9 @@ class SuperOfficeAppointments(BaseConnector[Appointment]):
         if not rule_id:
             raise Permanent("SuperOffice made no series of the recurrence")
         self._apply_occurrences(rule_id, item)
-        first = min(int(r["appointmentId"]) for r in self._rule_rows(rule_id))
-        self.stamps.write(TABLE, first, correlation_id)
+        if correlation_id is not None:
+            first = min(int(r["appointmentId"]) for r in self._rule_rows(rule_id))
+            self.stamps.write(TABLE, first, correlation_id)
         stored = self._read_series(rule_id, stamp=False)
         return dataclasses.replace(stored, correlation_id=correlation_id)
 
@@ -435,14 +439,7 @@ class SuperOfficeAppointments(BaseConnector[Appointment]):
                 stored = self._read_series(_rule_of(item_id), stamp=False)
                 return dataclasses.replace(stored, correlation_id=stamp)
         self.delete(item_id, if_match)
-        cid = stamp or ""
-        made = (
-            self._create_series(item, cid)
-            if item.recurrence is not None
-            else self.create(item, cid)
-        )
-        if stamp is None:
-            self.stamps.remove(TABLE, self._stamp_row(made.id))
+        made = self._create(item, stamp)
         return dataclasses.replace(made, correlation_id=stamp)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from common.connectors.superoffice.client import parse_updated
-from common.connectors.superoffice.people import People
+from common.connectors.superoffice.people import People, Someone
 from common.items import Appointment, Attendee, Contact, Phone, ShowAs, When
 
 
@@ -213,7 +213,12 @@ def appointment_fields(
     if item.activity_type is not None or current is None:
         body["Task"] = {"Value": item.activity_type or tenant.default_task}
     if item.attendees or (current or {}).get("Participants"):
-        invited = [people.participant(a.email, a.required) for a in item.attendees]
+        owner_email = (people.user(owner_id) or Someone("", "")).email.lower()
+        invited = [
+            people.participant(a.email, a.required)
+            for a in item.attendees
+            if a.email.strip().lower() != owner_email  # the organiser is the owner row
+        ]
         owner = {"AssociateId": owner_id, "ExternallyOwnedType": "Organizer"}
         body["Participants"] = [owner, *invited] if invited else []
     return body
