@@ -4,8 +4,8 @@
 `POST /hooks/superoffice`), one row per EventId and profile, until the daemon marks it
 processed. A new table: nothing to carry over, and a downgrade only drops it.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-02 13:54:44.979294
 """
 
@@ -16,8 +16,8 @@ import common.models
 import common.secrets
 
 
-revision = '0005'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
