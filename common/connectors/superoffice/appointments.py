@@ -423,7 +423,8 @@ class SuperOfficeAppointments(BaseConnector[Appointment]):
         """The same rule and timing: each occurrence's row written where it differs. Else
         (or where an occurrence would have to come back) the series is made anew and keeps
         our stamp: its id changes, which the engine's link follows."""
-        stamp = self.stamps.read(TABLE, self._stamp_row(item_id))
+        stamp_row = self._stamp_row(item_id)
+        stamp = self.stamps.read(TABLE, stamp_row)
         if item_id.startswith(SERIES) and item.recurrence is not None:
             current = self._read_series(_rule_of(item_id), stamp=False)
             if if_match and parse_updated(current.version) > parse_updated(if_match):
@@ -436,6 +437,9 @@ class SuperOfficeAppointments(BaseConnector[Appointment]):
                 and held.end == item.end
             )
             if same_rule and self._apply_occurrences(_rule_of(item_id), item):
+                first = self._stamp_row(item_id)
+                if stamp is not None and first != stamp_row:  # its row was an exclusion
+                    self.stamps.write(TABLE, first, stamp)
                 stored = self._read_series(_rule_of(item_id), stamp=False)
                 return dataclasses.replace(stored, correlation_id=stamp)
         self.delete(item_id, if_match)
