@@ -76,7 +76,8 @@ def _rate_limit_storage(settings: Settings) -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from checksite import check, main
+    from checksite import check, hooks, main
 
     app.register_blueprint(main.bp)
     app.register_blueprint(check.bp)
+    app.register_blueprint(hooks.bp)

@@ -298,6 +298,36 @@ class AuditEntry(Base):
     undone_at: Mapped[datetime | None]
 
 
+class WebhookEvent(Base):
+    """A change a service announced to us (a SuperOffice webhook), kept for the daemon: it
+    syncs the user the event names soon, and marks the row processed. Only what the payload
+    holds (ids and the documented non-sensitive fields), never the record's content."""
+
+    __tablename__ = "webhook_event"
+    __table_args__ = (
+        # A service's retry, or a replayed request, carries an EventId already recorded.
+        UniqueConstraint(
+            "profile_id", "source", "event_id", name="uq_webhook_event_profile_source_event"
+        ),
+        Index("ix_webhook_event_pending", "processed_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profile.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(32))  # superoffice
+    event_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(64))  # activity.changed, person.softdeleted, …
+    entity: Mapped[str] = mapped_column(String(32))  # activity, person, contact, …
+    primary_key: Mapped[int | None] = mapped_column(Integer)
+    # Whose record it is where the event says (an appointment's owner), and who changed it.
+    associate_id: Mapped[int | None] = mapped_column(Integer)
+    changed_by: Mapped[int | None] = mapped_column(Integer)
+    occurred_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 def new_report_id() -> str:
     # 128 bits from the OS's CSPRNG: the link is the only key to a stored report.
     return token_source.token_urlsafe(16)
@@ -356,4 +386,5 @@ __all__ = [
     "Side",
     "SyncRun",
     "SyncUser",
+    "WebhookEvent",
 ]

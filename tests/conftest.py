@@ -11,6 +11,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.microsoft",
     "tests.fixtures.graph_connector",
     "tests.fixtures.superoffice",
+    "tests.fixtures.superoffice_connector",
     "tests.fixtures.google",
     "tests.fixtures.exchange",
 ]

@@ -2,8 +2,8 @@
 archive-provider reference pages.
 
 Usage: python tools/derive_superoffice_archive_columns.py DOCS_DIR [OUTPUT]
-DOCS_DIR holds the reference pages `findappointment.md`, `person.md`, `simplecontact.md` and
-`allusers.md` of SuperOfficeDocs/docs (`en/api/archive-providers/reference/`, published at
+DOCS_DIR holds the reference pages `findappointment.md`, `person.md`, `simplecontact.md`,
+`allusers.md` and `contactpersonstaticselectionv2.md` of SuperOfficeDocs/docs (`en/api/archive-providers/reference/`, published at
 https://docs.superoffice.com/en/api/archive-providers/reference/); OUTPUT defaults to
 simulators/superoffice/archive_columns.json.
 
@@ -27,6 +27,7 @@ PAGES = {
     "Person": "person.md",
     "SimpleContact": "simplecontact.md",
     "AllUsers": "allusers.md",
+    "ContactPersonStaticSelectionV2": "contactpersonstaticselectionv2.md",
 }
 _ROW = re.compile(r"^\|(?P<name>[^|]+)\|(?P<restriction>[^|]*)\|[^|]*\|(?P<order>[^|]*)\|\s*$")
 

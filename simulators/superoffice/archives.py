@@ -64,6 +64,12 @@ def _name_of(table: dict, key: int, attr: str) -> str:
     )
 
 
+def _company_owner(data: TenantData, contact_id: int) -> int:
+    """The company's "our contact" (0 without a company or once it is soft-deleted)."""
+    found = data.contacts.get(contact_id)
+    return found.associate_id if found is not None and found.visible else 0
+
+
 APPOINTMENT_CELLS: Cells = {
     "appointmentId": lambda c: c.record.appointment_id,
     "date": lambda c: _local(c.record.start, c.pres),
@@ -110,6 +116,8 @@ PERSON_CELLS: Cells = {
     "position": lambda c: c.record.position,
     "contactId": lambda c: c.record.contact_id,
     "personContact/name": lambda c: _name_of(c.data.contacts, c.record.contact_id, "name"),
+    "personContact/associateId": lambda c: _company_owner(c.data, c.record.contact_id),
+    "personAssociateId": lambda c: c.record.our_contact_id,
     "email/emailAddress": lambda c: c.record.emails[0] if c.record.emails else "",
     "phone/formattedNumber": lambda c: c.record.phones[0] if c.record.phones else "",
     "personMobilePhone/formattedNumber": lambda c: c.record.mobiles[0] if c.record.mobiles else "",
@@ -120,6 +128,48 @@ PERSON_CELLS: Cells = {
     "retired": lambda c: c.record.retired,
     "correspondingAssociate/associateDbId": lambda c: c.record.associate_id,
 }
+
+
+@dataclass(frozen=True)
+class Member:
+    """A person in a static selection (one row per selection and member)."""
+
+    selection_id: int
+    person: Any
+
+
+def _members(data: TenantData) -> list[Member]:
+    return [
+        Member(s.selection_id, data.persons[p])
+        for s in data.selections.values()
+        for p in s.person_ids
+        if p in data.persons and data.persons[p].visible
+    ]
+
+
+def _of_member(cell: Callable[[Ctx], Any]) -> Callable[[Ctx], Any]:
+    """A person column, read from a selection member's person."""
+    return lambda c: cell(Ctx(c.record.person, c.data, c.pres))
+
+
+# The provider's person columns are named as in the Person archive, except the company's
+# (`name`) and the person's own e-mail and phone (`personEmail/…`, `personDirectPhone/…`).
+SELECTION_CELLS: Cells = {
+    "selectionId": lambda c: c.record.selection_id,
+    **{
+        name: _of_member(PERSON_CELLS[source])
+        for name, source in {
+            "personId": "personId", "firstName": "firstName", "lastName": "lastName",
+            "fullName": "fullName", "title": "title", "contactId": "contactId",
+            "name": "personContact/name", "personEmail/emailAddress": "email/emailAddress",
+            "personDirectPhone/formattedNumber": "phone/formattedNumber",
+            "personMobilePhone/formattedNumber": "personMobilePhone/formattedNumber",
+            "personUpdatedDate": "personUpdatedDate", "personAssociateId": "personAssociateId",
+            "retired": "retired",
+        }.items()
+    },
+}  # fmt: skip
+
 
 CONTACT_CELLS: Cells = {
     "contactId": lambda c: c.record.contact_id,
@@ -196,6 +246,10 @@ PROVIDERS = {
         Provider("SimpleContact", "contact", "contactId",
                  ("contactId", "name", "department", "updatedDate"),
                  CONTACT_CELLS, lambda d: [c for c in d.contacts.values() if c.visible]),
+        # The members of static selections: only persons (`staticPerson`) are simulated.
+        Provider("ContactPersonStaticSelectionV2", "person", "personId",
+                 ("selectionId", "personId", "fullName"),
+                 SELECTION_CELLS, _members),
         Provider("AllUsers", "associate", "associateDbId",
                  ("associateDbId", "userName", "fullName", "personEmail", "isActive", "role"),
                  USER_CELLS,

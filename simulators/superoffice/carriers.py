@@ -276,6 +276,7 @@ def person(data: TenantData, record: PersonRecord, self_url: str) -> dict[str, A
         "Contact": contact_summary(data, record.contact_id),
         "IsAssociate": bool(record.associate_id),
         "CorrespondingAssociate": associate(data, record.associate_id),
+        "Associate": associate(data, record.our_contact_id),
         "Retired": record.retired,
         "NoMailing": False,
         "UsePersonAddress": False,

@@ -56,7 +56,8 @@ def person_root(record: PersonRecord) -> dict[str, Any]:
     return {
         "firstname": record.firstname, "lastname": record.lastname, "title": record.title,
         "position_idx": list_id(record.position), "retired": int(record.retired),
-        "contact_id": record.contact_id, "DeletedDate": _deleted(record),
+        "contact_id": record.contact_id, "associate_id": record.our_contact_id,
+        "DeletedDate": _deleted(record),
     }  # fmt: skip
 
 

@@ -87,6 +87,9 @@ class PersonRecord:
     created_by: int
     updated_by: int
     associate_id: int = 0  # set when this person is a user (IsAssociate)
+    # The person's own "our contact" (PersonEntity.Associate, archive `personAssociateId`),
+    # "usually blank": the company's our-contact is the usual owner.
+    our_contact_id: int = 0
     retired: bool = False
     deleted: dt.datetime | None = None  # soft-deleted (deletedDate) until purged
 
@@ -138,6 +141,16 @@ class AssociateRecord:
 
 
 @dataclass
+class SelectionRecord:
+    """A static selection of persons (its members are chosen by hand, not by criteria)."""
+
+    selection_id: int
+    name: str
+    associate_id: int  # its owner
+    person_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
 class ForeignKeyRecord:
     app: str
     device: str
@@ -179,6 +192,7 @@ class TenantData:
     persons: dict[int, PersonRecord] = field(default_factory=dict)
     appointments: dict[int, AppointmentRecord] = field(default_factory=dict)
     rules: dict[int, RecurrenceRule] = field(default_factory=dict)
+    selections: dict[int, SelectionRecord] = field(default_factory=dict)
     foreign_keys: list[ForeignKeyRecord] = field(default_factory=list)
     webhooks: dict[int, WebhookRecord] = field(default_factory=dict)
     next_id: int = 100_000

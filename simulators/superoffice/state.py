@@ -25,6 +25,7 @@ TABLES: dict[str, tuple[type, str]] = {
     "persons": (model.PersonRecord, "person_id"),
     "appointments": (model.AppointmentRecord, "appointment_id"),
     "rules": (model.RecurrenceRule, "rule_id"),
+    "selections": (model.SelectionRecord, "selection_id"),
     "webhooks": (model.WebhookRecord, "webhook_id"),
 }
 

@@ -233,6 +233,10 @@ def apply_person(data: TenantData, record: PersonRecord, body: dict[str, Any]) -
         record.position = str((body["Position"] or {}).get("Value") or "")
     if "Retired" in body and body["Retired"] is not None:
         record.retired = bool(body["Retired"])
+    if "Associate" in body:
+        record.our_contact_id = _id_of(body["Associate"], "AssociateId")
+        if record.our_contact_id and record.our_contact_id not in data.associates:
+            raise ApiError(400, f"Associate id {record.our_contact_id} not found")
     if "Contact" in body:
         record.contact_id = _id_of(body["Contact"], "ContactId")
         if record.contact_id and not _exists(data.contacts, record.contact_id):

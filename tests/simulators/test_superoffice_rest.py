@@ -579,6 +579,53 @@ def test_person_and_contact_crud(so_client: FlaskClient) -> None:
     assert so_client.get(f"{ONSITE}/Contact/{cid}", headers=ADMIN).status_code == 404
 
 
+def test_whose_persons_by_the_company_and_by_their_own_our_contact(so_client: FlaskClient) -> None:
+    """`personContact/associateId` is the company's our-contact, `personAssociateId` the
+    person's own (PersonEntity.Associate, set by a POST or PUT)."""
+    company = so_client.post(f"{ONSITE}/Contact", headers=ADMIN,
+                             json={"Name": "Bob's customer", "Associate": {"AssociateId": 701}})  # fmt: skip
+    cid = company.json["ContactId"]
+    staff = so_client.post(f"{ONSITE}/Person", headers=ADMIN,
+                           json={"Firstname": "Ann", "Contact": {"ContactId": cid}})  # fmt: skip
+    alone = so_client.post(f"{ONSITE}/Person", headers=ADMIN,
+                           json={"Firstname": "Solo", "Associate": {"AssociateId": 701}})  # fmt: skip
+    assert alone.json["Associate"]["AssociateId"] == 701 and alone.json["Contact"] is None
+    assert staff.json["Associate"] is None
+    rows = odata(so_client, "Person", select="personContact/associateId,personAssociateId",
+                 filter="personContact/associateId associateIsOneOf (701) or "
+                 "personAssociateId associateIsOneOf (701)")  # fmt: skip
+    assert {r["PrimaryKey"]: (r["personContact/associateId"], r["personAssociateId"]) for r in rows} == {
+        str(staff.json["PersonId"]): (701, 0), str(alone.json["PersonId"]): (0, 701)}  # fmt: skip
+    moved = so_client.put(f"{ONSITE}/Person/{alone.json['PersonId']}", headers=ADMIN,
+                          json={"Associate": {"AssociateId": 700}})  # fmt: skip
+    assert moved.json["Associate"]["AssociateId"] == 700
+    bad = so_client.put(f"{ONSITE}/Person/{alone.json['PersonId']}", headers=ADMIN,
+                        json={"Associate": {"AssociateId": 999}})  # fmt: skip
+    assert bad.status_code == 400
+
+
+def test_a_static_selections_person_members_are_listed(so_client: FlaskClient) -> None:
+    state = {"tenants": {"SuperOffice": {"selections": [
+        {"selection_id": 9000, "name": "Newsletter", "associate_id": 700, "person_ids": [7000, 7004]},
+        {"selection_id": 9001, "name": "Other", "associate_id": 700, "person_ids": [7002]},
+    ]}}}  # fmt: skip
+    assert so_client.post("/_sim/state", json=state).status_code == 204
+    rows = odata(so_client, "Archive/ContactPersonStaticSelectionV2", filter="selectionId eq 9000",
+                 select="personId,firstName,name,personEmail/emailAddress", orderBy="personId")  # fmt: skip
+    assert [(r["personId"], r["name"]) for r in rows] == [
+        (7000, "Bergen Shipping AS"), (7004, "Boston Analytics Inc")]  # fmt: skip
+    assert rows[0]["personEmail/emailAddress"] == "ingrid.berg@bergenshipping.example"
+    # the Person archive's names for the person's e-mail are not this provider's
+    wrong = so_client.get(f"{ONSITE}/Archive/ContactPersonStaticSelectionV2", headers=ADMIN,
+                          query_string={"$select": "email/emailAddress,personContact/name"})  # fmt: skip
+    assert wrong.status_code == 400
+    # a soft-deleted person leaves every list, selections included
+    assert so_client.delete(f"{ONSITE}/Person/7004", headers=ADMIN).status_code == 204
+    rows = odata(so_client, "Archive/ContactPersonStaticSelectionV2", filter="selectionId eq 9000",
+                 select="personId")  # fmt: skip
+    assert [r["personId"] for r in rows] == [7000]
+
+
 def test_entity_select_nulls_out_other_fields(so_client: FlaskClient) -> None:
     body = so_client.get(
         f"{ONSITE}/Person/7000", headers=ADMIN, query_string={"$select": "Firstname"}

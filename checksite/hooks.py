@@ -1,0 +1,98 @@
+"""Push receivers: services announcing changes (`/hooks/...`).
+
+`POST /hooks/superoffice` takes SuperOffice's webhook notifications. The signature is checked
+over the raw body with the secret of the profile the subscription belongs to (its name says
+which), before anything in the body is believed; an Online tenant's notification must come
+from the profile's own tenant. A good one is recorded (`WebhookEvent`) for the daemon and
+answered 200 at once: the receiver calls nobody. An EventId already recorded (SuperOffice
+trying again after a lost answer, or a captured request replayed) and a notification older
+than `MAX_AGE` (older than the recorded EventIds are kept) are acknowledged and not recorded:
+a refusal would count as a failed delivery and, nine in a row, stop the subscription.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from checksite.database import db_session
+from checksite.extensions import csrf
+from common.connectors.superoffice import webhooks
+from common.models import CrmKind, Profile, WebhookEvent
+
+bp = Blueprint("hooks", __name__, url_prefix="/hooks")
+csrf.exempt(bp)  # services sign their requests; there is no form or session here
+
+MAX_BODY = 64 * 1024  # notifications carry ids only: a few hundred bytes
+MAX_AGE = timedelta(days=1)
+SUPEROFFICE = (CrmKind.SUPEROFFICE_ONLINE, CrmKind.SUPEROFFICE_ONSITE)
+
+
+def _answer(status: int, outcome: str) -> tuple[Response, int]:
+    return jsonify(outcome=outcome), status
+
+
+@bp.post("/superoffice")
+def superoffice() -> tuple[Response, int]:
+    if (request.content_length or 0) > MAX_BODY:
+        return _answer(413, "too large")
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_BODY:
+        return _answer(413, "too large")
+    try:
+        payload: Any = json.loads(raw)
+    except ValueError:
+        return _answer(400, "not JSON")
+    profile_id = webhooks.profile_of(
+        payload.get("WebhookName") if isinstance(payload, dict) else None
+    )
+    session = db_session()
+    profile = (
+        session.scalars(
+            select(Profile).where(Profile.id == profile_id, Profile.crm_kind.in_(SUPEROFFICE))
+        ).first()
+        if profile_id is not None
+        else None
+    )
+    secret = str(((profile.crm_credentials or {}) if profile else {}).get("webhook_secret") or "")
+    signed = request.headers.get("X-SuperOffice-Signature", "")
+    if profile is None or not webhooks.verify(secret, raw, signed):
+        return _answer(401, "signature not valid")
+    try:
+        note = webhooks.parse(payload)
+    except webhooks.BadNotification as exc:
+        return _answer(400, str(exc))
+    if note.is_test:  # the registration's test POST (it names no tenant)
+        return _answer(200, "test received")
+    online = profile.crm_kind is CrmKind.SUPEROFFICE_ONLINE
+    if online and note.context.lower() != (profile.crm_tenant or "").lower():
+        return _answer(400, "another tenant's notification")
+    now = datetime.now(UTC)
+    if note.timestamp is not None and now - note.timestamp > MAX_AGE:
+        return _answer(200, "too old, not recorded")
+    session.add(
+        WebhookEvent(
+            profile_id=profile.id,
+            source="superoffice",
+            event_id=note.event_id,
+            event=note.event,
+            entity=note.entity,
+            primary_key=note.primary_key,
+            associate_id=note.associate_id,
+            changed_by=note.changed_by,
+            occurred_at=note.timestamp,
+            received_at=now,
+            payload=note.payload,
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return _answer(200, "already recorded")
+    return _answer(200, "recorded")
