@@ -31,7 +31,8 @@ FAULT_KINDS = {"token_expired", "token_revoked", "delta_expired", "mailbox_hold"
 
 
 def create_app(world: MicrosoftWorld | None = None, **config: object) -> Flask:
-    """`config` overrides: GRAPH_NOTIFICATION_RETRY_DELAYS (seconds between tries of a change
+    """`config` overrides: SIM_LATENCY_MS (network latency of each request, see the control
+    API), GRAPH_NOTIFICATION_RETRY_DELAYS (seconds between tries of a change
     notification), GRAPH_NOTIFICATION_CA_FILE (trust for https webhooks; or set
     `app.extensions["microsoft_notifications"].session.verify` later),
     GRAPH_NOTIFICATIONS_ALLOW_LOOPBACK_HTTP (plain http webhooks on loopback, for the demo;

@@ -24,6 +24,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from simulators.microsoft.errors import GraphError, graph_error_body
 from simulators.microsoft.graph_common import V1, bp, json_body, json_response
+from simulators.platform.control import INNER_REQUEST
 
 MAX_REQUESTS = 20
 PARALLEL_PARTS = 4  # Outlook runs up to four requests of a batch at a time
@@ -85,7 +86,9 @@ def _environ(part: dict, inherited: dict[str, str], host_url: str) -> dict:
         base_url=host_url,
     )
     try:
-        return builder.get_environ()
+        environ = builder.get_environ()
+        environ[INNER_REQUEST] = True  # no second network round trip for a part
+        return environ
     finally:
         builder.close()
 

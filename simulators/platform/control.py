@@ -4,6 +4,10 @@
 The middleware wraps the Flask app's `wsgi_app`, so it also sees requests made with Flask's
 test client. Generic faults (latency, status, drop) are applied here before the app runs;
 app-specific ones are claimed by the app with `claim_fault(kind)`.
+
+A network latency (`SIM_LATENCY_MS` in the app's config, or `PUT /_sim/latency`) delays every
+request that arrives over the network once, as a round trip would; the parts of a batch are
+dispatched inside the server (`INNER_REQUEST` in their environ) and are not delayed again.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from werkzeug.wrappers import Request, Response
 
 GENERIC_KINDS = frozenset({"latency", "status", "drop"})
 EXTENSION_KEY = "sim_control"
+INNER_REQUEST = "sim.inner_request"  # environ key of a request dispatched inside the server
+LATENCY_KEY = "SIM_LATENCY_MS"
 CONTROL_PREFIX = "/_sim/"
 
 WSGIEnviron = dict[str, Any]
@@ -197,6 +203,9 @@ class ControlMiddleware:
             return self._control(Request(environ))(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET")
         self.stats.count(f"{method} {self._endpoint(environ)}")
+        network_ms = float(self.app.config.get(LATENCY_KEY) or 0)
+        if network_ms > 0 and not environ.get(INNER_REQUEST):
+            time.sleep(network_ms / 1000)
         latency = self.faults.claim(("latency",), method, path, query)
         if latency is not None:
             time.sleep(float(latency["latency_ms"]) / 1000)
@@ -206,6 +215,18 @@ class ControlMiddleware:
         if rule is not None:
             return self._status_response(rule, environ)(environ, start_response)
         return self.wrapped(environ, start_response)
+
+    def _latency(self, request: Request) -> Response:
+        """`GET`/`PUT /_sim/latency` `{"latency_ms": 50}`: the network latency of every request."""
+        if request.method == "PUT":
+            payload = request.get_json(force=True, silent=True)
+            value = payload.get("latency_ms") if isinstance(payload, dict) else None
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                return _json({"error": "latency_ms must be a number >= 0"}, 400)
+            self.app.config[LATENCY_KEY] = value
+        elif request.method != "GET":
+            return _json({"error": f"no control endpoint {request.method} {request.path}"}, 405)
+        return _json({"name": self.name, "latency_ms": self.app.config.get(LATENCY_KEY) or 0})
 
     def _known_kinds(self) -> frozenset[str]:
         return GENERIC_KINDS | frozenset(self.app.config.get("SIM_FAULT_KINDS", ()))
@@ -247,6 +268,8 @@ class ControlMiddleware:
                 self.stats.reset()
                 return Response(status=204)
             return _json({"name": self.name, **self.stats.snapshot()})
+        if request.path.rstrip("/") == "/_sim/latency":
+            return self._latency(request)
         if request.path.rstrip("/") == "/_sim/faults":
             if request.method == "POST":
                 try:

@@ -363,3 +363,24 @@ def test_state_shows_how_close_a_client_came_to_the_mailbox_limit(graph, ms_serv
         if u["userPrincipalName"] == "adele@contoso.example"
     )
     assert adele["throttling"] == {"peakInFlight": 4, "concurrencyRefusals": 1}
+
+
+def test_network_latency_delays_a_batch_once_not_each_part(graph, ms_server, ms_session):
+    """The simulator's network latency (create_app config `SIM_LATENCY_MS` or `PUT
+    /_sim/latency`) is one round trip per request from the network: a batch of eight parts
+    costs one, as on the wire. Mistake caught: the parts (dispatched inside the server)
+    delayed again, which would make a batch cost more round trips than the requests sent."""
+    put = ms_session.put(f"{ms_server.url}/_sim/latency", json={"latency_ms": 400})
+    assert put.status_code == 200
+    try:
+        started = time.monotonic()
+        assert graph.get(f"{ADELE}/contacts").status_code == 200
+        assert time.monotonic() - started >= 0.4
+        parts = [{"id": str(n), "method": "GET", "url": f"{ADELE}/contacts"} for n in range(8)]
+        started = time.monotonic()
+        answer = _post_batch(ms_server, ms_session, graph.token, parts)
+        elapsed = time.monotonic() - started
+    finally:
+        ms_session.put(f"{ms_server.url}/_sim/latency", json={"latency_ms": 0})
+    assert sorted(r["status"] for r in answer.values()) == [200] * 8
+    assert 0.4 <= elapsed < 0.8  # one round trip; delayed parts (4 at a time) would take 1.2 s

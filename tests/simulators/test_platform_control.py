@@ -320,3 +320,22 @@ def test_fault_kinds_declared_after_install_are_accepted() -> None:
         control.faults.add({"kind": "server_busy"})
     app.config["SIM_FAULT_KINDS"] = {"server_busy"}
     assert control.faults.add({"kind": "server_busy"})["kind"] == "server_busy"
+
+
+def test_network_latency_delays_each_request_once_and_is_set_through_the_control_api(
+    http: Any, server: SimServer, sim_session: requests.Session
+) -> None:
+    """Mistakes caught: a latency that is not applied, one read once at start-up (the
+    control API must change it), a negative or non-numeric value accepted."""
+    assert sim_session.get(f"{server.url}/_sim/latency").json()["latency_ms"] == 0
+    put = sim_session.put(f"{server.url}/_sim/latency", json={"latency_ms": 250})
+    assert put.status_code == 200 and put.json()["latency_ms"] == 250
+    started = time.monotonic()
+    assert http("GET", "/v1.0/me/events/f").status_code == 200
+    assert time.monotonic() - started >= 0.25
+    for bad in ({"latency_ms": -1}, {"latency_ms": "50"}, {}):
+        assert sim_session.put(f"{server.url}/_sim/latency", json=bad).status_code == 400
+    assert sim_session.put(f"{server.url}/_sim/latency", json={"latency_ms": 0}).status_code == 200
+    started = time.monotonic()
+    assert http("GET", "/v1.0/me/events/f").status_code == 200
+    assert time.monotonic() - started < 0.25
