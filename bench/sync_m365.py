@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -58,7 +59,7 @@ import requests  # noqa: E402
 
 from common.connectors.base import ItemConnector  # noqa: E402
 from common.connectors.graph.auth import DelegatedTokens, GraphApp, MemoryTokenStore  # noqa: E402
-from common.connectors.graph.client import MAX_BATCH, MAILBOX_CONCURRENCY, GraphClient  # noqa: E402
+from common.connectors.graph.client import MAILBOX_CONCURRENCY, MAX_BATCH, GraphClient  # noqa: E402
 from common.connectors.graph.contacts import GraphContacts  # noqa: E402
 from common.connectors.graph.events import GraphEvents  # noqa: E402
 from common.connectors.memory import MemoryConnector  # noqa: E402
@@ -151,7 +152,7 @@ class Wire:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        path = requests.utils.urlparse(str(response.request.url)).path
+        path = urlsplit(str(response.request.url)).path
         with self.lock:
             self.waited_s += response.elapsed.total_seconds()
             if path.startswith("/v1.0/"):
@@ -199,7 +200,9 @@ class Mailbox:
         self.wire = Wire()
         self.session.hooks["response"].append(self.wire.hook)
         self.sleeps: list[float] = []
-        answer = self.session.put(f"{self.server.url}/_sim/latency", json={"latency_ms": latency_ms})
+        answer = self.session.put(
+            f"{self.server.url}/_sim/latency", json={"latency_ms": latency_ms}
+        )
         assert answer.status_code == 200, answer.text
 
     def client(self) -> GraphClient:
@@ -293,7 +296,10 @@ def run_both(mailbox: Mailbox, crm: CrmSide, store: Any) -> dict[ItemKind, KindR
         mailbox.reset()
         crm.reset()
         mailbox.sleeps.clear()
-        connectors = {Side.CRM: crm.connector(kind), Side.GROUPWARE: mailbox.connector(kind, window)}
+        connectors = {
+            Side.CRM: crm.connector(kind),
+            Side.GROUPWARE: mailbox.connector(kind, window),
+        }
         with timed() as wall:
             outcome = sync(kind, connectors, store, POLICY, NOW, me=ADELE)
         runs[kind] = KindRun(
@@ -406,7 +412,9 @@ def main() -> None:
         for kind, r in phases[name].items():
             for side, count in (("graph", r.graph_requests), ("crm", r.crm)):
                 if count > TARGET_IDLE:
-                    problems.append(f"{name} {kind.value}: {count} {side} requests (> {TARGET_IDLE})")
+                    problems.append(
+                        f"{name} {kind.value}: {count} {side} requests (> {TARGET_IDLE})"
+                    )
     if wall > TARGET_WALL * bound:
         problems.append(f"initial wall {wall:.1f} s > {TARGET_WALL} x bound {bound:.1f} s")
     expected = {"events": args.appointments, "contacts": args.persons, "sent_mail": 0}
