@@ -24,6 +24,7 @@ from checksite.check.runs import follow_stored
 from checksite.check.starting import current_runs, rate_limit, settings, start_run
 from checksite.check.streams import StreamSlots
 from checksite.checks.context import TargetError
+from checksite.checks.ews_access import service_account_credentials
 from checksite.checks.m365_app import READ_CONSENT
 from checksite.checks.model import Report
 from checksite.checks.superoffice import superoffice_online_tenant
@@ -71,6 +72,9 @@ def submit() -> Response | tuple[str, int]:
             oab_url=form.oab_url.data or None,
             superoffice_username=form.superoffice_username.data or None,
             superoffice_password=form.superoffice_password.data or None,
+            credentials=service_account_credentials(
+                form.service_account.data, form.service_password.data
+            ),
         )
     except TargetError as exc:
         form.target.errors = [str(exc)]
