@@ -29,10 +29,10 @@ ID = "autodiscover"
 TITLE = "Autodiscover"
 MAX_HOPS = 10
 PATH = "/autodiscover/autodiscover.xml"
-MANUAL_URLS_HELP = (
+MANUAL_URLS_HELP = (  # the page and the CLI show it: it names no command-line option
     "When Autodiscover cannot be made to work, Synchronizer accepts the EWS and OAB URLs by "
-    "hand: in the profile's Exchange settings choose 'Enter the EWS URL manually' (here: "
-    "--ews-url https://mail.example.com/EWS/Exchange.asmx --oab-url "
+    "hand: in the profile's Exchange settings choose 'Enter the EWS URL manually'. This "
+    "check takes them by hand too (as https://mail.example.com/EWS/Exchange.asmx and "
     "https://mail.example.com/OAB/)."
 )
 
