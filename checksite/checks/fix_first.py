@@ -49,11 +49,12 @@ class Finding:
 
     @property
     def line(self) -> str:
-        """One line: what is wrong, where (the check, and the step when it says more)."""
+        """One line: where (the check, and the step when it says more), and what is wrong in
+        the step's own words (its first sentence is often only what was found)."""
         where = self.check.title
         if self.step.title and self.step.title != self.check.title:
             where = f"{where}, {self.step.title}"
-        return f"{where}: {first_sentence(self.step.message) or self.step.title}"
+        return f"{where}: {self.step.message or self.step.title}"
 
 
 def step_anchor(check_id: str, path: tuple[int, ...]) -> str:
@@ -86,11 +87,3 @@ def _highest(check: CheckResult, step: Step, path: tuple[int, ...]) -> Iterator[
         return
     for index, child in enumerate(step.children):
         yield from _highest(check, child, (*path, index))
-
-
-def first_sentence(text: str) -> str:
-    """The first sentence (up to ". " followed by a capital), or the whole text."""
-    for index in range(len(text) - 2):
-        if text[index] == "." and text[index + 1] == " " and text[index + 2].isupper():
-            return text[: index + 1]
-    return text

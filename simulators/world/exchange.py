@@ -320,7 +320,8 @@ def demo() -> ExchangeWorld:
             "2019",
             "PROSEWARE",
             AD_HOST,
-            mailboxes=_mailboxes("proseware.example", base) + _service_accounts("proseware.example"),
+            mailboxes=_mailboxes("proseware.example", base)
+            + _service_accounts("proseware.example"),
         ),
         Organisation(
             "fabrikam.example",

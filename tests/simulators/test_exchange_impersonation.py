@@ -20,9 +20,7 @@ NOROLE, SCOPED = "Norole-Passw0rd!", "Scoped-Passw0rd!"
 
 
 def impersonating(ews_account, service: str, password: str | None, mailbox: str):
-    return ews_account(
-        service, password, primary_smtp_address=mailbox, access_type=IMPERSONATION
-    )
+    return ews_account(service, password, primary_smtp_address=mailbox, access_type=IMPERSONATION)
 
 
 def test_an_organisation_wide_role_reaches_every_mailbox(ews_account):
@@ -76,9 +74,7 @@ def test_impersonating_bob_gives_bob_s_rights_not_more(ews_account):
         mailbox=Mailbox(email_address="alice@proseware.example"),
     )
     [answer] = list(
-        GetFolder(account=bob).call(
-            folders=[alice_calendar], additional_fields=[], shape="IdOnly"
-        )
+        GetFolder(account=bob).call(folders=[alice_calendar], additional_fields=[], shape="IdOnly")
     )
     assert isinstance(answer, ErrorAccessDenied)
 
