@@ -6,6 +6,10 @@ that forgot the header, or read a mailbox as a delegate, would fail here."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import ssl
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,7 @@ from checksite.checks.context import CheckContext, Target, TargetError
 from checksite.checks.ews_access import service_account_credentials
 from checksite.checks.model import CheckResult, Step
 from checksite.cli import main
-from common.netguard import NetGuard
+from common.netguard import GuardPolicy, NetGuard
 from simulators.runner import SimulatorStack
 from tests.fixtures.checks import check_context, find_step, run_check
 
@@ -269,3 +273,46 @@ def test_through_the_api(check_app: Flask) -> None:
     refused = client.post("/api/checks", json={**body, "service_password": ""})
     assert refused.status_code == 400
     assert "password too" in refused.get_json()["error"]
+
+
+def _av_pairs(type3: bytes) -> dict[int, bytes]:
+    """The AV pairs of the NTLMv2 response in an NTLM AUTHENTICATE message (MS-NLMP 2.2.1.3,
+    2.2.2.7: the client's blob follows the 16-byte proof; its pairs start 28 bytes in)."""
+    length, _, offset = struct.unpack_from("<HHI", type3, 20)
+    blob = type3[offset + 16 : offset + length]
+    pairs, position = {}, 28
+    while position + 4 <= len(blob):
+        av_id, av_len = struct.unpack_from("<HH", blob, position)
+        if av_id == 0:
+            break
+        pairs[av_id] = blob[position + 4 : position + 4 + av_len]
+        position += 4 + av_len
+    return pairs
+
+
+def test_ntlm_carries_the_channel_binding_of_the_server_s_certificate(
+    exchange_app: Flask, serve: Any, demo_ca: Any
+) -> None:
+    """Exchange with Extended Protection (on by default since 2019 CU14) refuses NTLM without
+    the TLS channel binding: the check must send it, bound to the certificate it was shown."""
+    headers: list[str] = []
+
+    def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        headers.append(environ.get("HTTP_AUTHORIZATION", ""))
+        return exchange_app(environ, start_response)
+
+    server = serve(recording, host="127.0.0.1")
+    url = f"https://127.0.0.1:{server.port}/EWS/Exchange.asmx"
+    guard = NetGuard(GuardPolicy(allow_private=True, ca_bundle=Path(demo_ca.ca_file)))
+    step = only_step(run(guard, "alice@proseware.example", ALICE, ews_url=url))
+    assert step.status == "pass", step
+    type3 = next(
+        message
+        for value in headers
+        if value.startswith("NTLM ")
+        and (message := base64.b64decode(value[5:]))[8:12] == b"\x03\x00\x00\x00"
+    )
+    der = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", server.port)))
+    application = b"tls-server-end-point:" + hashlib.sha256(der).digest()
+    bindings = b"\x00" * 16 + struct.pack("<I", len(application)) + application
+    assert _av_pairs(type3).get(0x000A) == hashlib.md5(bindings).digest()  # noqa: S324 (MS-NLMP)
