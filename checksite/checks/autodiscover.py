@@ -18,11 +18,11 @@ import requests
 
 from checksite.checks.autodiscover_client import Exchange, get_url, post_pox
 from checksite.checks.autodiscover_race import MethodOutcome, Work, race
+from checksite.checks.channel_binding import binding_session
 from checksite.checks.context import CheckContext
 from checksite.checks.endpoints import url_endpoint
 from checksite.checks.mail_system import GOOGLE, ICLOUD, MICROSOFT_365, mail_system
 from checksite.checks.model import Step, Stopwatch
-from common.http import guarded_session
 from common.netguard import Blocked, DeadlineExceeded, NetGuard, ResolveError
 
 ID = "autodiscover"
@@ -234,7 +234,7 @@ def _run_method(
     email: str,
     password: str | None,
 ) -> list[Exchange]:
-    session = guarded_session(guard)
+    session = binding_session(guard)
     exchanges = _attempt(context, guard, session, kind, url, email, password)
     for exchange in exchanges:
         _add_addresses(guard, exchange)

@@ -73,6 +73,18 @@ def run(context: CheckContext) -> Iterator[Step]:
             "to. Give the EWS URL by hand to test signing in.",
         )
         return
+    if not found.ews_url and found.auth_problem:
+        # Signing in there would only fail, and be misread as a refused password.
+        yield Step(
+            "ews_access.skipped",
+            TITLE,
+            "skip",
+            "Synchronizer cannot sign in to the Exchange server Autodiscover found (see "
+            f"Autodiscover): {found.auth_problem}",
+            remediation="Once sign-in is allowed, run the check again; or give the EWS URL "
+            "by hand to test signing in there.",
+        )
+        return
     if not found.ews_url and not _autodiscover_endpoint(context, found):
         yield Step(
             "ews_access.skipped",

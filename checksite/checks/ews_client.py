@@ -1,11 +1,8 @@
 """exchangelib, the EWS library Synchronizer itself uses, run unchanged but on this run's
 network guard: every request of its sessions goes through `common.http.guarded_session`.
 
-NTLM keeps its channel binding (Extended Protection, on by default since Exchange 2019 CU14):
-a server that requires it refuses NTLM without one, and a check without it would call a good
-password wrong. requests_ntlm reads the server's certificate from the socket of the 401
-answer, which the guarded adapter has already released, so the adapter here keeps the
-certificate on the response for it.
+NTLM keeps its channel binding (`channel_binding`): servers with Extended Protection refuse
+NTLM without one.
 
 exchangelib keeps one Protocol per (endpoint, credentials) in a process-wide cache, and an
 Account puts one there as it is made. A Check site run must not share its sessions (bound to
@@ -15,13 +12,10 @@ Protocol here is made outside that cache and the one the Account left there is d
 
 from __future__ import annotations
 
-import ssl
 from contextlib import suppress
 from typing import Any
 
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from exchangelib import DELEGATE, Account, Configuration, Credentials
 from exchangelib.errors import TransportError
 from exchangelib.ewsdatetime import UTC
@@ -29,38 +23,9 @@ from exchangelib.protocol import FailFast, Protocol
 from exchangelib.transport import DEFAULT_HEADERS
 from requests_ntlm import HttpNtlmAuth
 
-from common.http import USER_AGENT, GuardedAdapter, guarded_session
+from checksite.checks.channel_binding import ChannelBoundNtlmAuth, binding_session
+from common.http import USER_AGENT
 from common.netguard import NetGuard
-
-
-class CertificateKeepingAdapter(GuardedAdapter):
-    """The guarded adapter, noting on each response the certificate the server showed."""
-
-    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
-        response = super().build_response(req, resp)
-        sock = getattr(getattr(resp, "connection", None), "sock", None)
-        if isinstance(sock, ssl.SSLSocket):
-            response.peer_certificate = sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
-        return response
-
-
-class ChannelBoundNtlmAuth(HttpNtlmAuth):
-    """requests_ntlm's NTLM, its channel binding from the certificate the adapter kept."""
-
-    def _get_server_cert(self, response: requests.Response) -> bytes | None:
-        der = getattr(response, "peer_certificate", None)
-        return end_point_hash(der) if der and self.send_cbt else None
-
-
-def end_point_hash(der: bytes) -> bytes:
-    """RFC 5929 tls-server-end-point: the certificate hashed with its signature's hash
-    algorithm, SHA-256 in place of MD5 and SHA-1."""
-    algorithm = x509.load_der_x509_certificate(der).signature_hash_algorithm
-    if algorithm is None or algorithm.name in ("md5", "sha1"):
-        algorithm = hashes.SHA256()
-    digest = hashes.Hash(algorithm)
-    digest.update(der)
-    return digest.finalize()
 
 
 class GuardedProtocol(Protocol):
@@ -77,10 +42,7 @@ class GuardedProtocol(Protocol):
     ) -> requests.Session:
         if oauth2_client is not None:
             raise TransportError("OAuth is not used by the Check site's EWS steps")
-        session = guarded_session(self.guard)
-        adapter = CertificateKeepingAdapter(self.guard)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
+        session = binding_session(self.guard)
         session.headers.update(DEFAULT_HEADERS)
         session.headers["User-Agent"] = USER_AGENT
         return session

@@ -15,6 +15,7 @@ from exchangelib.errors import (
     UnauthorizedError,
 )
 
+from checksite.checks.autodiscover_client import MALFORMED_ANSWER
 from checksite.checks.model import Status
 from common.http import BodyTooLarge
 from common.netguard import Blocked, ResolveError
@@ -155,6 +156,14 @@ def explain(exc: Exception, who: Who) -> Finding:
             f"EWS answered {code}: {exc}",
             f"Microsoft lists what each EWS response code means: {RESPONSE_CODES}",
             code,
+        )
+    if isinstance(exc, ValueError):  # requests parses a Location even when not following it
+        return Finding(
+            "fail",
+            f"EWS at {who.url} answered, but not readably: {MALFORMED_ANSWER}",
+            "Open the EWS URL in a browser to see what answers: a proxy or gateway in front "
+            "of Exchange may send this answer instead of it.",
+            "malformed_answer",
         )
     raise exc
 

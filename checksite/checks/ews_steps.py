@@ -13,9 +13,9 @@ from exchangelib import DELEGATE, IMPERSONATION, Account
 from exchangelib.services import SyncFolderItems
 
 from checksite.checks.autodiscover_client import post_pox
+from checksite.checks.channel_binding import binding_session
 from checksite.checks.ews_client import GuardedProtocol, account_on, protocol_for
 from checksite.checks.ews_diagnosis import Failed, Finding, Who, password_help
-from common.http import guarded_session
 from common.netguard import NetGuard
 
 SYNC_PAGE = 10  # changes asked for: enough to show that reading changes works
@@ -37,7 +37,7 @@ class Attempt:
         """Ask the Autodiscover endpoint that answered for the mailbox's settings, signed in
         as this account (Exchange answers any authenticated account about a mailbox of the
         organisation)."""
-        session = guarded_session(self.guard)
+        session = binding_session(self.guard)
         answer = post_pox(
             session, endpoint, self.who.mailbox, self.password, username=self.who.account
         )

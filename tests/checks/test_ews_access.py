@@ -11,6 +11,7 @@ import hashlib
 import ssl
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from click.testing import CliRunner
 from exchangelib.protocol import Protocol
 from flask import Flask
 
-from checksite.checks import ews_access
+from checksite.checks import ews_access, exchange_version
+from checksite.checks.autodiscover_client import post_pox
+from checksite.checks.channel_binding import binding_session
 from checksite.checks.context import CheckContext, Target, TargetError
 from checksite.checks.ews_access import service_account_credentials
 from checksite.checks.model import CheckResult, Step
@@ -82,6 +85,14 @@ def test_a_wrong_password_is_said_with_where_to_try_it(sims_guard: NetGuard) -> 
     assert step.status == "fail"
     assert "did not accept the password of alice@proseware.example" in step.message
     assert "Outlook on the web" in step.remediation
+
+
+def test_a_kerberos_only_server_is_not_blamed_on_the_password(sims_guard: NetGuard) -> None:
+    # cohowinery accepts Kerberos only: Autodiscover says why; no "password not accepted".
+    step = only_step(run(sims_guard, "alice@cohowinery.example", ALICE))
+    assert step.status == "skip"
+    assert "Kerberos" in step.message
+    assert "did not accept the password" not in step.message
 
 
 def test_a_wrong_password_at_a_typed_ews_url(sims_guard: NetGuard) -> None:
@@ -290,22 +301,50 @@ def _av_pairs(type3: bytes) -> dict[int, bytes]:
     return pairs
 
 
+def _sign_in_with_ews_access(guard: NetGuard, url: str) -> None:
+    step = only_step(run(guard, "alice@proseware.example", ALICE, ews_url=url))
+    assert step.status == "pass", step
+
+
+def _ask_the_version(guard: NetGuard, url: str) -> None:
+    # [exchange_version] signs in with the session of the context (`CheckContext.session`).
+    context = check_context(guard, "alice@proseware.example", password=ALICE, ews_url=url)
+    step = find_step(run_check(exchange_version, context).steps, "exchange_version.ews")
+    assert "HTTP 200" in step.message, step
+
+
+def _autodiscover_signed_in(guard: NetGuard, url: str) -> None:
+    # The request of [autodiscover]'s methods and of the EWS walk's Autodiscover step.
+    autodiscover_url = url.replace("/EWS/Exchange.asmx", "/autodiscover/autodiscover.xml")
+    answer = post_pox(binding_session(guard), autodiscover_url, "alice@proseware.example", ALICE)
+    assert answer.outcome == "settings", answer
+
+
+@pytest.mark.parametrize(
+    "sign_in", [_sign_in_with_ews_access, _ask_the_version, _autodiscover_signed_in]
+)
 def test_ntlm_carries_the_channel_binding_of_the_server_s_certificate(
-    exchange_app: Flask, serve: Any, demo_ca: Any
+    exchange_app: Flask, serve: Any, demo_ca: Any, sign_in: Callable[[NetGuard, str], None]
 ) -> None:
     """Exchange with Extended Protection (on by default since 2019 CU14) refuses NTLM without
-    the TLS channel binding: the check must send it, bound to the certificate it was shown."""
+    the TLS channel binding: every signed-in request of the checks must send it, bound to the
+    certificate it was shown."""
     headers: list[str] = []
 
     def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        # Basic switched off, as Microsoft recommends: NTLM is what the checks sign in with.
         headers.append(environ.get("HTTP_AUTHORIZATION", ""))
-        return exchange_app(environ, start_response)
+
+        def without_basic(status: str, response_headers: list[tuple[str, str]]) -> Any:
+            kept = [(k, v) for k, v in response_headers if not v.startswith("Basic")]
+            return start_response(status, kept)
+
+        return exchange_app(environ, without_basic)
 
     server = serve(recording, host="127.0.0.1")
     url = f"https://127.0.0.1:{server.port}/EWS/Exchange.asmx"
     guard = NetGuard(GuardPolicy(allow_private=True, ca_bundle=Path(demo_ca.ca_file)))
-    step = only_step(run(guard, "alice@proseware.example", ALICE, ews_url=url))
-    assert step.status == "pass", step
+    sign_in(guard, url)
     type3 = next(
         message
         for value in headers
