@@ -242,6 +242,12 @@ def simulators_command(ctx: Context, port_base: int | None, only: tuple[str, ...
     metavar="NAME",
     help="SuperOffice Onsite administrator to check (its password: the next line on stdin).",
 )
+@click.option(
+    "--service-account",
+    metavar="NAME",
+    help="Exchange service account to test impersonation of the mailbox with (its password: "
+    "the next line on stdin).",
+)
 @click.option("--ews-url", metavar="URL", help="EWS URL to use instead of Autodiscover.")
 @click.option("--oab-url", metavar="URL", help="OAB URL (with --ews-url).")
 @click.option("--only", metavar="ID,...", help="Run only these checks (comma-separated ids).")
@@ -279,6 +285,7 @@ def check_command(
     password_stdin: bool,
     superoffice_url: str | None,
     superoffice_user: str | None,
+    service_account: str | None,
     ews_url: str | None,
     oab_url: str | None,
     only: str | None,
@@ -300,6 +307,8 @@ def check_command(
         superoffice_url=superoffice_url,
         superoffice_user=superoffice_user,
         superoffice_password=sys.stdin.readline().rstrip("\r\n") if superoffice_user else None,
+        service_account=service_account,
+        service_password=sys.stdin.readline().rstrip("\r\n") if service_account else None,
         ews_url=ews_url,
         oab_url=oab_url,
         only=only,

@@ -74,8 +74,3 @@
   // reloads after a pause, and shows the report (or its progress) from the server.
   source.onerror = function () { source.close(); window.setTimeout(finish, 5000); };
 })();
-
-// Printing shows every piece of evidence.
-window.addEventListener("beforeprint", function () {
-  document.querySelectorAll("details").forEach(function (d) { d.setAttribute("open", ""); });
-});

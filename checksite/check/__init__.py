@@ -11,6 +11,7 @@ bp = Blueprint("check", __name__)
 
 from checksite.check import (  # noqa: E402,F401  (routes register on bp)
     api,
+    printing,
     signin,
     signin_google,
     signin_superoffice,

@@ -14,6 +14,7 @@ from checksite.check.runs import effective_status
 from checksite.check.starting import rate_limit, settings, start_run
 from checksite.check.views import live_report
 from checksite.checks.context import TargetError
+from checksite.checks.ews_access import service_account_credentials
 from checksite.checks.registry import UnknownCheck
 from checksite.database import get_database
 from checksite.extensions import csrf, limiter
@@ -27,6 +28,8 @@ _FIELDS = (
     "oab_url",
     "superoffice_username",
     "superoffice_password",
+    "service_account",
+    "service_password",
 )
 
 
@@ -59,6 +62,9 @@ def create_check() -> tuple[Response, int]:
             only=only,
             superoffice_username=values["superoffice_username"],
             superoffice_password=values["superoffice_password"],
+            credentials=service_account_credentials(
+                values["service_account"], values["service_password"]
+            ),
         )
     except (TargetError, UnknownCheck) as exc:
         return _error(400, str(exc))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import Field, PasswordField, StringField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from checksite.checks.context import TargetError
+from checksite.checks.ews_access import service_account_credentials
 
 
 class CheckForm(FlaskForm):
@@ -34,6 +37,22 @@ class CheckForm(FlaskForm):
     )
     ews_url = StringField("EWS URL (optional)", validators=[Optional(), Length(max=500)])
     oab_url = StringField("OAB URL (optional)", validators=[Optional(), Length(max=500)])
+    service_account = StringField(
+        "Service account (optional)",
+        validators=[Length(max=320)],
+        description="An Exchange account with the ApplicationImpersonation role, as "
+        "svc@contoso.com or CONTOSO\\svc: the check impersonates the mailbox above with it. "
+        "Used for this check only and never stored.",
+    )
+    service_password = PasswordField(
+        "Service account password", validators=[Optional(), Length(max=256)]
+    )
+
+    def validate_service_account(self, field: Field) -> None:
+        try:
+            service_account_credentials(field.data, self.service_password.data)
+        except TargetError as exc:
+            raise ValidationError(str(exc)[:1].upper() + str(exc)[1:] + ".") from None
 
 
 class DeleteForm(FlaskForm):

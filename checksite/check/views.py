@@ -19,11 +19,13 @@ from markupsafe import Markup, escape
 
 from checksite.check import bp
 from checksite.check.forms import CheckForm, DeleteForm
+from checksite.check.report_view import report_view
 from checksite.check.retention import delete_report, expires_at, is_expired
 from checksite.check.runs import follow_stored
 from checksite.check.starting import current_runs, rate_limit, settings, start_run
 from checksite.check.streams import StreamSlots
 from checksite.checks.context import TargetError
+from checksite.checks.ews_access import service_account_credentials
 from checksite.checks.m365_app import READ_CONSENT
 from checksite.checks.model import Report
 from checksite.checks.superoffice import superoffice_online_tenant
@@ -44,7 +46,7 @@ def linkify(text: str) -> Markup:
     for match in _URL.finditer(text):
         parts.append(escape(text[position : match.start()]))
         url = match.group(0)
-        parts.append(Markup('<a href="{0}" rel="noopener">{0}</a>').format(url))
+        parts.append(Markup('<a class="url" href="{0}" rel="noopener">{0}</a>').format(url))
         position = match.end()
     parts.append(escape(text[position:]))
     return Markup("").join(parts)
@@ -71,6 +73,9 @@ def submit() -> Response | tuple[str, int]:
             oab_url=form.oab_url.data or None,
             superoffice_username=form.superoffice_username.data or None,
             superoffice_password=form.superoffice_password.data or None,
+            credentials=service_account_credentials(
+                form.service_account.data, form.service_password.data
+            ),
         )
     except TargetError as exc:
         form.target.errors = [str(exc)]
@@ -125,6 +130,7 @@ def report(report_id: str) -> str:
         "check/report.html",
         row=row,
         report=finished,
+        view=report_view(finished) if finished is not None else None,
         deadline_s=config.check_timeout_seconds,
         microsoft_sign_in=microsoft
         and bool(config.microsoft_client_id and config.microsoft_client_secret),

@@ -18,21 +18,21 @@ import requests
 
 from checksite.checks.autodiscover_client import Exchange, get_url, post_pox
 from checksite.checks.autodiscover_race import MethodOutcome, Work, race
+from checksite.checks.channel_binding import binding_session
 from checksite.checks.context import CheckContext
 from checksite.checks.endpoints import url_endpoint
 from checksite.checks.mail_system import GOOGLE, ICLOUD, MICROSOFT_365, mail_system
 from checksite.checks.model import Step, Stopwatch
-from common.http import guarded_session
 from common.netguard import Blocked, DeadlineExceeded, NetGuard, ResolveError
 
 ID = "autodiscover"
 TITLE = "Autodiscover"
 MAX_HOPS = 10
 PATH = "/autodiscover/autodiscover.xml"
-MANUAL_URLS_HELP = (
+MANUAL_URLS_HELP = (  # the page and the CLI show it: it names no command-line option
     "When Autodiscover cannot be made to work, Synchronizer accepts the EWS and OAB URLs by "
-    "hand: in the profile's Exchange settings choose 'Enter the EWS URL manually' (here: "
-    "--ews-url https://mail.example.com/EWS/Exchange.asmx --oab-url "
+    "hand: in the profile's Exchange settings choose 'Enter the EWS URL manually'. This "
+    "check takes them by hand too (as https://mail.example.com/EWS/Exchange.asmx and "
     "https://mail.example.com/OAB/)."
 )
 
@@ -234,7 +234,7 @@ def _run_method(
     email: str,
     password: str | None,
 ) -> list[Exchange]:
-    session = guarded_session(guard)
+    session = binding_session(guard)
     exchanges = _attempt(context, guard, session, kind, url, email, password)
     for exchange in exchanges:
         _add_addresses(guard, exchange)

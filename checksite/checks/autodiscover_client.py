@@ -12,6 +12,7 @@ import requests
 from defusedxml import ElementTree
 from requests.auth import HTTPBasicAuth
 
+from checksite.checks.channel_binding import ChannelBoundNtlmAuth
 from checksite.checks.exchange_auth import KERBEROS_FIX, KERBEROS_ONLY, kerberos_only, usable
 from checksite.checks.tls_words import (
     HANDSHAKE_FAILED,
@@ -235,9 +236,8 @@ def auth_for(methods: list[str], email: str, password: str) -> requests.auth.Aut
     if "basic" in lowered:
         return HTTPBasicAuth(email, password)
     if "ntlm" in lowered or "negotiate" in lowered:
-        from requests_ntlm import HttpNtlmAuth
-
-        return HttpNtlmAuth(email, password, send_cbt=False)
+        # Bound to the server's certificate when the session keeps it (`binding_session`).
+        return ChannelBoundNtlmAuth(email, password)
     return None
 
 

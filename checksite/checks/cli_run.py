@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from checksite.checks.context import TargetError, parse_target
+from checksite.checks.ews_access import service_account_credentials
 from checksite.checks.registry import UnknownCheck, select
 from checksite.checks.runner import RunEvent, run_checks
 from checksite.checks.text_report import check_lines, summary_line
@@ -33,6 +34,8 @@ def run_from_cli(
     ca_bundle: Path | None,
     allow_private_networks: bool | None,
     echo: Callable[[str], None],
+    service_account: str | None = None,
+    service_password: str | None = None,
     started: float | None = None,
 ) -> int:
     """0 when the verdict is pass or warn, 1 when it is fail; bad usage raises UsageError (2).
@@ -47,6 +50,7 @@ def run_from_cli(
             superoffice_username=superoffice_user,
             superoffice_password=superoffice_password,
         )
+        credentials = service_account_credentials(service_account, service_password)
         specs = select([i.strip() for i in only.split(",") if i.strip()] if only else None)
         settings = run_settings(
             settings,
@@ -62,7 +66,7 @@ def run_from_cli(
         if event.kind == "check" and event.check is not None and not as_json:
             echo("\n".join(check_lines(event.check)))
 
-    context = make_context(settings, target)
+    context = make_context(settings, target, credentials)
     report = run_checks(
         context, specs, settings.check_timeout_seconds, on_event=show, started=started
     )

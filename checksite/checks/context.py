@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from common.http import guarded_session
+from checksite.checks.channel_binding import binding_session
 from common.netguard import NetGuard
 from common.netguard_policy import InvalidHost, parse_ip_literal
 
@@ -143,8 +143,9 @@ class CheckContext:
     _threads: list[threading.Thread] = field(default_factory=list, repr=False)
 
     def session(self) -> requests.Session:
-        """A fresh guarded requests session (cheap; one per check avoids shared state)."""
-        return guarded_session(self.guard)
+        """A fresh guarded requests session (cheap; one per check avoids shared state) that
+        keeps server certificates for NTLM's channel binding."""
+        return binding_session(self.guard)
 
     def fact(self, name: str, compute: Callable[[], T]) -> T:
         """A value shared by the checks of one run, computed by the first that asks.

@@ -17,10 +17,10 @@ NOT_FOUND = ("ErrorItemNotFound", "The specified object was not found in the sto
 
 @dataclass
 class Caller:
-    """Who is calling and on whose mailbox (exchangelib names it in every folder id)."""
+    """Who is calling, and whom it acts as: with ExchangeImpersonation the impersonated
+    account's rights replace the caller's (exchangelib names the mailbox in every folder id)."""
 
     user: str
-    can_impersonate: bool = False
     impersonated: str | None = None
 
     @property
@@ -44,7 +44,7 @@ class MailboxAccess:
         self.renderer = Renderer(store)
 
     def _check_access(self, mailbox: str, caller: Caller) -> None:
-        if mailbox.lower() != caller.user and not caller.can_impersonate:
+        if mailbox.lower() != caller.mailbox:
             raise StoreError(
                 "ErrorAccessDenied", "Access is denied. Check credentials and try again."
             )

@@ -10,6 +10,7 @@ from flask import Response
 
 from simulators.platform.control import claim_fault
 
+from .impersonation import ImpersonationRefused, impersonated
 from .operations import Caller
 from .organisation import Runtime
 from .soap import SERVER_BUSY_TEXT, envelope, error, fault, response_root, server_busy
@@ -80,18 +81,11 @@ def _handle(
     if busy is not None:
         return _fault_response(server_busy(int(busy.get("back_off_ms", DEFAULT_BACK_OFF_MS))))
 
-    caller = Caller(user=user.address.lower(), can_impersonate=user.can_impersonate)
-    impersonation = header.find(t("ExchangeImpersonation")) if header is not None else None
-    if impersonation is not None:
-        target = impersonation.findtext(f"{t('ConnectingSID')}/{t('PrimarySmtpAddress')}")
-        if not user.can_impersonate:
-            return _fault_response(
-                fault(
-                    "ErrorImpersonateUserDenied",
-                    "The account does not have permission to impersonate the requested user.",
-                )
-            )
-        caller.impersonated = (target or "").lower() or None
+    try:
+        acting_as = impersonated(runtime.store, user, header)
+    except ImpersonationRefused as exc:
+        return _fault_response(fault(exc.code, exc.text))
+    caller = Caller(user=user.address.lower(), impersonated=acting_as)
 
     handler = runtime.operations.handlers.get(name)
     if handler is None:

@@ -21,7 +21,11 @@ class ResolveOperations(MailboxAccess):
     def resolve_names(self, op: etree._Element, caller: Caller) -> etree._Element:
         root, messages = response_root("ResolveNames")
         for entry in op.findall(m("UnresolvedEntry")):
-            found = [u for u in self.store.users.values() if _matches(u, entry.text or "")]
+            found = [  # the address book lists mailboxes, not every account that signs in
+                u
+                for u in self.store.users.values()
+                if u.has_mailbox and _matches(u, entry.text or "")
+            ]
             if not found:
                 error(
                     messages,

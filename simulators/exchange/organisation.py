@@ -62,7 +62,7 @@ class Runtime:
     def answer(self, email: str, host: str) -> Answer:
         """Autodiscover's answer for `email` when asked on `host`."""
         user = self.store.users.get(email.lower())
-        if user is None:
+        if user is None or not user.has_mailbox:
             return Answer(email=email, error="InvalidUser")
         mailbox = next(mb for mb in self.org.mailboxes if mb.address.lower() == email.lower())
         if mailbox.redirect_to:

@@ -129,7 +129,14 @@ def seed(store: Store, operations: Operations, organisation: Organisation) -> No
     with store.lock:
         for mailbox in organisation.mailboxes:
             user = MailboxUser(
-                mailbox.address, mailbox.password, mailbox.display_name, mailbox.can_impersonate
+                mailbox.address,
+                mailbox.password,
+                mailbox.display_name,
+                mailbox.impersonation,
+                mailbox.has_mailbox,
             )
             store.add_mailbox(user)
-            add_items(store, operations, mailbox.address, mailbox.appointments, mailbox.contacts)
+            if mailbox.has_mailbox:
+                add_items(
+                    store, operations, mailbox.address, mailbox.appointments, mailbox.contacts
+                )

@@ -35,7 +35,9 @@ def export_state(runtimes: list[Runtime], operations: dict[str, int]) -> dict[st
         store = runtime.store
         with store.lock:
             mailboxes = {}
-            for address in store.users:
+            for address, user in store.users.items():
+                if not user.has_mailbox:
+                    continue
                 folders = {}
                 for name in ("calendar", "contacts"):
                     folder = store.distinguished(address, name)

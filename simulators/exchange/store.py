@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
+from simulators.world.exchange import ImpersonationRole
+
 from .xmlns import local, t
 
 FOLDER_CLASSES = {
@@ -24,6 +26,7 @@ FOLDER_CLASSES = {
     "calendar": ("CalendarFolder", "IPF.Appointment", "Calendar"),
     "contacts": ("ContactsFolder", "IPF.Contact", "Contacts"),
 }
+NO_MAILBOX = "The SMTP address has no mailbox associated with it."
 ITEM_CLASSES = {"CalendarItem": "IPM.Appointment", "Contact": "IPM.Contact"}
 
 
@@ -135,7 +138,8 @@ class MailboxUser:
     address: str
     password: str
     display_name: str
-    can_impersonate: bool = False
+    impersonation: ImpersonationRole | None = None  # the ApplicationImpersonation role, if any
+    has_mailbox: bool = True  # False: an account that signs in but has no mailbox here
 
 
 class Store:
@@ -152,6 +156,8 @@ class Store:
     def add_mailbox(self, user: MailboxUser) -> None:
         with self.lock:
             self.users[user.address.lower()] = user
+            if not user.has_mailbox:
+                return
             root_id = None
             for name, (element, folder_class, display) in FOLDER_CLASSES.items():
                 folder = Folder(
@@ -172,8 +178,15 @@ class Store:
             raise StoreError("ErrorNonExistentMailbox", f"No mailbox with such guid. ({address})")
         return found
 
+    def mailbox_of(self, address: str) -> MailboxUser:
+        """The owner of a mailbox; ErrorNonExistentMailbox also for an account without one."""
+        found = self.user(address)
+        if not found.has_mailbox:
+            raise StoreError("ErrorNonExistentMailbox", NO_MAILBOX)
+        return found
+
     def distinguished(self, mailbox: str, name: str) -> Folder:
-        self.user(mailbox)
+        self.mailbox_of(mailbox)
         for folder in self.folders.values():
             if folder.mailbox == mailbox.lower() and folder.distinguished == name:
                 return folder

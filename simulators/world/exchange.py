@@ -72,6 +72,18 @@ class ContactCard:
     city: str = ""
 
 
+@dataclass(frozen=True)
+class ImpersonationRole:
+    """An ApplicationImpersonation role assignment (`New-ManagementRoleAssignment -Role
+    ApplicationImpersonation -User <account>`); `scope` lists the mailboxes of its
+    CustomRecipientWriteScope, None when it has none (every mailbox of the organisation)."""
+
+    scope: tuple[str, ...] | None = None
+
+    def covers(self, address: str) -> bool:
+        return self.scope is None or address.lower() in (a.lower() for a in self.scope)
+
+
 @dataclass
 class Mailbox:
     address: str
@@ -79,8 +91,11 @@ class Mailbox:
     display_name: str
     appointments: list[Appointment] = field(default_factory=list)
     contacts: list[ContactCard] = field(default_factory=list)
-    can_impersonate: bool = False  # a service account with the ApplicationImpersonation role
+    impersonation: ImpersonationRole | None = None  # None: no ApplicationImpersonation role
     redirect_to: str | None = None  # Autodiscover answers redirectAddr with this address
+    # False for an account that signs in but has no mailbox on this server (a service account,
+    # a user whose mailbox was removed or moved to Exchange Online).
+    has_mailbox: bool = True
 
 
 @dataclass
@@ -274,7 +289,25 @@ def _mailboxes(domain: str, base: datetime, tz: str = "Europe/Berlin") -> list[M
             _contacts(domain)[:2],
         ),
         Mailbox(
-            f"svc-sync@{domain}", "Svc-Passw0rd!", "Synchronizer service", can_impersonate=True
+            f"svc-sync@{domain}",
+            "Svc-Passw0rd!",
+            "Synchronizer service",
+            impersonation=ImpersonationRole(),
+        ),
+    ]
+
+
+def _service_accounts(domain: str) -> list[Mailbox]:
+    """Service accounts as administrators get them wrong: one nobody gave the impersonation
+    role, one whose role is scoped to bob only. Neither has a mailbox of its own."""
+    return [
+        Mailbox(f"svc-norole@{domain}", "Norole-Passw0rd!", "Sync (no role)", has_mailbox=False),
+        Mailbox(
+            f"svc-scoped@{domain}",
+            "Scoped-Passw0rd!",
+            "Sync (scoped to bob)",
+            impersonation=ImpersonationRole(scope=(f"bob@{domain}",)),
+            has_mailbox=False,
         ),
     ]
 
@@ -287,7 +320,8 @@ def demo() -> ExchangeWorld:
             "2019",
             "PROSEWARE",
             AD_HOST,
-            mailboxes=_mailboxes("proseware.example", base),
+            mailboxes=_mailboxes("proseware.example", base)
+            + _service_accounts("proseware.example"),
         ),
         Organisation(
             "fabrikam.example",

@@ -97,7 +97,9 @@ def test_nothing_found_explains_the_manual_urls_and_accepts_them(
     result = run_check(autodiscover, check_context(sims_guard, "alice@wingtip.example"))
     final = find_step(result.steps, "autodiscover.result")
     assert final.status == "fail"
-    assert "--ews-url" in final.remediation
+    # The page shows this too: the manual URLs are explained without a command-line option.
+    assert "EWS and OAB URLs by hand" in final.remediation
+    assert "--" not in final.remediation
     assert [s.status for s in find_step(result.steps, "autodiscover.methods.0").children] == [
         "fail"
     ] * 4

@@ -20,6 +20,8 @@ from simulators.runner import SimulatorStack
 ALICE, BOB = "Alice-Passw0rd!", "Bob-Passw0rd!"
 ON_PREMISES = {"dns": "pass", "autodiscover": "pass", "tls": "pass", "exchange_version": "pass"}
 ON_PREMISES |= {"firewall": "pass", "unsupported": "info"}
+# With the mailbox password: signed in, calendar opened, changes read ([ews_access]).
+SIGNED_IN = ON_PREMISES | {"ews_access": "pass"}
 # Anonymous runs: plans, consent and Google access wait for an administrator's sign-in (info).
 M365 = {"dns": "pass", "m365_tenant": "pass", "m365_plan": "info", "app_consent": "info"}
 M365 |= {"firewall": "pass", "unsupported": "info"}
@@ -28,12 +30,12 @@ MAIL_ONLY = {"dns": "pass", "firewall": "info", "unsupported": "fail"}
 
 # target, password, expected statuses of the checks that run, verdict
 WORLD: list[tuple[str, str | None, dict[str, str], str]] = [
-    ("alice@proseware.example", ALICE, ON_PREMISES, "pass"),  # Exchange 2019
-    ("alice@fabrikam.example", ALICE, ON_PREMISES, "pass"),  # 2016, Autodiscover at the root
-    ("alice@adatum.example", ALICE, ON_PREMISES, "pass"),  # HTTP redirect method
-    ("alice@relecloud.example", ALICE, ON_PREMISES, "pass"),  # SRV method
-    ("alice@lucerne.example", ALICE, ON_PREMISES | {"exchange_version": "fail"}, "fail"),
-    ("alice@oldcorp.example", ALICE, ON_PREMISES | {"tls": "warn"}, "warn"),  # TLS 1.0 on
+    ("alice@proseware.example", ALICE, SIGNED_IN, "pass"),  # Exchange 2019
+    ("alice@fabrikam.example", ALICE, SIGNED_IN, "pass"),  # 2016, Autodiscover at the root
+    ("alice@adatum.example", ALICE, SIGNED_IN, "pass"),  # HTTP redirect method
+    ("alice@relecloud.example", ALICE, SIGNED_IN, "pass"),  # SRV method
+    ("alice@lucerne.example", ALICE, SIGNED_IN | {"exchange_version": "fail"}, "fail"),
+    ("alice@oldcorp.example", ALICE, SIGNED_IN | {"tls": "warn"}, "warn"),  # TLS 1.0 on
     ("alice@treyresearch.example", ALICE, ON_PREMISES | {"autodiscover": "fail"}, "fail"),
     (
         "bob@woodgrove.example",

@@ -4,6 +4,7 @@ kept in test-artifacts/ for people to look at."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,3 +141,106 @@ def test_every_demo_domain_through_the_page(
             expect(version.locator(".remediation").first).to_contain_text("How to fix")
             ARTIFACTS.mkdir(exist_ok=True)
             tab.screenshot(path=str(ARTIFACTS / "check-report-failing.png"), full_page=True)
+
+
+def _report_of(page: Page, target: str, password: str | None = None) -> None:
+    page.goto("/check")
+    page.get_by_label("Domain or mailbox address").fill(target)
+    if password:
+        page.get_by_label("Mailbox password (optional)").fill(password)
+    page.get_by_role("button", name="Run the checks").click()
+    expect(page.get_by_role("heading", name=re.compile("^Verdict: "))).to_be_visible(timeout=20_000)
+
+
+def test_what_to_fix_first_leads_to_the_step_in_its_section(page: Page) -> None:
+    _report_of(page, "bob@woodgrove.example", "Bob-Passw0rd!")
+    fix_first = page.get_by_role("region", name="What to fix first")
+    heading = page.get_by_role("heading", name="What to fix first")
+    # At the top: above the verdict and every section.
+    assert heading.bounding_box()["y"] < page.locator("#verdict-heading").bounding_box()["y"]
+    lines = fix_first.get_by_role("listitem")
+    expect(lines).to_have_count(3)
+    expect(lines.first).to_contain_text("Pre-authentication gateway")
+    # Following a line lands on its step, shown (the section is open) and in view.
+    link = lines.nth(1).get_by_role("link")
+    anchor = link.get_attribute("href")
+    link.click()
+    assert page.url.endswith(anchor)
+    step = page.locator(anchor)
+    expect(step).to_be_visible()
+    expect(step).to_be_in_viewport()
+    expect(step.locator(".remediation").first).to_contain_text("How to fix")
+
+
+def test_passing_sections_and_evidence_open_on_demand(page: Page) -> None:
+    _report_of(page, "alice@lucerne.example", "Alice-Passw0rd!")
+    dns = page.locator("#check-dns")
+    expect(dns.locator("> summary h2")).to_be_visible()  # the heading stays, with its status
+    expect(dns.locator("li.step").first).to_be_hidden()  # its steps are collapsed
+    dns.locator("> summary").focus()
+    page.keyboard.press("Enter")  # a keyboard opens it as a mouse does
+    expect(dns.locator("li.step").first).to_be_visible()
+    version = page.locator("#check-exchange_version")
+    expect(version.locator(".remediation").first).to_be_visible()  # failing: open
+    evidence = version.locator("details.evidence").first
+    expect(evidence.locator("pre")).to_be_hidden()
+    evidence.locator("summary").click()
+    expect(evidence.locator("pre")).to_be_visible()
+    assert "--" not in page.locator("main").inner_text()
+
+
+def test_a_link_to_a_collapsed_step_opens_its_section(page: Page) -> None:
+    _report_of(page, "alice@lucerne.example", "Alice-Passw0rd!")
+    step = page.locator("#check-dns li.step").first
+    anchor = step.get_attribute("id")
+    expect(step).to_be_hidden()
+    page.goto(page.url.split("#")[0] + "#" + anchor)  # a link shared with a colleague
+    expect(step).to_be_visible()
+
+
+def test_the_report_prints_whole_and_the_printable_view_makes_a_pdf(page: Page) -> None:
+    _report_of(page, "bob@woodgrove.example", "Bob-Passw0rd!")
+    report_url = page.url
+    page.emulate_media(media="print")
+    # On paper: no forms or buttons, and collapsed sections print with their evidence even
+    # without the page's script (the print stylesheet opens them).
+    expect(page.locator("form.retention")).to_be_hidden()
+    expect(page.get_by_role("link", name="Download JSON")).to_be_hidden()
+    expect(page.locator("#check-dns li.step").first).to_be_visible()
+    expect(page.locator("#check-dns pre").first).to_be_visible()
+    page.emulate_media(media="screen")
+
+    page.get_by_role("link", name="Printable version (PDF)").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("bob@woodgrove.example")
+    button = page.get_by_role("button", name="Print or save as PDF")
+    expect(button).to_be_visible()  # the script shows it; without a script it stays hidden
+    expect(page.locator("form")).to_have_count(0)
+    expect(page.locator("pre").first).to_be_visible()  # every piece of evidence, open
+    expect(page.get_by_role("link", name=report_url)).to_be_visible()
+    page.emulate_media(media="print")
+    expect(button).to_be_hidden()
+    pdf = page.pdf(format="A4")
+    assert pdf.startswith(b"%PDF-") and len(pdf) > 10_000
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "check-report.pdf").write_bytes(pdf)
+    page.emulate_media(media="screen")
+    page.screenshot(path=str(ARTIFACTS / "check-report-printable.png"), full_page=True)
+
+
+def test_the_service_account_fields_and_their_errors_sit_together(page: Page) -> None:
+    page.goto("/check")
+    page.get_by_label("Domain or mailbox address").fill("alice@proseware.example")
+    page.get_by_text("Exchange service account (impersonation)").click()
+    page.get_by_label("Service account (optional)").fill("svc-norole@proseware.example")
+    page.get_by_role("button", name="Run the checks").click()
+    error = page.get_by_role("alert")
+    expect(error).to_contain_text("Give the service account's password too.")
+    field = page.get_by_label("Service account (optional)")
+    expect(field).to_be_visible()  # its group is open again, the error beside the field
+    assert field.input_value() == "svc-norole@proseware.example"
+    page.get_by_label("Service account password").fill("Norole-Passw0rd!")
+    page.get_by_role("button", name="Run the checks").click()
+    expect(page.get_by_role("heading", name="Verdict: FAIL")).to_be_visible(timeout=20_000)
+    finding = page.get_by_role("region", name="What to fix first").get_by_role("listitem")
+    expect(finding.first).to_contain_text("may not impersonate alice@proseware.example")
+    assert "Norole-Passw0rd!" not in page.content()
