@@ -171,7 +171,7 @@ def interpret(
             return base
         if _looks_like_gateway(base.location):
             base.outcome = "login_page"
-            base.message = f"Redirected to a sign-in page ({base.location}): a pre-authentication gateway is in front of Exchange."
+            base.message = f"Redirected to a sign-in page ({base.location})."
             return base
         base.outcome = "redirect"
         base.message = f"HTTP {status}, redirected to {base.location}."
@@ -204,12 +204,9 @@ def interpret(
                 base.message += " (sign in with a password to read the settings)."
         return base
     if status == 200:
-        if _LOGIN_PAGE.search(response.content[:4096]) and b"Autodiscover" not in response.content:
-            base.outcome = "login_page"
-            base.message = "Answered with an HTML sign-in page instead of Autodiscover XML: a pre-authentication gateway is in front of Exchange."
-            return base
         answer = parse_pox(response.content)
-        base.answer = answer
+        if answer.action:
+            base.answer = answer
         if answer.action == "settings":
             base.outcome = "settings"
             base.message = f"Settings received: EWS at {answer.ews_url}."
@@ -218,8 +215,13 @@ def interpret(
             base.message = f"Autodiscover says {answer.action} to {answer.redirect}."
         elif answer.action == "error":
             base.message = f"Autodiscover answered with an error: {answer.error}."
+        elif _LOGIN_PAGE.search(response.content[:8192]):
+            # Whose sign-in page it is (a gateway before the mail host, or the company's own
+            # website) depends on the host; the caller decides.
+            base.outcome = "login_page"
+            base.message = "Answered with an HTML sign-in page instead of Autodiscover XML."
         else:
-            kind = response.headers.get("Content-Type", "no content type")
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no type"
             base.message = f"HTTP 200, but not an Autodiscover answer ({kind})."
         return base
     base.message = f"HTTP {status}."
