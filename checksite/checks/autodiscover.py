@@ -77,6 +77,7 @@ class Discovery:
     tried: list[TriedHost] = field(default_factory=list)  # for [tls]: TLS may be why it failed
     auth_problem: str = ""  # why Synchronizer cannot sign in to the endpoint found
     auth_fix: str = ""
+    password_refused: bool = False  # the endpoint found did not accept the mailbox password
 
 
 def discovery(context: CheckContext) -> Discovery:
@@ -444,6 +445,7 @@ def _record(found: Discovery, exchange: Exchange) -> None:
     found.owa_version = exchange.owa_version
     found.auth_problem = exchange.auth_problem
     found.auth_fix = exchange.auth_fix
+    found.password_refused = exchange.password_refused
     if found.outcome == "loop":
         return
     if exchange.outcome == "settings" and exchange.answer:
@@ -568,6 +570,20 @@ def _result_step(
             remediation=found.auth_fix
             or "Allow NTLM or Basic authentication (over https) on the Autodiscover and EWS "
             "virtual directories.",
+            elapsed_ms=watch.ms(),
+        )
+    if found.outcome == "found" and found.password_refused:
+        # The set-up works; only the password is wrong: no advice to publish records.
+        return Step(
+            "autodiscover.result",
+            "Password not accepted",
+            "fail",
+            f"Found by {found.method} at {found.endpoint_url}, but it did not accept the "
+            f"password of {context.target.mailbox}, so the EWS and OAB URLs could not be read.",
+            details=details,
+            remediation="Check the password by signing in to Outlook on the web with the same "
+            "address. If it works there but not here, the server may not accept the e-mail "
+            "address as sign-in name (its user principal name differs): ask your administrator.",
             elapsed_ms=watch.ms(),
         )
     if found.outcome == "found":

@@ -66,6 +66,7 @@ class Exchange:
     stage: str = ""  # where it failed without an answer: dns | tcp | tls | http
     auth_problem: str = ""  # why Synchronizer cannot sign in here, whatever the password
     auth_fix: str = ""
+    password_refused: bool = False  # Exchange answered, but not to this password
 
     def details(self) -> dict[str, object]:
         data: dict[str, object] = {"url": self.url, "http_status": self.status}
@@ -178,7 +179,13 @@ def interpret(
         return base
     if status == 401:
         exchange_like = [m for m in methods if m.lower() in EXCHANGE_AUTH]
-        if signed_in:
+        if signed_in and exchange_like:  # found: the password is what is wrong, not the set-up
+            base.outcome, base.password_refused = "found", True
+            base.message = (
+                f"Answers 401 and offers {', '.join(exchange_like)}: an Exchange Autodiscover "
+                "endpoint, but the mailbox address or password was not accepted."
+            )
+        elif signed_in:
             base.message = "The mailbox address or password was not accepted (HTTP 401)."
         elif not exchange_like:
             offered = f"it offers {', '.join(methods)}" if methods else "it names no method"

@@ -11,6 +11,7 @@ import pytest
 from flask import Flask, Response
 
 from checksite.checks import autodiscover, unsupported
+from checksite.checks.fix_first import fix_first
 from checksite.checks.registry import select
 from checksite.checks.runner import run_checks
 from common.netguard import GuardPolicy, NetGuard
@@ -69,6 +70,24 @@ def test_a_wrong_password_is_reported(sims_guard: NetGuard) -> None:
     result = run_check(autodiscover, context)
     assert result.status == "fail"
     assert "password was not accepted" in find_step(result.steps, "autodiscover.method.2").message
+    # The endpoint answered as Exchange: the password is the problem, not missing records.
+    final = find_step(result.steps, "autodiscover.result")
+    assert final.title == "Password not accepted"
+    assert "https://autodiscover.proseware.example" in final.message
+    assert "Outlook on the web" in final.remediation
+    assert "Publish" not in final.remediation
+
+
+def test_a_wrong_password_leads_what_to_fix_first_with_the_password(
+    sims_guard: NetGuard,
+) -> None:
+    context = check_context(sims_guard, "alice@proseware.example", password="wrong")
+    report = run_checks(context, select(), deadline_s=20)
+    findings = fix_first(report)
+    assert findings[0].status == "fail"
+    assert "password" in findings[0].step.message
+    assert {f.check.id for f in findings if f.status == "fail"} == {"autodiscover", "ews_access"}
+    assert not any("Publish autodiscover" in f.step.remediation for f in findings)
 
 
 def test_redirect_loops_stop_with_a_readable_step(sims_guard: NetGuard) -> None:
@@ -184,6 +203,21 @@ def test_urls_given_by_hand_must_answer_as_exchange(
     )
     assert said in ews_step.message
     assert ews_step.details["signed_in"] is (password is not None)
+
+
+@pytest.mark.parametrize("password", [None, PASSWORDS["alice"]])
+def test_a_kerberos_only_ews_given_by_hand_says_why_nobody_can_sign_in(
+    sims_guard: NetGuard, password: str | None
+) -> None:
+    # It is Exchange (it asks for Negotiate), but only Kerberos would sign in there.
+    url = "https://mail.cohowinery.example/EWS/Exchange.asmx"
+    context = check_context(sims_guard, "alice@cohowinery.example", password=password, ews_url=url)
+    result = run_check(autodiscover, context)
+    ews = find_step(result.steps, "autodiscover.manual.ews")
+    assert ews.status == "fail"
+    assert "accepts Kerberos only" in ews.message
+    assert "NTLM" in ews.remediation
+    assert ews.details["signed_in"] is False  # no password is tried where it cannot work
 
 
 def test_an_srv_record_pointing_inside_is_a_readable_refused_step(hostile: Hostile) -> None:
