@@ -44,6 +44,7 @@ def settings_for(stack: SimulatorStack, deadline: float) -> Settings:
         microsoft_client_secret=SYNCHRONIZER_SECRET,
         microsoft_authority_host=stack.urls["login"],
         microsoft_graph_url=stack.urls["graph"],
+        microsoft_outlook_url=stack.urls["outlook"],
         google_oauth_url=stack.urls["google"],
         google_api_url=stack.urls["google"],
         check_allow_private_networks=True,

@@ -233,7 +233,30 @@ def simulators_command(ctx: Context, port_base: int | None, only: tuple[str, ...
         raise click.ClickException(str(exc)) from None
 
 
-@main.command("check")
+class CheckCommand(click.Command):
+    """A mailbox may start with '-' (-sales@contoso.com): after `--` it is the target; before
+    it click reads it as options, so say how to give it instead of "No such option"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # click's parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption:
+            known = {name for param in self.params for name in getattr(param, "opts", [])}
+            for arg in given:
+                if arg == "--":
+                    break
+                dashed = arg.startswith("-") and arg.split("=", 1)[0] not in known
+                if dashed and ("@" in arg or "." in arg):
+                    raise click.UsageError(
+                        f"{arg} starts with '-', so it reads as an option: give the target "
+                        f"after --, as in: synchronizer check -- {arg}",
+                        ctx,
+                    ) from None
+            raise
+
+
+@main.command("check", cls=CheckCommand)
 @click.argument("target")
 @click.option("--password-stdin", is_flag=True, help="Read the mailbox password from stdin.")
 @click.option("--superoffice-url", metavar="URL", help="Also check this SuperOffice site.")

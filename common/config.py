@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from common.ip_port import BadIpPort, parse_ip_port
 from common.secrets import generate_key, is_valid_key
 
 ENV_PREFIX = "SYNCHRONIZER_"
@@ -71,6 +72,8 @@ class Settings:
     # the product's published model) or "application" (app-only permissions, which the customer
     # restricts with an application access policy).
     microsoft_permission_mode: str = "delegated"
+    # Exchange Online (its public Autodiscover v2 tells where a hybrid's mailbox lives).
+    microsoft_outlook_url: str = "https://outlook.office365.com"
 
     # Our Google OAuth client and service account (domain-wide delegation).
     google_client_id: str | None = None
@@ -185,6 +188,7 @@ class Settings:
             "public_url",
             "microsoft_authority_host",
             "microsoft_graph_url",
+            "microsoft_outlook_url",
             "google_accounts_url",
             "google_oauth_url",
             "google_api_url",
@@ -337,10 +341,9 @@ def _check_http_url(name: str, url: str) -> None:
 
 
 def _check_dns_server(server: str) -> None:
-    host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
     try:
-        ipaddress.ip_address(host or server)
-        if port and not 0 < int(port) < 65536:
-            raise ValueError(port)
-    except ValueError:
-        raise ConfigError("CHECK_DNS_SERVERS", "IP[:PORT] entries", server) from None
+        parse_ip_port(server)
+    except BadIpPort:
+        raise ConfigError(
+            "CHECK_DNS_SERVERS", "IP[:PORT] entries ([IPv6]:PORT with a port)", server
+        ) from None

@@ -25,6 +25,7 @@ import dns.exception
 import dns.nameserver
 import dns.resolver
 
+from common.ip_port import parse_ip_port
 from common.netguard_policy import (
     InvalidHost,
     IPAddress,
@@ -143,10 +144,8 @@ def _one_server_each(resolver: dns.resolver.Resolver) -> list[dns.resolver.Resol
 
 
 def _nameserver(server: str) -> dns.nameserver.Nameserver:
-    if server.count(":") == 1:
-        host, port = server.split(":")
-        return dns.nameserver.Do53Nameserver(host, int(port))
-    return dns.nameserver.Do53Nameserver(server.strip("[]"), 53)
+    parsed = parse_ip_port(server)  # the same reader as the setting and --dns-server
+    return dns.nameserver.Do53Nameserver(str(parsed.address), parsed.port_or(53))
 
 
 class NetGuard:

@@ -29,6 +29,8 @@ SIMULATORS: list[SimulatorSpec] = [
     SimulatorSpec("superoffice", "simulators.superoffice", world="superoffice"),
     SimulatorSpec("login", "simulators.microsoft", world="microsoft"),
     SimulatorSpec("graph", "simulators.microsoft", world="microsoft", same_app_as="login"),
+    # Exchange Online's public endpoints (outlook.office365.com: Autodiscover v2).
+    SimulatorSpec("outlook", "simulators.microsoft", world="microsoft", same_app_as="login"),
     SimulatorSpec("exchange", "simulators.exchange", world="exchange", hosts=True),
     SimulatorSpec("google", "simulators.google", world="google"),
 ]

@@ -33,7 +33,9 @@ _FIELDS = (
 )
 
 
-def _error(status: int, message: str) -> tuple[Response, int]:
+def _error(status: int, message: str, field: str | None = None) -> tuple[Response, int]:
+    if field is not None:  # the input the message is about, e.g. "ews_url"
+        return jsonify(error=message, field=field), status
     return jsonify(error=message), status
 
 
@@ -66,8 +68,10 @@ def create_check() -> tuple[Response, int]:
                 values["service_account"], values["service_password"]
             ),
         )
-    except (TargetError, UnknownCheck) as exc:
-        return _error(400, str(exc))
+    except TargetError as exc:
+        return _error(400, str(exc), exc.field)
+    except UnknownCheck as exc:
+        return _error(400, str(exc), "only")
     body = {
         "id": report_id,
         "status": "running",

@@ -35,8 +35,16 @@ class CheckForm(FlaskForm):
     superoffice_password = PasswordField(
         "SuperOffice password (optional)", validators=[Optional(), Length(max=256)]
     )
-    ews_url = StringField("EWS URL (optional)", validators=[Optional(), Length(max=500)])
-    oab_url = StringField("OAB URL (optional)", validators=[Optional(), Length(max=500)])
+    ews_url = StringField(
+        "EWS URL (optional)",
+        validators=[Optional(), Length(max=500)],
+        description="https only, for example https://mail.contoso.com/EWS/Exchange.asmx",
+    )
+    oab_url = StringField(
+        "OAB URL (optional)",
+        validators=[Optional(), Length(max=500)],
+        description="https only, for example https://mail.contoso.com/OAB/",
+    )
     service_account = StringField(
         "Service account (optional)",
         validators=[Length(max=320)],

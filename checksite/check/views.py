@@ -78,9 +78,14 @@ def submit() -> Response | tuple[str, int]:
             ),
         )
     except TargetError as exc:
-        form.target.errors = [str(exc)]
+        field = getattr(form, exc.field, form.target)  # shown next to the field it is about
+        field.errors = [*field.errors, _sentence(str(exc))]
         return render_template("check/form.html", form=form), 400
     return redirect(url_for("check.report", report_id=report_id), 303)  # type: ignore[return-value]
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 def live_report(report_id: str) -> CheckReport | None:

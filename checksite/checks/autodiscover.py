@@ -9,20 +9,30 @@ the sum of them, and a method that hangs gets a short grace, then a warning.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import dns.exception
 import dns.resolver
 import requests
 
+from checksite.checks import own_network
 from checksite.checks.autodiscover_client import Exchange, get_url, post_pox
 from checksite.checks.autodiscover_race import MethodOutcome, Work, race
 from checksite.checks.channel_binding import binding_session
 from checksite.checks.context import CheckContext
 from checksite.checks.endpoints import url_endpoint
-from checksite.checks.mail_system import GOOGLE, ICLOUD, MICROSOFT_365, mail_system
+from checksite.checks.ews_probe import UrlAnswer, ews_answer, oab_answer
+from checksite.checks.mail_only import mail_only_evidence
+from checksite.checks.mail_system import (
+    MAY_BE_EXCHANGE,
+    MICROSOFT_365,
+    mail_system,
+    not_applicable,
+)
 from checksite.checks.model import Step, Stopwatch
+from checksite.checks.password_policy import credentials_for
+from checksite.checks.tenant_lookup import tenant_id_of_domain, tenant_of
 from common.netguard import Blocked, DeadlineExceeded, NetGuard, ResolveError
 
 ID = "autodiscover"
@@ -51,7 +61,9 @@ class TriedHost:
 class Discovery:
     """What Autodiscover revealed; shared with [tls], [firewall] and [exchange_version]."""
 
-    outcome: str = "none"  # settings | found | manual | login_page | loop | none | skipped
+    # settings | found | manual | login_page | loop | none | skipped | cloud (a hybrid's mailbox
+    # in Exchange Online)
+    outcome: str = "none"
     method: str | None = None
     endpoint_url: str | None = None
     ews_url: str | None = None
@@ -65,6 +77,7 @@ class Discovery:
     tried: list[TriedHost] = field(default_factory=list)  # for [tls]: TLS may be why it failed
     auth_problem: str = ""  # why Synchronizer cannot sign in to the endpoint found
     auth_fix: str = ""
+    password_refused: bool = False  # the endpoint found did not accept the mailbox password
 
 
 def discovery(context: CheckContext) -> Discovery:
@@ -81,9 +94,16 @@ def discover(context: CheckContext) -> Discovery:
             oab_url=target.oab_url,
             message="EWS and OAB URLs were given by hand; Autodiscover was not needed.",
         )
+    reason = not_applicable(context)
+    if reason is not None:
+        return Discovery("skipped", message=f"Not tried: {reason}")
     system = mail_system(context)
-    if system.kind in (MICROSOFT_365, GOOGLE, ICLOUD):
+    if system.kind not in MAY_BE_EXCHANGE:
         return Discovery("skipped", message=f"Not needed: the domain uses {system.label}.")
+    if system.kind == MICROSOFT_365:
+        cloud = _microsoft_autodiscover_record(context)
+        if cloud is not None:
+            return Discovery("skipped", message=cloud)
     session = context.session()
     email = target.mailbox or f"synchronizer-check@{target.domain}"
     found = Discovery(mailbox=email)
@@ -122,6 +142,14 @@ def discover(context: CheckContext) -> Discovery:
             if "@" not in new:
                 found.message = f"Autodiscover redirected to an invalid address: {new!r}."
                 return found
+            if _moved_to_exchange_online(context, new):
+                found.outcome = "cloud"
+                found.mailbox = new
+                found.message = (
+                    f"Autodiscover sends {email} on to {new}, an address of the same Microsoft "
+                    "365 tenant: this mailbox lives in Exchange Online."
+                )
+                return found
             seen_addresses.add(new.lower())
             email = new
             continue
@@ -129,6 +157,43 @@ def discover(context: CheckContext) -> Discovery:
     found.outcome = "loop"
     found.message = f"Gave up after {MAX_HOPS} redirects."
     return found
+
+
+# The CNAME Microsoft 365 asks every customer domain to publish for Outlook.
+MICROSOFT_AUTODISCOVER = "autodiscover.outlook.com"
+
+
+def _microsoft_autodiscover_record(context: CheckContext) -> str | None:
+    """Why on-premises Autodiscover need not be tried for a Microsoft 365 domain (its
+    autodiscover name points to Exchange Online), or None (it may be a hybrid: try it)."""
+    name = f"autodiscover.{context.target.domain}"
+    try:
+        answers = context.guard.query(name, "CNAME")
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
+        return None
+    except dns.exception.Timeout:
+        return None
+    targets = [r.target.to_text(omit_final_dot=True).lower() for r in answers]
+    if MICROSOFT_AUTODISCOVER in targets:
+        return (
+            f"Not needed: {name} points to Exchange Online ({MICROSOFT_AUTODISCOVER}), so no "
+            "on-premises Exchange answers for this Microsoft 365 domain."
+        )
+    return None
+
+
+def _moved_to_exchange_online(context: CheckContext, address: str) -> bool:
+    """A hybrid's on-premises Exchange redirects a moved mailbox to its routing address in the
+    tenant (user@tenant.mail.onmicrosoft.com); Microsoft's tenant lookup tells it apart."""
+    if mail_system(context).kind != MICROSOFT_365:
+        return False
+    domain = address.rpartition("@")[2].lower()
+    tenant = tenant_of(context).id
+    return (
+        domain != context.target.domain
+        and tenant is not None
+        and (tenant_id_of_domain(context, domain) == tenant)
+    )
 
 
 def _methods(domain: str) -> list[tuple[str, str, str]]:
@@ -210,16 +275,6 @@ def _unfinished_step(step_id: str, name: str, url: str, outcome: MethodOutcome) 
     )
 
 
-def credentials_for(context: CheckContext, url: str, password: str | None) -> str | None:
-    """The password goes only to https hosts of the mailbox's own domain: a redirect or an SRV
-    record must not make us hand it to somebody else's server (Outlook asks the user first)."""
-    if password is None or not url.startswith("https://"):
-        return None
-    host = (urlsplit(url).hostname or "").lower()
-    domain = context.target.domain
-    return password if host == domain or host.endswith("." + domain) else None
-
-
 def _works(exchange: Exchange) -> bool:
     if exchange.outcome == "redirect":
         return exchange.answer is not None  # an Autodiscover redirectAddr/redirectUrl answer
@@ -236,9 +291,27 @@ def _run_method(
 ) -> list[Exchange]:
     session = binding_session(guard)
     exchanges = _attempt(context, guard, session, kind, url, email, password)
+    domain = email.rpartition("@")[2].lower()
     for exchange in exchanges:
         _add_addresses(guard, exchange)
+        if exchange.outcome == "login_page":
+            _whose_sign_in_page(context, exchange, domain)
     return exchanges
+
+
+def _whose_sign_in_page(context: CheckContext, exchange: Exchange, domain: str) -> None:
+    """A sign-in page is a pre-authentication gateway only in front of a mail host; on the bare
+    domain it is the company's own website, and Outlook tries its next method."""
+    host = (urlsplit(exchange.url).hostname or "").lower()
+    mx_hosts = {record.host for record in mail_system(context).mx}
+    if host == domain and host not in mx_hosts:
+        exchange.outcome = "web_page"
+        exchange.message += (
+            f" That is the website on {domain}, not Autodiscover: Outlook moves on to the "
+            "next method, and so does this check."
+        )
+    else:
+        exchange.message += " A pre-authentication gateway is in front of Exchange."
 
 
 def _add_addresses(guard: NetGuard, exchange: Exchange) -> None:
@@ -372,6 +445,7 @@ def _record(found: Discovery, exchange: Exchange) -> None:
     found.owa_version = exchange.owa_version
     found.auth_problem = exchange.auth_problem
     found.auth_fix = exchange.auth_fix
+    found.password_refused = exchange.password_refused
     if found.outcome == "loop":
         return
     if exchange.outcome == "settings" and exchange.answer:
@@ -391,19 +465,65 @@ def run(context: CheckContext) -> Iterator[Step]:
         yield Step("autodiscover.skipped", "Autodiscover", "skip", found.message)
         return
     if found.outcome == "manual":
-        yield Step(
-            "autodiscover.manual",
-            "EWS and OAB URLs given by hand",
-            "pass",
-            found.message,
-            details={"ews_url": found.ews_url, "oab_url": found.oab_url},
-        )
+        yield from _manual_steps(context, found)
         return
-    yield from found.steps
-    yield _result_step(found, watch)
+    system = mail_system(context).kind
+    mail_only = mail_only_evidence(context) if found.outcome == "none" else ()
+    if found.outcome == "none" and (system == MICROSOFT_365 or mail_only):
+        # No Exchange is the expected answer here, not a fault: the methods are evidence.
+        yield from (_as_info(step) for step in found.steps)
+    else:
+        yield from found.steps
+    yield _result_step(context, found, watch, mail_only)
 
 
-def _result_step(found: Discovery, watch: Stopwatch) -> Step:
+def _as_info(step: Step) -> Step:
+    status = "info" if step.status == "fail" else step.status
+    return replace(step, status=status, children=[_as_info(c) for c in step.children])
+
+
+def _manual_steps(context: CheckContext, found: Discovery) -> Iterator[Step]:
+    """EWS and OAB URLs given by hand are used as they are, so they must answer as Exchange."""
+    if found.ews_url is None:  # "manual" means an EWS URL was given (parse_target)
+        return
+    # Both asked at once, in threads of the run (the runner ends them at the deadline).
+    ews = context.background("autodiscover manual EWS", ews_answer, context, found.ews_url)
+    oab = (
+        context.background("autodiscover manual OAB", oab_answer, context, found.oab_url)
+        if found.oab_url
+        else None
+    )
+    answers = [("EWS URL", ews.result())] + ([("OAB URL", oab.result())] if oab else [])
+    for name, answer in answers:
+        yield _manual_step(name, answer)
+
+
+def _manual_step(name: str, answer: UrlAnswer) -> Step:
+    kind = name.split()[0].lower()
+    if answer.auth_problem:  # it is Exchange, but nobody outside the domain can sign in
+        status, remediation = "fail", answer.auth_fix
+    elif not answer.works or answer.warning:
+        status = "fail" if not answer.works else "warn"
+        remediation = f"Check the {name}: it is the address Exchange publishes for " + (
+            "EWS (https://mail.contoso.com/EWS/Exchange.asmx)."
+            if kind == "ews"
+            else "the offline address book (https://mail.contoso.com/OAB/<id>/)."
+        )
+    else:
+        status, remediation = "pass", ""
+    return Step(
+        f"autodiscover.manual.{kind}",
+        f"{name} given by hand: {answer.url}",
+        status,  # type: ignore[arg-type]
+        answer.message,
+        details=answer.details(),
+        remediation=remediation,
+    )
+
+
+def _result_step(
+    context: CheckContext, found: Discovery, watch: Stopwatch, mail_only: tuple[str, ...]
+) -> Step:
     details = {
         "method": found.method,
         "endpoint": found.endpoint_url,
@@ -425,12 +545,17 @@ def _result_step(found: Discovery, watch: Stopwatch) -> Step:
             "-ExternalUrl). " + MANUAL_URLS_HELP,
             elapsed_ms=watch.ms(),
         )
+    hybrid = (
+        " Next to the Microsoft 365 tenant this is a hybrid: see the Microsoft 365 tenant check."
+        if mail_system(context).kind == MICROSOFT_365
+        else ""
+    )
     if found.outcome == "settings":
         return Step(
             "autodiscover.result",
             "Exchange Web Services found",
             "pass",
-            f"Found by {found.method}: EWS at {found.ews_url}, OAB at {found.oab_url}.",
+            f"Found by {found.method}: EWS at {found.ews_url}, OAB at {found.oab_url}.{hybrid}",
             details=details,
             elapsed_ms=watch.ms(),
         )
@@ -447,6 +572,20 @@ def _result_step(found: Discovery, watch: Stopwatch) -> Step:
             "virtual directories.",
             elapsed_ms=watch.ms(),
         )
+    if found.outcome == "found" and found.password_refused:
+        # The set-up works; only the password is wrong: no advice to publish records.
+        return Step(
+            "autodiscover.result",
+            "Password not accepted",
+            "fail",
+            f"Found by {found.method} at {found.endpoint_url}, but it did not accept the "
+            f"password of {context.target.mailbox}, so the EWS and OAB URLs could not be read.",
+            details=details,
+            remediation="Check the password by signing in to Outlook on the web with the same "
+            "address. If it works there but not here, the server may not accept the e-mail "
+            "address as sign-in name (its user principal name differs): ask your administrator.",
+            elapsed_ms=watch.ms(),
+        )
     if found.outcome == "found":
         return Step(
             "autodiscover.result",
@@ -454,8 +593,17 @@ def _result_step(found: Discovery, watch: Stopwatch) -> Step:
             "pass",
             f"Found by {found.method} at {found.endpoint_url}; it asks for sign-in "
             f"({', '.join(found.auth_methods)}). Enter the mailbox password to read the EWS "
-            "and OAB URLs as well.",
+            f"and OAB URLs as well.{hybrid}",
             details=details,
+            elapsed_ms=watch.ms(),
+        )
+    if found.outcome == "cloud":
+        return Step(
+            "autodiscover.result",
+            "The mailbox is in Exchange Online",
+            "pass",
+            f"{found.message} Synchronizer reaches it through Microsoft Graph.",
+            details={**details, "redirect_address": found.mailbox},
             elapsed_ms=watch.ms(),
         )
     if found.outcome == "login_page":
@@ -471,6 +619,39 @@ def _result_step(found: Discovery, watch: Stopwatch) -> Step:
             "Synchronizer's outbound IP address past it. " + MANUAL_URLS_HELP,
             elapsed_ms=watch.ms(),
         )
+    if found.outcome == "none" and mail_system(context).kind == MICROSOFT_365:
+        return Step(
+            "autodiscover.result",
+            "No on-premises Exchange",
+            "info",
+            "No on-premises Exchange answers Autodiscover for this Microsoft 365 domain, so it "
+            "is not a hybrid. Synchronizer reaches Microsoft 365 through Microsoft Graph and "
+            "needs no Autodiscover.",
+            details=details,
+            elapsed_ms=watch.ms(),
+        )
+    if found.outcome == "none" and mail_only:
+        return Step(
+            "autodiscover.result",
+            "No Exchange",
+            "info",
+            "No Exchange answers Autodiscover, and " + "; ".join(mail_only) + ": IMAP/POP "
+            "mail hosting (see Unsupported set-ups).",
+            details={**details, "evidence": list(mail_only)},
+            elapsed_ms=watch.ms(),
+        )
+    if found.outcome == "none":
+        ours = own_network.egress(context)
+        if ours.ok is False:  # then nothing can be concluded about the customer's servers
+            return Step(
+                "autodiscover.result",
+                "Autodiscover could not be tested",
+                "fail",
+                f"{found.message} But {ours.detail}. {own_network.OURS}",
+                details=details,
+                remediation="Run the check again in a few minutes.",
+                elapsed_ms=watch.ms(),
+            )
     failed_tls = [t.host for t in found.tried if t.stage == "tls"]
     remediation = (
         f"Fix TLS on {', '.join(failed_tls)} as the TLS check says (TLS 1.2 and a trusted "

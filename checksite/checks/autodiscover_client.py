@@ -66,6 +66,7 @@ class Exchange:
     stage: str = ""  # where it failed without an answer: dns | tcp | tls | http
     auth_problem: str = ""  # why Synchronizer cannot sign in here, whatever the password
     auth_fix: str = ""
+    password_refused: bool = False  # Exchange answered, but not to this password
 
     def details(self) -> dict[str, object]:
         data: dict[str, object] = {"url": self.url, "http_status": self.status}
@@ -171,14 +172,20 @@ def interpret(
             return base
         if _looks_like_gateway(base.location):
             base.outcome = "login_page"
-            base.message = f"Redirected to a sign-in page ({base.location}): a pre-authentication gateway is in front of Exchange."
+            base.message = f"Redirected to a sign-in page ({base.location})."
             return base
         base.outcome = "redirect"
         base.message = f"HTTP {status}, redirected to {base.location}."
         return base
     if status == 401:
         exchange_like = [m for m in methods if m.lower() in EXCHANGE_AUTH]
-        if signed_in:
+        if signed_in and exchange_like:  # found: the password is what is wrong, not the set-up
+            base.outcome, base.password_refused = "found", True
+            base.message = (
+                f"Answers 401 and offers {', '.join(exchange_like)}: an Exchange Autodiscover "
+                "endpoint, but the mailbox address or password was not accepted."
+            )
+        elif signed_in:
             base.message = "The mailbox address or password was not accepted (HTTP 401)."
         elif not exchange_like:
             offered = f"it offers {', '.join(methods)}" if methods else "it names no method"
@@ -204,12 +211,9 @@ def interpret(
                 base.message += " (sign in with a password to read the settings)."
         return base
     if status == 200:
-        if _LOGIN_PAGE.search(response.content[:4096]) and b"Autodiscover" not in response.content:
-            base.outcome = "login_page"
-            base.message = "Answered with an HTML sign-in page instead of Autodiscover XML: a pre-authentication gateway is in front of Exchange."
-            return base
         answer = parse_pox(response.content)
-        base.answer = answer
+        if answer.action:
+            base.answer = answer
         if answer.action == "settings":
             base.outcome = "settings"
             base.message = f"Settings received: EWS at {answer.ews_url}."
@@ -218,8 +222,13 @@ def interpret(
             base.message = f"Autodiscover says {answer.action} to {answer.redirect}."
         elif answer.action == "error":
             base.message = f"Autodiscover answered with an error: {answer.error}."
+        elif _LOGIN_PAGE.search(response.content[:8192]):
+            # Whose sign-in page it is (a gateway before the mail host, or the company's own
+            # website) depends on the host; the caller decides.
+            base.outcome = "login_page"
+            base.message = "Answered with an HTML sign-in page instead of Autodiscover XML."
         else:
-            kind = response.headers.get("Content-Type", "no content type")
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no type"
             base.message = f"HTTP 200, but not an Autodiscover answer ({kind})."
         return base
     base.message = f"HTTP {status}."

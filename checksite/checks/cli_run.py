@@ -16,6 +16,17 @@ from checksite.checks.text_report import check_lines, summary_line
 from checksite.checks.wiring import BadOption, make_context, run_settings
 from common.config import Settings
 
+# Where a person gives each input on the command line (the page shows errors at its fields).
+OPTION_OF_FIELD = {
+    "password": "--password-stdin",
+    "superoffice_url": "--superoffice-url",
+    "superoffice_username": "--superoffice-user",
+    "ews_url": "--ews-url",
+    "oab_url": "--oab-url",
+    "service_account": "--service-account",
+    "service_password": "--service-account",  # its password is read from stdin after it
+}
+
 
 def run_from_cli(
     settings: Settings,
@@ -59,7 +70,10 @@ def run_from_cli(
             ca_bundle=ca_bundle,
             allow_private_networks=allow_private_networks,
         )
-    except (TargetError, UnknownCheck, BadOption) as exc:
+    except TargetError as exc:
+        option = OPTION_OF_FIELD.get(exc.field)
+        raise click.UsageError(f"{option}: {exc}" if option else str(exc)) from None
+    except (UnknownCheck, BadOption) as exc:
         raise click.UsageError(str(exc)) from None
 
     def show(event: RunEvent) -> None:

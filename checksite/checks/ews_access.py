@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from checksite.checks.autodiscover import Discovery, credentials_for, discovery
+from checksite.checks.autodiscover import Discovery, discovery
 from checksite.checks.autodiscover_client import EXCHANGE_AUTH
 from checksite.checks.context import CheckContext, TargetError
 from checksite.checks.ews_diagnosis import Finding, Who, explain
 from checksite.checks.ews_steps import Attempt, Result
 from checksite.checks.model import Step, Stopwatch, verdict_of
+from checksite.checks.password_policy import credentials_for
 
 ID = "ews_access"
 TITLE = "Mailbox access (EWS)"
@@ -38,11 +39,15 @@ def service_account_credentials(name: str | None, password: str | None) -> dict[
     if not name and not password:
         return {}
     if not name:
-        raise TargetError("a service account password needs the service account's name")
+        raise TargetError(
+            "a service account password needs the service account's name", "service_account"
+        )
     if not password:
-        raise TargetError("give the service account's password too")
+        raise TargetError("give the service account's password too", "service_password")
     if not (_ADDRESS.match(name) or _DOWN_LEVEL.match(name)):
-        raise TargetError("enter the service account as svc@contoso.com or CONTOSO\\svc")
+        raise TargetError(
+            "enter the service account as svc@contoso.com or CONTOSO\\svc", "service_account"
+        )
     return {SERVICE_ACCOUNT: name, SERVICE_PASSWORD: password}
 
 
@@ -62,6 +67,15 @@ def run(context: CheckContext) -> Iterator[Step]:
             "Give the mailbox password to test signing in, opening the calendar and reading "
             "its changes as Synchronizer does; give a service account too to test "
             "impersonation.",
+        )
+        return
+    if found.outcome == "cloud":
+        yield Step(
+            "ews_access.skipped",
+            TITLE,
+            "skip",
+            f"{found.message} Synchronizer reaches it through Microsoft Graph, not EWS on "
+            "the on-premises server.",
         )
         return
     if found.outcome == "loop":

@@ -5,31 +5,50 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import requests
 
+from checksite.checks import own_network
 from checksite.checks.autodiscover_client import MALFORMED_ANSWER, describe_error
 from checksite.checks.context import CheckContext
 from checksite.checks.endpoints import exchange_endpoints
-from checksite.checks.mail_system import GOOGLE, MICROSOFT_365, mail_system
+from checksite.checks.mail_system import (
+    GOOGLE,
+    MAY_BE_EXCHANGE,
+    MICROSOFT_365,
+    mail_system,
+    not_applicable,
+)
 from checksite.checks.model import Step, Stopwatch
 from checksite.checks.tls_words import describe_ssl_error
 from common.http import BodyTooLarge
-from common.netguard import Blocked, NetGuard, ResolveError
+from common.netguard import Blocked, DeadlineExceeded, NetGuard, ResolveError
 
 ONLINE_TENANT = re.compile(r"/Cust\d+/?$", re.IGNORECASE)
 ID = "firewall"
 TITLE = "Firewall and reachability"
 
 
+# The services Synchronizer's own server calls directly: the customer's firewall is not on the
+# way, so a failure to reach them is ours (or the provider's), never the customer's.
+PROVIDERS = {
+    "Microsoft sign-in": "Microsoft",
+    "Microsoft Graph": "Microsoft",
+    "Google sign-in (tokens)": "Google",
+    "Google APIs": "Google",
+}
+
+
 def endpoints(context: CheckContext) -> list[tuple[str, str]]:
     """(purpose, base URL) of every service the daemon would call for this target."""
     system = mail_system(context).kind
     found: list[tuple[str, str]] = []
-    if system == MICROSOFT_365:
+    if not_applicable(context) is not None:
+        system = ""  # no mail system to reach (said once by [dns] / [unsupported])
+    elif system == MICROSOFT_365:
         found += [
             ("Microsoft sign-in", context.setting("microsoft_authority_host", "")),
             ("Microsoft Graph", context.setting("microsoft_graph_url", "")),
@@ -39,7 +58,7 @@ def endpoints(context: CheckContext) -> list[tuple[str, str]]:
             ("Google sign-in (tokens)", context.setting("google_oauth_url", "")),
             ("Google APIs", context.setting("google_api_url", "")),
         ]
-    else:
+    if system in MAY_BE_EXCHANGE:  # on-premises Exchange, also a hybrid's
         for host, port in exchange_endpoints(context):
             suffix = "" if port == 443 else f":{port}"
             found.append(("Exchange Web Services", f"https://{host}{suffix}"))
@@ -78,20 +97,39 @@ def run(context: CheckContext) -> Iterator[Step]:
             "firewall.none",
             "Endpoints",
             "skip",
-            "No endpoint to test: the mail system's servers were not found.",
+            "No endpoint to test: "
+            + (not_applicable(context) or "the mail system's servers were not found."),
         )
         return
     with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
         futures = [
-            pool.submit(probe_endpoint, context.guard, context.session(), purpose, url)
+            pool.submit(
+                probe_endpoint,
+                context.guard,
+                context.session(),
+                purpose,
+                url,
+                provider=PROVIDERS.get(purpose),
+                own_egress=lambda: own_network.egress(context),
+            )
             for purpose, url in targets
         ]
         for future in futures:
             yield future.result()
 
 
-def probe_endpoint(guard: NetGuard, session: requests.Session, purpose: str, url: str) -> Step:
-    """DNS, TCP, TLS and HTTP for one base URL, each timed and judged."""
+def probe_endpoint(
+    guard: NetGuard,
+    session: requests.Session,
+    purpose: str,
+    url: str,
+    *,
+    provider: str | None = None,
+    own_egress: Callable[[], own_network.OwnCheck] | None = None,
+) -> Step:
+    """DNS, TCP, TLS and HTTP for one base URL, each timed and judged. A failure is put down to
+    the customer's firewall only for the customer's own hosts, and only while the Check site
+    itself reaches the internet (`own_egress`)."""
     watch = Stopwatch()
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -103,6 +141,13 @@ def probe_endpoint(guard: NetGuard, session: requests.Session, purpose: str, url
     title = f"{purpose}: {host}" + ("" if port in (80, 443) else f":{port}")
 
     def finish(status: str, message: str, remediation: str = "") -> Step:
+        if status == "fail" and provider is not None:
+            message = (
+                f"The Check site could not reach {provider} here: {message} Synchronizer's own "
+                f"server calls {provider} directly, so this is a problem of our network or of "
+                f"{provider}'s, not of your firewall."
+            )
+            remediation = "Nothing to change on your side; run the check again later."
         return Step(
             f"firewall.{host}",
             title,
@@ -133,15 +178,28 @@ def probe_endpoint(guard: NetGuard, session: requests.Session, purpose: str, url
     step_watch = Stopwatch()
     try:
         sock = guard.connect_address(host, addresses[0], port)
-    except TimeoutError:
-        children.append(Step(f"firewall.{host}.tcp", "TCP", "fail", "Timed out."))
-        return finish(
-            "fail",
-            f"No answer on TCP {port} (timed out): a firewall drops the connection.",
-            f"Allow TCP {port} to {host} from Synchronizer's outbound IP address.",
-        )
+    except DeadlineExceeded:
+        raise
     except OSError as exc:
-        children.append(Step(f"firewall.{host}.tcp", "TCP", "fail", str(exc)))
+        timed_out = isinstance(exc, TimeoutError)
+        children.append(
+            Step(f"firewall.{host}.tcp", "TCP", "fail", "Timed out." if timed_out else str(exc))
+        )
+        # Only while the Check site itself gets out is a failure here the customer's.
+        ours = own_egress() if own_egress is not None and provider is None else None
+        if ours is not None and ours.ok is False:
+            reason = "timed out" if timed_out else (exc.strerror or str(exc))
+            return finish(
+                "fail",
+                f"No connection on TCP {port} ({reason}), but {ours.detail}. {own_network.OURS}",
+                "Run the check again in a few minutes.",
+            )
+        if timed_out:
+            return finish(
+                "fail",
+                f"No answer on TCP {port} (timed out): a firewall drops the connection.",
+                f"Allow TCP {port} to {host} from Synchronizer's outbound IP address.",
+            )
         return finish(
             "fail",
             f"TCP {port} refused or unreachable ({exc.strerror or exc}).",

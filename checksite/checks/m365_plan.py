@@ -45,6 +45,17 @@ def has_mailbox_plan(sku_id: str, service_plans: list[dict[str, Any]]) -> bool:
     return bool(known and known["mailbox_plans"])
 
 
+def mailbox_plan_states(service_plans: list[dict[str, Any]]) -> list[str]:
+    """provisioningStatus of each Exchange Online mailbox plan in one user's licence: an
+    administrator can switch a plan off for a user ("Disabled") while the licence stays."""
+    mailbox_plans = licensing_table()["mailbox_plans"]
+    return [
+        str(p.get("provisioningStatus", "Success"))
+        for p in service_plans
+        if str(p.get("servicePlanId", "")).lower() in mailbox_plans
+    ]
+
+
 def sku_name(sku_id: str, fallback: str) -> str:
     known = licensing_table()["skus"].get(sku_id.lower())
     return str(known["name"]) if known else fallback
@@ -164,7 +175,19 @@ def _user_step(context: CheckContext, token: str, mailbox: str) -> Step:
         )
     licences = response.json().get("value", [])
     names = [sku_name(str(x.get("skuId", "")), str(x.get("skuPartNumber", ""))) for x in licences]
-    if any(
+    states = [s for x in licences for s in mailbox_plan_states(x.get("servicePlans") or [])]
+    if states and all(s == "Disabled" for s in states):
+        return Step(
+            "m365_plan.user",
+            f"Licence of {mailbox}",
+            "fail",
+            f"{mailbox} has a licence with Exchange Online ({', '.join(names)}), but Exchange "
+            "Online is switched off for this user in it, so there is no mailbox to synchronize.",
+            details={"licences": names, "exchange_plans": states},
+            remediation=f"In the Microsoft 365 admin center, open {mailbox} → Licenses and apps "
+            "and tick Exchange Online under the licence's apps.",
+        )
+    if any(s != "Disabled" for s in states) or any(
         has_mailbox_plan(str(x.get("skuId", "")), x.get("servicePlans") or []) for x in licences
     ):
         return Step(

@@ -4,79 +4,21 @@ provider is flagged, because every sign-in then depends on that gateway."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import requests
-
-from checksite.checks.autodiscover_client import describe_error
+from checksite.checks.autodiscover import discovery
 from checksite.checks.context import CheckContext
 from checksite.checks.mail_system import MICROSOFT_365, mail_system
+from checksite.checks.mailbox_home import CLOUD, ON_PREMISES, mailbox_home
 from checksite.checks.model import Step, Stopwatch
-from common.http import BodyTooLarge
-from common.netguard import Blocked, ResolveError
+from checksite.checks.tenant_lookup import Tenant, tenant_of
+
+__all__ = ["ID", "TITLE", "Tenant", "run", "tenant_of"]
 
 ID = "m365_tenant"
 TITLE = "Microsoft 365 tenant"
-_TENANT_ID = re.compile(r"/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/")
 MICROSOFT_HOSTS = ("microsoftonline.com", "microsoft.com", "windows.net", "live.com")
-
-
-@dataclass(frozen=True)
-class Tenant:
-    id: str | None
-    namespace: str | None = None
-    brand: str | None = None
-    auth_url: str | None = None
-    error: str | None = None
-
-
-def tenant_of(context: CheckContext) -> Tenant:
-    """The tenant behind the target's domain; shared with [m365_plan] and [app_consent]."""
-    return context.fact("m365_tenant", lambda: _discover(context))
-
-
-def _discover(context: CheckContext) -> Tenant:
-    authority = context.setting("microsoft_authority_host", "https://login.microsoftonline.com")
-    domain = context.target.domain
-    session = context.session()
-    try:
-        response = session.get(f"{authority}/{domain}/v2.0/.well-known/openid-configuration")
-    except (Blocked, ResolveError, BodyTooLarge) as exc:
-        return Tenant(None, error=str(exc))
-    except requests.RequestException as exc:
-        return Tenant(None, error=describe_error(exc))
-    if response.status_code != 200:
-        code = _aadsts(response)
-        return Tenant(
-            None, error=f"no Microsoft 365 tenant has {domain} ({code or response.status_code})"
-        )
-    configuration = response.json()
-    match = _TENANT_ID.search(configuration.get("token_endpoint", "") + "/")
-    tenant_id = match.group(1) if match else None
-    login = context.target.mailbox or f"someone@{domain}"
-    try:
-        realm = session.get(f"{authority}/getuserrealm.srf", params={"login": login, "json": "1"})
-        data = realm.json() if realm.status_code == 200 else {}
-    except (Blocked, ResolveError, BodyTooLarge, requests.RequestException, ValueError):
-        data = {}
-    return Tenant(
-        tenant_id,
-        namespace=data.get("NameSpaceType"),
-        brand=data.get("FederationBrandName"),
-        auth_url=data.get("AuthURL"),
-    )
-
-
-def _aadsts(response: requests.Response) -> str | None:
-    try:
-        description = response.json().get("error_description", "")
-    except ValueError:
-        return None
-    match = re.match(r"(AADSTS\d+)", description)
-    return match.group(1) if match else None
 
 
 def run(context: CheckContext) -> Iterator[Step]:
@@ -90,6 +32,17 @@ def run(context: CheckContext) -> Iterator[Step]:
         )
         return
     tenant = tenant_of(context)
+    if tenant.id is None and tenant.lookup_failed:
+        yield Step(
+            "m365_tenant.exists",
+            "Microsoft's tenant lookup",
+            "fail",
+            f"{tenant.error}. The MX records point to Microsoft 365, but Microsoft could not be "
+            "asked which tenant has the domain; this is not a fault of your set-up.",
+            remediation="Run the check again in a few minutes.",
+            elapsed_ms=watch.ms(),
+        )
+        return
     if tenant.id is None:
         yield Step(
             "m365_tenant.exists",
@@ -111,6 +64,46 @@ def run(context: CheckContext) -> Iterator[Step]:
     )
     yield _realm_step(tenant)
     yield _sign_in_step(context, tenant)
+    hybrid = _hybrid_step(context)
+    if hybrid is not None:
+        yield hybrid
+
+
+def _hybrid_step(context: CheckContext) -> Step | None:
+    """On-premises Exchange next to the tenant: both are reported, and where the mailbox is."""
+    found = discovery(context)
+    if found.outcome not in ("settings", "found", "cloud", "login_page"):
+        return None
+    server = urlsplit(found.endpoint_url or "").hostname or "an on-premises server"
+    message = (
+        f"{context.target.domain} has both this Microsoft 365 tenant and on-premises Exchange "
+        f"(Autodiscover answers at {server}): a hybrid. "
+    )
+    home = mailbox_home(context)
+    mailbox = context.target.mailbox
+    if home.where == CLOUD:
+        message += (
+            f"{mailbox} lives in Exchange Online ({home.evidence}): Synchronizer reaches it "
+            "through Microsoft Graph."
+        )
+    elif home.where == ON_PREMISES:
+        message += (
+            f"{mailbox} lives on-premises ({home.evidence}): Synchronizer reaches it through "
+            "EWS on your Exchange, with a service account there."
+        )
+    elif mailbox is None:
+        message += (
+            "Enter a mailbox address to see whether it lives in Exchange Online or on-premises."
+        )
+    else:
+        message += f"Where {mailbox} lives could not be told: {home.evidence}."
+    return Step(
+        "m365_tenant.hybrid",
+        "Hybrid Exchange",
+        "info",
+        message,
+        details={"onpremises_server": server, "mailbox": mailbox, "mailbox_home": home.where},
+    )
 
 
 def _realm_step(tenant: Tenant) -> Step:

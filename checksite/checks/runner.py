@@ -187,6 +187,7 @@ def _timeout_step(check_id: str, deadline_s: float) -> Step:
         status="fail",
         message=f"The check did not finish within {deadline_s:g} seconds; the steps above "
         "are what it found before the time ran out.",
-        remediation="A server that never answers usually means a firewall silently drops the "
-        "connection: check that the host is reachable from the internet on the port shown.",
+        remediation="If a step above waits for one of your servers, that server (or a firewall "
+        "in front of it) does not answer; the firewall check names its host and port. "
+        "Otherwise run the check again.",
     )

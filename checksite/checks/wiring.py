@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from pathlib import Path
 from typing import Any
 
 from checksite.checks.context import CheckContext, Target
 from common.config import Settings
+from common.ip_port import BadIpPort, parse_ip_port
 from common.netguard import GuardPolicy, NetGuard
 
 DEFAULT_DEADLINE_S = 20.0
@@ -19,21 +19,11 @@ class BadOption(ValueError):
 
 
 def parse_dns_server(text: str) -> str:
-    """HOST[:PORT] with HOST an IP address (IPv6 in brackets when a port is given)."""
-    value = text.strip()
-    host, port = value, ""
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = rest.lstrip(":")
-    elif value.count(":") == 1:
-        host, port = value.split(":")
+    """IP[:PORT] (IPv6 in brackets when a port is given), in its canonical spelling."""
     try:
-        ipaddress.ip_address(host)
-        if port and not 0 < int(port) < 65536:
-            raise ValueError(port)
-    except ValueError:
-        raise BadOption(f"--dns-server expects IP[:PORT], got {text!r}") from None
-    return f"{host}:{port}" if port else host
+        return str(parse_ip_port(text))
+    except BadIpPort as exc:
+        raise BadOption(f"--dns-server expects IP[:PORT]: {exc}") from None
 
 
 def run_settings(
@@ -86,6 +76,7 @@ def simulator_settings(settings: Settings, summary: dict[str, Any], **app: Any) 
             "check_ca_bundle": Path(str(summary["ca_file"])),
             "microsoft_authority_host": summary["login"],
             "microsoft_graph_url": summary["graph"],
+            "microsoft_outlook_url": summary["outlook"],
             "google_accounts_url": summary["google"],
             "google_oauth_url": summary["google"],
             "google_api_url": summary["google"],

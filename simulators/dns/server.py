@@ -113,6 +113,10 @@ def _read_exactly(conn: socket.socket, size: int) -> bytes | None:
     return chunks
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 class _UdpServer(socketserver.ThreadingUDPServer):
     daemon_threads = True
     block_on_close = False
@@ -120,6 +124,7 @@ class _UdpServer(socketserver.ThreadingUDPServer):
 
     def __init__(self, address: tuple[str, int], zone: ZoneData) -> None:
         self.zone = zone
+        self.address_family = _family(address[0])
         super().__init__(address, _UdpHandler)
 
 
@@ -130,11 +135,13 @@ class _TcpServer(socketserver.ThreadingTCPServer):
 
     def __init__(self, address: tuple[str, int], zone: ZoneData) -> None:
         self.zone = zone
+        self.address_family = _family(address[0])
         super().__init__(address, _TcpHandler)
 
 
 class DnsServer:
-    """`DnsServer(records).start()`: UDP and TCP on `host:port` (a free port if 0)."""
+    """`DnsServer(records).start()`: UDP and TCP on `host:port` (a free port if 0); `host` may
+    be an IPv6 address (`::1`), then `address` is `[::1]:port`."""
 
     def __init__(
         self, records: Iterable[Record] = (), host: str = "127.0.0.1", port: int = 0
@@ -147,7 +154,8 @@ class DnsServer:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     def add_records(self, records: Iterable[Record]) -> None:
         self.zone.add(records)

@@ -14,12 +14,13 @@ from simulators.world.exchange import ExchangeWorld, demo
 
 from . import autodiscover, ews, web
 from .netscaler import LOGIN_PATHS, login_page, needs_login
-from .organisation import ROLE_AUTODISCOVER, ROLE_EWS, ROLE_HTTP_REDIRECT, Runtime
+from .organisation import ROLE_AUTODISCOVER, ROLE_EWS, ROLE_HTTP_REDIRECT, ROLE_WEBSITE, Runtime
 from .seed import add_items
 from .seed_json import appointment_from_json, contact_from_json
 from .soap import SERVER_BUSY_TEXT, fault, server_busy
 from .state import export_state
 from .store import MailboxUser
+from .website import home_page
 
 EWS_PATHS = ("/EWS/Exchange.asmx", "/ews/exchange.asmx", "/EWS/exchange.asmx")
 POX_PATHS = ("/autodiscover/autodiscover.xml", "/Autodiscover/Autodiscover.xml")
@@ -94,6 +95,8 @@ def create_app(world: ExchangeWorld | None = None) -> Flask:
         if request.path.startswith("/_sim/"):
             return None
         g.runtime, g.role = sim.route(request.host)
+        if g.role == ROLE_WEBSITE:
+            return home_page(g.runtime.org.domain)
         if g.role == ROLE_HTTP_REDIRECT:
             return None
         if g.runtime.org.netscaler and request.path not in LOGIN_PATHS and needs_login(request):
@@ -103,7 +106,7 @@ def create_app(world: ExchangeWorld | None = None) -> Flask:
     @app.after_request
     def _iis_headers(response: Response) -> Response:
         runtime = getattr(g, "runtime", None)
-        if runtime is None or g.role == ROLE_HTTP_REDIRECT:
+        if runtime is None or g.role in (ROLE_HTTP_REDIRECT, ROLE_WEBSITE):
             return response
         if runtime.org.netscaler and (request.path in LOGIN_PATHS or response.status_code == 302):
             response.headers["Set-Cookie"] = f"NSC_TEMP=xyz{secrets.token_hex(8)}; Path=/; secure"

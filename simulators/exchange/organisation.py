@@ -20,14 +20,20 @@ from .soap import BUILDS, ServerBuild
 from .store import Store
 from .throttling import ConcurrencyBudget
 
-# The Windows Server each Exchange version typically runs on (2012 R2, 2016, 2019), as an NTLM
-# challenge reveals it.
-WINDOWS_BUILDS = {"2013": (6, 3, 9600), "2016": (10, 0, 14393), "2019": (10, 0, 17763)}
+# The Windows Server each Exchange version typically runs on (2012 R2, 2016, 2019, 2022), as an
+# NTLM challenge reveals it.
+WINDOWS_BUILDS = {
+    "2013": (6, 3, 9600),
+    "2016": (10, 0, 14393),
+    "2019": (10, 0, 17763),
+    "SE": (10, 0, 20348),
+}
 
 # What a host does for its organisation.
 ROLE_EWS = "ews"  # the CAS: EWS, Autodiscover, OWA
 ROLE_AUTODISCOVER = "autodiscover"  # autodiscover.<domain> or the domain itself
 ROLE_HTTP_REDIRECT = "http_redirect"  # plain HTTP, answers 302 to the CAS
+ROLE_WEBSITE = "website"  # the bare domain's ordinary website (not Exchange at all)
 
 
 @dataclass
@@ -57,6 +63,8 @@ class Runtime:
             roles[self.org.domain] = ROLE_AUTODISCOVER
         elif self.org.autodiscover == AD_HTTP_REDIRECT:
             roles[self.org.autodiscover_host] = ROLE_HTTP_REDIRECT
+        if self.org.website:
+            roles[self.org.domain] = ROLE_WEBSITE
         return roles
 
     def answer(self, email: str, host: str) -> Answer:

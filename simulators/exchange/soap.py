@@ -39,6 +39,8 @@ BUILDS = {
     "2013": ServerBuild(15, 0, 1497, 2, "V2_23", API_2013),
     "2016": ServerBuild(15, 1, 2507, 6, "V2017_07_11", (*API_2013, "Exchange2016")),
     "2019": ServerBuild(15, 2, 1544, 4, "V2017_07_11", (*API_2013, "Exchange2016")),
+    # Subscription Edition RTM (July 2025): still 15.2, told apart from 2019 by its build.
+    "SE": ServerBuild(15, 2, 2562, 17, "V2017_07_11", (*API_2013, "Exchange2016")),
 }
 
 

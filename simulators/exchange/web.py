@@ -1,7 +1,10 @@
-"""The other things an Exchange CAS answers that a checker looks at: the OWA sign-in page and
-Autodiscover v2 (`autodiscover.json`, Exchange 2016 and later)."""
+"""The other things an Exchange CAS answers that a checker looks at: the OWA sign-in page,
+Autodiscover v2 (`autodiscover.json`, Exchange 2016 and later) and the offline address book
+(`/OAB/<id>/oab.xml`, the manifest of MS-OXWOAB, behind the same sign-in as EWS)."""
 
 from __future__ import annotations
+
+import uuid
 
 from flask import Flask, Response, abort, g, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
@@ -19,7 +22,36 @@ OWA_LOGON = b"""<!DOCTYPE html>
 """
 
 
+OAB_MANIFEST = """<?xml version="1.0" encoding="UTF-8"?>
+<OAB><OAL id="{id}" dn="/" name="\\Default Global Address List">
+<Full seq="1" ver="32" size="2048" uncompressedsize="8192" SHA="{sha}">{id}-data-1.lzx</Full>
+</OAL></OAB>
+"""
+
+
+def oab_id(ews_host: str) -> str:
+    """The id of an organisation's offline address book (also in Autodiscover's OABUrl)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, ews_host))
+
+
 def register(app: Flask) -> None:
+    @app.route("/OAB/", methods=["GET", "HEAD"])
+    @app.route("/OAB/<path:rest>", methods=["GET", "HEAD"])
+    def oab(rest: str = "") -> Response:
+        runtime = g.runtime
+        if g.role != ROLE_EWS:
+            abort(404)
+        user = runtime.auth.authenticate(request, request.host.rsplit(":", 1)[0])
+        if isinstance(user, Response):
+            return user
+        book = oab_id(runtime.org.ews_host)
+        if rest.lower() == f"{book}/oab.xml":
+            body = OAB_MANIFEST.format(id=book, sha="0" * 40)
+            return Response(body, content_type="text/xml")
+        if rest in ("", f"{book}/"):
+            return Response(b"Directory listing denied", status=403, content_type="text/html")
+        abort(404)
+
     @app.route("/owa/")
     @app.route("/owa")
     def owa() -> BaseResponse:

@@ -1,7 +1,8 @@
 """Microsoft identity platform + Microsoft Graph simulator.
 
 `create_app(world)` returns one Flask app serving both the authority (login.microsoftonline.com
-paths) and Graph (`/v1.0/...`); the registry serves it under two names ("login", "graph").
+paths), Graph (`/v1.0/...`) and Exchange Online's public Autodiscover v2; the registry serves
+it under three names ("login", "graph", "outlook").
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from simulators.microsoft import (  # noqa: F401
     graph_directory,
     subscriptions,
 )
+from simulators.microsoft.autodiscover_v2 import bp as autodiscover_v2_bp
 from simulators.microsoft.errors import GraphError, sim_error_body
 from simulators.microsoft.graph_common import GraphState
 from simulators.microsoft.graph_common import bp as graph_bp
@@ -60,6 +62,7 @@ def create_app(world: MicrosoftWorld | None = None, **config: object) -> Flask:
     app.register_blueprint(identity_bp)
     app.register_blueprint(graph_bp)
     app.register_blueprint(state_bp)
+    app.register_blueprint(autodiscover_v2_bp)
     app.register_error_handler(GraphError, lambda exc: exc.response())
     app.register_error_handler(404, _not_found)
     app.register_error_handler(405, _not_allowed)

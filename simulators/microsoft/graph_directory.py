@@ -154,7 +154,11 @@ def _license_details(user_key: str | None) -> Response:
             "skuPartNumber": part,
             "servicePlans": [
                 {k: v for k, v in p.items() if k != "provisioningStatus"}
-                | {"provisioningStatus": "Success"}
+                | {
+                    "provisioningStatus": "Disabled"
+                    if p["servicePlanName"] in user.disabled_plans
+                    else "Success"
+                }
                 for p in _plans(part)
             ],
         }

@@ -1,10 +1,12 @@
 """The demo world, Exchange on-premises side: organisations, their hosts, mailboxes and data.
 
 Each organisation shows one Autodiscover set-up (or a broken one) so the Check site and the
-sync engine meet every case: 2019 / 2016 / 2013 servers, Autodiscover on the domain itself, on
-`autodiscover.<domain>`, only through the HTTP redirect method, only through a DNS SRV record,
-none at all, a redirect loop, TLS 1.0 still enabled, a NetScaler-style login page, a server
-that speaks TLS 1.0 only, and Windows authentication that accepts Kerberos only.
+sync engine meet every case: SE / 2019 / 2016 / 2013 servers, Autodiscover on the domain itself,
+on `autodiscover.<domain>`, only through the HTTP redirect method, only through a DNS SRV
+record, none at all, a redirect loop, TLS 1.0 still enabled, a NetScaler-style login page, an
+ordinary website with a sign-in form on the bare domain, a server that speaks TLS 1.0 only,
+Windows authentication that accepts Kerberos only, and a hybrid organisation whose Microsoft
+365 tenant (in `simulators/world/microsoft.py`) holds some of its mailboxes.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ class Mailbox:
 @dataclass
 class Organisation:
     domain: str
-    version: str  # "2013" | "2016" | "2019"
+    version: str  # "2013" | "2016" | "2019" | "SE" (Subscription Edition)
     netbios: str
     autodiscover: str = AD_HOST
     ews_host: str = ""  # default mail.<domain>
@@ -109,11 +111,15 @@ class Organisation:
     auth: tuple[str, ...] = ("Negotiate", "NTLM", "Basic")
     tls: str = "modern"
     netscaler: bool = False  # a reverse proxy answers unauthenticated requests with a login page
+    # The bare domain is the company's ordinary website (every path: a page with a sign-in form).
+    website: bool = False
     ews_max_concurrency: int = 27  # EWSMaxConcurrency of the default throttling policy
     mailboxes: list[Mailbox] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.ews_host = self.ews_host or f"mail.{self.domain}"
+        if self.website and self.autodiscover == AD_ROOT:
+            raise ValueError(f"{self.domain}: the bare domain cannot be both website and CAS")
 
     @property
     def ews_url(self) -> str:
@@ -409,7 +415,40 @@ def demo() -> ExchangeWorld:
     trey = organisations[6]
     trey.mailboxes[0].redirect_to = f"bob@{trey.domain}"
     trey.mailboxes[1].redirect_to = f"alice@{trey.domain}"
+    organisations += _verdict_set_ups(base)
     return ExchangeWorld(organisations)
+
+
+HYBRID_DOMAIN = "wideworldimporters.example"
+# Exchange Online's routing domain of the hybrid tenant (tenant.mail.onmicrosoft.com in Azure).
+HYBRID_ROUTING_DOMAIN = "wideworldimporters.mail.onmicrosoft.example"
+
+
+def _verdict_set_ups(base: datetime) -> list[Organisation]:
+    """Set-ups where a careless checker gives the wrong verdict (issue 9, points 4, 5, 13)."""
+    hybrid = Organisation(
+        HYBRID_DOMAIN,
+        "SE",
+        "WIDEWORLD",
+        AD_HOST,
+        mailboxes=_mailboxes(HYBRID_DOMAIN, base),
+    )
+    # bob's mailbox moved to Exchange Online: the on-premises Autodiscover answers redirectAddr
+    # with his routing address (the remote mailbox's targetAddress), as Exchange hybrid does.
+    hybrid.mailboxes[1].redirect_to = f"bob@{HYBRID_ROUTING_DOMAIN}"
+    return [
+        # Current Exchange (Subscription Edition) whose bare domain is the company website with
+        # a members' sign-in form: not Autodiscover, not a pre-authentication gateway.
+        Organisation(
+            "alpineskihouse.example",
+            "SE",
+            "ALPINESKIHOUSE",
+            AD_HOST,
+            website=True,
+            mailboxes=_mailboxes("alpineskihouse.example", base),
+        ),
+        hybrid,
+    ]
 
 
 def hosts(world: ExchangeWorld) -> list[SimHost]:
@@ -421,7 +460,7 @@ def hosts(world: ExchangeWorld) -> list[SimHost]:
             result.append(SimHost(org.autodiscover_host, tls=org.tls))
         if org.autodiscover == AD_HTTP_REDIRECT:
             result.append(SimHost(org.autodiscover_host, https_port=None, http_port=80))
-        if org.autodiscover == AD_ROOT:
+        if org.autodiscover == AD_ROOT or org.website:
             result.append(SimHost(org.domain, tls=org.tls))
     return result
 
@@ -435,7 +474,7 @@ def dns_records(addresses: Any) -> list[tuple[str, str, str]]:
         records.append((org.domain, "TXT", '"v=spf1 mx -all"'))
         if org.autodiscover == AD_SRV:
             records.append((f"_autodiscover._tcp.{org.domain}", "SRV", f"0 0 443 {org.ews_host}."))
-        if org.autodiscover != AD_ROOT:
+        if org.autodiscover != AD_ROOT and not org.website:
             # The public web site lives elsewhere and knows nothing about Autodiscover.
             records.append((org.domain, "A", addresses.allocate(f"www.{org.domain}")))
     return records

@@ -75,7 +75,12 @@ class User:
     surname: str
     job_title: str = ""
     licenses: list[str] = field(default_factory=list)  # skuPartNumbers
-    has_mailbox: bool = True
+    # Service plans switched off in this user's licence assignment (servicePlanName), e.g.
+    # EXCHANGE_S_STANDARD: licensed, but Exchange disabled for that user (no mailbox).
+    disabled_plans: list[str] = field(default_factory=list)
+    has_mailbox: bool = True  # an Exchange Online mailbox
+    # Hybrid: the mailbox is still on the organisation's own Exchange (a remote user here).
+    onpremises_mailbox: bool = False
     is_admin: bool = False
     time_zone: str = "W. Europe Standard Time"
     events: list[dict] = field(default_factory=list)
@@ -110,6 +115,13 @@ class Tenant:
     )
     # Delegated grants single users gave (consentType "Principal"): user id -> scopes.
     user_consents: dict[str, list[str]] = field(default_factory=dict)
+    # DNS the customer publishes for the default domain: MX ("pref host.") and SPF; empty:
+    # as Microsoft 365 asks (Exchange Online Protection MX, its SPF include).
+    mx: tuple[str, ...] = ()
+    spf: str = ""
+    # Hybrid Exchange: the on-premises side publishes MX and Autodiscover; Exchange Online's
+    # Autodiscover sends mailboxes still on-premises to this EWS URL.
+    onpremises_ews_url: str = ""
 
     @property
     def default_domain(self) -> str:
@@ -461,8 +473,99 @@ def demo_world(anchor: date | None = None) -> MicrosoftWorld:
 
     app = AppRegistration(SYNCHRONIZER_APP_ID, "Synchronizer", SYNCHRONIZER_SECRET)
     return MicrosoftWorld(
-        tenants=[contoso, apps_only, unconsented, locked, federated], apps=[app], anchor=monday
+        tenants=[contoso, apps_only, unconsented, locked, federated, *_verdict_tenants(calendar)],
+        apps=[app],
+        anchor=monday,
     )
+
+
+HYBRID_DOMAIN = "wideworldimporters.example"  # its on-premises side: simulators/world/exchange.py
+
+
+def _verdict_tenants(calendar: list[dict]) -> list[Tenant]:
+    """Tenants where the MX alone gives the wrong verdict (issue 9, point 4)."""
+    standard = ["O365_BUSINESS_PREMIUM"]
+    # Microsoft 365 behind Mimecast: the MX names the filter, only Microsoft's tenant lookup
+    # (or the SPF include) tells where the mailboxes are.
+    filtered = _tenant(
+        "humongous",
+        "Humongous Insurance",
+        "humongousinsurance.example",
+        mx=("10 eu-smtp-inbound-1.mimecast.com.", "10 eu-smtp-inbound-2.mimecast.com."),
+        spf="v=spf1 include:_netblocks.mimecast.com include:spf.protection.outlook.com -all",
+    )
+    filtered.skus = [TenantSku("O365_BUSINESS_PREMIUM", enabled=40)]
+    filtered.users = [
+        _user(
+            "humongous",
+            "humongousinsurance.example",
+            key,
+            given,
+            surname,
+            licenses=standard,
+            events=calendar,
+            is_admin=key == "admin",
+        )
+        for key, given, surname in (("dan", "Dan", "Park"), ("admin", "Humongous", "Admin"))
+    ]
+    # Licensed with Exchange Online, but the admin switched Exchange off in her licence
+    # assignment: no mailbox, and licenseDetails says the plan is "Disabled".
+    filtered.users.append(
+        _user(
+            "humongous",
+            "humongousinsurance.example",
+            "lynne",
+            "Lynne",
+            "Robbins",
+            licenses=standard,
+            disabled_plans=["EXCHANGE_S_STANDARD"],
+            has_mailbox=False,
+        )
+    )
+    # Exchange hybrid: the same domain on-premises (Exchange SE) and in this tenant; bob's
+    # mailbox has moved to Exchange Online, alice's is still on-premises.
+    hybrid = Tenant(
+        id=stable_id("wideworldimporters", "tenant"),
+        display_name="Wide World Importers",
+        domains=[
+            HYBRID_DOMAIN,
+            "wideworldimporters.mail.onmicrosoft.example",  # the routing domain of moved mailboxes
+            "wideworldimporters.onmicrosoft.example",
+        ],
+        onpremises_ews_url=f"https://mail.{HYBRID_DOMAIN}/EWS/Exchange.asmx",
+    )
+    hybrid.skus = [TenantSku("O365_BUSINESS_PREMIUM", enabled=20)]
+    hybrid.users = [
+        _user(
+            "wideworldimporters",
+            HYBRID_DOMAIN,
+            "bob",
+            "Bob",
+            "Andersen",
+            licenses=standard,
+            events=calendar,
+        ),
+        _user(
+            "wideworldimporters",
+            HYBRID_DOMAIN,
+            "alice",
+            "Alice",
+            "Andersen",
+            licenses=standard,
+            has_mailbox=False,
+            onpremises_mailbox=True,
+        ),
+        _user(
+            "wideworldimporters",
+            HYBRID_DOMAIN,
+            "admin",
+            "Wide World Importers",
+            "Admin",
+            licenses=standard,
+            is_admin=True,
+        ),
+    ]
+    return [filtered, hybrid]
 
 
 def _mx_name(domain: str) -> str:
@@ -475,11 +578,15 @@ def dns_records(addresses: object = None) -> list[tuple[str, str, str]]:
     records: list[tuple[str, str, str]] = []
     for tenant in demo_world().tenants:
         domain = tenant.default_domain
+        records.append((domain, "TXT", f'"MS=ms{uuid.UUID(tenant.id).int % 10**8:08d}"'))
+        if tenant.onpremises_ews_url:
+            continue  # a hybrid: MX, SPF and Autodiscover come from the on-premises side
+        mx = tenant.mx or (f"0 {_mx_name(domain)}.",)
+        spf = tenant.spf or "v=spf1 include:spf.protection.outlook.com -all"
+        records += [(domain, "MX", value) for value in mx]
         records += [
-            (domain, "MX", f"0 {_mx_name(domain)}."),
             (f"autodiscover.{domain}", "CNAME", "autodiscover.outlook.com."),
-            (domain, "TXT", '"v=spf1 include:spf.protection.outlook.com -all"'),
-            (domain, "TXT", f'"MS=ms{uuid.UUID(tenant.id).int % 10**8:08d}"'),
+            (domain, "TXT", f'"{spf}"'),
         ]
     return records
 

@@ -490,6 +490,14 @@ def _tenants() -> list[Tenant]:
         _tenant("Cust61234", "iCloud Mail Ltd", "online", "icloudmail.example", 1800,
                 [("chris", "Chris", "Apfel"), ("cora", "Cora", "Birn"), ("cal", "Cal", "Kern")],
                 base_time_zone="Europe/London"),
+        # The set-ups where the MX alone gives the wrong verdict (Check site, issue 9).
+        _tenant("Cust66789", "Alpine Ski House", "online", "alpineskihouse.example", 2300, _EXCHANGE_USERS),
+        _tenant("Cust68901", "Wide World Importers", "online", "wideworldimporters.example", 2400,
+                _EXCHANGE_USERS),
+        _tenant("Cust64567", "Humongous Insurance", "online", "humongousinsurance.example", 2100,
+                [("dan", "Dan", "Park"), ("lynne", "Lynne", "Robbins")]),
+        _tenant("Cust65678", "Munson's Pickles", "online", "munsonspickles.example", 2200,
+                [("mia", "Mia", "Munson"), ("max", "Max", "Munson")]),
     ]  # fmt: skip
 
 

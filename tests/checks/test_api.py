@@ -35,7 +35,7 @@ def test_post_starts_a_check_and_get_returns_the_report(check_app: Flask) -> Non
     client = check_app.test_client()
     started = client.post(
         "/api/checks",
-        json={"target": "alice@proseware.example", "password": "Alice-Passw0rd!"},
+        json={"target": "alice@alpineskihouse.example", "password": "Alice-Passw0rd!"},
     )
     assert started.status_code == 202
     body = started.get_json()
@@ -45,7 +45,7 @@ def test_post_starts_a_check_and_get_returns_the_report(check_app: Flask) -> Non
     done = wait_done(client, body["id"])
     jsonschema.validate(done, schema("CheckState"))
     assert done["verdict"] == "pass"
-    assert done["report"]["target"] == "alice@proseware.example"
+    assert done["report"]["target"] == "alice@alpineskihouse.example"
     assert "Alice-Passw0rd!" not in json.dumps(done)
     ids = [c["id"] for c in done["report"]["checks"]]
     assert ids[:2] == ["dns", "autodiscover"]
@@ -159,3 +159,47 @@ def test_a_run_whose_process_died_is_reported_interrupted(check_app: Flask) -> N
     assert lost["status"] == "interrupted"
     assert lost["report"] is None
     assert client.get(f"/api/checks/{fresh.id}").get_json()["status"] == "running"
+
+
+def _field_block(html: str, field_id: str) -> str:
+    """The form's <div class="field"> that holds the input with this id."""
+    at = html.index(f'id="{field_id}"')
+    start = html.rindex('<div class="field">', 0, at)
+    return html[start : html.index("</div>", at)]
+
+
+def test_the_form_shows_each_error_next_to_its_field(check_app: Flask) -> None:
+    check_app.config["WTF_CSRF_ENABLED"] = False
+    client = check_app.test_client()
+    response = client.post(
+        "/check",
+        data={
+            "target": "alice@proseware.example",
+            "ews_url": "http://mail.proseware.example/EWS/Exchange.asmx",
+        },
+    )
+    assert response.status_code == 400
+    html = response.text
+    ews = _field_block(html, "ews_url")
+    assert "The EWS URL must start with https://" in ews
+    assert 'aria-invalid="true"' in ews
+    assert "must start with https://" not in _field_block(html, "target")
+    # The group the field is in is open, and what was typed is still there.
+    assert '<details class="field-group" open>' in html
+    assert 'value="alice@proseware.example"' in _field_block(html, "target")
+    response = client.post("/check", data={"target": "contoso.example", "password": "x"})
+    assert "needs a mailbox address" in _field_block(response.text, "password")
+
+
+def test_the_api_names_the_field_of_an_error(check_app: Flask) -> None:
+    client = check_app.test_client()
+    response = client.post(
+        "/api/checks",
+        json={"target": "alice@proseware.example", "ews_url": "http://mail.proseware.example/"},
+    )
+    assert response.status_code == 400
+    body = response.get_json()
+    jsonschema.validate(body, schema("Error"))
+    assert body["field"] == "ews_url"
+    assert "https://" in body["error"]
+    assert client.post("/api/checks", json={"target": "x"}).get_json()["field"] == "target"

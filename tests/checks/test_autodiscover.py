@@ -4,12 +4,14 @@ every method, redirects, loops, a pre-authentication gateway, and the manual URL
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
 from flask import Flask, Response
 
-from checksite.checks import autodiscover
+from checksite.checks import autodiscover, unsupported
+from checksite.checks.fix_first import fix_first
 from checksite.checks.registry import select
 from checksite.checks.runner import run_checks
 from common.netguard import GuardPolicy, NetGuard
@@ -68,6 +70,24 @@ def test_a_wrong_password_is_reported(sims_guard: NetGuard) -> None:
     result = run_check(autodiscover, context)
     assert result.status == "fail"
     assert "password was not accepted" in find_step(result.steps, "autodiscover.method.2").message
+    # The endpoint answered as Exchange: the password is the problem, not missing records.
+    final = find_step(result.steps, "autodiscover.result")
+    assert final.title == "Password not accepted"
+    assert "https://autodiscover.proseware.example" in final.message
+    assert "Outlook on the web" in final.remediation
+    assert "Publish" not in final.remediation
+
+
+def test_a_wrong_password_leads_what_to_fix_first_with_the_password(
+    sims_guard: NetGuard,
+) -> None:
+    context = check_context(sims_guard, "alice@proseware.example", password="wrong")
+    report = run_checks(context, select(), deadline_s=20)
+    findings = fix_first(report)
+    assert findings[0].status == "fail"
+    assert "password" in findings[0].step.message
+    assert {f.check.id for f in findings if f.status == "fail"} == {"autodiscover", "ews_access"}
+    assert not any("Publish autodiscover" in f.step.remediation for f in findings)
 
 
 def test_redirect_loops_stop_with_a_readable_step(sims_guard: NetGuard) -> None:
@@ -91,6 +111,27 @@ def test_a_pre_authentication_gateway_is_recognised(sims_guard: NetGuard) -> Non
     assert "sign-in page" in final.message
 
 
+@pytest.mark.parametrize("password", [None, PASSWORDS["alice"]])
+def test_a_website_with_a_sign_in_form_on_the_domain_is_not_autodiscover(
+    sims_guard: NetGuard, password: str | None
+) -> None:
+    """alpineskihouse.example is the company's website (200, a members' sign-in form, on every
+    path); Exchange answers at autodiscover.alpineskihouse.example, as Outlook finds it."""
+    context = check_context(sims_guard, "alice@alpineskihouse.example", password=password)
+    result = run_check(autodiscover, context)
+    website = find_step(result.steps, "autodiscover.method.1")
+    assert website.status == "info"
+    assert website.details["attempts"][0]["http_status"] == 200
+    assert "the website on alpineskihouse.example, not Autodiscover" in website.message
+    assert "gateway" not in website.message
+    final = find_step(result.steps, "autodiscover.result")
+    assert final.status == "pass"
+    assert final.details["method"] == "https://autodiscover.domain"
+    assert result.status == "pass"
+    unsupported_result = run_check(unsupported, context)
+    assert [s.id for s in unsupported_result.steps if s.status == "fail"] == []
+
+
 def test_nothing_found_explains_the_manual_urls_and_accepts_them(
     sims_guard: NetGuard,
 ) -> None:
@@ -111,7 +152,72 @@ def test_nothing_found_explains_the_manual_urls_and_accepts_them(
     )
     result = run_check(autodiscover, manual)
     assert result.status == "pass"
-    assert find_step(result.steps, "autodiscover.manual").details["ews_url"].startswith("https://")
+    ews = find_step(result.steps, "autodiscover.manual.ews")
+    assert "asks for sign-in" in ews.message  # without a password: EWS's own challenge
+    assert ews.details["url"] == "https://mail.wingtip.example/EWS/Exchange.asmx"
+    assert find_step(result.steps, "autodiscover.manual.oab").status == "pass"
+
+
+WINGTIP_EWS = "https://mail.wingtip.example/EWS/Exchange.asmx"
+WINGTIP_OAB = (
+    f"https://mail.wingtip.example/OAB/{uuid.uuid5(uuid.NAMESPACE_DNS, 'mail.wingtip.example')}/"
+)
+
+
+@pytest.mark.parametrize(
+    ("password", "ews_url", "oab_url", "ews", "oab", "said"),
+    [
+        # With the password, a real EWS call on the calendar, and the OAB's oab.xml is read.
+        (PASSWORDS["alice"], WINGTIP_EWS, WINGTIP_OAB, "pass", "pass", "GetFolder on the calendar"),
+        ("wrong", WINGTIP_EWS, WINGTIP_OAB, "fail", "fail", "password was not accepted"),
+        # The OAB virtual directory, not the address book's own URL: Exchange, but warned.
+        (PASSWORDS["alice"], WINGTIP_EWS, "https://mail.wingtip.example/OAB/", "pass", "warn", ""),
+        # A company website is neither EWS nor an address book, whatever the path says.
+        (
+            None,
+            "https://alpineskihouse.example/EWS/Exchange.asmx",
+            "https://alpineskihouse.example/OAB/",
+            "fail",
+            "fail",
+            "Not EWS: HTTP 200 (text/html)",
+        ),
+    ],
+)
+def test_urls_given_by_hand_must_answer_as_exchange(
+    sims_guard: NetGuard,
+    password: str | None,
+    ews_url: str,
+    oab_url: str,
+    ews: str,
+    oab: str,
+    said: str,
+) -> None:
+    context = check_context(
+        sims_guard, "alice@wingtip.example", password=password, ews_url=ews_url, oab_url=oab_url
+    )
+    result = run_check(autodiscover, context)
+    ews_step = find_step(result.steps, "autodiscover.manual.ews")
+    assert (ews_step.status, find_step(result.steps, "autodiscover.manual.oab").status) == (
+        ews,
+        oab,
+    )
+    assert said in ews_step.message
+    assert ews_step.details["signed_in"] is (password is not None)
+
+
+@pytest.mark.parametrize("password", [None, PASSWORDS["alice"]])
+def test_a_kerberos_only_ews_given_by_hand_says_why_nobody_can_sign_in(
+    sims_guard: NetGuard, password: str | None
+) -> None:
+    # It is Exchange (it asks for Negotiate), but only Kerberos would sign in there.
+    url = "https://mail.cohowinery.example/EWS/Exchange.asmx"
+    context = check_context(sims_guard, "alice@cohowinery.example", password=password, ews_url=url)
+    result = run_check(autodiscover, context)
+    ews = find_step(result.steps, "autodiscover.manual.ews")
+    assert ews.status == "fail"
+    assert "accepts Kerberos only" in ews.message
+    assert "NTLM" in ews.remediation
+    assert ews.details["signed_in"] is False  # no password is tried where it cannot work
 
 
 def test_an_srv_record_pointing_inside_is_a_readable_refused_step(hostile: Hostile) -> None:

@@ -36,16 +36,29 @@ def invoke(sims: SimulatorStack, tmp_path: Path, *args: str, password: str | Non
 def test_a_healthy_exchange_passes_with_a_readable_tree(
     sims: SimulatorStack, tmp_path: Path
 ) -> None:
-    result = invoke(sims, tmp_path, "alice@proseware.example", password="Alice-Passw0rd!")
+    result = invoke(sims, tmp_path, "alice@alpineskihouse.example", password="Alice-Passw0rd!")
     assert result.exit_code == 0, result.output
     assert "[PASS] Autodiscover" in result.output
-    assert "Exchange Server 2019" in result.output
+    assert "Exchange Server Subscription Edition (SE)" in result.output
     assert (
         result.output.strip()
         .splitlines()[-1]
-        .startswith("Verdict for alice@proseware.example: PASS")
+        .startswith("Verdict for alice@alpineskihouse.example: PASS")
     )
     assert "Alice-Passw0rd!" not in result.output
+
+
+def test_exchange_2019_still_works_but_warns_with_the_upgrade_path(
+    sims: SimulatorStack, tmp_path: Path
+) -> None:
+    result = invoke(sims, tmp_path, "alice@proseware.example", "--json", password="Alice-Passw0rd!")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["verdict"] == "warn"
+    version = next(c for c in report["checks"] if c["id"] == "exchange_version")["steps"][-1]
+    assert version["status"] == "warn"
+    assert "out of Microsoft's support since October 2025" in version["message"]
+    assert "Upgrade in place to Exchange Server Subscription Edition" in version["remediation"]
 
 
 def test_a_failing_verdict_exits_1_and_json_is_the_report(
@@ -81,8 +94,18 @@ def test_only_runs_the_named_checks(sims: SimulatorStack, tmp_path: Path) -> Non
         (["<b>x</b>.example"], "not a valid domain name"),
         (["proseware.example", "--only", "dns,nope"], "unknown check id nope"),
         (["proseware.example", "--dns-server", "not-an-ip"], "--dns-server expects IP[:PORT]"),
+        (["proseware.example", "--dns-server", "[::1]:99999"], "port must be a number"),
+        (["proseware.example", "--dns-server", "[127.0.0.1]:53"], "brackets are for IPv6"),
         (["proseware.example", "--timeout", "0"], "--timeout expects seconds"),
-        (["proseware.example", "--oab-url", "https://x.example/OAB/"], "needs the EWS URL"),
+        (["proseware.example", "--oab-url", "https://x.example/OAB/"], "--ews-url: an OAB URL"),
+        (
+            ["alice@proseware.example", "--ews-url", "http://mail.proseware.example/EWS/"],
+            "--ews-url: the EWS URL must start with https://",
+        ),
+        (["proseware.example:8443"], "give an Exchange server on another port as the EWS URL"),
+        (["ftp://proseware.example"], "a ftp: link is not a domain"),
+        (["-alice@proseware.example"], "give the target after --"),
+        (["--", "-proseware.example"], "not a valid domain name"),
     ],
 )
 def test_bad_usage_exits_2(
@@ -96,7 +119,61 @@ def test_bad_usage_exits_2(
 def test_a_password_for_a_domain_is_bad_usage(sims: SimulatorStack, tmp_path: Path) -> None:
     result = invoke(sims, tmp_path, "proseware.example", password="x")
     assert result.exit_code == 2
-    assert "needs a mailbox address" in result.output
+    assert "--password-stdin: a password needs a mailbox address" in result.output
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "mailto:alice@alpineskihouse.example?subject=Hello",
+        "Alice Andersen <alice@alpineskihouse.example>",
+        "alice@alpineskihouse.example:443",
+    ],
+)
+def test_a_mailbox_as_people_paste_it(sims: SimulatorStack, tmp_path: Path, typed: str) -> None:
+    result = invoke(sims, tmp_path, typed, "--only", "dns", "--json", password="Alice-Passw0rd!")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["target"] == "alice@alpineskihouse.example"
+    dns = next(c for c in report["checks"] if c["id"] == "dns")
+    assert dns["steps"][0]["id"] == "dns.input"  # the report says how the input was read
+
+
+def test_a_mailbox_starting_with_a_dash_is_checked_after_double_dash(
+    sims: SimulatorStack, tmp_path: Path
+) -> None:
+    result = invoke(
+        sims, tmp_path, "--only", "dns", "--json", "--", "-sales@alpineskihouse.example"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["target"] == "-sales@alpineskihouse.example"
+
+
+def test_an_ipv6_dns_server_with_a_port_is_one_address_everywhere(
+    sims: SimulatorStack, tmp_path: Path
+) -> None:
+    """`[::1]:PORT` is port PORT on ::1 for the option, the setting and the guard alike."""
+    from simulators.dns import DnsServer
+
+    records = [r for r in sims.dns_server.zone.records() if "alpineskihouse" in r[0]]
+    with DnsServer(records, host="::1") as server:
+        assert server.address.startswith("[::1]:")
+        env = {"SYNCHRONIZER_INSTANCE_PATH": str(tmp_path / "instance")}
+        option = CliRunner().invoke(
+            main,
+            ["check", "alpineskihouse.example", "--only", "dns", "--json"]
+            + ["--dns-server", server.address, "--allow-private-networks"],
+            env=env,
+        )
+        assert option.exit_code == 0, option.output
+        assert json.loads(option.output)["verdict"] == "pass"
+        setting = CliRunner().invoke(
+            main,
+            ["check", "alpineskihouse.example", "--only", "dns", "--json"],
+            env=env | {"SYNCHRONIZER_CHECK_DNS_SERVERS": server.address},
+        )
+        assert setting.exit_code == 0, setting.output
+        assert json.loads(setting.output)["verdict"] == "pass"
 
 
 def test_simulators_flag_reads_the_running_simulators_summary(

@@ -27,6 +27,7 @@ from checksite.checks.context import CheckContext, Target, TargetError
 from checksite.checks.ews_access import service_account_credentials
 from checksite.checks.model import CheckResult, Step
 from checksite.cli import main
+from common.config import Settings
 from common.netguard import GuardPolicy, NetGuard
 from simulators.runner import SimulatorStack
 from tests.fixtures.checks import check_context, find_step, run_check
@@ -93,6 +94,19 @@ def test_a_kerberos_only_server_is_not_blamed_on_the_password(sims_guard: NetGua
     assert step.status == "skip"
     assert "Kerberos" in step.message
     assert "did not accept the password" not in step.message
+
+
+def test_a_mailbox_moved_to_exchange_online_is_not_signed_in_on_premises(
+    sims_guard: NetGuard, sim_settings: Settings
+) -> None:
+    # wideworldimporters is a hybrid: bob's mailbox is in Exchange Online (Graph's part); the
+    # settings reach Microsoft's tenant lookup, which tells the routing address apart.
+    target = "bob@wideworldimporters.example"
+    context = check_context(sims_guard, target, sim_settings, password="Bob-Passw0rd!")
+    step = only_step(run_check(ews_access, context))
+    assert step.status == "skip"
+    assert "Exchange Online" in step.message
+    assert "Microsoft Graph" in step.message
 
 
 def test_a_wrong_password_at_a_typed_ews_url(sims_guard: NetGuard) -> None:
@@ -236,18 +250,30 @@ def test_no_password_is_left_in_exchangelib_s_cache(sims_guard: NetGuard) -> Non
 
 
 @pytest.mark.parametrize(
-    ("name", "password", "message"),
+    ("name", "password", "message", "field"),
     [
-        ("svc@contoso.example", "", "password too"),
-        ("", "secret", "needs the service account's name"),
-        ("not an account", "secret", "svc@contoso.com or CONTOSO\\svc"),
-        ("a@b", "secret", "svc@contoso.com or CONTOSO\\svc"),
+        ("svc@contoso.example", "", "password too", "service_password"),
+        ("", "secret", "needs the service account's name", "service_account"),
+        ("not an account", "secret", "svc@contoso.com or CONTOSO\\svc", "service_account"),
+        ("a@b", "secret", "svc@contoso.com or CONTOSO\\svc", "service_account"),
     ],
 )
-def test_service_account_input_is_checked(name: str, password: str, message: str) -> None:
-    with pytest.raises(TargetError, match=message.replace("\\", "\\\\")):
+def test_service_account_input_is_checked(
+    name: str, password: str, message: str, field: str
+) -> None:
+    with pytest.raises(TargetError, match=message.replace("\\", "\\\\")) as refused:
         service_account_credentials(name, password)
+    assert refused.value.field == field  # the page and the API name the input it is about
     assert service_account_credentials("", "") == {}
+
+
+def test_a_bad_service_account_names_its_option_on_the_command_line(tmp_path: Path) -> None:
+    args = ["check", "alice@proseware.example", "--service-account", "not an account"]
+    result = CliRunner().invoke(
+        main, args, env={"SYNCHRONIZER_INSTANCE_PATH": str(tmp_path)}, input="secret\n"
+    )
+    assert result.exit_code == 2
+    assert "--service-account: enter the service account as" in result.output
 
 
 def test_through_the_cli(sims: SimulatorStack, tmp_path: Path) -> None:
@@ -284,6 +310,7 @@ def test_through_the_api(check_app: Flask) -> None:
     refused = client.post("/api/checks", json={**body, "service_password": ""})
     assert refused.status_code == 400
     assert "password too" in refused.get_json()["error"]
+    assert refused.get_json()["field"] == "service_password"
 
 
 def _av_pairs(type3: bytes) -> dict[int, bytes]:

@@ -62,7 +62,8 @@ def test_another_app_streams_the_steps_as_they_are_stored(
     first_check = next(at for at, kind, _ in events if kind == "check")
     assert events[-1][0] - first_check > 1.0  # the finished checks came while it still ran
     checks = {data["check_id"] for _, kind, data in events if kind == "check"}
-    assert {"dns", "autodiscover"} <= checks
+    # [autodiscover] validates the black-holed EWS URL given by hand, so it waits too.
+    assert "dns" in checks
     report = events[-1][2]["report"]
     assert [c["timed_out"] for c in report["checks"] if c["id"] == "tls"] == [True]
 

@@ -132,6 +132,8 @@ def test_the_sign_in_asks_only_for_what_the_report_reads_and_consent_is_incremen
         ("adele@contoso.example", "pass", "pass"),
         ("nomail@contoso.example", "pass", "fail"),
         ("appsonly.example", "fail", None),
+        ("dan@humongousinsurance.example", "pass", "pass"),
+        ("lynne@humongousinsurance.example", "pass", "fail"),  # Exchange switched off for her
     ],
 )
 def test_the_plans_read_with_the_sign_in_are_matched_on_service_plans(
@@ -154,6 +156,24 @@ def test_the_plans_read_with_the_sign_in_are_matched_on_service_plans(
         assert "How to fix" not in skus.message and skus.remediation
     if user_status is not None:
         assert find_step(plan.steps, "m365_plan.user").status == user_status
+
+
+def test_a_licence_with_exchange_switched_off_fails_for_that_user(
+    check_app: Flask, sim_session: requests.Session, ms_world: Any
+) -> None:
+    """lynne@humongousinsurance.example holds Microsoft 365 Business Standard, but Exchange
+    Online is switched off in her licence assignment (licenseDetails: EXCHANGE_S_STANDARD
+    "Disabled"), so she has no mailbox: the tenant's plan passes, her licence fails."""
+    client = check_app.test_client()
+    first = first_report(client, "lynne@humongousinsurance.example")
+    signed = sign_in(client, sim_session, first, "admin@humongousinsurance.example")
+    plan = report_after(client, signed)["m365_plan"]
+    assert find_step(plan.steps, "m365_plan.skus").status == "pass"
+    user = find_step(plan.steps, "m365_plan.user")
+    assert user.status == "fail"
+    assert "Exchange Online is switched off for this user" in user.message
+    assert user.details["exchange_plans"] == ["Disabled"]
+    assert "Licenses and apps" in user.remediation
 
 
 @pytest.mark.parametrize(

@@ -225,7 +225,7 @@ def test_a_failed_start_stops_what_it_started(demo_ca: DemoCA) -> None:
 def test_world_loading_skips_parts_not_written_yet() -> None:
     world = load_world(("mail_domains", "no_such_part"))
     assert world.missing == ("no_such_part",)
-    assert {d.kind for d in world.part("mail_domains")} == {"imap_only", "icloud"}
+    assert {d.kind for d in world.part("mail_domains")} == {"imap_only", "icloud", "personal"}
     with pytest.raises(MissingWorldPart):
         world.part("no_such_part")
 
