@@ -142,7 +142,6 @@ class _Run(Generic[T]):
         self.pages = 0
         self.later: list[Action[T]] = []  # creates and deletions of a multi-page run
         self.listed_nothing: frozenset[Side] = frozenset()
-        self.retry_later: dict[Side, list[str]] = {side: [] for side in SIDES}
 
     def read_page(self) -> dict[Side, ChangeSet[T]]:
         changes: dict[Side, ChangeSet[T]] = {}
@@ -168,20 +167,17 @@ class _Run(Generic[T]):
         self.pages += 1
         return changes
 
-    def checkpoint(
-        self, failures: list[ItemFailure], waiting: tuple[tuple[Side, str], ...]
-    ) -> None:
+    def checkpoint(self, failures: list[ItemFailure], plans: list[Plan[T]]) -> None:
         """After a page is applied: the cursors of the next page, with everything the run
-        still owes on its retry lists (items kept for the end, the pairs of postponed
-        creates and deletions, failures), so a run that stops here (a throttle, a crash)
-        resumes from this page instead of listing everything again. A resumed full listing
-        cannot tell what it did not show: it infers no deletion from absence (the next fresh
-        listing does)."""
-        owed: dict[Side, list[str]] = {side: list(self.retry_later[side]) for side in SIDES}
+        still owes on its retry lists (what a finished run would keep there, and the items
+        kept for the end and the pairs of postponed creates and deletions), so a run that
+        stops here (a throttle, a crash) resumes from this page instead of listing
+        everything again. A resumed full listing cannot tell what it did not show: it
+        infers no deletion from absence (the next fresh listing does)."""
+        owed = _retry_lists(failures, self, plans)
         for side in SIDES:
             owed[side] += list(self.deferred[side])
             owed[side] += [r.id for r in self.deferred_removals[side]]
-            owed[side] += [line.split(": ", 1)[0] for line in self.unreadable[side]]
         for action in self.later:
             for side in SIDES:
                 item_id = action.link.item_id(side) if action.link else None
@@ -189,12 +185,6 @@ class _Run(Generic[T]):
                     owed[side].append(item_id)
             if action.source is not None and not is_occurrence_id(action.source.id):
                 owed[action.target.other].append(action.source.id)
-        for side, item_id in waiting:
-            self.retry_later[side].append(item_id)
-            owed[side].append(item_id)
-        for failure in failures:
-            if failure.source_side is not None and failure.source_id is not None:
-                owed[failure.source_side].append(failure.source_id)
         for side in SIDES:
             cursor = SideCursor(
                 self.cursor[side],
@@ -361,7 +351,7 @@ def sync(
                 # deletions wait for the end, where the guard sees all of them at once and
                 # unlinked items meet their twins from any page.
                 now_part = Plan(kind, tuple(a for a in page_plan.actions if a.op in AT_ONCE))
-                now_part = replace(now_part, skipped=page_plan.skipped)
+                now_part = replace(now_part, skipped=page_plan.skipped, waiting=page_plan.waiting)
                 # A later page knows more of a pair than an earlier one (a move reported as a
                 # removal on one page and the item under its new id on the next): what it
                 # decides for the pair replaces what waits for it.
@@ -376,7 +366,7 @@ def sync(
                     applier.postpone = run.later
                     applier.apply(now_part)
                     if not last:
-                        run.checkpoint(report.failures, page_plan.waiting)
+                        run.checkpoint(report.failures, outcome.plans)
                 if not last:
                     continue
                 final = _final_plan(kind, inp, run, store)

@@ -321,7 +321,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "no-checkpoint-between-pages",
         "daemon/sync.py",
-        "                        run.checkpoint(report.failures, page_plan.waiting)\n",
+        "                        run.checkpoint(report.failures, outcome.plans)\n",
         "                        pass\n",
         "the cursor is kept only when a run ends well, so a 50,000-item initial sync stopped "
         "by a throttle lists everything again from the first page",

@@ -184,6 +184,15 @@ class BaseConnector(Generic[T]):
     stamps_in_listing = True
     idempotent_create = False
     batch_size = 1
+    _capabilities: Capabilities  # what the side holds, set by each connector
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    @property
+    def fields(self) -> frozenset[str]:
+        return self._capabilities.fields
 
     def get(self, item_id: str) -> Stored[T]:
         raise NotImplementedError
@@ -239,3 +248,40 @@ class BaseConnector(Generic[T]):
             self.delete(write.item_id, write.if_match)
             return None
         raise ValueError(f"unknown write {write.op!r}")
+
+
+class BatchingConnector(BaseConnector[T]):
+    """The other way round, for a service whose natural call is a batch (Graph's `$batch`):
+    it gives `get_many` and `apply_many`, and the single calls are batches of one."""
+
+    def get(self, item_id: str) -> Stored[T]:
+        found = self.get_many([item_id])
+        if item_id not in found:
+            raise Permanent(f"{item_id} cannot be read")
+        stored = found[item_id]
+        if stored is None:
+            raise NotFound(item_id)
+        return stored
+
+    def create(self, item: T, correlation_id: str) -> Stored[T]:
+        return self._one(Write("create", item=item, correlation_id=correlation_id))
+
+    def update(self, item_id: str, item: T, if_match: str | None) -> Stored[T]:
+        return self._one(Write("update", item_id=item_id, item=item, if_match=if_match))
+
+    def stamp(self, item_id: str, correlation_id: str, if_match: str | None) -> Stored[T]:
+        return self._one(
+            Write("stamp", item_id=item_id, if_match=if_match, correlation_id=correlation_id)
+        )
+
+    def delete(self, item_id: str, if_match: str | None) -> None:
+        (result,) = self.apply_many([Write("delete", item_id=item_id, if_match=if_match)])
+        if isinstance(result, ConnectorError):
+            raise result
+
+    def _one(self, write: Write[T]) -> Stored[T]:
+        (result,) = self.apply_many([write])
+        if isinstance(result, ConnectorError):
+            raise result
+        assert result is not None
+        return result

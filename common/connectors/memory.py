@@ -136,14 +136,6 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
 
     # --- what the side declares ------------------------------------------------------------
 
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def fields(self) -> frozenset[str]:
-        return self._capabilities.fields
-
     def can_express(self, recurrence: Recurrence) -> bool:
         return self._can_express(recurrence)
 

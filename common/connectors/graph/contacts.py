@@ -14,13 +14,11 @@ create by its stamp).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from common.capabilities import GRAPH_CONTACT, Capabilities
 from common.connectors.base import (
-    BaseConnector,
-    ConnectorError,
+    BatchingConnector,
     NotFound,
     Permanent,
     Write,
@@ -29,6 +27,7 @@ from common.connectors.base import (
 from common.connectors.graph import mapping
 from common.connectors.graph.client import MAX_BATCH, Answer, Call, GraphClient, check, error_of
 from common.connectors.graph.delta import Pass, item_path, query
+from common.connectors.graph.stamps import oldest_holder
 from common.items import Contact
 from common.kinds import ChangeSet, Removal, RemovalKind, Stored, Unreadable, Window
 
@@ -37,7 +36,7 @@ DEFAULT_FOLDER = "Synchronizer"
 _EXPAND = query(dollar_expand=mapping.EXPAND_STAMP)
 
 
-class GraphContacts(BaseConnector[Contact]):
+class GraphContacts(BatchingConnector[Contact]):
     exact_versions = True
     can_stamp = True
     stamps_in_listing = False
@@ -58,14 +57,6 @@ class GraphContacts(BaseConnector[Contact]):
         self._folder_id = folder_id
         self.page_size = page_size
         self._capabilities = capabilities
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def fields(self) -> frozenset[str]:
-        return self._capabilities.fields
 
     # --- the folder ------------------------------------------------------------------------
 
@@ -122,15 +113,6 @@ class GraphContacts(BaseConnector[Contact]):
             upserts, removals, after.encode(), full=state.full, more=more, unreadable=unreadable
         )
 
-    def get(self, item_id: str) -> Stored[Contact]:
-        found = self.get_many([item_id])
-        if item_id not in found:
-            raise Permanent(f"contact {item_id} cannot be read")
-        stored = found[item_id]
-        if stored is None:
-            raise NotFound(item_id)
-        return stored
-
     def get_many(self, item_ids: Sequence[str]) -> dict[str, Stored[Contact] | None]:
         ids = list(dict.fromkeys(item_ids))
         calls = [Call("GET", f"{self._contacts()}/{item_path(i)}{_EXPAND}") for i in ids]
@@ -152,40 +134,12 @@ class GraphContacts(BaseConnector[Contact]):
     def find_by_correlation_id(self, correlation_id: str) -> Stored[Contact] | None:
         """The oldest contact of our folder carrying the stamp (chosen here by
         `createdDateTime`; Outlook sorts only on what its filter names)."""
-        url = self._contacts() + query(
-            dollar_filter=mapping.stamp_filter(correlation_id),
-            dollar_expand=mapping.EXPAND_STAMP,
-            dollar_top="50",
-        )
-        holders = [h for h in self.client.pages(url) if mapping.stamp_of(h) == correlation_id]
-        if not holders:
+        oldest = oldest_holder(self.client, self._contacts(), correlation_id)
+        if oldest is None:
             return None
-        oldest = min(
-            holders,
-            key=lambda h: (mapping.created_of(h) or datetime.max.replace(tzinfo=UTC), h["id"]),
-        )
         return _stored(oldest, correlation_id)
 
     # --- writing ---------------------------------------------------------------------------
-
-    def create(self, item: Contact, correlation_id: str) -> Stored[Contact]:
-        return _one(self.apply_many([Write("create", item=item, correlation_id=correlation_id)]))
-
-    def update(self, item_id: str, item: Contact, if_match: str | None) -> Stored[Contact]:
-        return _one(
-            self.apply_many([Write("update", item_id=item_id, item=item, if_match=if_match)])
-        )
-
-    def stamp(self, item_id: str, correlation_id: str, if_match: str | None) -> Stored[Contact]:
-        write: Write[Contact] = Write(
-            "stamp", item_id=item_id, if_match=if_match, correlation_id=correlation_id
-        )
-        return _one(self.apply_many([write]))
-
-    def delete(self, item_id: str, if_match: str | None) -> None:
-        result = self.apply_many([Write("delete", item_id=item_id, if_match=if_match)])[0]
-        if isinstance(result, ConnectorError):
-            raise result
 
     def apply_many(self, writes: Sequence[Write[Contact]]) -> list[WriteResult[Contact]]:
         if len(writes) > self.batch_size:
@@ -236,11 +190,3 @@ def _stored(raw: dict[str, Any], stamp: str | None = None) -> Stored[Contact]:
         stamp,
         mapping.created_of(raw),
     )
-
-
-def _one(results: list[WriteResult[Contact]]) -> Stored[Contact]:
-    result = results[0]
-    if isinstance(result, ConnectorError):
-        raise result
-    assert result is not None
-    return result

@@ -31,7 +31,7 @@ from typing import Any
 
 from common.capabilities import GRAPH_EVENT, Capabilities
 from common.connectors.base import (
-    BaseConnector,
+    BatchingConnector,
     ConnectorError,
     NotFound,
     Permanent,
@@ -50,6 +50,7 @@ from common.connectors.graph.client import (
     error_of,
 )
 from common.connectors.graph.delta import Pass, iso, item_path, query
+from common.connectors.graph.stamps import oldest_holder
 from common.items import Appointment, Recurrence, When
 from common.kinds import ChangeSet, Removal, RemovalKind, Stored, Unreadable, Window
 
@@ -68,7 +69,7 @@ def default_window(now: datetime | None = None) -> Window:
     return Window(today - timedelta(days=30), today + timedelta(days=120))
 
 
-class GraphEvents(BaseConnector[Appointment]):
+class GraphEvents(BatchingConnector[Appointment]):
     exact_versions = True
     can_stamp = True
     stamps_in_listing = False
@@ -87,14 +88,6 @@ class GraphEvents(BaseConnector[Appointment]):
         self.page_size = page_size
         self.window = window or default_window()  # where a series' instances are read
         self._capabilities = capabilities
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def fields(self) -> frozenset[str]:
-        return self._capabilities.fields
 
     def can_express(self, recurrence: Recurrence) -> bool:
         return mapping.can_express(recurrence)
@@ -149,15 +142,6 @@ class GraphEvents(BaseConnector[Appointment]):
             unreadable=unreadable,
         )
 
-    def get(self, item_id: str) -> Stored[Appointment]:
-        found = self.get_many([item_id])
-        if item_id not in found:
-            raise Permanent(f"event {item_id} cannot be read")
-        stored = found[item_id]
-        if stored is None:
-            raise NotFound(item_id)
-        return stored
-
     def get_many(self, item_ids: Sequence[str]) -> dict[str, Stored[Appointment] | None]:
         ids = list(dict.fromkeys(item_ids))
         calls = [Call("GET", f"{EVENTS}/{item_path(i)}{_EXPAND}") for i in ids]
@@ -187,21 +171,10 @@ class GraphEvents(BaseConnector[Appointment]):
         return found
 
     def find_by_correlation_id(self, correlation_id: str) -> Stored[Appointment] | None:
-        """The oldest event carrying the stamp: filtered on the property by Graph, the oldest
-        chosen here by `createdDateTime` (Outlook refuses an `$orderby` on a property its
-        `$filter` does not name, and holders are few)."""
-        url = EVENTS + query(
-            dollar_filter=mapping.stamp_filter(correlation_id),
-            dollar_expand=mapping.EXPAND_STAMP,
-            dollar_top="50",
-        )
-        holders = [h for h in self.client.pages(url) if mapping.stamp_of(h) == correlation_id]
-        if not holders:
+        """The oldest event carrying the stamp, read as a whole series where it is one."""
+        oldest = oldest_holder(self.client, EVENTS, correlation_id)
+        if oldest is None:
             return None
-        oldest = min(
-            holders,
-            key=lambda h: (mapping.created_of(h) or datetime.max.replace(tzinfo=UTC), h["id"]),
-        )
         if oldest.get("type") != "seriesMaster":
             return _single(oldest, correlation_id)
         series = self._with_instances({str(oldest["id"]): oldest})[str(oldest["id"])]
@@ -210,24 +183,6 @@ class GraphEvents(BaseConnector[Appointment]):
         return series
 
     # --- writing ---------------------------------------------------------------------------
-
-    def create(self, item: Appointment, correlation_id: str) -> Stored[Appointment]:
-        return _one(self.apply_many([Write("create", item=item, correlation_id=correlation_id)]))
-
-    def update(self, item_id: str, item: Appointment, if_match: str | None) -> Stored[Appointment]:
-        write = Write("update", item_id=item_id, item=item, if_match=if_match)
-        return _one(self.apply_many([write]))
-
-    def stamp(self, item_id: str, correlation_id: str, if_match: str | None) -> Stored[Appointment]:
-        write: Write[Appointment] = Write(
-            "stamp", item_id=item_id, if_match=if_match, correlation_id=correlation_id
-        )
-        return _one(self.apply_many([write]))
-
-    def delete(self, item_id: str, if_match: str | None) -> None:
-        result = self.apply_many([Write("delete", item_id=item_id, if_match=if_match)])[0]
-        if isinstance(result, ConnectorError):
-            raise result
 
     def apply_many(self, writes: Sequence[Write[Appointment]]) -> list[WriteResult[Appointment]]:
         """The writes in one `$batch` where each is one request; a series' create or update
@@ -556,14 +511,6 @@ def _single(raw: Mapping[str, Any], stamp: str | None = None) -> Stored[Appointm
         stamp,
         mapping.created_of(raw),
     )
-
-
-def _one(results: list[WriteResult[Appointment]]) -> Stored[Appointment]:
-    result = results[0]
-    if isinstance(result, ConnectorError):
-        raise result
-    assert result is not None
-    return result
 
 
 def _if_match(version: str | None) -> dict[str, str]:

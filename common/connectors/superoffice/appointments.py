@@ -167,14 +167,6 @@ class SuperOfficeAppointments(BaseConnector[Appointment]):
 
     # --- what the side declares --------------------------------------------------------
 
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def fields(self) -> frozenset[str]:
-        return self._capabilities.fields
-
     def can_express(self, recurrence: Recurrence) -> bool:
         return series.expressible(recurrence.rule)
 
