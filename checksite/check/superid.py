@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import jwt
 import requests
+
+from checksite.check.id_tokens import TokenRejected, verified_claims
 
 CLAIM = "http://schemes.superoffice.net/identity/"
 
@@ -105,18 +106,6 @@ def redeem(
 
 def _verified(id_token: str, jwks: dict[str, Any], audience: str, issuer: str) -> dict[str, Any]:
     try:
-        kid = jwt.get_unverified_header(id_token).get("kid")
-        key = next(k for k in jwks.get("keys", []) if k.get("kid") == kid)
-        claims: dict[str, Any] = jwt.decode(
-            id_token,
-            jwt.PyJWK(key).key,
-            algorithms=["RS256"],
-            audience=audience,
-            issuer=issuer,
-            options={"require": ["exp", "iat", "iss", "aud"]},
-        )
-    except StopIteration:
-        raise SignInFailed("the id_token is signed with a key SuperID does not publish") from None
-    except jwt.PyJWTError as exc:
-        raise SignInFailed(f"the id_token is not valid: {exc}") from None
-    return claims
+        return verified_claims(id_token, jwks, audience=audience, issuers=(issuer,), nonce=None)
+    except TokenRejected as exc:
+        raise SignInFailed(str(exc).replace("the provider", "SuperID")) from None
