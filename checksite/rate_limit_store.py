@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any
+from typing import Any, cast
 
 from limits.storage import Storage
-from sqlalchemy import case, delete, select, text
+from sqlalchemy import Table, case, delete, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,7 +22,7 @@ from common.db import make_engine
 from common.models import RateLimitCounter
 
 PREFIX = "db+"
-_TABLE = RateLimitCounter.__table__
+_TABLE = cast(Table, RateLimitCounter.__table__)  # declarative types it as a FromClause
 _SWEEP_SHARE = 0.01  # about one increment in a hundred also deletes windows long gone
 
 
