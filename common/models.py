@@ -189,6 +189,19 @@ class SyncUser(Base):
     profile: Mapped[Profile] = relationship(back_populates="users")
 
 
+class SingletonLease(Base):
+    """A lease on something of which one runs per deployment (the scheduler): the row is
+    taken by whoever runs it, renewed while it runs, and expires when it dies."""
+
+    __tablename__ = "singleton_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(100))
+    expires_at: Mapped[datetime | None]
+    # When the current owner took it over (status shows how long it has been in charge).
+    taken_at: Mapped[datetime | None]
+
+
 class ItemLink(Base):
     """The pairing of one CRM item with one groupware item, and what both looked like last time."""
 
@@ -384,6 +397,7 @@ __all__ = [
     "RateLimitCounter",
     "RunStatus",
     "Side",
+    "SingletonLease",
     "SyncRun",
     "SyncUser",
     "WebhookEvent",
