@@ -89,6 +89,10 @@ class Settings:
     superoffice_client_id: str | None = None
     superoffice_client_secret: str | None = None
 
+    # A CA bundle the sync connectors verify services with instead of the system's (the
+    # simulators' demo CA in the demo and tests); none: the system's.
+    sync_ca_bundle: Path | None = None
+
     # Outgoing mail (invitations, alerts).
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -222,7 +226,7 @@ class Settings:
                 "'delegated' or 'application'",
                 self.microsoft_permission_mode,
             )
-        for name in ("check_ca_bundle", "google_service_account_file"):
+        for name in ("check_ca_bundle", "sync_ca_bundle", "google_service_account_file"):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise ConfigError(name.upper(), "the path of a readable file", path)

@@ -182,8 +182,16 @@ class SyncUser(Base):
     # One worker at a time per mailbox: a lease that expires, never a lock that outlives a crash.
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None]
-    last_sync_at: Mapped[datetime | None]
+    last_sync_at: Mapped[datetime | None]  # when the last run that finished began
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The daemon's schedule (the database, not the queue, is the source of truth): when the
+    # next run is due (None: now), when a task was queued for it (None: none is), how many
+    # runs in a row failed (the retry backoff), and why a person must act before it syncs
+    # again (credentials refused); cleared when they do.
+    next_sync_at: Mapped[datetime | None]
+    queued_at: Mapped[datetime | None]
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    needs_attention: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     profile: Mapped[Profile] = relationship(back_populates="users")

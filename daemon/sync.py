@@ -66,6 +66,7 @@ class SyncOutcome(Generic[T]):
     notes: list[str] = field(default_factory=list)  # e.g. series expanded for a side
     error: str | None = None
     retry_after: float | None = None  # when the run ended because the service asked to wait
+    cause: Exception | None = None  # what ended the run early (the daemon retries or asks a person)
     plans: list[Plan[T]] = field(default_factory=list)  # one per page, and the paired rest
 
     @property
@@ -420,8 +421,10 @@ def sync(
         outcome.report = report
     except (RunAborted, AuthExpired) as exc:
         outcome.status, outcome.error = RunStatus.FAILED, f"credentials expired: {exc}"
+        outcome.cause = exc
     except (ConnectorError, LinkConflict) as exc:
         outcome.status, outcome.error = RunStatus.FAILED, repr(exc)
+        outcome.cause = exc
     except Exception as exc:  # a defect: the run is recorded as failed, then it propagates
         errors["run"] = f"interrupted by an unexpected error: {exc!r}"
         _finish(store, run_id, RunStatus.FAILED, counts, errors, started, held, outcome.notes)
