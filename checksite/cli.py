@@ -233,6 +233,197 @@ def simulators_command(ctx: Context, port_base: int | None, only: tuple[str, ...
         raise click.ClickException(str(exc)) from None
 
 
+@main.command()
+@click.option(
+    "--workers", default=4, show_default=True, type=click.IntRange(1, 64), help="Worker threads."
+)
+@click.option(
+    "--shutdown-timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds running syncs may take to finish after SIGINT/SIGTERM before they are "
+    "handed back to the queue.",
+)
+@pass_context
+@friendly_errors
+def worker(ctx: Context, workers: int, shutdown_timeout: float) -> None:
+    """Run sync tasks from the queue until SIGINT or SIGTERM (running syncs finish first)."""
+    from common.logging_setup import configure_logging
+    from daemon.worker import run_worker
+
+    _require_current_schema(ctx.settings)
+    configure_logging(ctx.settings.log_format, ctx.settings.log_level)
+    run_worker(ctx.settings, workers=workers, shutdown_timeout=shutdown_timeout)
+
+
+@main.command()
+@click.option(
+    "--every",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds between dispatcher runs.",
+)
+@click.option(
+    "--lease-seconds",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(1, 600),
+    help="How long a scheduler that dies keeps the others waiting.",
+)
+@pass_context
+@friendly_errors
+def scheduler(ctx: Context, every: float, lease_seconds: float) -> None:
+    """Queue the syncs that are due, every minute; of several schedulers one runs, the others
+    wait to take over. Stops on SIGINT or SIGTERM."""
+    import signal
+    import threading
+    from datetime import timedelta
+
+    from common.logging_setup import configure_logging
+    from daemon import queue, tasks
+    from daemon.scheduler import Scheduler
+
+    _require_current_schema(ctx.settings)
+    configure_logging(ctx.settings.log_format, ctx.settings.log_level)
+    queue.configure(ctx.settings.queue_url)
+    runtime = tasks.configure(ctx.settings)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    Scheduler(
+        runtime.db,
+        tasks.dispatch,
+        every=timedelta(seconds=every),
+        ttl=timedelta(seconds=lease_seconds),
+    ).run(stop)
+
+
+KINDS = {"appointments": "appointment", "contacts": "contact"}
+
+
+@main.command("sync")
+@click.option("--user", "mailbox", required=True, metavar="EMAIL", help="The user's mailbox.")
+@click.option("--kind", type=click.Choice(sorted(KINDS)), help="Only this kind.")
+@click.option(
+    "--profile", "profile_id", type=int, help="The profile, if the mailbox is in several."
+)
+@click.option("--dry-run", is_flag=True, help="Plan, print what would change, change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+@pass_context
+@friendly_errors
+def sync_command(
+    ctx: Context,
+    mailbox: str,
+    kind: str | None,
+    profile_id: int | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Sync one user now, in the foreground, and print the run's record; exit 1 if it did
+    not finish (busy, throttled, failed, needs attention)."""
+    from common.kinds import ItemKind
+    from daemon import tasks
+
+    _require_current_schema(ctx.settings)
+    runtime = tasks.configure(ctx.settings)
+    user_id = _user_by_mailbox(runtime.db, mailbox, profile_id)
+    result = tasks.run_user(
+        user_id, ItemKind(KINDS[kind]) if kind else None, dry_run=dry_run, operator=True
+    )
+    record = result.as_dict() | {"mailbox": mailbox, "dry_run": dry_run}
+    if dry_run:
+        record["plan"] = _run_notes(runtime.db, [r.run_id for r in result.runs])
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+    else:
+        _echo_sync_record(record)
+    if result.state != "done":
+        sys.exit(1)
+
+
+def _user_by_mailbox(database: Database, mailbox: str, profile_id: int | None) -> int:
+    from sqlalchemy import func, select
+
+    from common.models import SyncUser
+
+    query = select(SyncUser.id, SyncUser.profile_id).where(
+        func.lower(SyncUser.mailbox) == mailbox.strip().lower()
+    )
+    if profile_id is not None:
+        query = query.where(SyncUser.profile_id == profile_id)
+    with database.session() as session:
+        found = session.execute(query).all()
+    if not found:
+        raise click.ClickException(f"no linked user has the mailbox {mailbox!r}")
+    if len(found) > 1:
+        profiles = ", ".join(str(row.profile_id) for row in found)
+        raise click.UsageError(f"{mailbox} is in profiles {profiles}: give --profile")
+    return int(found[0].id)
+
+
+def _run_notes(database: Database, run_ids: list[int]) -> list[str]:
+    from common.models import SyncRun
+
+    with database.session() as session:
+        return [n for i in run_ids if (run := session.get(SyncRun, i)) for n in run.notes]
+
+
+def _echo_sync_record(record: dict[str, Any]) -> None:
+    line = f"{record['mailbox']}: {record['state']}"
+    if record["reason"]:
+        line += f" ({record['reason']})"
+    if record["retry_in"] is not None:
+        line += f"; again in {record['retry_in']:.0f} s"
+    click.echo(line)
+    for run in record["runs"]:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(run["counts"].items())) or "no changes"
+        click.echo(f"  {run['kind']}s: run {run['run_id']} {run['status']}: {counts}")
+        if run["error"]:
+            click.echo(f"    error: {run['error']}")
+    for line in record.get("plan", []):
+        click.echo(f"  {line}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@pass_context
+@friendly_errors
+def status(ctx: Context, as_json: bool) -> None:
+    """Each user's state, last and next sync and last error; the scheduler; the queue."""
+    from daemon import queue
+    from daemon.status import collect
+
+    queue.configure(ctx.settings.queue_url)
+    report = collect(_current_database(ctx.settings))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    scheduler_line = report["scheduler"]
+    click.echo(
+        "scheduler: "
+        + (
+            f"{scheduler_line['owner']} since {scheduler_line['since']}"
+            if scheduler_line
+            else "none"
+        )
+    )
+    waiting = report["queue"]["waiting"]
+    click.echo(
+        f"queue: {report['queue']['backend']}, "
+        + ("unreachable" if waiting is None else f"{waiting} waiting")
+    )
+    for user in report["users"]:
+        click.echo(
+            f"{user['mailbox']} [{user['profile']}]: {user['state']}; last {user['last_sync'] or '-'}"
+            f", next {user['next_sync'] or 'due'}"
+        )
+        problem = user["needs_attention"] or user["last_error"]
+        if problem:
+            click.echo(f"  {problem}")
+
+
 class CheckCommand(click.Command):
     """A mailbox may start with '-' (-sales@contoso.com): after `--` it is the target; before
     it click reads it as options, so say how to give it instead of "No such option"."""

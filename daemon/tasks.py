@@ -38,6 +38,7 @@ from common.connectors.base import AuthExpired, Transient
 from common.db import Database
 from common.kinds import ItemKind, RunStatus
 from common.models import InvitationState, Profile, SyncUser, utcnow
+from common.secrets import configure_keys
 from daemon.apply import RunAborted
 from daemon.connections import Connections, ConnectorFactory, ProfileIncomplete
 from daemon.leases import DEFAULT_TTL, held, user_slot
@@ -78,7 +79,9 @@ _runtime: Runtime | None = None
 
 
 def configure(settings: Settings) -> Runtime:
-    """The worker's and the scheduler's set-up: the database and the real connectors."""
+    """The worker's and the scheduler's set-up: the keys of the stored secrets, the database
+    and the real connectors."""
+    configure_keys(list(settings.encryption_keys))
     db = Database(settings.database_url)
     return use(Runtime(db, lambda: Connections(settings, db)))
 
@@ -326,7 +329,7 @@ def run_user(
             _clear_queued(rt.db, user_id, started)
         result = _run_kinds(rt, profile, user, kind, colleagues, started, dry_run)
         if not dry_run:
-            _record(rt, user_id, profile, result, started)
+            _record(rt, user_id, profile, result, started, task_waits=not operator)
         return result
 
 
@@ -408,9 +411,15 @@ def _decide(outcome: SyncOutcome[Any]) -> str | None:
 
 
 def _record(
-    rt: Runtime, user_id: int, profile: Profile, result: UserRun, started: datetime
+    rt: Runtime,
+    user_id: int,
+    profile: Profile,
+    result: UserRun,
+    started: datetime,
+    task_waits: bool,
 ) -> None:
-    """The outcome on the user row: last sync and error, the next run, the retry."""
+    """The outcome on the user row: last sync and error, the next run, the retry (which
+    waits in the queue as this task, unless the run was an operator's)."""
     now = utcnow()
     with rt.db.session() as session:
         user = session.get(SyncUser, user_id)
@@ -433,7 +442,9 @@ def _record(
                 result.retry_in = backoff(user.failures, rt.random)
             assert result.retry_in is not None
             user.last_error = result.reason
-            user.next_sync_at = user.queued_at = now + timedelta(seconds=result.retry_in)
+            user.next_sync_at = now + timedelta(seconds=result.retry_in)
+            if task_waits:
+                user.queued_at = user.next_sync_at
 
 
 def _held_note(result: UserRun) -> str | None:

@@ -25,6 +25,10 @@ COMMANDS = [
     ["demo"],
     ["simulators"],
     ["check"],
+    ["worker"],
+    ["scheduler"],
+    ["sync"],
+    ["status"],
 ]
 
 
