@@ -45,7 +45,7 @@ PAIRS = [
     (701, "megan@contoso.example"),
     (702, "admin@contoso.example"),
 ]
-INTERVAL_S = 3.0
+INTERVAL_S = 2.0
 
 
 @dataclass

@@ -7,7 +7,9 @@ elected; a stopped worker lets its running syncs finish."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +20,10 @@ import redis
 from common.kinds import RunStatus
 from common.models import SingletonLease, SyncRun
 from simulators.runner import SimulatorStack
-from tests.daemon.deployment import INTERVAL_S, Deployment
+from tests.daemon.deployment import INTERVAL_S, SYNCHRONIZER, Deployment
 from tests.fixtures.postgres import PostgresServer
 
-RUNNING_S = 9.0  # three intervals
+RUNNING_S = 6.0  # three intervals
 
 
 @pytest.fixture
@@ -137,3 +139,44 @@ def test_a_stopped_worker_lets_its_running_syncs_finish(sqlite_deployment: Deplo
     assert runs and all(r.status is RunStatus.SUCCEEDED for r in runs), [r.status for r in runs]
     assert all(u.lease_owner is None for u in deployment.users())
     assert "Shutting down gracefully" in deployment.log("worker")
+
+
+def command(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SYNCHRONIZER, *args], env=deployment.env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_an_operator_syncs_one_user_and_reads_the_status(sqlite_deployment: Deployment) -> None:
+    deployment = sqlite_deployment
+    adele, megan, _ = deployment.link_users()
+
+    planned = command(deployment, "sync", "--user", "Adele@contoso.example", "--dry-run", "--json")
+    assert planned.returncode == 0, planned.stderr
+    record = json.loads(planned.stdout)
+    assert record["state"] == "done" and record["dry_run"] is True
+    assert [r["kind"] for r in record["runs"]] == ["appointment"]
+    assert record["runs"][0]["counts"]["create_crm"] > 0  # adele's calendar, to her diary
+    assert any("create on crm:" in line for line in record["plan"]), record["plan"]
+    assert deployment.users()[0].last_sync_at is None  # a plan changes nothing
+
+    done = command(deployment, "sync", "--user", "adele@contoso.example")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("adele@contoso.example: done")
+    assert "appointments: run" in done.stdout and "succeeded" in done.stdout
+
+    unknown = command(deployment, "sync", "--user", "nobody@contoso.example")
+    assert unknown.returncode == 1 and "no linked user" in unknown.stderr
+
+    status = command(deployment, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    states = {u["mailbox"]: u["state"] for u in report["users"]}
+    assert states == {
+        "adele@contoso.example": "ok",
+        "megan@contoso.example": "never synced",
+        "admin@contoso.example": "never synced",
+    }
+    assert report["scheduler"] is None and report["queue"]["backend"] == "sqlite"
+    text = command(deployment, "status")
+    assert "adele@contoso.example [Adatum]: ok; last 20" in text.stdout, text.stdout
