@@ -19,6 +19,7 @@ import redis
 
 from common.kinds import RunStatus
 from common.models import SingletonLease, SyncRun
+from daemon import queue, tasks
 from simulators.runner import SimulatorStack
 from tests.daemon.deployment import INTERVAL_S, SYNCHRONIZER, Deployment
 from tests.fixtures.postgres import PostgresServer
@@ -180,3 +181,32 @@ def test_an_operator_syncs_one_user_and_reads_the_status(sqlite_deployment: Depl
     assert report["scheduler"] is None and report["queue"]["backend"] == "sqlite"
     text = command(deployment, "status")
     assert "adele@contoso.example [Adatum]: ok; last 20" in text.stdout, text.stdout
+
+
+def test_a_sync_cut_off_at_the_shutdown_timeout_goes_back_to_the_queue(
+    sqlite_deployment: Deployment,
+) -> None:
+    deployment = sqlite_deployment
+    deployment.link_users()
+    answer = deployment.http.put(
+        deployment.sims.summary()["superoffice"] + "/_sim/latency", json={"latency_ms": 300}
+    )
+    assert answer.status_code == 200, answer.text
+    worker = deployment.start("worker", "--workers", "1", "--shutdown-timeout", "0.5", name="w")
+    deployment.start("scheduler", "--every", "0.3", name="scheduler")
+    deployment.wait_for(
+        lambda: any(u.lease_owner for u in deployment.users()), 30, "a sync under way"
+    )
+    (syncing,) = [u.id for u in deployment.users() if u.lease_owner]
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    queue.configure(deployment.queue_url)
+    try:
+        waiting = [
+            task.args[0]
+            for task in queue.huey.pending()
+            if isinstance(task, tasks.sync_user.task_class)
+        ]
+    finally:
+        queue.unconfigure()
+    assert syncing in waiting  # handed back; its lease simply expires
