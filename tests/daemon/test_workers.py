@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from simulators.runner import SimulatorStack
 from tests.daemon.deployment import INTERVAL_S, SYNCHRONIZER, Deployment
 from tests.fixtures.postgres import PostgresServer
 
-RUNNING_S = 6.0  # three intervals
+SLACK_S = 2 * INTERVAL_S  # a user left out of two rounds fails; a busy machine does not
 
 
 @pytest.fixture
@@ -54,7 +54,11 @@ def redis_deployment(
     made.db.dispose()
 
 
-def assert_synced_once_per_interval(deployment: Deployment, running: float) -> None:
+def three_syncs_each(deployment: Deployment) -> bool:
+    return all(len([r for r in made if r.finished_at]) >= 3 for made in deployment.runs().values())
+
+
+def assert_synced_once_per_interval(deployment: Deployment) -> None:
     runs = deployment.runs()
     for user, made in runs.items():
         assert all(r.status is RunStatus.SUCCEEDED for r in made), [
@@ -63,9 +67,13 @@ def assert_synced_once_per_interval(deployment: Deployment, running: float) -> N
         starts = [r.started_at for r in made]
         gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
         assert all(gap >= INTERVAL_S - 0.01 for gap in gaps), (user, gaps)  # never twice
-        assert len(made) >= running // INTERVAL_S, (user, gaps)  # and never left out
-        for a, b in zip(made, made[1:], strict=False):  # never two at once
-            assert a.finished_at is not None and a.finished_at <= b.started_at
+        assert len(made) >= 3, (user, gaps)
+        for a, b in zip(made, made[1:], strict=False):
+            assert a.finished_at is not None and a.finished_at <= b.started_at  # never two at once
+            # and never left out: synced again once due (the dispatcher ticks every 0.3 s, the
+            # others' runs and a busy machine take the rest of the slack)
+            due = max(a.started_at + timedelta(seconds=INTERVAL_S), a.finished_at)
+            assert b.started_at <= due + timedelta(seconds=SLACK_S), (user, gaps)
     # The first runs carried the demo calendars across; the later ones found nothing to do:
     # no run wrote an item a second time.
     firsts = [made[0] for made in runs.values()]
@@ -84,12 +92,10 @@ def test_one_worker_on_sqlite(sqlite_deployment: Deployment) -> None:
     deployment.link_users()
     deployment.start("scheduler", "--every", "0.3", "--lease-seconds", "2", name="scheduler")
     worker = deployment.start("worker", "--workers", "2", name="worker")
-    deployment.wait_for(lambda: all(deployment.runs().values()), 30, "every user's first sync")
-    began = time.monotonic()
-    time.sleep(RUNNING_S)
+    deployment.wait_for(lambda: three_syncs_each(deployment), 60, "three syncs of every user")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
-    assert_synced_once_per_interval(deployment, time.monotonic() - began)
+    assert_synced_once_per_interval(deployment)
     assert all(u.lease_owner is None for u in deployment.users())
 
 
@@ -103,14 +109,12 @@ def test_two_workers_and_two_schedulers_on_redis_and_postgresql(
             "scheduler", "--every", "0.3", "--lease-seconds", "2", name=f"scheduler{n}"
         )
     workers = [deployment.start("worker", "--workers", "1", name=f"worker{n}") for n in (1, 2)]
-    deployment.wait_for(lambda: all(deployment.runs().values()), 30, "every user's first sync")
-    began = time.monotonic()
-    time.sleep(RUNNING_S)
+    deployment.wait_for(lambda: three_syncs_each(deployment), 60, "three syncs of every user")
     for worker in workers:
         worker.send_signal(signal.SIGTERM)
     for worker in workers:
         assert worker.wait(timeout=30) == 0
-    assert_synced_once_per_interval(deployment, time.monotonic() - began)
+    assert_synced_once_per_interval(deployment)
     for n in (1, 2):  # both workers took part
         assert "sync of user" in deployment.log(f"worker{n}"), deployment.log(f"worker{n}")
     elected = [n for n in (1, 2) if "elected" in deployment.log(f"scheduler{n}")]
