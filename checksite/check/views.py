@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from flask import (
     Response,
     abort,
-    current_app,
     redirect,
     render_template,
     request,
@@ -23,7 +22,7 @@ from checksite.check.report_view import report_view
 from checksite.check.retention import delete_report, expires_at, is_expired
 from checksite.check.runs import follow_stored
 from checksite.check.starting import current_runs, rate_limit, settings, start_run
-from checksite.check.streams import StreamSlots
+from checksite.check.streams import LEASE_MARGIN_S, StreamSlots
 from checksite.checks.context import TargetError
 from checksite.checks.ews_access import service_account_credentials
 from checksite.checks.m365_app import READ_CONSENT
@@ -163,11 +162,13 @@ def download(report_id: str) -> Response:
 def events(report_id: str) -> Response:
     stored_report(report_id)  # 404 for an unknown id
     config = settings()
-    slots: StreamSlots = current_app.extensions.setdefault(
-        "synchronizer.stream_slots", StreamSlots()
-    )
-    release = slots.acquire(
-        client_key(), config.check_streams_per_client, config.check_streams_total
+    timeout = config.check_timeout_seconds + 5
+    database = get_database()
+    release = StreamSlots(database).acquire(
+        client_key(),
+        config.check_streams_per_client,
+        config.check_streams_total,
+        lease_s=timeout + LEASE_MARGIN_S,
     )
     if release is None:  # the page reloads after a while and shows the stored report
         return Response(
@@ -177,8 +178,6 @@ def events(report_id: str) -> Response:
             headers={"Retry-After": str(STREAM_RETRY_S), "Cache-Control": "no-cache"},
         )
     run = current_runs().get(report_id)
-    timeout = config.check_timeout_seconds + 5
-    database = get_database()
 
     def stream() -> Iterator[str]:
         try:
