@@ -33,6 +33,10 @@ from checksite.extensions import client_key, limiter
 from common.models import CheckReport
 
 STREAM_RETRY_S = 5  # seconds a client refused a live stream waits before it reloads the page
+# A comment line sent while nothing happens: writing is how the server learns that a viewer
+# left, and so frees the stream's slot within seconds instead of at the deadline.
+HEARTBEAT_S = 1.0
+HEARTBEAT = ": still checking\n\n"
 REPORT_ID = re.compile(r"^[A-Za-z0-9_-]{16,43}$")
 _URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:)]")
 
@@ -182,11 +186,14 @@ def events(report_id: str) -> Response:
     def stream() -> Iterator[str]:
         try:
             if run is not None:  # the run lives in this process: straight from memory
-                for event in run.follow(timeout):
-                    yield _sse(event.kind, event.to_dict())
+                for event in run.follow(timeout, HEARTBEAT_S):
+                    yield HEARTBEAT if event is None else _sse(event.kind, event.to_dict())
                 return
             finished = False  # elsewhere (another worker): from its row as steps are stored
-            for data in follow_stored(database, report_id, timeout):
+            for data in follow_stored(database, report_id, timeout, heartbeat_s=HEARTBEAT_S):
+                if data is None:
+                    yield HEARTBEAT
+                    continue
                 finished = finished or data["kind"] == "report"
                 yield _sse(str(data["kind"]), data)
             if not finished:
