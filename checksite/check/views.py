@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 from checksite.check import bp
 from checksite.check.forms import CheckForm, DeleteForm
 from checksite.check.report_view import report_view
-from checksite.check.retention import delete_report, expires_at, is_expired
+from checksite.check.retention import delete_report, expires_at, unexpired_report
 from checksite.check.runs import follow_stored
 from checksite.check.starting import current_runs, rate_limit, settings, start_run
 from checksite.check.streams import LEASE_MARGIN_S, StreamSlots
@@ -28,7 +28,7 @@ from checksite.checks.ews_access import service_account_credentials
 from checksite.checks.m365_app import READ_CONSENT
 from checksite.checks.model import Report
 from checksite.checks.superoffice import superoffice_online_tenant
-from checksite.database import db_session, get_database
+from checksite.database import get_database
 from checksite.extensions import client_key, limiter
 from common.models import CheckReport
 
@@ -92,16 +92,10 @@ def _sentence(text: str) -> str:
 
 
 def live_report(report_id: str) -> CheckReport | None:
-    """The stored report with this id, unless it has expired (then it is deleted now)."""
+    """The stored report with this id, unless it has expired (expired ones are deleted first)."""
     if not REPORT_ID.match(report_id):
         return None
-    session = db_session()
-    row = session.get(CheckReport, report_id)
-    if row is not None and is_expired(row, settings().check_report_retention_days):
-        session.delete(row)
-        session.commit()
-        return None
-    return row
+    return unexpired_report(get_database(), settings().check_report_retention_days, report_id)
 
 
 def stored_report(report_id: str) -> CheckReport:
