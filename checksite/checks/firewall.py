@@ -14,7 +14,7 @@ import requests
 from checksite.checks import own_network
 from checksite.checks.autodiscover_client import MALFORMED_ANSWER, describe_error
 from checksite.checks.context import CheckContext
-from checksite.checks.endpoints import exchange_endpoints
+from checksite.checks.endpoints import exchange_endpoints, url_endpoint
 from checksite.checks.mail_system import (
     GOOGLE,
     MAY_BE_EXCHANGE,
@@ -72,15 +72,35 @@ def endpoints(context: CheckContext) -> list[tuple[str, str]]:
     return [(purpose, url) for purpose, url in found if url]
 
 
+def customer_ports(targets: list[tuple[str, str]]) -> str:
+    """The TCP ports of the customer's own endpoints, in words ("443", "443 and 8443 (for
+    mail.contoso.com)"): the port a URL names is the one Synchronizer will use."""
+    ports: dict[int, list[str]] = {}
+    for purpose, url in targets:
+        if purpose in PROVIDERS:
+            continue
+        endpoint = url_endpoint(url)
+        if endpoint is not None:
+            ports.setdefault(endpoint[1], []).append(endpoint[0])
+    words = [
+        str(port) if port in (80, 443) else f"{port} (for {', '.join(dict.fromkeys(hosts))})"
+        for port, hosts in sorted(ports.items())
+    ]
+    if not words:
+        return "443"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def run(context: CheckContext) -> Iterator[Step]:
     outbound = context.setting("outbound_ip")
+    targets = endpoints(context)
     if outbound:
         yield Step(
             "firewall.outbound_ip",
             "Our outbound IP address",
             "info",
             f"Synchronizer connects from {outbound}. If your firewall or Exchange publishing "
-            f"rules limit who may connect, allow {outbound} on TCP 443.",
+            f"rules limit who may connect, allow {outbound} on TCP {customer_ports(targets)}.",
             details={"outbound_ip": outbound},
         )
     else:
@@ -91,7 +111,6 @@ def run(context: CheckContext) -> Iterator[Step]:
             "The sync server's outbound IP address is not configured (OUTBOUND_IP), so it "
             "cannot be shown here.",
         )
-    targets = endpoints(context)
     if not targets:
         yield Step(
             "firewall.none",
