@@ -14,7 +14,7 @@ import requests
 from checksite.checks import own_network
 from checksite.checks.autodiscover_client import MALFORMED_ANSWER, describe_error
 from checksite.checks.context import CheckContext
-from checksite.checks.endpoints import exchange_endpoints, url_endpoint
+from checksite.checks.endpoints import named_exchange_endpoints, url_endpoint
 from checksite.checks.mail_system import (
     GOOGLE,
     MAY_BE_EXCHANGE,
@@ -59,9 +59,9 @@ def endpoints(context: CheckContext) -> list[tuple[str, str]]:
             ("Google APIs", context.setting("google_api_url", "")),
         ]
     if system in MAY_BE_EXCHANGE:  # on-premises Exchange, also a hybrid's
-        for host, port in exchange_endpoints(context):
+        for (host, port), purpose in named_exchange_endpoints(context).items():
             suffix = "" if port == 443 else f":{port}"
-            found.append(("Exchange Web Services", f"https://{host}{suffix}"))
+            found.append((purpose, f"https://{host}{suffix}"))
     if context.target.superoffice_url:
         found.append(("SuperOffice", context.target.superoffice_url))
         superid = context.setting("superoffice_online_url", "")

@@ -115,6 +115,10 @@ def test_a_service_on_another_port_is_probed_on_that_port_only(
     assert all(not t.startswith(f"{MAIL} ") and t != MAIL for t in tls_titles), tls_titles
     reach = [s for s in checks["firewall"].steps if s.title.endswith(f"{MAIL}:8443")]
     assert [s.status for s in reach] == ["pass"]
+    assert reach[0].title == f"Exchange Web Services: {MAIL}:8443"
+    if not given:  # what each host is for: the Autodiscover endpoint is not EWS
+        titles = [s.title for s in checks["firewall"].steps]
+        assert f"Autodiscover: {AUTODISCOVER}" in titles
     assert "port 8443" in " ".join(c.message for c in reach[0].children)
     outbound = find_step(checks["firewall"].steps, "firewall.outbound_ip")
     assert f"8443 (for {MAIL})" in outbound.message.partition(" on TCP ")[2]
