@@ -174,6 +174,22 @@ def rotate_keys(ctx: Context) -> None:
     click.echo(f"re-encrypted {count} secret(s) with the newest key")
 
 
+@db.command("purge-reports")
+@pass_context
+@friendly_errors
+def purge_reports(ctx: Context) -> None:
+    """Delete the Check site's reports older than CHECK_REPORT_RETENTION_DAYS.
+
+    The web app deletes them too whenever a report is read or a check starts; run this from
+    cron (daily) so that they go on time also while nobody uses the Check site.
+    """
+    from checksite.check.retention import purge_expired
+
+    days = ctx.settings.check_report_retention_days
+    count = purge_expired(_current_database(ctx.settings), days)
+    click.echo(f"deleted {count} report(s) older than {days} day(s)")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))

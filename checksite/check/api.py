@@ -15,6 +15,8 @@ from checksite.check.starting import rate_limit, settings, start_run
 from checksite.check.views import live_report
 from checksite.checks.context import TargetError
 from checksite.checks.ews_access import service_account_credentials
+from checksite.checks.fix_first import fix_first
+from checksite.checks.model import Report
 from checksite.checks.registry import UnknownCheck
 from checksite.database import get_database
 from checksite.extensions import csrf, limiter
@@ -88,12 +90,15 @@ def get_check(report_id: str) -> Response | tuple[Response, int]:
     row = live_report(report_id)
     if row is None:
         return _error(404, "no report with this id")
+    done = row.status == "done" and bool(row.report)
+    findings = fix_first(Report.from_dict(row.report)) if done else []
     return jsonify(
         id=row.id,
         status=effective_status(row, settings().check_timeout_seconds),
         target=row.target,
         verdict=row.verdict,
-        report=row.report if row.status == "done" else None,
+        report=row.report if done else None,
+        fix_first=[finding.to_dict() for finding in findings],
     )
 
 

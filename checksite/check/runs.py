@@ -57,8 +57,10 @@ class Run:
                 self.finished_at = time.monotonic()
             self.changed.notify_all()
 
-    def follow(self, timeout: float) -> Iterator[RunEvent]:
-        """Every event so far, then new ones as they come, until the report (or timeout)."""
+    def follow(self, timeout: float, heartbeat_s: float | None = None) -> Iterator[RunEvent | None]:
+        """Every event so far, then new ones as they come, until the report (or timeout); a
+        None after each `heartbeat_s` without one (the page's stream writes something then,
+        which is how a server learns that its viewer has gone)."""
         index = 0
         deadline = time.monotonic() + timeout
         while True:
@@ -67,10 +69,17 @@ class Run:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return
-                    self.changed.wait(left)
+                    if heartbeat_s is not None and left > heartbeat_s:
+                        if not self.changed.wait(heartbeat_s) and index >= len(self.events):
+                            break  # the heartbeat is yielded outside the lock
+                    else:
+                        self.changed.wait(left)
                 batch = self.events[index:]
                 index = len(self.events)
                 finished = self.done
+            if not batch and not finished:
+                yield None
+                continue
             yield from batch
             if finished and index >= len(self.events):
                 return
@@ -151,18 +160,28 @@ def _save_progress(database: Database, run_id: str, progress: list[dict[str, Any
 
 
 def follow_stored(
-    database: Database, run_id: str, timeout: float, poll_s: float = POLL_SECONDS
-) -> Iterator[dict[str, Any]]:
+    database: Database,
+    run_id: str,
+    timeout: float,
+    poll_s: float = POLL_SECONDS,
+    heartbeat_s: float | None = None,
+) -> Iterator[dict[str, Any] | None]:
     """The events of a run living in another process, read from its row: every event so far,
     then new ones as they are stored (one cheap read per `poll_s`), until the report (as a
-    `report` event) or the timeout."""
+    `report` event) or the timeout; a None after each `heartbeat_s` without an event."""
     sent = 0
     deadline = time.monotonic() + timeout
+    last_yield = time.monotonic()
     while True:
         with database.session() as session:
             row = session.get(CheckReport, run_id)
             status, stored = (row.status, row.report) if row is not None else ("gone", {})
         events = (stored or {}).get("events", []) if status == "running" else []
+        if events[sent:]:
+            last_yield = time.monotonic()
+        elif heartbeat_s is not None and time.monotonic() - last_yield >= heartbeat_s:
+            last_yield = time.monotonic()
+            yield None
         yield from events[sent:]
         sent = max(sent, len(events))
         if status == "done":

@@ -27,6 +27,7 @@ from checksite.checks.google_role import ROLES_SCOPE
 from checksite.checks.google_workspace import (
     DOMAINS_SCOPE,
     GOOGLE_ADMIN_EMAIL,
+    GOOGLE_ADMIN_HOSTED_DOMAIN,
     GOOGLE_ADMIN_SCOPES,
     GOOGLE_ADMIN_TOKEN,
     NEEDS,
@@ -137,6 +138,7 @@ def google_callback() -> Response | tuple[str, int]:
         GOOGLE_ADMIN_TOKEN: str(access),
         GOOGLE_ADMIN_SCOPES: str(token.get("scope", "")),
         GOOGLE_ADMIN_EMAIL: str(claims["email"]).lower(),
+        GOOGLE_ADMIN_HOSTED_DOMAIN: str(claims.get("hd") or "").lower(),
     }
     try:
         report_id = start_run(saved["target"], credentials=credentials)

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from flask import (
     Response,
     abort,
-    current_app,
     redirect,
     render_template,
     request,
@@ -20,20 +19,24 @@ from markupsafe import Markup, escape
 from checksite.check import bp
 from checksite.check.forms import CheckForm, DeleteForm
 from checksite.check.report_view import report_view
-from checksite.check.retention import delete_report, expires_at, is_expired
+from checksite.check.retention import delete_report, expires_at, unexpired_report
 from checksite.check.runs import follow_stored
 from checksite.check.starting import current_runs, rate_limit, settings, start_run
-from checksite.check.streams import StreamSlots
+from checksite.check.streams import LEASE_MARGIN_S, StreamSlots
 from checksite.checks.context import TargetError
 from checksite.checks.ews_access import service_account_credentials
 from checksite.checks.m365_app import READ_CONSENT
 from checksite.checks.model import Report
 from checksite.checks.superoffice import superoffice_online_tenant
-from checksite.database import db_session, get_database
+from checksite.database import get_database
 from checksite.extensions import client_key, limiter
 from common.models import CheckReport
 
 STREAM_RETRY_S = 5  # seconds a client refused a live stream waits before it reloads the page
+# A comment line sent while nothing happens: writing is how the server learns that a viewer
+# left, and so frees the stream's slot within seconds instead of at the deadline.
+HEARTBEAT_S = 1.0
+HEARTBEAT = ": still checking\n\n"
 REPORT_ID = re.compile(r"^[A-Za-z0-9_-]{16,43}$")
 _URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:)]")
 
@@ -89,16 +92,10 @@ def _sentence(text: str) -> str:
 
 
 def live_report(report_id: str) -> CheckReport | None:
-    """The stored report with this id, unless it has expired (then it is deleted now)."""
+    """The stored report with this id, unless it has expired (expired ones are deleted first)."""
     if not REPORT_ID.match(report_id):
         return None
-    session = db_session()
-    row = session.get(CheckReport, report_id)
-    if row is not None and is_expired(row, settings().check_report_retention_days):
-        session.delete(row)
-        session.commit()
-        return None
-    return row
+    return unexpired_report(get_database(), settings().check_report_retention_days, report_id)
 
 
 def stored_report(report_id: str) -> CheckReport:
@@ -163,11 +160,13 @@ def download(report_id: str) -> Response:
 def events(report_id: str) -> Response:
     stored_report(report_id)  # 404 for an unknown id
     config = settings()
-    slots: StreamSlots = current_app.extensions.setdefault(
-        "synchronizer.stream_slots", StreamSlots()
-    )
-    release = slots.acquire(
-        client_key(), config.check_streams_per_client, config.check_streams_total
+    timeout = config.check_timeout_seconds + 5
+    database = get_database()
+    release = StreamSlots(database).acquire(
+        client_key(),
+        config.check_streams_per_client,
+        config.check_streams_total,
+        lease_s=timeout + LEASE_MARGIN_S,
     )
     if release is None:  # the page reloads after a while and shows the stored report
         return Response(
@@ -177,17 +176,18 @@ def events(report_id: str) -> Response:
             headers={"Retry-After": str(STREAM_RETRY_S), "Cache-Control": "no-cache"},
         )
     run = current_runs().get(report_id)
-    timeout = config.check_timeout_seconds + 5
-    database = get_database()
 
     def stream() -> Iterator[str]:
         try:
             if run is not None:  # the run lives in this process: straight from memory
-                for event in run.follow(timeout):
-                    yield _sse(event.kind, event.to_dict())
+                for event in run.follow(timeout, HEARTBEAT_S):
+                    yield HEARTBEAT if event is None else _sse(event.kind, event.to_dict())
                 return
             finished = False  # elsewhere (another worker): from its row as steps are stored
-            for data in follow_stored(database, report_id, timeout):
+            for data in follow_stored(database, report_id, timeout, heartbeat_s=HEARTBEAT_S):
+                if data is None:
+                    yield HEARTBEAT
+                    continue
                 finished = finished or data["kind"] == "report"
                 yield _sse(str(data["kind"]), data)
             if not finished:

@@ -220,6 +220,11 @@ def _try_methods(
         [(name, method(kind, url)) for name, url, kind in methods],
         lambda exchanges: _works(exchanges[-1]),
     )
+    if won is None:  # nothing worked; an Exchange that refused the password found the most
+        won = next(
+            (i for i, o in enumerate(outcomes) if o.exchanges and o.exchanges[-1].password_refused),
+            None,
+        )
     winner = (methods[won][0], outcomes[won].exchanges[-1]) if won is not None else None
     for (_, url, _), outcome in zip(methods, outcomes, strict=True):
         if outcome.hung:
@@ -276,8 +281,13 @@ def _unfinished_step(step_id: str, name: str, url: str, outcome: MethodOutcome) 
 
 
 def _works(exchange: Exchange) -> bool:
+    """Did this method answer as Autodiscover? A server that refused the mailbox password is
+    not enough while another method may accept it: Outlook moves on too (a website on the bare
+    domain behind its own HTTP sign-in refuses every mailbox password)."""
     if exchange.outcome == "redirect":
         return exchange.answer is not None  # an Autodiscover redirectAddr/redirectUrl answer
+    if exchange.password_refused:
+        return False
     return exchange.outcome in ("settings", "found", "login_page")
 
 

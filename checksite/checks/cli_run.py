@@ -10,9 +10,10 @@ import click
 
 from checksite.checks.context import TargetError, parse_target
 from checksite.checks.ews_access import service_account_credentials
+from checksite.checks.fix_first import fix_first
 from checksite.checks.registry import UnknownCheck, select
 from checksite.checks.runner import RunEvent, run_checks
-from checksite.checks.text_report import check_lines, summary_line
+from checksite.checks.text_report import check_lines, fix_first_lines, summary_line
 from checksite.checks.wiring import BadOption, make_context, run_settings
 from common.config import Settings
 
@@ -85,7 +86,8 @@ def run_from_cli(
         context, specs, settings.check_timeout_seconds, on_event=show, started=started
     )
     if as_json:
-        echo(json.dumps(report.to_dict(), indent=2))
+        body = {**report.to_dict(), "fix_first": [f.to_dict() for f in fix_first(report)]}
+        echo(json.dumps(body, indent=2))
     else:
-        echo(summary_line(report))
+        echo("\n".join(["", *fix_first_lines(report), "", summary_line(report)]))
     return 1 if report.verdict == "fail" else 0

@@ -23,15 +23,25 @@ def url_endpoint(url: str) -> Endpoint | None:
 
 def exchange_endpoints(context: CheckContext) -> list[Endpoint]:
     """The EWS/OAB hosts given by hand, else those Autodiscover found (HTTPS ones only)."""
-    urls = [u for u in (context.target.ews_url, context.target.oab_url) if u]
-    if not urls:
+    return list(named_exchange_endpoints(context))
+
+
+def named_exchange_endpoints(context: CheckContext) -> dict[Endpoint, str]:
+    """The same, each with what Synchronizer uses it for (a host serving several: the first)."""
+    target = context.target
+    urls = [("Exchange Web Services", target.ews_url), ("Offline address book", target.oab_url)]
+    if not target.ews_url:
         from checksite.checks.autodiscover import discovery  # shared, computed once
 
         found = discovery(context)
-        urls = [u for u in (found.ews_url, found.oab_url, found.endpoint_url) if u]
-    endpoints: list[Endpoint] = []
-    for url in urls:
-        endpoint = url_endpoint(url) if url.lower().startswith("https://") else None
-        if endpoint is not None and endpoint not in endpoints:
-            endpoints.append(endpoint)
+        urls = [
+            ("Exchange Web Services", found.ews_url),
+            ("Offline address book", found.oab_url),
+            ("Autodiscover", found.endpoint_url),
+        ]
+    endpoints: dict[Endpoint, str] = {}
+    for purpose, url in urls:
+        endpoint = url_endpoint(url) if url and url.lower().startswith("https://") else None
+        if endpoint is not None:
+            endpoints.setdefault(endpoint, purpose)
     return endpoints

@@ -1,20 +1,24 @@
 """[firewall] From the sync server's own egress: DNS, TCP, TLS and one HTTP request to each
-endpoint the daemon will use, timed, plus the outbound IP address customers must allow."""
+endpoint the daemon will use, timed, plus the outbound IP address customers must allow. A host
+still silent shortly before the run's deadline is reported with the stage it hangs at (the
+other checks' "time limit reached" points here for the host and port)."""
 
 from __future__ import annotations
 
 import re
 import ssl
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
 import requests
 
 from checksite.checks import own_network
 from checksite.checks.autodiscover_client import MALFORMED_ANSWER, describe_error
+from checksite.checks.channel_binding import binding_session
 from checksite.checks.context import CheckContext
-from checksite.checks.endpoints import exchange_endpoints
+from checksite.checks.endpoints import named_exchange_endpoints, url_endpoint
 from checksite.checks.mail_system import (
     GOOGLE,
     MAY_BE_EXCHANGE,
@@ -28,6 +32,9 @@ from common.http import BodyTooLarge
 from common.netguard import Blocked, DeadlineExceeded, NetGuard, ResolveError
 
 ONLINE_TENANT = re.compile(r"/Cust\d+/?$", re.IGNORECASE)
+# Seconds before the run's deadline at which [firewall] stops waiting for a host and reports
+# where it waited (a host that never answers must still be named, with its port).
+REPORT_MARGIN_S = 1.0
 ID = "firewall"
 TITLE = "Firewall and reachability"
 
@@ -59,9 +66,9 @@ def endpoints(context: CheckContext) -> list[tuple[str, str]]:
             ("Google APIs", context.setting("google_api_url", "")),
         ]
     if system in MAY_BE_EXCHANGE:  # on-premises Exchange, also a hybrid's
-        for host, port in exchange_endpoints(context):
+        for (host, port), purpose in named_exchange_endpoints(context).items():
             suffix = "" if port == 443 else f":{port}"
-            found.append(("Exchange Web Services", f"https://{host}{suffix}"))
+            found.append((purpose, f"https://{host}{suffix}"))
     if context.target.superoffice_url:
         found.append(("SuperOffice", context.target.superoffice_url))
         superid = context.setting("superoffice_online_url", "")
@@ -72,15 +79,35 @@ def endpoints(context: CheckContext) -> list[tuple[str, str]]:
     return [(purpose, url) for purpose, url in found if url]
 
 
+def customer_ports(targets: list[tuple[str, str]]) -> str:
+    """The TCP ports of the customer's own endpoints, in words ("443", "443 and 8443 (for
+    mail.contoso.com)"): the port a URL names is the one Synchronizer will use."""
+    ports: dict[int, list[str]] = {}
+    for purpose, url in targets:
+        if purpose in PROVIDERS:
+            continue
+        endpoint = url_endpoint(url)
+        if endpoint is not None:
+            ports.setdefault(endpoint[1], []).append(endpoint[0])
+    words = [
+        str(port) if port in (80, 443) else f"{port} (for {', '.join(dict.fromkeys(hosts))})"
+        for port, hosts in sorted(ports.items())
+    ]
+    if not words:
+        return "443"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def run(context: CheckContext) -> Iterator[Step]:
     outbound = context.setting("outbound_ip")
+    targets = endpoints(context)
     if outbound:
         yield Step(
             "firewall.outbound_ip",
             "Our outbound IP address",
             "info",
             f"Synchronizer connects from {outbound}. If your firewall or Exchange publishing "
-            f"rules limit who may connect, allow {outbound} on TCP 443.",
+            f"rules limit who may connect, allow {outbound} on TCP {customer_ports(targets)}.",
             details={"outbound_ip": outbound},
         )
     else:
@@ -91,7 +118,6 @@ def run(context: CheckContext) -> Iterator[Step]:
             "The sync server's outbound IP address is not configured (OUTBOUND_IP), so it "
             "cannot be shown here.",
         )
-    targets = endpoints(context)
     if not targets:
         yield Step(
             "firewall.none",
@@ -101,21 +127,85 @@ def run(context: CheckContext) -> Iterator[Step]:
             + (not_applicable(context) or "the mail system's servers were not found."),
         )
         return
-    with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
-        futures = [
-            pool.submit(
-                probe_endpoint,
-                context.guard,
-                context.session(),
-                purpose,
-                url,
-                provider=PROVIDERS.get(purpose),
+    probes = []
+    for purpose, url in targets:
+        guard = context.guard.cancellable()  # its sockets can be closed on their own
+        progress: list[Step] = []
+        future = context.background(
+            f"firewall {url}",
+            lambda g=guard, p=purpose, u=url, steps=progress: probe_endpoint(
+                g,
+                binding_session(g),
+                p,
+                u,
+                provider=PROVIDERS.get(p),
                 own_egress=lambda: own_network.egress(context),
-            )
-            for purpose, url in targets
-        ]
-        for future in futures:
-            yield future.result()
+                children=steps,
+            ),
+        )
+        probes.append((guard, future, purpose, url, progress))
+    watch = Stopwatch()
+    for guard, future, purpose, url, progress in probes:
+        try:
+            yield future.result(timeout=_time_to_report(context.guard))
+        except FutureTimeout:
+            guard.sockets.close_all()  # its thread ends; the runner waits for it
+            yield no_answer(purpose, url, progress, watch.ms(), PROVIDERS.get(purpose))
+
+
+def _time_to_report(guard: NetGuard) -> float | None:
+    """How long to wait for a host before saying it did not answer: until shortly before the
+    run's deadline, so that the report names the host and port it waited for."""
+    if guard.deadline is None:
+        return None
+    return max(0.0, guard.deadline - REPORT_MARGIN_S - time.monotonic())
+
+
+STAGES = ("DNS", "TCP", "TLS", "HTTP")
+
+
+def no_answer(
+    purpose: str, url: str, progress: list[Step], waited_ms: int, provider: str | None
+) -> Step:
+    """A host whose probe was still waiting when the report was due: where it waited."""
+    host, port = url_endpoint(url) or ("", 0)
+    done = [s.title for s in progress]
+    stage = next((name for name in STAGES if name not in done), "HTTP")
+    waiting = {
+        "DNS": f"the DNS lookup of {host} was not answered",
+        "TCP": f"the connection to TCP port {port} was neither accepted nor refused (a "
+        "firewall that drops it looks like this)",
+        "TLS": f"TCP port {port} accepted the connection, but the TLS handshake never finished",
+        "HTTP": "the connection and TLS worked, but the answer to the HTTPS request did not "
+        "come (or never finished)",
+    }[stage]
+    children = [*progress, Step(f"firewall.{host}.{stage.lower()}", stage, "fail", "No answer.")]
+    message = f"No answer within {waited_ms / 1000:.1f} s: {waiting}."
+    remediation = (
+        f"Make sure {host} answers on TCP port {port} from Synchronizer's outbound IP address "
+        "(a firewall rule, a load balancer or a proxy in front of it may hold the connection)."
+    )
+    if provider is not None:
+        message = (
+            f"The Check site could not reach {provider} here: {message} Synchronizer's own "
+            f"server calls {provider} directly, so this is a problem of our network or of "
+            f"{provider}'s, not of your firewall."
+        )
+        remediation = "Nothing to change on your side; run the check again later."
+    return Step(
+        f"firewall.{host}",
+        _title(purpose, host, port),
+        "fail",
+        message,
+        details={"url": url, "waited_ms": waited_ms},
+        remediation=remediation,
+        children=children,
+        elapsed_ms=waited_ms,
+    )
+
+
+def _title(purpose: str, host: str, port: int) -> str:
+    return f"{purpose}: {host}" + ("" if port in (80, 443) else f":{port}")
 
 
 def probe_endpoint(
@@ -126,10 +216,12 @@ def probe_endpoint(
     *,
     provider: str | None = None,
     own_egress: Callable[[], own_network.OwnCheck] | None = None,
+    children: list[Step] | None = None,
 ) -> Step:
     """DNS, TCP, TLS and HTTP for one base URL, each timed and judged. A failure is put down to
     the customer's firewall only for the customer's own hosts, and only while the Check site
-    itself reaches the internet (`own_egress`)."""
+    itself reaches the internet (`own_egress`). Each stage's step goes to `children` as soon
+    as it is known (whoever stops waiting can tell where the probe was)."""
     watch = Stopwatch()
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -137,8 +229,8 @@ def probe_endpoint(
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:  # a port out of range
         return Step(f"firewall.{host}", purpose, "fail", f"{url} is not a valid address.")
-    children: list[Step] = []
-    title = f"{purpose}: {host}" + ("" if port in (80, 443) else f":{port}")
+    children = [] if children is None else children
+    title = _title(purpose, host, port)
 
     def finish(status: str, message: str, remediation: str = "") -> Step:
         if status == "fail" and provider is not None:

@@ -47,6 +47,22 @@ class Finding:
     def status(self) -> str:
         return self.step.status
 
+    def to_dict(self) -> dict[str, str]:
+        """For the JSON of the CLI and the API: the check and step ids name the section."""
+        return {
+            "status": self.status,
+            "check_id": self.check.id,
+            "step_id": self.step.id,
+            "line": self.line,
+            "remediation": self.remediation,
+        }
+
+    @property
+    def remediation(self) -> str:
+        """The step's fix, else the first fix of a step under it with the same status (a host's
+        TLS finding carries its fix on the protocol step that failed)."""
+        return _first_fix(self.step, self.status)
+
     @property
     def line(self) -> str:
         """One line: where (the check, and the step when it says more), and what is wrong in
@@ -87,3 +103,12 @@ def _highest(check: CheckResult, step: Step, path: tuple[int, ...]) -> Iterator[
         return
     for index, child in enumerate(step.children):
         yield from _highest(check, child, (*path, index))
+
+
+def _first_fix(step: Step, status: str) -> str:
+    if step.remediation:
+        return step.remediation
+    for child in step.children:
+        if child.status == status and (fix := _first_fix(child, status)):
+            return fix
+    return ""

@@ -69,6 +69,9 @@ EXPLAIN = {
 GOOGLE_ADMIN_TOKEN = "google_admin_token"  # noqa: S105  (CheckContext.credentials keys)
 GOOGLE_ADMIN_SCOPES = "google_admin_scopes"
 GOOGLE_ADMIN_EMAIL = "google_admin_email"  # from the verified id_token
+# The id_token's `hd`: set only for an account of a Google Workspace (or Cloud) organisation,
+# absent for a personal Google account, even one whose address is on the company's domain.
+GOOGLE_ADMIN_HOSTED_DOMAIN = "google_admin_hosted_domain"
 DOMAINS_SCOPE = AUTH + "admin.directory.domain.readonly"
 
 
@@ -113,7 +116,8 @@ def _belongs(context: CheckContext, session: requests.Session, token: str, admin
     domain, or the target is one of the Workspace's verified domains (domains.list)."""
     domain = context.target.domain
     title = "Administrator's sign-in"
-    if admin.rpartition("@")[2] == domain:
+    workspace_account = bool(context.credentials.get(GOOGLE_ADMIN_HOSTED_DOMAIN))
+    if admin.rpartition("@")[2] == domain and workspace_account:
         return Step("google_workspace.sign_in", title, "pass", f"{admin} signed in.")
     granted = set(context.credentials.get(GOOGLE_ADMIN_SCOPES, "").split())
     domains: list[str] = []
@@ -139,11 +143,12 @@ def _belongs(context: CheckContext, session: requests.Session, token: str, admin
             f"{admin} signed in; {domain} is one of that Workspace's verified domains.",
             details={"workspace_domains": domains},
         )
-    why = (
-        f"{domain} is not one of that Workspace's domains ({', '.join(domains)})"
-        if domains
-        else f"it could not be confirmed that {domain} belongs to that account's Workspace"
-    )
+    if domains:
+        why = f"{domain} is not one of that Workspace's domains ({', '.join(domains)})"
+    elif not workspace_account:
+        why = "it is a personal Google account, not an account of a Google Workspace"
+    else:
+        why = f"it could not be confirmed that {domain} belongs to that account's Workspace"
     return Step(
         "google_workspace.sign_in",
         title,

@@ -1,7 +1,18 @@
 """Where a hybrid's mailbox lives: in Exchange Online or on the organisation's own Exchange.
 Evidence, strongest first: the on-premises Autodiscover answer with the mailbox password
 (settings, or a redirect to the tenant's routing address), then Exchange Online's public
-Autodiscover v2, which needs no credentials."""
+Autodiscover v2, which needs no credentials.
+
+Exchange Online's Autodiscover v2, as Microsoft documents it: for a mailbox it holds, a 200 with
+the protocol's `Url` on its own host; for a hybrid's mailbox still on-premises, "Exchange Online
+determines that the user's mailbox is on-premises and returns a 302-redirect ... with the
+on-premises Autodiscover URL" (https://autodiscover.contoso.com/autodiscover/autodiscover.json?
+Email=...&Protocol=...): "Using hybrid Modern Authentication with Outlook for iOS and Android",
+Connection flow, step 1 (https://learn.microsoft.com/exchange/clients/outlook-for-ios-and-android/use-hybrid-modern-auth).
+It also redirects "to the right cloud" (another Microsoft host), and a call that does not end
+in a 200 "could be caused by using an invalid smtp address" (Microsoft's CSS-Exchange,
+Shared/Get-ProtocolEndpointViaAutoDv2.ps1): neither says where the mailbox is.
+"""
 
 from __future__ import annotations
 
@@ -53,6 +64,8 @@ def _ask_exchange_online(context: CheckContext, mailbox: str) -> Home:
         return Home(UNKNOWN, f"Exchange Online's Autodiscover could not be asked: {exc}")
     except requests.RequestException as exc:
         return Home(UNKNOWN, f"Exchange Online's Autodiscover failed: {describe_error(exc)}")
+    if response.is_redirect:
+        return _redirected(outlook, response.headers.get("Location", ""))
     try:
         answer = response.json() if response.status_code == 200 else None
     except ValueError:
@@ -63,9 +76,56 @@ def _ask_exchange_online(context: CheckContext, mailbox: str) -> Home:
             UNKNOWN,
             f"Exchange Online's Autodiscover did not name its EWS URL (HTTP {response.status_code})",
         )
-    if urlsplit(ews).netloc.lower() == urlsplit(outlook).netloc.lower():
+    if _microsoft_host(urlsplit(ews).hostname or "", outlook):
         return Home(CLOUD, "Exchange Online's Autodiscover gives Exchange Online's own EWS URL")
     return Home(
         ON_PREMISES,
         f"Exchange Online's Autodiscover sends it to {urlsplit(ews).hostname} ({ews})",
+    )
+
+
+# Exchange Online's hosts in Microsoft's clouds (worldwide, US Government, Germany, China), to
+# which Autodiscover v2 sends an address it does not answer for itself.
+MICROSOFT_CLOUD_HOSTS = (
+    "outlook.com",
+    "office365.com",
+    "office.com",
+    "office365.us",
+    "office.de",
+    "outlook.cn",
+    "microsoft.com",
+)
+ON_PREMISES_AUTODISCOVER_PATH = "/autodiscover/autodiscover.json"
+
+
+def _redirected(outlook: str, location: str) -> Home:
+    """A redirect from Exchange Online's Autodiscover v2: to an on-premises Autodiscover for a
+    hybrid's mailbox on-premises; within Microsoft's clouds it says nothing about the mailbox."""
+    try:
+        target = urlsplit(location)
+        host = (target.hostname or "").lower()
+    except ValueError:
+        host = ""
+    if not host:
+        return Home(UNKNOWN, "Exchange Online's Autodiscover redirected without a valid address")
+    if _microsoft_host(host, outlook):
+        return Home(
+            UNKNOWN,
+            f"Exchange Online's Autodiscover passes the address on to {host} (another part of "
+            "Microsoft's cloud, or an address it does not know)",
+        )
+    if target.scheme != "https" or not target.path.lower().startswith(
+        ON_PREMISES_AUTODISCOVER_PATH
+    ):
+        return Home(UNKNOWN, f"Exchange Online's Autodiscover redirected to {location}")
+    return Home(
+        ON_PREMISES,
+        f"Exchange Online's Autodiscover redirects it to the on-premises Autodiscover on {host}",
+    )
+
+
+def _microsoft_host(host: str, outlook: str) -> bool:
+    host = host.lower()
+    return host == (urlsplit(outlook).hostname or "").lower() or any(
+        host == suffix or host.endswith("." + suffix) for suffix in MICROSOFT_CLOUD_HOSTS
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from checksite.checks.fix_first import fix_first
 from checksite.checks.model import CheckResult, Report, Step
 
 MARKS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "info": "INFO"}
@@ -32,3 +33,17 @@ def summary_line(report: Report) -> str:
         f"Verdict for {report.target}: {report.verdict.upper()} ({counts}; "
         f"{report.elapsed_ms / 1000:.1f} s)"
     )
+
+
+def fix_first_lines(report: Report) -> list[str]:
+    """The report page's "what to fix first": the failures, then the warnings, in the order to
+    work through them, one line each with its fix (the tree above holds the evidence)."""
+    findings = fix_first(report)
+    if not findings:
+        return ["What to fix first: nothing (every check passed or did not apply)."]
+    lines = ["What to fix first:"]
+    for number, finding in enumerate(findings, 1):
+        lines.append(f"{number:>3}. {MARKS[finding.status]}  {finding.line}")
+        if finding.remediation:
+            lines.append(f"           fix: {finding.remediation}")
+    return lines

@@ -1,6 +1,7 @@
 """[tls] For each host Synchronizer would talk to, and each host Autodiscover tried: TLS 1.2
 offered, older versions refused, and a trusted certificate for the right name that does not
-expire soon.
+expire soon. Each host on the one port Synchronizer uses there: 443, or the port its URL names
+(given by hand, or in a server's answer); never another.
 
 The hosts Autodiscover tried are probed too, because TLS is often why Autodiscover failed (a
 server that speaks only TLS 1.0, an expired certificate): skipping them would leave the report
@@ -56,8 +57,9 @@ def run(context: CheckContext) -> Iterator[Step]:
 
 
 def tried_endpoints(context: CheckContext) -> list[Endpoint]:
-    """The https hosts (port 443) Autodiscover tried and met a TLS server at, or failed at in
-    the handshake; not those that do not exist, refuse the connection or never answered."""
+    """The https hosts Autodiscover tried and met a TLS server at, or failed at in the
+    handshake; not those that do not exist, refuse the connection or never answered. Each on
+    the port Autodiscover used there: 443, or the one a redirect's URL named."""
     if context.target.ews_url:
         return []  # Autodiscover was not used
     from checksite.checks.autodiscover import discovery  # shared, computed once
@@ -65,7 +67,7 @@ def tried_endpoints(context: CheckContext) -> list[Endpoint]:
     found: list[Endpoint] = []
     for tried in discovery(context).tried:
         endpoint = (tried.host, tried.port)
-        if tried.port == 443 and tried.stage in _PROBED_STAGES and endpoint not in found:
+        if tried.stage in _PROBED_STAGES and endpoint not in found:
             found.append(endpoint)
     return found
 

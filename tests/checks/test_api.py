@@ -203,3 +203,19 @@ def test_the_api_names_the_field_of_an_error(check_app: Flask) -> None:
     assert body["field"] == "ews_url"
     assert "https://" in body["error"]
     assert client.post("/api/checks", json={"target": "x"}).get_json()["field"] == "target"
+
+
+def test_the_api_gives_what_to_fix_first_once_the_report_is_done(check_app: Flask) -> None:
+    client = check_app.test_client()
+    report_id = client.post(
+        "/api/checks", json={"target": "alice@margiestravel.example"}
+    ).get_json()["id"]
+    deadline = time.monotonic() + 20
+    while (state := client.get(f"/api/checks/{report_id}").get_json())["status"] != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert [(f["status"], f["check_id"]) for f in state["fix_first"]] == [
+        ("fail", "tls"),
+        ("fail", "autodiscover"),
+    ]
+    assert state["fix_first"][0]["remediation"].startswith("Enable TLS 1.2 on the server")

@@ -371,3 +371,35 @@ def test_a_tls_10_only_exchange_is_blamed_on_tls_not_on_missing_records(
     assert final.remediation.startswith("Fix TLS on autodiscover.margiestravel.example")
     method = find_step(result.steps, "autodiscover.method.2")
     assert "speaks only an old TLS version" in method.message
+
+
+def test_a_website_asking_for_its_own_sign_in_does_not_hold_the_verdict(
+    fresh_sims: SimulatorStack, serve: Serve
+) -> None:
+    """proseware.example's website is protected by HTTP Basic authentication (a staging site):
+    it refuses the mailbox password, as any password it does not know. Outlook moves on to the
+    next method, where Exchange accepts it; so does the check, without calling the password
+    wrong."""
+    website = fresh_sims.addresses.address_of("www.proseware.example")
+    assert website is not None
+    app = Flask("protected-website")
+
+    @app.route("/<path:anything>", methods=["GET", "POST"])
+    def protected(anything: str) -> Response:
+        return Response(status=401, headers={"WWW-Authenticate": 'Basic realm="Staging"'})
+
+    serve(app, host=website, port=443, hostnames=["proseware.example"])
+    guard = sim_guard(fresh_sims)
+    context = check_context(guard, "alice@proseware.example", password=PASSWORDS["alice"])
+    result = run_check(autodiscover, context)
+    final = find_step(result.steps, "autodiscover.result")
+    assert final.status == "pass", final.message
+    assert final.details["method"] == "https://autodiscover.domain"
+    assert final.details["ews_url"].endswith("/EWS/Exchange.asmx")
+    website_step = find_step(result.steps, "autodiscover.method.1")
+    assert website_step.status == "info"
+    assert "not accepted" in website_step.message
+
+    # With a wrong password nobody accepts it: that is still said, as before.
+    wrong = run_check(autodiscover, check_context(guard, "alice@proseware.example", password="x"))
+    assert find_step(wrong.steps, "autodiscover.result").title == "Password not accepted"

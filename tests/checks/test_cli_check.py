@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from flask import Flask
+from flask.testing import FlaskClient
 
 from checksite.cli import main
 from simulators.runner import SimulatorStack
@@ -207,3 +212,48 @@ def test_simulators_flag_without_running_simulators_is_bad_usage(tmp_path: Path)
     result = CliRunner().invoke(main, ["check", "contoso.example", "--simulators"], env=env)
     assert result.exit_code == 2
     assert "start `synchronizer simulators` first" in result.output
+
+
+def page_fix_list(client: FlaskClient, target: str) -> list[str]:
+    """The report page's "what to fix first" lines for a target, once its check is done."""
+    report_id = client.post("/api/checks", json={"target": target}).get_json()["id"]
+    deadline = time.monotonic() + 20
+    while client.get(f"/api/checks/{report_id}").get_json()["status"] != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    page = client.get(f"/check/r/{report_id}").text
+    items = re.findall(r'<li class="status-\w+">.*?<a href="#[^"]+">(.*?)</a></li>', page, re.S)
+    return [html.unescape(item) for item in items]
+
+
+def test_the_cli_ends_with_what_to_fix_first_as_the_page_orders_it(
+    sims: SimulatorStack, tmp_path: Path, check_app: Flask
+) -> None:
+    """TLS comes before Autodiscover (it is why Autodiscover failed), whatever the order the
+    checks finished or are listed in; each line with its fix; the same list as the page's."""
+    result = invoke(sims, tmp_path, "alice@margiestravel.example")
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    start = lines.index("What to fix first:")
+    assert lines[-1].startswith("Verdict for alice@margiestravel.example: FAIL")
+    listed = [line for line in lines[start + 1 : -1] if re.match(r"\s+\d+\. ", line)]
+    assert [re.sub(r"^\s+\d+\. (FAIL|WARN)  ", "", line) for line in listed] == page_fix_list(
+        check_app.test_client(), "alice@margiestravel.example"
+    )
+    assert listed[0].startswith("  1. FAIL  TLS and certificates, autodiscover.margiestravel")
+    assert listed[1].startswith("  2. FAIL  Autodiscover:")
+    fixes = [line.strip() for line in lines[start:] if line.strip().startswith("fix:")]
+    assert fixes[0].startswith("fix: Enable TLS 1.2 on the server")  # from the protocol step
+    assert "[FAIL] Autodiscover" in "\n".join(lines[:start])  # the tree comes first
+
+    as_json = json.loads(invoke(sims, tmp_path, "alice@margiestravel.example", "--json").output)
+    assert [f["line"] for f in as_json["fix_first"]] == [
+        re.sub(r"^\s+\d+\. (FAIL|WARN)  ", "", line) for line in listed
+    ]
+    assert as_json["fix_first"][0]["check_id"] == "tls"
+
+
+def test_a_clean_report_says_there_is_nothing_to_fix(sims: SimulatorStack, tmp_path: Path) -> None:
+    result = invoke(sims, tmp_path, "alice@alpineskihouse.example", password="Alice-Passw0rd!")
+    assert result.exit_code == 0, result.output
+    assert "What to fix first: nothing (every check passed or did not apply)." in result.output

@@ -14,12 +14,14 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
+from checksite.checks.context import CheckContext, parse_target
+from checksite.checks.google_workspace import GOOGLE_ADMIN_HOSTED_DOMAIN, _belongs
 from checksite.checks.model import CheckResult
 from simulators.google.store import GoogleStore
 from simulators.runner import SimulatorStack
 from simulators.world.google import SERVICE_ACCOUNT_CLIENT_ID
 from tests.checks.test_admin_signin import finished, google_consent, google_report
-from tests.fixtures.checks import find_step
+from tests.fixtures.checks import Hostile, find_step
 
 CONTACTS = "https://www.googleapis.com/auth/contacts"
 
@@ -195,3 +197,18 @@ def test_the_name_shown_is_the_account_google_signed_in(
     text = " ".join(s.message for s in check.steps)
     assert "alice@northwind.example signed in" in text
     assert "erin@northwind.example" not in text
+
+
+@pytest.mark.parametrize(("hosted_domain", "status"), [("northwind.example", "pass"), ("", "warn")])
+def test_a_personal_google_account_on_the_company_domain_is_not_its_workspace(
+    hostile: Hostile, hosted_domain: str, status: str
+) -> None:
+    """Google's id_token carries `hd` only for a Workspace account; a personal Google account
+    can have an address on the company's domain too, and is not the Workspace's."""
+    credentials = {GOOGLE_ADMIN_HOSTED_DOMAIN: hosted_domain}
+    context = CheckContext(parse_target("northwind.example"), hostile.guard(), None, credentials)
+    step = _belongs(context, requests.Session(), "token", "alice@northwind.example")
+    assert step.status == status
+    if status == "warn":
+        assert "a personal Google account" in step.message
+        assert "Nothing from that sign-in is used" in step.message

@@ -5,6 +5,7 @@ one runs, the other streams."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -28,13 +29,20 @@ def two_apps(sims: SimulatorStack, tmp_path: Path) -> tuple[Flask, Flask]:
     return create_app(settings), create_app(settings)
 
 
-def sse_events(body: Any) -> list[tuple[float, str, dict[str, Any]]]:
-    """(arrival time, kind, data) of each server-sent event, read as the stream arrives."""
+def sse_events(
+    body: Any, heartbeats: list[float] | None = None
+) -> list[tuple[float, str, dict[str, Any]]]:
+    """(arrival time, kind, data) of each server-sent event, read as the stream arrives; the
+    arrival times of comment lines (the stream's heartbeat) go to `heartbeats`."""
     seen, buffer = [], ""
+    heartbeats = heartbeats if heartbeats is not None else []
     for chunk in body:
         buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
         while "\n\n" in buffer:
             block, buffer = buffer.split("\n\n", 1)
+            if block.startswith(":"):
+                heartbeats.append(time.monotonic())  # a comment: EventSource ignores it
+                continue
             fields = dict(line.split(": ", 1) for line in block.splitlines())
             seen.append((time.monotonic(), fields["event"], json.loads(fields["data"])))
     return seen
@@ -55,9 +63,14 @@ def test_another_app_streams_the_steps_as_they_are_stored(
     )
     report_id = started.get_json()["id"]
     response = viewer.test_client().get(f"/check/r/{report_id}/events", buffered=False)
-    events = sse_events(response.response)
+    heartbeats: list[float] = []
+    events = sse_events(response.response, heartbeats)
     kinds = [kind for _, kind, _ in events]
     assert kinds[-1] == "report" and "gone" not in kinds
+    # While nothing arrives the stream still writes (so a viewer who left is noticed).
+    arrivals = sorted([at for at, _, _ in events] + heartbeats)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert heartbeats and max(gaps) < 1.6
     assert "step" in kinds and "check" in kinds
     first_check = next(at for at, kind, _ in events if kind == "check")
     assert events[-1][0] - first_check > 1.0  # the finished checks came while it still ran

@@ -10,9 +10,11 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
+from checksite.cli import main
 from common.config import Settings
 from common.db import Database
 from common.models import CheckReport, utcnow
@@ -50,11 +52,12 @@ def reachable(client: FlaskClient, report_id: str) -> dict[str, int]:
         "json": client.get(f"/check/r/{report_id}.json").status_code,
         "events": client.get(f"/check/r/{report_id}/events").status_code,
         "api": client.get(f"/api/checks/{report_id}").status_code,
+        "print": client.get(f"/check/r/{report_id}/print").status_code,
     }
 
 
-GONE = {"page": 404, "json": 404, "events": 404, "api": 404}
-THERE = {"page": 200, "json": 200, "events": 200, "api": 200}
+GONE = {"page": 404, "json": 404, "events": 404, "api": 404, "print": 404}
+THERE = {"page": 200, "json": 200, "events": 200, "api": 200, "print": 200}
 
 
 def retention(app: Flask, days: int) -> None:
@@ -136,3 +139,49 @@ def test_a_report_deleted_while_it_runs_is_not_stored_afterwards(check_app: Flas
         time.sleep(0.05)
     assert not stored(check_app, report_id)
     assert reachable(client, report_id) == GONE
+
+
+def test_reading_any_report_deletes_every_expired_one(check_app: Flask) -> None:
+    client = check_app.test_client()
+    young, old, older = start(client), start(client), start(client)
+    age(check_app, old, timedelta(days=31))
+    age(check_app, older, timedelta(days=400))
+    assert client.get(f"/check/r/{young}").status_code == 200  # nobody asked for the others
+    assert not stored(check_app, old) and not stored(check_app, older)
+    assert stored(check_app, young)
+
+
+def test_deleting_a_report_deletes_the_expired_ones_too(check_app: Flask) -> None:
+    client = check_app.test_client()
+    mine, old = start(client), start(client)
+    age(check_app, old, timedelta(days=31))
+    assert client.delete(f"/api/checks/{mine}").status_code == 204
+    assert not stored(check_app, old)
+
+
+def test_an_expired_report_cannot_be_signed_in_to_or_deleted(check_app: Flask) -> None:
+    client = check_app.test_client()
+    report_id = start(client)
+    age(check_app, report_id, timedelta(days=30))  # exactly its last moment has passed
+    for provider in ("microsoft", "google", "superoffice"):
+        assert client.get(f"/check/r/{report_id}/signin/{provider}").status_code == 404
+    assert client.delete(f"/api/checks/{report_id}").status_code == 404
+
+
+def test_the_housekeeping_command_deletes_expired_reports(check_app: Flask) -> None:
+    """`synchronizer db purge-reports`, for cron: reports go on time also on an idle site."""
+    client = check_app.test_client()
+    young, old = start(client), start(client)
+    age(check_app, old, timedelta(days=8))
+    age(check_app, young, timedelta(days=6))
+    settings: Settings = check_app.config["SYNCHRONIZER"]
+    env = {
+        "SYNCHRONIZER_INSTANCE_PATH": str(settings.instance_path),
+        "SYNCHRONIZER_DATABASE_URL": settings.database_url,
+        "SYNCHRONIZER_CHECK_REPORT_RETENTION_DAYS": "7",
+    }
+    result = CliRunner().invoke(main, ["db", "purge-reports"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "deleted 1 report(s) older than 7 day(s)"
+    assert not stored(check_app, old)
+    assert stored(check_app, young)

@@ -1,9 +1,9 @@
 """The live-progress stream cannot starve the web server, and rate limits hold across
 processes without Redis, keyed by the client's address (IPv6: its /64).
 
-Streams are limited per client and per process; the production server (gunicorn with the
-gthread worker class, as the README says) keeps serving pages while streams are held. Rate
-limits are counted in the database, so two separate server processes share them."""
+Streams are limited per client and in total, counted in the database like the rate limits, so
+separate server processes share both; the production server (gunicorn with the gthread worker
+class, as the README says) keeps serving pages while streams are held."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import pytest
 import requests
 from flask import Flask
 
+from checksite.check.streams import StreamSlots
 from common.config import Settings
 from common.db import Database
 from common.schema import upgrade
@@ -191,3 +192,60 @@ def test_the_production_server_serves_pages_while_streams_are_held(
     finally:
         for response in held:
             response.close()
+
+
+def test_stream_limits_hold_across_processes(
+    settings: Settings, serve_production: object, black_hole: tuple[str, int]
+) -> None:
+    """Two server processes on one database: a client's streams and the total are counted
+    together, whichever process serves them (a per-process count would allow twice as many)."""
+    upgrade(Database(settings.database_url))
+    env = environment(
+        settings,
+        check_streams_per_client="1",
+        check_streams_total="2",
+        check_timeout_seconds="6",
+        check_allow_private_networks="true",
+        check_rate_limit="100 per minute",
+    )
+    servers = [serve_production(env, "--workers", "1"), serve_production(env, "--workers", "1")]  # type: ignore[operator]
+    host, port = black_hole
+    body = {"target": "alice@proseware.example", "ews_url": f"https://{host}:{port}/EWS/"}
+    report_id = requests.post(f"{servers[0]}/api/checks", json=body, timeout=10).json()["id"]
+
+    def stream(server: int, client: str) -> requests.Response:
+        url = f"{servers[server]}/check/r/{report_id}/events"
+        return requests.get(url, headers={"X-Forwarded-For": client}, stream=True, timeout=10)
+
+    held = [stream(0, "198.51.100.1")]
+    try:
+        assert held[0].status_code == 200
+        assert stream(1, "198.51.100.1").status_code == 429  # its one stream is on the other
+        held.append(stream(1, "198.51.100.2"))
+        assert held[1].status_code == 200
+        assert stream(0, "198.51.100.3").status_code == 429  # two in all, one on each
+        assert stream(1, "198.51.100.3").status_code == 429
+        held.pop(0).close()  # a viewer went away: its slot is free for everyone
+        deadline = time.monotonic() + 5
+        while (answer := stream(1, "198.51.100.3")).status_code != 200:
+            assert time.monotonic() < deadline, "the closed stream's slot was not released"
+            time.sleep(0.1)
+        held.append(answer)
+    finally:
+        for response in held:
+            response.close()
+
+
+def test_a_slot_held_by_a_process_that_died_frees_itself_after_its_lease(
+    migrated_database: Database,
+) -> None:
+    slots = StreamSlots(migrated_database)  # on SQLite and on PostgreSQL
+    assert slots.acquire("198.51.100.1", 1, 5, lease_s=0.5) is not None  # never released
+    assert slots.acquire("198.51.100.1", 1, 5, lease_s=0.5) is None
+    assert slots.in_use() == 1
+    time.sleep(0.6)
+    assert slots.in_use() == 0
+    release = slots.acquire("198.51.100.1", 1, 5, lease_s=0.5)
+    assert release is not None
+    release()
+    assert slots.in_use() == 0
