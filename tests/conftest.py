@@ -12,6 +12,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.graph_connector",
     "tests.fixtures.superoffice",
     "tests.fixtures.superoffice_connector",
+    "tests.fixtures.superoffice_m365",
     "tests.fixtures.google",
     "tests.fixtures.exchange",
 ]

@@ -1,4 +1,5 @@
-"""`/_sim/state`: export every tenant's data as JSON (GET) and replace it (POST, same shape).
+"""`/_sim/state`: export every tenant's data as JSON (GET; `?tenant=CustNNNNN` for one) and
+replace it (POST, same shape).
 
 A POSTed tenant may hold any subset of the record tables; the tables given replace the current
 ones, the others are kept. `"purge_deleted": {"now": "<ISO time>"}` (or true) runs the hard
@@ -57,9 +58,11 @@ def _record(cls: type, raw: dict[str, Any]) -> Any:
     return cls(**values)
 
 
-def export(sim: Any) -> dict[str, Any]:
+def export(sim: Any, only: str | None = None) -> dict[str, Any]:
     tenants = {}
     for data in sim.tenants.values():
+        if only is not None and data.context_id.lower() != only.lower():
+            continue
         with data.lock:
             tenant: dict[str, Any] = {
                 table: [_plain(r) for r in getattr(data, table).values()] for table in TABLES
@@ -87,6 +90,8 @@ def replace(sim: Any, payload: dict[str, Any]) -> None:
                 ]
             if "state" in raw:
                 data.config.state = str(raw["state"])
+            if "api_host" in raw:  # the tenant moved to another host
+                data.config.api_host = str(raw["api_host"]) if raw["api_host"] else None
             ids = [k for table in TABLES for k in getattr(data, table)]
             data.next_id = max([data.next_id, *ids])
             fired = _purge(data, raw.get("purge_deleted"))
@@ -109,8 +114,11 @@ def _purge(data: model.TenantData, order: Any) -> list[deletions.Event]:
 
 @bp.get("/_sim/state")
 def get_state() -> Response:
+    # `?tenant=CustNNNNN`: that tenant only (the whole world is megabytes)
+    only = request.args.get("tenant")
     return Response(
-        json.dumps(export(current_app.extensions["superoffice"])), mimetype="application/json"
+        json.dumps(export(current_app.extensions["superoffice"], only)),
+        mimetype="application/json",
     )
 
 

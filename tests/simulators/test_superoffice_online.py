@@ -433,3 +433,28 @@ def test_concurrent_writes_and_reads(so_https: requests.Session, base_url: str) 
         params={"$filter": "appointment/title begins 'Parallel'", "$select": "appointment/title"},
     ).json()
     assert len(made["value"]) == 20
+
+
+def test_a_tenant_moved_to_another_host_is_found_there_and_refused_where_it_was(
+    so_https: requests.Session, base_url: str
+) -> None:
+    """`/_sim/state` moves a tenant as SuperOffice moves tenants between servers. Mistakes
+    caught: the old host still answering (a client that never re-resolves would pass), the
+    lookup still naming the old host (a client that re-resolves would loop on 421)."""
+    port = urlsplit(base_url).port
+    tokens = code_flow(so_https, base_url, "adele@contoso.example")
+    url = "/Cust12345/api/v1/User/currentPrincipal"
+    assert so_https.get(base_url + url, headers=bearer(tokens["access_token"])).status_code == 200
+    moved = so_https.post(
+        f"{base_url}/_sim/state", json={"tenants": {"Cust12345": {"api_host": "localhost"}}}
+    )
+    assert moved.status_code == 204
+    old = so_https.get(base_url + url, headers=bearer(tokens["access_token"]))
+    assert old.status_code == 421 and old.json()["ErrorMessage"].startswith("Wrong subdomain")
+    endpoint = so_https.get(f"{base_url}/api/state/Cust12345").json()["Endpoint"]
+    assert endpoint == f"https://localhost:{port}/Cust12345"
+    new = so_https.get(f"https://localhost:{port}{url}", headers=bearer(tokens["access_token"]))
+    assert new.status_code == 200
+    # One tenant's export, not the whole world's.
+    only = so_https.get(f"{base_url}/_sim/state", params={"tenant": "Cust12345"}).json()
+    assert list(only["tenants"]) == ["Cust12345"]

@@ -143,8 +143,10 @@ def appointment(
         when = (start.astimezone(UTC), end.astimezone(UTC))
     task = entity.get("Task") if isinstance(entity.get("Task"), dict) else {}
     task_name = str((task or {}).get("Value") or "") or None
-    organizer = people.user(organizer_id) if organizer_id else None
     mother = int(entity.get("MotherId") or 0)
+    # A meeting's identity (organiser, UID) only for meetings, as the groupware gives it: an
+    # appointment of one's own is no meeting, and its hand-made twin in the mailbox has none.
+    organizer = people.user(organizer_id) if organizer_id and mother else None
     alarm = minutes_of(entity.get("AlarmLeadTime")) if entity.get("HasAlarm") else None
     return Appointment(
         subject=str(entity.get("Title") or ""),
