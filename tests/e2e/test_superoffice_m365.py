@@ -10,9 +10,14 @@ Microsoft simulator records every message it sends). Each test names the mistake
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 from common.kinds import ItemKind
 from tests.fixtures.superoffice_m365 import ADELE, PAGE, Scene, Seen, at
+
+
+def _utc(moment: datetime) -> dict[str, str]:
+    return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
 
 
 def test_initial_sync_both_ways_pairs_hand_made_twins(scene: Scene) -> None:
@@ -84,3 +89,73 @@ def test_initial_sync_of_persons_both_ways(scene: Scene) -> None:
     scene.settle(adele, kind=ItemKind.CONTACT)
     assert scene.persons(adele) == persons + Counter({"Pat Buyer": 1})
     assert scene.contacts(adele) == scene.persons(adele)
+
+
+def test_edits_on_each_side_reach_the_other(scene: Scene) -> None:
+    """Adele moves and renames an appointment in SuperOffice and moves one in Outlook; later
+    the same day she changes the SuperOffice one again; she renames a person in SuperOffice
+    and a contact in Outlook. Each edit reaches the other side, in place (no new item).
+
+    Mistakes caught: an edit read as a new item (a second copy), the listing comparing
+    SuperOffice's day-grained `updatedDate` with "after" (the second edit of the day would
+    be missed), an edit carried back over itself as a conflict, a person's name change not
+    reaching the contact (or the other way)."""
+    adele = scene.link(ADELE)
+    review = adele.make_in_crm("Quarterly review", at(23, 10), at(23, 11), Location="Room 1")
+    dentist = adele.make_in_outlook(
+        "Dentist", at(30, 8), at(30, 9), location={"displayName": "Main street"}
+    )
+    scene.settle(adele)
+    scene.settle(adele, kind=ItemKind.CONTACT)
+    copies = {
+        e["subject"]: e["id"] for e in adele.outlook.get(f"/users/{ADELE}/events").json()["value"]
+    }
+
+    adele.crm.edit(
+        "Appointment", review, Title="Quarterly review (moved)", Location="Board room",
+        StartDate=at(24, 14).isoformat(), EndDate=at(24, 15).isoformat(),
+    )  # fmt: skip
+    moved = adele.outlook.patch(
+        f"/users/{ADELE}/events/{dentist}",
+        {"location": {"displayName": "Clinic"}, "start": _utc(at(31, 8)), "end": _utc(at(31, 9))},
+    )
+    assert moved.status_code == 200, moved.text
+    scene.settle(adele)
+    scene.assert_in_step(
+        adele,
+        Counter([
+            Seen("Quarterly review (moved)", at(24, 14), at(24, 15), "Board room"),
+            Seen("Dentist", at(31, 8), at(31, 9), "Clinic"),
+        ]),
+    )  # fmt: skip
+
+    adele.crm.edit("Appointment", review, Location="Board room 2")  # the same day, again
+    scene.settle(adele)
+    scene.assert_in_step(
+        adele,
+        Counter([
+            Seen("Quarterly review (moved)", at(24, 14), at(24, 15), "Board room 2"),
+            Seen("Dentist", at(31, 8), at(31, 9), "Clinic"),
+        ]),
+    )  # fmt: skip
+    # Edited in place on both sides: the same SuperOffice row, the same Outlook events.
+    assert {r["appointment_id"] for r in scene.so_rows(adele)} >= {review}
+    assert adele.outlook_event("Dentist")["id"] == dentist
+    assert adele.outlook_event("Quarterly review (moved)")["id"] == copies["Quarterly review"]
+
+    # Persons: a name changed in SuperOffice, another in Outlook.
+    kim = next(p for p in scene.so_state()["persons"] if p["firstname"] == "Kim")
+    adele.crm.edit("Person", kim["person_id"], Firstname="Kimberly")
+    folder = next(f["id"] for f in scene.ms_user(adele)["contactFolders"])
+    listed = adele.outlook.get(f"/users/{ADELE}/contactFolders/{folder}/contacts?$top=100")
+    ingrid = next(c for c in listed.json()["value"] if c["givenName"] == "Ingrid")
+    renamed = adele.outlook.patch(
+        f"/users/{ADELE}/contacts/{ingrid['id']}",
+        {"givenName": "Inga", "displayName": f"Inga {ingrid['surname']}"},
+    )
+    assert renamed.status_code == 200, renamed.text
+    scene.settle(adele, kind=ItemKind.CONTACT)
+    names = scene.persons(adele)
+    assert names[f"Kimberly {kim['lastname']}"] == 1 and names[f"Inga {ingrid['surname']}"] == 1
+    assert names[f"Ingrid {ingrid['surname']}"] == 0
+    assert scene.contacts(adele) == names
