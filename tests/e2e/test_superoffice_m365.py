@@ -159,3 +159,44 @@ def test_edits_on_each_side_reach_the_other(scene: Scene) -> None:
     assert names[f"Kimberly {kim['lastname']}"] == 1 and names[f"Inga {ingrid['surname']}"] == 1
     assert names[f"Ingrid {ingrid['surname']}"] == 0
     assert scene.contacts(adele) == names
+
+
+def test_deletes_on_each_side_reach_the_other(scene: Scene) -> None:
+    """Adele deletes an appointment in SuperOffice (no event tells anyone: the listing's
+    reconciliation of ids must find it) and one in Outlook; a person in SuperOffice and a
+    contact in Outlook. Each deletion reaches the other side, and nothing else goes.
+
+    Mistakes caught: a deletion nobody announced never noticed, a removal Graph reports
+    only as "left the view" taken for a deletion without asking (or ignored), a deletion
+    carried back as a re-creation, more deleted than was deleted."""
+    adele = scene.link(ADELE)
+    review = adele.make_in_crm("Quarterly review", at(23, 10), at(23, 11))
+    adele.make_in_crm("Customer visit", at(24, 13), at(24, 14))
+    adele.make_in_outlook("Dentist", at(30, 8), at(30, 9))
+    gym = adele.make_in_outlook("Gym", at(31, 7), at(31, 8))
+    scene.settle(adele)
+    scene.settle(adele, kind=ItemKind.CONTACT)
+    persons = scene.persons(adele)
+
+    adele.crm.call("DELETE", f"/Appointment/{review}")
+    assert adele.outlook.delete(f"/users/{ADELE}/events/{gym}").status_code == 204
+    scene.settle(adele)
+    scene.assert_in_step(
+        adele,
+        Counter([
+            Seen("Customer visit", at(24, 13), at(24, 14)),
+            Seen("Dentist", at(30, 8), at(30, 9)),
+        ]),
+    )  # fmt: skip
+
+    kim = next(p for p in scene.so_state()["persons"] if p["firstname"] == "Kim")
+    adele.crm.call("DELETE", f"/Person/{kim['person_id']}")
+    folder = next(f["id"] for f in scene.ms_user(adele)["contactFolders"])
+    listed = adele.outlook.get(f"/users/{ADELE}/contactFolders/{folder}/contacts?$top=100")
+    ingrid = next(c for c in listed.json()["value"] if c["givenName"] == "Ingrid")
+    gone = adele.outlook.delete(f"/users/{ADELE}/contacts/{ingrid['id']}")
+    assert gone.status_code == 204, gone.text
+    scene.settle(adele, kind=ItemKind.CONTACT)
+    left = persons - Counter([f"Kim {kim['lastname']}", f"Ingrid {ingrid['surname']}"])
+    assert scene.persons(adele) == left
+    assert scene.contacts(adele) == left
