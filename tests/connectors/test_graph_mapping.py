@@ -10,6 +10,7 @@ import pytest
 
 from common.connectors.graph import mapping
 from common.items import Appointment, Attendee, Recurrence, text_of
+from common.kinds import Window
 
 START = datetime(2026, 3, 16, 9, tzinfo=UTC)
 
@@ -127,3 +128,31 @@ def test_all_day_items_are_dates_at_midnight_in_their_zone() -> None:
         {**written, "id": "x", "originalStartTimeZone": "W. Europe Standard Time"}
     )
     assert (read.start, read.end) == (date(2026, 3, 28), date(2026, 3, 31))
+
+
+def test_an_items_modification_time_is_read_and_a_series_takes_its_newest_instances() -> None:
+    """Mistake caught: `lastModifiedDateTime` not read (a "newest wins" conflict then always
+    goes to the CRM, whose time is the only one known), a series dated by its master only
+    (an occurrence edited in Outlook would lose to an older CRM edit)."""
+    when = {"dateTime": "2026-03-16T09:00:00.0000000", "timeZone": "UTC"}
+    until = {"dateTime": "2026-03-16T10:00:00.0000000", "timeZone": "UTC"}
+    event = {"id": "e1", "subject": "Visit", "start": when, "end": until,
+             "lastModifiedDateTime": "2026-03-10T08:15:30.1234567Z"}  # fmt: skip
+    assert mapping.appointment_of(event).last_modified == datetime(
+        2026, 3, 10, 8, 15, 30, 123456, tzinfo=UTC
+    )
+    contact = {"id": "c1", "givenName": "Pat", "lastModifiedDateTime": "2026-03-11T00:00:00Z"}
+    assert mapping.contact_of(contact).last_modified == datetime(2026, 3, 11, tzinfo=UTC)
+    master = {**event, "type": "seriesMaster", "originalStartTimeZone": "UTC",
+              "recurrence": {"pattern": {"type": "daily", "interval": 1},
+                             "range": {"type": "numbered", "numberOfOccurrences": 2,
+                                       "startDate": "2026-03-16", "recurrenceTimeZone": "UTC"}}}  # fmt: skip
+    edited = {**event, "id": "o2", "type": "exception", "subject": "Visit (late)",
+              "originalStart": "2026-03-17T09:00:00Z",
+              "start": {**when, "dateTime": "2026-03-17T09:00:00.0000000"},
+              "end": {**until, "dateTime": "2026-03-17T10:00:00.0000000"},
+              "lastModifiedDateTime": "2026-03-12T07:00:00Z"}  # fmt: skip
+    window = Window(START - timedelta(days=1), START + timedelta(days=5))
+    series = mapping.series_of(master, [{**event, "type": "occurrence",
+                                         "originalStart": "2026-03-16T09:00:00Z"}, edited], window)  # fmt: skip
+    assert series.last_modified == datetime(2026, 3, 12, 7, tzinfo=UTC)

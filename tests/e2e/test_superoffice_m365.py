@@ -9,11 +9,16 @@ Microsoft simulator records every message it sends). Each test names the mistake
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
+
 from common.kinds import ItemKind
-from tests.fixtures.superoffice_m365 import ADELE, PAGE, Scene, Seen, at
+from daemon.policies import ConflictPolicy
+from tests.fixtures.superoffice_m365 import ADELE, PAGE, POLICY, Scene, Seen, at
 
 
 def _utc(moment: datetime) -> dict[str, str]:
@@ -200,3 +205,48 @@ def test_deletes_on_each_side_reach_the_other(scene: Scene) -> None:
     left = persons - Counter([f"Kim {kim['lastname']}", f"Ingrid {ingrid['surname']}"])
     assert scene.persons(adele) == left
     assert scene.contacts(adele) == left
+
+
+@pytest.mark.parametrize(
+    ("policy", "last", "winner"),
+    [
+        (ConflictPolicy.CRM_WINS, "outlook", "crm"),
+        (ConflictPolicy.GROUPWARE_WINS, "crm", "outlook"),
+        (ConflictPolicy.NEWEST_WINS, "crm", "crm"),
+        (ConflictPolicy.NEWEST_WINS, "outlook", "outlook"),
+    ],
+)
+def test_a_conflict_is_settled_as_the_policy_says(
+    scene: Scene, policy: ConflictPolicy, last: str, winner: str
+) -> None:
+    """The same appointment is changed on both sides between two runs (`last` edits a
+    second later than the other). Both sides end with the version the profile's policy
+    names, and the other version is gone from both.
+
+    Mistakes caught: a policy inverted, "newest" read from a side whose modification time
+    is missing or ignored (one side always wins), the loser written back over the winner
+    on the next run, the conflict settled on one side only."""
+    scene.policy = replace(POLICY, conflict=policy)
+    adele = scene.link(ADELE)
+    review = adele.make_in_crm("Quarterly review", at(23, 10), at(23, 11), Location="Room 1")
+    scene.settle(adele)
+    copy = adele.outlook_event("Quarterly review")["id"]
+
+    def in_crm() -> None:
+        adele.crm.edit("Appointment", review, Location="Room CRM")
+
+    def in_outlook() -> None:
+        patched = adele.outlook.patch(
+            f"/users/{ADELE}/events/{copy}", {"location": {"displayName": "Room Outlook"}}
+        )
+        assert patched.status_code == 200, patched.text
+
+    first, second = (in_outlook, in_crm) if last == "crm" else (in_crm, in_outlook)
+    first()
+    time.sleep(1.1)  # SuperOffice's UpdatedDate counts whole seconds
+    second()
+    outcome = scene.sync(adele)
+    assert outcome.counts.get("conflicts") == 1, outcome.counts
+    scene.settle(adele)
+    where = {"crm": "Room CRM", "outlook": "Room Outlook"}[winner]
+    scene.assert_in_step(adele, Counter([Seen("Quarterly review", at(23, 10), at(23, 11), where)]))

@@ -76,6 +76,13 @@ def created_of(resource: Mapping[str, Any]) -> datetime | None:
     return parse_timestamp(str(text)) if text else None
 
 
+def modified_of(resource: Mapping[str, Any]) -> datetime | None:
+    """When the item last changed (`lastModifiedDateTime`): what a "newest wins" conflict
+    policy compares with the CRM's own time."""
+    text = resource.get("lastModifiedDateTime")
+    return parse_timestamp(str(text)) if text else None
+
+
 def parse_timestamp(text: str) -> datetime:
     """Edm.DateTimeOffset as Graph writes it (up to seven fractional digits, `Z`)."""
     value = text.strip().replace("Z", "+00:00")
@@ -516,6 +523,7 @@ def appointment_of(resource: Mapping[str, Any]) -> Appointment:
             reminder_minutes=_reminder_of(resource),
             organizer=str(organizer or "").lower() if meeting else "",
             uid=(resource.get("iCalUId") or None) if meeting else None,
+            last_modified=modified_of(resource),
         )
     except (TypeError, KeyError) as exc:
         raise Unmappable(f"event {resource.get('id')}: {exc}") from exc
@@ -551,7 +559,13 @@ def series_of(
         o.original_start for o in made if _utc_key(o.original_start) not in present
     )
     ordered = tuple(sorted(exceptions, key=lambda e: _utc_key(e.original_start)))
-    return replace(series, recurrence=Recurrence(rule, exclusions, ordered))
+    # An occurrence changed on its own is a change of the series: the newest time counts.
+    times = [t for t in (modified_of(r) for r in (master, *instances)) if t is not None]
+    return replace(
+        series,
+        recurrence=Recurrence(rule, exclusions, ordered),
+        last_modified=max(times) if times else None,
+    )
 
 
 def _utc_key(value: When) -> datetime:
@@ -712,6 +726,7 @@ def contact_of(resource: Mapping[str, Any]) -> Contact:
         ),
         phones=tuple(phones),
         addresses=tuple(addresses),
+        last_modified=modified_of(resource),
     )
 
 
