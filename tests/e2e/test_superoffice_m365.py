@@ -250,3 +250,80 @@ def test_a_conflict_is_settled_as_the_policy_says(
     scene.settle(adele)
     where = {"crm": "Room CRM", "outlook": "Room Outlook"}[winner]
     scene.assert_in_step(adele, Counter([Seen("Quarterly review", at(23, 10), at(23, 11), where)]))
+
+
+def test_a_recurring_series_with_exceptions_goes_across_as_a_series(scene: Scene) -> None:
+    """A weekly meeting made in SuperOffice (Tuesdays 09:00 Oslo time, across the clock
+    change) with one occurrence moved and renamed and one deleted; another made in Outlook
+    (Thursdays 14:00) with the same kinds of exception. Each arrives on the other side as a
+    series with those exceptions, every occurrence at its wall time.
+
+    Mistakes caught: a series copied as single appointments (or the other way), an
+    exception lost or applied to the wrong occurrence, a deleted occurrence coming back,
+    occurrences after the clock change an hour off (a rule expanded in UTC)."""
+    adele = scene.link(ADELE)
+    oslo = {"SO-TimeZone": "NO, includeTZOffset"}  # SuperOffice's client works in local time
+    made = adele.crm.call(
+        "POST", "/Appointment", headers=oslo, json={
+            "Title": "Weekly sales", "StartDate": "2026-03-24T09:00:00",
+            "EndDate": "2026-03-24T10:00:00", "Associate": {"AssociateId": adele.associate_id},
+            "Recurrence": {"IsRecurrence": True, "Pattern": "Weekly",
+                           "WeekPattern": {"Weekdays": "Tuesday", "Cycle": 1},
+                           "RecurrenceEndType": "Counter", "RecurrenceCounter": 4},
+        },
+    )  # fmt: skip
+    rule = made["Recurrence"]["RecurrenceId"]
+    rows = sorted(
+        (r for r in scene.so_state()["appointments"] if r["recurrence_id"] == rule),
+        key=lambda r: r["start"],
+    )
+    assert len(rows) == 4
+    adele.crm.call("DELETE", f"/Appointment/{rows[1]['appointment_id']}")  # 31 March
+    adele.crm.edit(
+        "Appointment",
+        rows[2]["appointment_id"],
+        Title="Weekly sales (late)",
+        StartDate=at(38, 10).isoformat(),
+        EndDate=at(38, 11).isoformat(),
+    )  # fmt: skip  7 April, an hour later
+
+    local = "W. Europe Standard Time"
+    series = adele.outlook.post(
+        f"/users/{ADELE}/events",
+        {"subject": "Team sync", "isReminderOn": False,
+         "start": {"dateTime": "2026-03-26T14:00:00", "timeZone": local},
+         "end": {"dateTime": "2026-03-26T15:00:00", "timeZone": local},
+         "recurrence": {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["thursday"]},
+                        "range": {"type": "numbered", "numberOfOccurrences": 4,
+                                  "startDate": "2026-03-26", "recurrenceTimeZone": local}}},
+    )  # fmt: skip
+    assert series.status_code == 201, series.text
+    instances = adele.outlook.get(
+        f"/users/{ADELE}/events/{series.json()['id']}/instances",
+        params={"startDateTime": "2026-03-20T00:00:00Z", "endDateTime": "2026-04-30T00:00:00Z"},
+    ).json()["value"]
+    by_day = {i["start"]["dateTime"][:10]: i["id"] for i in instances}
+    moved = adele.outlook.patch(
+        f"/users/{ADELE}/events/{by_day['2026-04-02']}",
+        {"subject": "Team sync (moved)", "start": _utc(at(33, 15)), "end": _utc(at(33, 16))},
+    )
+    assert moved.status_code == 200, moved.text
+    assert adele.outlook.delete(f"/users/{ADELE}/events/{by_day['2026-04-09']}").status_code == 204
+
+    scene.settle(adele)
+    scene.assert_in_step(
+        adele,
+        Counter([
+            Seen("Weekly sales", at(24, 9), at(24, 10)),
+            Seen("Weekly sales (late)", at(38, 10), at(38, 11)),
+            Seen("Weekly sales", at(45, 9), at(45, 10)),
+            Seen("Team sync", at(26, 14), at(26, 15)),
+            Seen("Team sync (moved)", at(33, 15), at(33, 16)),
+            Seen("Team sync", at(47, 14), at(47, 15)),
+        ]),
+    )  # fmt: skip
+    # Series on both sides: two masters in the mailbox, two rules in SuperOffice.
+    events = scene.ms_user(adele)["events"]
+    assert sorted(e["type"] for e in events) == ["seriesMaster", "seriesMaster"], events
+    rules = Counter(r["recurrence_id"] for r in scene.so_rows(adele))
+    assert len(rules) == 2 and 0 not in rules, rules
