@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pytest
 
 from common.kinds import ItemKind
-from daemon.policies import ConflictPolicy
+from daemon.policies import AppointmentFilter, ConflictPolicy, PrivatePolicy
 from tests.fixtures.superoffice_m365 import ADELE, PAGE, POLICY, Scene, Seen, at
 
 
@@ -322,3 +322,33 @@ def test_a_recurring_series_with_exceptions_goes_across_as_a_series(scene: Scene
     assert sorted(e["type"] for e in events) == ["seriesMaster", "seriesMaster"], events
     rules = Counter(r["recurrence_id"] for r in scene.so_rows(adele))
     assert len(rules) == 2 and 0 not in rules, rules
+
+
+@pytest.mark.parametrize("private", [PrivatePolicy.SYNC_AS_PRIVATE, PrivatePolicy.SKIP])
+def test_a_private_item_stays_private_or_stays_home(scene: Scene, private: PrivatePolicy) -> None:
+    """A private appointment in SuperOffice and a private event in Outlook. Synced as
+    private, each arrives private (Outlook's `sensitivity`, SuperOffice's `Private`); under
+    the default policy (skip private items) neither leaves its side, and the public one
+    goes across all the same.
+
+    Mistakes caught: privacy dropped on the way (a colleague with access to the calendar
+    would read it), the filter applied on one side only, a skipped item taken for deleted
+    (its twin would be removed) or copied on the next run."""
+    scene.policy = replace(POLICY, appointment_filter=AppointmentFilter(private=private))
+    adele = scene.link(ADELE)
+    adele.make_in_crm("Doctor", at(23, 8), at(23, 9), Private="PrivateUser")
+    adele.make_in_outlook("Personal", at(24, 17), at(24, 18), sensitivity="private")
+    adele.make_in_crm("Team lunch", at(25, 11), at(25, 12))
+    scene.settle(adele)
+    doctor = Seen("Doctor", at(23, 8), at(23, 9), private=True)
+    personal = Seen("Personal", at(24, 17), at(24, 18), private=True)
+    lunch = Seen("Team lunch", at(25, 11), at(25, 12))
+    if private is PrivatePolicy.SYNC_AS_PRIVATE:
+        scene.assert_in_step(adele, Counter([doctor, personal, lunch]))
+        assert {r["private"] for r in scene.so_rows(adele) if r["title"] == "Personal"} == {
+            "PrivateUser"
+        }
+        assert adele.outlook_event("Doctor")["sensitivity"] == "private"
+    else:
+        assert scene.diary(adele) == Counter([doctor, lunch])
+        assert scene.mailbox(adele) == Counter([personal, lunch])
