@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -352,3 +353,42 @@ def test_a_private_item_stays_private_or_stays_home(scene: Scene, private: Priva
     else:
         assert scene.diary(adele) == Counter([doctor, lunch])
         assert scene.mailbox(adele) == Counter([personal, lunch])
+
+
+def test_all_day_items_across_the_clock_change_keep_their_days(scene: Scene) -> None:
+    """A two-day offsite in SuperOffice over the night Oslo's clocks go forward (28-29 March)
+    and an all-day event in Outlook on the short day itself (29 March, 23 hours). Each
+    arrives as an all-day item on the same days; in SuperOffice it runs from local midnight
+    to local midnight.
+
+    Mistakes caught: days taken from UTC instants (a day early in Oslo), midnight computed
+    with the offset before the change (the day after it would end at 01:00), an all-day
+    item turned into a timed one."""
+    adele = scene.link(ADELE)
+    oslo = ZoneInfo("Europe/Oslo")
+    midnight = {d: datetime(2026, 3, d, tzinfo=oslo).isoformat() for d in (28, 29, 30)}
+    adele.make_in_crm(
+        "Company offsite", at(28, 0), at(30, 0), IsAlldayEvent=True,
+        StartDate=midnight[28], EndDate=midnight[30],
+    )  # fmt: skip
+    local = "W. Europe Standard Time"
+    made = adele.outlook.post(
+        f"/users/{ADELE}/events",
+        {"subject": "Spring day", "isAllDay": True, "isReminderOn": False,
+         "start": {"dateTime": "2026-03-29T00:00:00", "timeZone": local},
+         "end": {"dateTime": "2026-03-30T00:00:00", "timeZone": local}},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    scene.settle(adele)
+    scene.assert_in_step(
+        adele,
+        Counter([
+            Seen("Company offsite", date(2026, 3, 28), date(2026, 3, 30), all_day=True),
+            Seen("Spring day", date(2026, 3, 29), date(2026, 3, 30), all_day=True),
+        ]),
+    )  # fmt: skip
+    for row in scene.so_rows(adele):
+        start = datetime.fromisoformat(row["start"]).replace(tzinfo=UTC).astimezone(oslo)
+        end = datetime.fromisoformat(row["end"]).replace(tzinfo=UTC).astimezone(oslo)
+        assert row["all_day"] and (start.hour, start.minute, end.hour, end.minute) == (0, 0, 0, 0)
+    assert adele.outlook_event("Company offsite")["isAllDay"] is True
