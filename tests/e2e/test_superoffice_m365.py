@@ -19,7 +19,7 @@ import pytest
 
 from common.kinds import ItemKind
 from daemon.policies import AppointmentFilter, ConflictPolicy, PrivatePolicy
-from tests.fixtures.superoffice_m365 import ADELE, PAGE, POLICY, Scene, Seen, at
+from tests.fixtures.superoffice_m365 import ADELE, LEE, MEGAN, PAGE, POLICY, Scene, Seen, at
 
 
 def _utc(moment: datetime) -> dict[str, str]:
@@ -392,3 +392,80 @@ def test_all_day_items_across_the_clock_change_keep_their_days(scene: Scene) -> 
         end = datetime.fromisoformat(row["end"]).replace(tzinfo=UTC).astimezone(oslo)
         assert row["all_day"] and (start.hour, start.minute, end.hour, end.minute) == (0, 0, 0, 0)
     assert adele.outlook_event("Company offsite")["isAllDay"] is True
+
+
+def test_a_meeting_of_three_synced_colleagues_is_one_event_in_each_mailbox(scene: Scene) -> None:
+    """Adele books a meeting in SuperOffice with Megan, Lee (both synced) and a customer.
+    SuperOffice keeps it as it does: her mother appointment and a booking in each
+    participant's diary. Each of the three mailboxes gets the meeting exactly once, whatever
+    order the users' syncs run in, and nobody gets an invitation (the default); when Adele
+    moves it, all three follow.
+
+    Mistakes caught: a participant's booking and the invitation the organiser's copy would
+    send both arriving (two events), attendees written to Outlook (Outlook mails each one,
+    the customer included), a booking taken for the participant's own appointment and
+    copied back into SuperOffice, a move reaching the organiser's mailbox only."""
+    adele, megan, lee = scene.link(ADELE), scene.link(MEGAN), scene.link(LEE)
+    ingrid = next(p for p in scene.so_state()["persons"] if p["firstname"] == "Ingrid")
+    meeting = adele.make_in_crm(
+        "Contract review", at(25, 10), at(25, 11), Location="Board room",
+        Participants=[{"AssociateId": u.associate_id} for u in (adele, megan, lee)]
+        + [{"PersonId": ingrid["person_id"]}],
+    )  # fmt: skip
+    rows = [r for r in scene.so_state()["appointments"] if r["mother_id"] == meeting]
+    assert sorted(r["associate_id"] for r in rows) == [0, 100, 101, 103]  # the customer's: 0
+
+    for user in (megan, adele, lee):  # a participant's sync may come first
+        scene.sync(user)
+    scene.settle()
+    held = Counter([Seen("Contract review", at(25, 10), at(25, 11), "Board room")])
+    for user in (adele, megan, lee):
+        scene.assert_in_step(user, held)
+        assert len(scene.ms_user(user)["events"]) == 1, user.address
+        assert user.outlook_event("Contract review")["attendees"] == []
+    assert scene.sent_mail() == []
+
+    moved = {"StartDate": at(26, 14).isoformat(), "EndDate": at(26, 15).isoformat()}
+    adele.crm.edit("Appointment", meeting, **moved)
+    scene.settle()
+    held = Counter([Seen("Contract review", at(26, 14), at(26, 15), "Board room")])
+    for user in (adele, megan, lee):
+        scene.assert_in_step(user, held)
+        assert len(scene.ms_user(user)["events"]) == 1, user.address
+    assert scene.sent_mail() == []
+
+
+def test_a_meeting_made_in_outlook_with_synced_colleagues_is_one_booking_each(
+    scene: Scene,
+) -> None:
+    """Megan invites Adele, Lee and a customer in Outlook (Outlook delivers the invitation
+    to her colleagues' mailboxes and mails the customer: her own mail). SuperOffice gets
+    the meeting as it keeps meetings: Megan's appointment with a booking for each colleague
+    (the customer by address); each diary and mailbox holds it once, and Synchronizer
+    sends no mail of its own.
+
+    Mistakes caught: each participant's delivered copy made into a second SuperOffice
+    meeting (or a second booking), the booking copied back into the mailbox beside the
+    invitation, our stamp written on Megan's meeting (Outlook mails every attendee, the
+    customer too, an update for any change the organiser's copy gets)."""
+    adele, megan, lee = scene.link(ADELE), scene.link(MEGAN), scene.link(LEE)
+    megan.make_in_outlook(
+        "Pricing workshop", at(27, 13), at(27, 14),
+        attendees=[{"emailAddress": {"address": a}, "type": "required"}
+                   for a in (ADELE, LEE, "pat@fabrikam.example")],
+    )  # fmt: skip
+    invitations = scene.sent_mail()
+    assert sorted(m["to"] for m in invitations) == [ADELE, LEE, "pat@fabrikam.example"]
+    for user in (adele, lee, megan):
+        scene.sync(user)
+    scene.settle()
+    assert scene.sent_mail() == invitations  # nothing more sent
+    held = Counter([Seen("Pricing workshop", at(27, 13), at(27, 14))])
+    for user in (adele, megan, lee):
+        assert scene.diary(user) == scene.mailbox(user) == held, user.address
+        assert len(scene.ms_user(user)["events"]) == 1, user.address
+    rows = [r for r in scene.so_state()["appointments"] if r["title"] == "Pricing workshop"]
+    assert len({r["mother_id"] for r in rows}) == 1, rows
+    assert sorted(r["associate_id"] for r in rows) == [100, 101, 103]
+    mother = next(r for r in rows if r["associate_id"] == megan.associate_id)
+    assert "pat@fabrikam.example" in {p["email"] for p in mother["participants"]}

@@ -13,6 +13,12 @@ is written as its master, then its exceptions and deletions as changes of its oc
 A series' version covers its instances too (`mapping.series_version`), since an edited
 occurrence need not move the master's change key.
 
+Never mailing anyone for bookkeeping: Outlook sends every attendee a meeting update when
+the organiser's copy of a meeting is changed in any way (the simulator does too), so our
+stamp is not written on a meeting this mailbox organises with attendees (the stamp is
+refused, the pair is linked all the same and found again by its content). The connector
+knows which events those are from what it read of them in this run.
+
 Declared honestly:
 - `stamps_in_listing` False: delta cannot `$expand` extended properties.
 - `idempotent_create` False: Graph answers a repeated `transactionId` with the first event
@@ -88,6 +94,8 @@ class GraphEvents(BatchingConnector[Appointment]):
         self.page_size = page_size
         self.window = window or default_window()  # where a series' instances are read
         self._capabilities = capabilities
+        self._read: set[str] = set()  # ids of events read in this run
+        self._mailing: set[str] = set()  # of them, meetings a change of would mail attendees
 
     def can_express(self, recurrence: Recurrence) -> bool:
         return mapping.can_express(recurrence)
@@ -120,6 +128,7 @@ class GraphEvents(BatchingConnector[Appointment]):
             elif raw.get("type") == "seriesMaster":
                 masters.append(item_id)
             else:
+                self._note(raw)
                 try:
                     upserts.append(_single(raw))
                 except ValueError as exc:
@@ -158,6 +167,7 @@ class GraphEvents(BatchingConnector[Appointment]):
             else:
                 assert isinstance(result, Answer)
                 body = result.json()
+                self._note(body)
                 if body.get("type") == "seriesMaster":
                     masters[item_id] = body
                     continue
@@ -175,6 +185,7 @@ class GraphEvents(BatchingConnector[Appointment]):
         oldest = oldest_holder(self.client, EVENTS, correlation_id)
         if oldest is None:
             return None
+        self._note(oldest)
         if oldest.get("type") != "seriesMaster":
             return _single(oldest, correlation_id)
         series = self._with_instances({str(oldest["id"]): oldest})[str(oldest["id"])]
@@ -191,6 +202,7 @@ class GraphEvents(BatchingConnector[Appointment]):
         if len(writes) > self.batch_size:
             raise ValueError(f"{len(writes)} writes in one batch of at most {self.batch_size}")
         results: dict[int, WriteResult[Appointment]] = {}
+        results.update(self._refuse_stamps_that_mail(writes))
         results.update(self._verify_series_versions(writes))
         simple: list[tuple[int, Call]] = []
         later: list[int] = []
@@ -215,6 +227,7 @@ class GraphEvents(BatchingConnector[Appointment]):
                 continue
             assert isinstance(answer, Answer)
             body = answer.json()
+            self._note(body)
             if body.get("type") == "seriesMaster":
                 series_read[n] = str(body["id"])  # its version needs its instances
                 continue
@@ -264,6 +277,31 @@ class GraphEvents(BatchingConnector[Appointment]):
         if write.op == "delete":
             return Call("DELETE", url, None, headers)
         raise ValueError(f"unknown write {write.op!r}")
+
+    def _note(self, raw: Mapping[str, Any]) -> None:
+        """Remember whether a change of this event would send its attendees mail: it is a
+        meeting this mailbox organises (an invitation received sends nothing)."""
+        item_id = str(raw.get("id"))
+        self._read.add(item_id)
+        if raw.get("isOrganizer") is not False and raw.get("attendees"):
+            self._mailing.add(item_id)
+        else:
+            self._mailing.discard(item_id)
+
+    def _refuse_stamps_that_mail(
+        self, writes: Sequence[Write[Appointment]]
+    ) -> dict[int, WriteResult[Appointment]]:
+        """A stamp is bookkeeping: on a meeting this mailbox organises, Outlook would mail
+        every attendee (customers too) an update for it, so it is refused instead."""
+        stamps = {n: str(w.item_id) for n, w in enumerate(writes) if w.op == "stamp"}
+        unknown = [i for i in stamps.values() if i not in self._read]
+        if unknown:
+            self.get_many(unknown)  # rare: the engine stamps what it read in this run
+        return {
+            n: Permanent(f"event {item_id} is a meeting with attendees: a stamp would mail them")
+            for n, item_id in stamps.items()
+            if item_id in self._mailing
+        }
 
     def _verify_series_versions(
         self, writes: Sequence[Write[Appointment]]
@@ -482,6 +520,7 @@ class GraphEvents(BatchingConnector[Appointment]):
     def _stored_series(
         self, master: dict[str, Any], instances: list[dict[str, Any]]
     ) -> Stored[Appointment] | Unreadable:
+        self._note(master)
         if master.get("type") != "seriesMaster":
             try:
                 return _single(master, mapping.stamp_of(master))
