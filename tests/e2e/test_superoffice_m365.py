@@ -17,9 +17,21 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from common.kinds import ItemKind
+from common.connectors.graph.auth import SyncUserTokens
+from common.kinds import ItemKind, RunStatus
 from daemon.policies import AppointmentFilter, ConflictPolicy, PrivatePolicy
-from tests.fixtures.superoffice_m365 import ADELE, LEE, MEGAN, PAGE, POLICY, Scene, Seen, at
+from tests.fixtures.graph_connector import signed_in_state
+from tests.fixtures.superoffice_m365 import (
+    ADELE,
+    LEE,
+    MEGAN,
+    PAGE,
+    POLICY,
+    Scene,
+    Seen,
+    at,
+    needs_reauthorisation,
+)
 
 
 def _utc(moment: datetime) -> dict[str, str]:
@@ -469,3 +481,58 @@ def test_a_meeting_made_in_outlook_with_synced_colleagues_is_one_booking_each(
     assert sorted(r["associate_id"] for r in rows) == [100, 101, 103]
     mother = next(r for r in rows if r["associate_id"] == megan.associate_id)
     assert "pat@fabrikam.example" in {p["email"] for p in mother["participants"]}
+
+
+def test_a_revoked_grant_marks_its_user_for_reauthorisation_and_spares_the_others(
+    scene: Scene,
+) -> None:
+    """An administrator revokes Adele's sessions in Entra; her access token runs out. Her
+    next run fails with Entra's reason and marks her "needs re-authorisation" (what the
+    portal shows); Megan's run goes on as ever; Adele's later runs do not ask Entra again
+    with the dead grant and change nothing anywhere; once she signs in again, what waited
+    goes across.
+
+    Mistakes caught: a refused refresh failing everybody's run (or the daemon), the reason
+    lost, the dead grant tried on every run, a failed run taken as "the mailbox is empty"
+    and its items deleted on the CRM side."""
+    adele, megan = scene.link(ADELE), scene.link(MEGAN)
+    adele.make_in_crm("Quarterly review", at(23, 10), at(23, 11))
+    megan.make_in_crm("Demo", at(24, 10), at(24, 11))
+    scene.settle()
+    adele.make_in_crm("Follow-up", at(25, 10), at(25, 11))
+    megan.make_in_crm("Second demo", at(26, 10), at(26, 11))
+
+    scene.ms_post(revoke_refresh_tokens=[ADELE])
+    scene.ms_fault(kind="token_expired", count=1)  # her cached access token has expired
+    failed = scene.run(adele)
+    assert failed.status is RunStatus.FAILED and "AADSTS50173" in str(failed.error)
+    assert "needs re-authorisation: AADSTS50173" in str(needs_reauthorisation(scene.db, adele))
+    assert needs_reauthorisation(scene.db, megan) is None
+    scene.sync(megan)  # unaffected
+    scene.assert_in_step(
+        megan,
+        Counter(
+            [Seen("Demo", at(24, 10), at(24, 11)), Seen("Second demo", at(26, 10), at(26, 11))]
+        ),
+    )
+    # Adele's next run fails at once: no token request, no Graph request; nothing changed.
+    before = scene.ms_stats()
+    again = scene.run(adele)
+    assert again.status is RunStatus.FAILED and "AADSTS50173" in str(again.error)
+    assert scene.ms_stats() == before
+    assert scene.mailbox(adele) == Counter([Seen("Quarterly review", at(23, 10), at(23, 11))])
+    assert sum(scene.diary(adele).values()) == 2
+
+    # She signs in again (the portal replaces her token state): what waited goes across.
+    SyncUserTokens(scene.db, adele.sync_user_id).save(
+        signed_in_state(scene.ms, scene.ms_http, ADELE)
+    )
+    scene.settle(adele)
+    scene.assert_in_step(
+        adele,
+        Counter([
+            Seen("Quarterly review", at(23, 10), at(23, 11)),
+            Seen("Follow-up", at(25, 10), at(25, 11)),
+        ]),
+    )  # fmt: skip
+    assert needs_reauthorisation(scene.db, adele) is None  # the portal no longer asks her

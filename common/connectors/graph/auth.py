@@ -38,6 +38,8 @@ SYNC_SCOPES = CALENDAR_SCOPES + CONTACT_SCOPES
 _REAUTHORISE = frozenset(
     {"invalid_grant", "interaction_required", "consent_required", "login_required"}
 )
+# How `SyncUser.last_error` asks the user to sign in again (the portal shows it).
+REAUTHORISE_PREFIX = "needs re-authorisation: "
 _AADSTS = re.compile(r"(AADSTS\d+:[^\r\n]*?)(?:\s+Trace ID:|\r|\n|$)")
 
 
@@ -83,7 +85,9 @@ class SyncUserTokens:
             user.tokens = dict(state)
             reason = (state.get("needs_reauthorisation") or {}).get("reason")
             if reason:
-                user.last_error = f"needs re-authorisation: {reason}"
+                user.last_error = f"{REAUTHORISE_PREFIX}{reason}"
+            elif (user.last_error or "").startswith(REAUTHORISE_PREFIX):
+                user.last_error = None  # signed in again: the request to do so is answered
 
 
 def token_state(cache: msal.SerializableTokenCache) -> dict[str, Any]:
