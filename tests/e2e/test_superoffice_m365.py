@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -536,3 +536,50 @@ def test_a_revoked_grant_marks_its_user_for_reauthorisation_and_spares_the_other
         ]),
     )  # fmt: skip
     assert needs_reauthorisation(scene.db, adele) is None  # the portal no longer asks her
+
+
+def test_expired_change_tokens_mean_a_full_listing_without_duplicates(scene: Scene) -> None:
+    """Graph forgets the mailbox's delta tokens (410 syncStateNotFound), with edits waiting
+    on both sides; later SuperOffice's cursor grows older than its maximum age. Each time
+    the side is listed afresh: the edits go across, an event deleted meanwhile is found
+    missing, nothing is copied a second time and nothing else is deleted.
+
+    Mistakes caught: the 410 failing the run for good, a fresh listing taken for new items
+    (every item copied again) or read as a delta (the deletion it cannot report is never
+    noticed), an edit lost between the last delta and the fresh listing."""
+    adele = scene.link(ADELE)
+    review = adele.make_in_crm("Quarterly review", at(23, 10), at(23, 11))
+    visit = adele.make_in_crm("Customer visit", at(24, 13), at(24, 14))
+    dentist = adele.make_in_outlook("Dentist", at(30, 8), at(30, 9))
+    gym = adele.make_in_outlook("Gym", at(31, 7), at(31, 8))
+    scene.settle(adele)
+
+    adele.crm.edit("Appointment", review, Location="Board room")
+    clinic = {"location": {"displayName": "Clinic"}}
+    assert adele.outlook.patch(f"/users/{ADELE}/events/{dentist}", clinic).status_code == 200
+    scene.ms_post(reset_sync_states=True)
+    # Deleted while no token remembers it: only the fresh listing's absence tells.
+    assert adele.outlook.delete(f"/users/{ADELE}/events/{gym}").status_code == 204
+    scene.settle(adele)
+    expected = Counter([
+        Seen("Quarterly review", at(23, 10), at(23, 11), "Board room"),
+        Seen("Customer visit", at(24, 13), at(24, 14)),
+        Seen("Dentist", at(30, 8), at(30, 9), "Clinic"),
+    ])  # fmt: skip
+    scene.assert_in_step(adele, expected)
+    assert len(scene.ms_user(adele)["events"]) == 3
+
+    adele.crm.edit("Appointment", visit, Location="Bergen")
+    scene.later = timedelta(days=2)  # SuperOffice's cursor is now too old to be trusted
+    scene.so_reset_stats()
+    scene.sync(adele)
+    read = scene.so_stats().get("GET /<tenant_id>/api/v1/Appointment/<int:appointment_id>")
+    assert read == 3  # listed afresh: each of her appointments read again
+    scene.settle(adele)
+    scene.assert_in_step(
+        adele,
+        expected
+        - Counter([Seen("Customer visit", at(24, 13), at(24, 14))])
+        + Counter([Seen("Customer visit", at(24, 13), at(24, 14), "Bergen")]),
+    )
+    assert len(scene.ms_user(adele)["events"]) == 3
