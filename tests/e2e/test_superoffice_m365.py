@@ -622,3 +622,37 @@ def test_a_429_storm_on_graph_is_waited_out_and_the_sync_converges(scene: Scene)
     assert len(scene.ms_user(adele)["events"]) == len(crm) + len(mine)
     assert scene.contacts(adele) == persons and scene.persons(adele) == persons
     assert scene.ms_user(adele)["throttling"]["peakInFlight"] <= 4
+
+
+def test_a_superoffice_tenant_moved_to_another_host_is_found_again(scene: Scene) -> None:
+    """SuperOffice moves Contoso's tenant to another host between two runs. The host the
+    profile knew answers 421 (Wrong subdomain); the connector looks the tenant up again
+    (`/api/state`), carries on there, and the run goes through: edits on both sides made
+    after the move go across.
+
+    Mistakes caught: the 421 taken for a failure (the user's sync stops until someone
+    edits the profile), the lookup kept until its ValidUntil whatever the service says,
+    a retry on the old host in a loop."""
+    adele = scene.link(ADELE)
+    review = adele.make_in_crm("Quarterly review", at(23, 10), at(23, 11))
+    scene.settle(adele)
+    old = scene.site.endpoint
+    assert old is not None and "127.0.0.1" in old
+
+    scene.so_post({"api_host": "localhost"})
+    state = scene.so_http.get(f"{scene.so_base}/api/state/Cust12345").json()
+    adele.crm.api = f"{state['Endpoint']}/api/v1"  # her own client found the new host too
+    adele.crm.edit("Appointment", review, Location="Board room")
+    adele.make_in_outlook("Dentist", at(30, 8), at(30, 9))
+    scene.so_reset_stats()
+    scene.settle(adele)
+    assert scene.site.endpoint == state["Endpoint"] != old
+    lookups = [k for k in scene.so_stats() if k.startswith("GET /api/state")]
+    assert lookups, scene.so_stats()  # it looked the tenant up again
+    scene.assert_in_step(
+        adele,
+        Counter([
+            Seen("Quarterly review", at(23, 10), at(23, 11), "Board room"),
+            Seen("Dentist", at(30, 8), at(30, 9)),
+        ]),
+    )  # fmt: skip
