@@ -656,3 +656,58 @@ def test_a_superoffice_tenant_moved_to_another_host_is_found_again(scene: Scene)
             Seen("Dentist", at(30, 8), at(30, 9)),
         ]),
     )  # fmt: skip
+
+
+def test_relinking_a_user_pairs_everything_again_without_duplicates(scene: Scene) -> None:
+    """Adele is unlinked (her links and cursors are gone with her sync user) and linked
+    again, with an edit made on each side meanwhile. The new link finds every pair again
+    (by our stamps, by content where there is none): no item is copied a second time on
+    either side, none is deleted, and the edits go across.
+
+    Mistakes caught: a re-link copying everything again (the first sync's twins not found
+    by their stamps), a series or a contact duplicated, a stamp found on one side only
+    taken for a new item, an edit made meanwhile lost in the pairing."""
+    adele = scene.link(ADELE)
+    review = adele.make_in_crm("Quarterly review", at(23, 10), at(23, 11))
+    adele.make_in_crm("Customer visit", at(24, 13), at(24, 14))
+    dentist = adele.make_in_outlook("Dentist", at(30, 8), at(30, 9))
+    local = "W. Europe Standard Time"
+    series = adele.outlook.post(
+        f"/users/{ADELE}/events",
+        {"subject": "Team sync", "isReminderOn": False,
+         "start": {"dateTime": "2026-03-26T14:00:00", "timeZone": local},
+         "end": {"dateTime": "2026-03-26T15:00:00", "timeZone": local},
+         "recurrence": {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["thursday"]},
+                        "range": {"type": "numbered", "numberOfOccurrences": 3,
+                                  "startDate": "2026-03-26", "recurrenceTimeZone": local}}},
+    )  # fmt: skip
+    assert series.status_code == 201, series.text
+    scene.settle(adele)
+    scene.settle(adele, kind=ItemKind.CONTACT)
+    events, rows = len(scene.ms_user(adele)["events"]), len(scene.so_rows(adele))
+    persons = scene.persons(adele)
+
+    scene.unlink(adele)
+    # Edits that change what identifies an item by content: only our stamps pair these.
+    later = {"StartDate": at(23, 11).isoformat(), "EndDate": at(23, 12).isoformat()}
+    adele.crm.edit("Appointment", review, Location="Board room", **later)
+    renamed = {"subject": "Dentist (moved)", "location": {"displayName": "Clinic"}}
+    assert adele.outlook.patch(f"/users/{ADELE}/events/{dentist}", renamed).status_code == 200
+    adele = scene.link(ADELE)
+    scene.settle(adele)
+    scene.settle(adele, kind=ItemKind.CONTACT)
+
+    scene.assert_in_step(
+        adele,
+        Counter([
+            Seen("Quarterly review", at(23, 11), at(23, 12), "Board room"),
+            Seen("Customer visit", at(24, 13), at(24, 14)),
+            Seen("Dentist (moved)", at(30, 8), at(30, 9), "Clinic"),
+            Seen("Team sync", at(26, 14), at(26, 15)),
+            Seen("Team sync", at(33, 14), at(33, 15)),
+            Seen("Team sync", at(40, 14), at(40, 15)),
+        ]),
+    )  # fmt: skip
+    assert len(scene.ms_user(adele)["events"]) == events
+    assert len(scene.so_rows(adele)) == rows
+    assert scene.persons(adele) == persons and scene.contacts(adele) == persons
