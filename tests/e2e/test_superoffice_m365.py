@@ -295,19 +295,9 @@ def test_a_recurring_series_with_exceptions_goes_across_as_a_series(scene: Scene
     late = {"StartDate": at(38, 10).isoformat(), "EndDate": at(38, 11).isoformat()}
     adele.crm.edit("Appointment", rows[2]["appointment_id"], Title="Weekly sales (late)", **late)
 
-    local = "W. Europe Standard Time"
-    series = adele.outlook.post(
-        f"/users/{ADELE}/events",
-        {"subject": "Team sync", "isReminderOn": False,
-         "start": {"dateTime": "2026-03-26T14:00:00", "timeZone": local},
-         "end": {"dateTime": "2026-03-26T15:00:00", "timeZone": local},
-         "recurrence": {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["thursday"]},
-                        "range": {"type": "numbered", "numberOfOccurrences": 4,
-                                  "startDate": "2026-03-26", "recurrenceTimeZone": local}}},
-    )  # fmt: skip
-    assert series.status_code == 201, series.text
+    series = adele.make_weekly_in_outlook("Team sync", at(26, 14), hours=1, count=4)
     instances = adele.outlook.get(
-        f"/users/{ADELE}/events/{series.json()['id']}/instances",
+        f"/users/{ADELE}/events/{series}/instances",
         params={"startDateTime": "2026-03-20T00:00:00Z", "endDateTime": "2026-04-30T00:00:00Z"},
     ).json()["value"]
     by_day = {i["start"]["dateTime"][:10]: i["id"] for i in instances}
@@ -671,17 +661,7 @@ def test_relinking_a_user_pairs_everything_again_without_duplicates(scene: Scene
     review = adele.make_in_crm("Quarterly review", at(23, 10), at(23, 11))
     adele.make_in_crm("Customer visit", at(24, 13), at(24, 14))
     dentist = adele.make_in_outlook("Dentist", at(30, 8), at(30, 9))
-    local = "W. Europe Standard Time"
-    series = adele.outlook.post(
-        f"/users/{ADELE}/events",
-        {"subject": "Team sync", "isReminderOn": False,
-         "start": {"dateTime": "2026-03-26T14:00:00", "timeZone": local},
-         "end": {"dateTime": "2026-03-26T15:00:00", "timeZone": local},
-         "recurrence": {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["thursday"]},
-                        "range": {"type": "numbered", "numberOfOccurrences": 3,
-                                  "startDate": "2026-03-26", "recurrenceTimeZone": local}}},
-    )  # fmt: skip
-    assert series.status_code == 201, series.text
+    adele.make_weekly_in_outlook("Team sync", at(26, 14), hours=1, count=3)
     scene.settle(adele)
     scene.settle(adele, kind=ItemKind.CONTACT)
     events, rows = len(scene.ms_user(adele)["events"]), len(scene.so_rows(adele))
