@@ -1,8 +1,11 @@
 """Exchange Online's Autodiscover v2 (outlook.office365.com), which answers without sign-in:
-`GET /autodiscover/autodiscover.json/v1.0/{address}?Protocol=EWS` gives the EWS URL of the
-mailbox, in Exchange Online or, for a hybrid's mailbox still on-premises, on its Exchange."""
+`GET /autodiscover/autodiscover.json/v1.0/{address}?Protocol=EWS` gives the EWS URL of a
+mailbox in Exchange Online; a hybrid's mailbox still on-premises gets a 302 to the on-premises
+Autodiscover (see the README for Microsoft's text)."""
 
 from __future__ import annotations
+
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 
@@ -43,9 +46,12 @@ def autodiscover_json(address: str) -> Response:
             f"?Protocol={protocol}",
             code=302,
         )
-    path = PATHS[protocol.lower()]
-    if user.onpremises_mailbox and tenant.onpremises_ews_url:
-        base = tenant.onpremises_ews_url.removesuffix("/EWS/Exchange.asmx")
-    else:
-        base = request.host_url.rstrip("/")
-    return jsonify({"Protocol": PROTOCOL_NAMES[protocol.lower()], "Url": base + path})
+    if user.onpremises_mailbox and tenant.onpremises_autodiscover_url:
+        # Not a URL of the on-premises Exchange: Exchange Online hands the client on to the
+        # on-premises Autodiscover, which then answers for its own mailbox.
+        query = urlencode({"Email": address, "Protocol": protocol, "RedirectCount": 1})
+        return redirect(  # type: ignore[return-value]
+            f"{tenant.onpremises_autodiscover_url}?{query}", code=302
+        )
+    url = request.host_url.rstrip("/") + PATHS[protocol.lower()]
+    return jsonify({"Protocol": PROTOCOL_NAMES[protocol.lower()], "Url": url})

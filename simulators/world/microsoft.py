@@ -120,8 +120,8 @@ class Tenant:
     mx: tuple[str, ...] = ()
     spf: str = ""
     # Hybrid Exchange: the on-premises side publishes MX and Autodiscover; Exchange Online's
-    # Autodiscover sends mailboxes still on-premises to this EWS URL.
-    onpremises_ews_url: str = ""
+    # Autodiscover v2 redirects mailboxes still on-premises to this on-premises Autodiscover.
+    onpremises_autodiscover_url: str = ""
 
     @property
     def default_domain(self) -> str:
@@ -532,7 +532,9 @@ def _verdict_tenants(calendar: list[dict]) -> list[Tenant]:
             "wideworldimporters.mail.onmicrosoft.example",  # the routing domain of moved mailboxes
             "wideworldimporters.onmicrosoft.example",
         ],
-        onpremises_ews_url=f"https://mail.{HYBRID_DOMAIN}/EWS/Exchange.asmx",
+        onpremises_autodiscover_url=(
+            f"https://autodiscover.{HYBRID_DOMAIN}/autodiscover/autodiscover.json"
+        ),
     )
     hybrid.skus = [TenantSku("O365_BUSINESS_PREMIUM", enabled=20)]
     hybrid.users = [
@@ -579,7 +581,7 @@ def dns_records(addresses: object = None) -> list[tuple[str, str, str]]:
     for tenant in demo_world().tenants:
         domain = tenant.default_domain
         records.append((domain, "TXT", f'"MS=ms{uuid.UUID(tenant.id).int % 10**8:08d}"'))
-        if tenant.onpremises_ews_url:
+        if tenant.onpremises_autodiscover_url:
             continue  # a hybrid: MX, SPF and Autodiscover come from the on-premises side
         mx = tenant.mx or (f"0 {_mx_name(domain)}.",)
         spf = tenant.spf or "v=spf1 include:spf.protection.outlook.com -all"

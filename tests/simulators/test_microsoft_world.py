@@ -41,7 +41,7 @@ def test_dns_records_are_valid_zone_text_and_point_at_microsoft():
     assert mx["contoso.example"] == "0 contoso-example.mail.protection.outlook.com."
     assert ("autodiscover.contoso.example", "CNAME", "autodiscover.outlook.com.") in records
     # A hybrid's MX (and Autodiscover) come from its on-premises side (world/exchange.py).
-    hybrids = {t.default_domain for t in demo_world().tenants if t.onpremises_ews_url}
+    hybrids = {t.default_domain for t in demo_world().tenants if t.onpremises_autodiscover_url}
     assert hybrids and not hybrids & set(mx)
     assert set(mx) == {t.default_domain for t in demo_world().tenants} - hybrids
 
