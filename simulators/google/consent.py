@@ -123,7 +123,8 @@ def decide() -> Any:
         expires_at=store().now() + CODE_LIFETIME,
         nonce=ticket["nonce"] or None,
     )
-    domain = ticket["email"].rsplit("@", 1)[-1]
+    user = store().find_user(ticket["email"])
+    hosted_domain = store().hosted_domain(user) if user is not None else None
     return redirect(
         _with_query(
             ticket["redirect_uri"],
@@ -131,7 +132,7 @@ def decide() -> Any:
             code=code,
             scope=" ".join(granted),
             authuser="0",
-            hd=domain,
+            hd=hosted_domain,  # only for a Workspace account, as in the id_token
             prompt="consent",
         )
     )

@@ -216,7 +216,7 @@ def role_assignments_list(customer: str) -> Response:
     if request.args.get("includeIndirectRoleAssignments") == "true" and not user_key:
         raise bad_request("Invalid Input: includeIndirectRoleAssignments needs userKey")
     target = store().find_user(user_key) if user_key else None
-    if user_key and target is None:
+    if user_key and (target is None or store().domain_of(target.email) is not domain):
         raise GoogleApiError(404, "Resource Not Found: userKey", "notFound")
     items = []
     for index, user in enumerate(domain.users):

@@ -44,7 +44,6 @@ def issue(client_id: str, user: GoogleUser, access_token: str, nonce: str | None
         "azp": client_id,
         "aud": client_id,
         "sub": user.user_id,
-        "hd": user.email.rsplit("@", 1)[-1],
         "email": user.email,
         "email_verified": True,
         "at_hash": _at_hash(access_token),
@@ -54,6 +53,9 @@ def issue(client_id: str, user: GoogleUser, access_token: str, nonce: str | None
         "iat": now,
         "exp": now + LIFETIME,
     }
+    hosted_domain = store().hosted_domain(user)
+    if hosted_domain is not None:
+        claims["hd"] = hosted_domain
     if nonce:
         claims["nonce"] = nonce
     header = {"alg": "RS256", "kid": KEY_ID, "typ": "JWT"}

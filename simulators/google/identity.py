@@ -71,17 +71,18 @@ def userinfo_v2() -> Response:
     user = store().find_user(record.email)
     if user is None:
         return jsonify(id=_subject_id(record.email), email=record.email, verified_email=True)
-    return jsonify(
-        id=user.user_id,
-        email=user.email,
-        verified_email=True,
-        name=user.full_name,
-        given_name=user.given_name,
-        family_name=user.family_name,
-        hd=user.email.rsplit("@", 1)[-1],
-        locale="en",
-        picture="https://lh3.googleusercontent.com/a/default-user=s96-c",
-    )
+    info: dict[str, Any] = {
+        "id": user.user_id,
+        "email": user.email,
+        "verified_email": True,
+        "name": user.full_name,
+        "given_name": user.given_name,
+        "family_name": user.family_name,
+        "hd": store().hosted_domain(user),
+        "locale": "en",
+        "picture": "https://lh3.googleusercontent.com/a/default-user=s96-c",
+    }
+    return jsonify({k: v for k, v in info.items() if v is not None})
 
 
 @bp.route("/oauth2/v3/userinfo", methods=["GET"])
@@ -95,10 +96,7 @@ def userinfo_oidc() -> Response:
         "email_verified": True,
     }
     if user is not None:
-        claims.update(
-            name=user.full_name,
-            given_name=user.given_name,
-            family_name=user.family_name,
-            hd=user.email.rsplit("@", 1)[-1],
-        )
+        claims.update(name=user.full_name, given_name=user.given_name, family_name=user.family_name)
+        if (hosted_domain := store().hosted_domain(user)) is not None:
+            claims["hd"] = hosted_domain
     return jsonify(claims)

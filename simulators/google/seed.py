@@ -12,14 +12,13 @@ from simulators.google.store import GoogleStore
 
 
 def seed(store: GoogleStore) -> None:
-    for domain in store.world.domains:
-        for user in domain.users:
-            events = CalendarEvents(store, store.calendars[user.email])
-            for spec in user.events:
-                _seed_event(events, spec)
-            book = ContactBookOps(store, user.email)
-            for person in user.contacts:
-                book.create(person)
+    for user in store.world.accounts():
+        events = CalendarEvents(store, store.calendars[user.email])
+        for spec in user.events:
+            _seed_event(events, spec)
+        book = ContactBookOps(store, user.email)
+        for person in user.contacts:
+            book.create(person)
 
 
 def _seed_event(events: CalendarEvents, spec: dict[str, Any]) -> None:

@@ -98,12 +98,11 @@ class GoogleStore:
         # userRateLimitExceeded past it.
         self.user_quota: tuple[int, float] | None = None
         self._calls: dict[str, deque[float]] = {}
-        for domain in world.domains:
-            for user in domain.users:
-                self.calendars[user.email] = Calendar(
-                    user.email, user.email, user.email, user.time_zone
-                )
-                self.books[user.email] = ContactBook()
+        for user in world.accounts():  # a personal account has its calendar and contacts too
+            self.calendars[user.email] = Calendar(
+                user.email, user.email, user.email, user.time_zone
+            )
+            self.books[user.email] = ContactBook()
 
     # -- time and sequence -------------------------------------------------------------
     def now(self) -> float:
@@ -141,17 +140,22 @@ class GoogleStore:
         return next((c for c in self.world.oauth_clients if c.client_id == client_id), None)
 
     def find_user(self, key: str) -> GoogleUser | None:
-        """A user by primary email or numeric id (``userKey`` in the Directory API)."""
+        """A Google account (a Workspace's user or a personal account) by primary email or
+        numeric id (``userKey`` in the Directory API)."""
         key = key.lower()
-        for domain in self.world.domains:
-            for user in domain.users:
-                if key in (user.email, user.user_id):
-                    return user
-        return None
+        return next((u for u in self.world.accounts() if key in (u.email, u.user_id)), None)
 
     def domain_of(self, email: str) -> GoogleDomain | None:
-        name = email.rsplit("@", 1)[-1].lower()
-        return next((d for d in self.world.domains if d.name == name), None)
+        """The Workspace whose user `email` is: by membership, not by the address's domain (a
+        personal account on a Workspace's domain belongs to none)."""
+        user = self.find_user(email)
+        return self.world.workspace_of(user) if user is not None else None
+
+    def hosted_domain(self, user: GoogleUser) -> str | None:
+        """`hd` of the id_token, userinfo and the sign-in redirect: the domain of the user's
+        Workspace, absent for a personal Google account (see the README)."""
+        workspace = self.world.workspace_of(user)
+        return workspace.name if workspace is not None else None
 
     def find_domain(self, name: str) -> GoogleDomain | None:
         return next((d for d in self.world.domains if d.name == name.lower()), None)

@@ -3,7 +3,8 @@
 Two domains: ``northwind.example`` is healthy (our OAuth app trusted, domain-wide delegation
 configured for our service account, a super admin, a Help Desk admin and ordinary users), and
 ``tailspin.example`` blocks unconfigured third-party apps and never trusted ours, so consent and
-token requests end in ``admin_policy_enforced``.
+token requests end in ``admin_policy_enforced``. Besides the Workspaces, one personal (consumer)
+Google account registered with a Northwind address: it belongs to no Workspace.
 
 Calendars and contacts are anchored on the current week (``today``) so a sync window around
 "now" always finds data, and they cover the shapes sync code trips over: single, all-day,
@@ -44,6 +45,8 @@ OTHER_CLIENT_ID = "555000111222-otherappdemo.apps.googleusercontent.com"
 OTHER_CLIENT_SECRET = "GOCSPX-other-app-secret"
 
 HEALTHY_DOMAIN = "northwind.example"
+# A personal Google account whose address is on Northwind's domain (not a Northwind account).
+PERSONAL_ON_WORKSPACE_DOMAIN = "pat@northwind.example"
 SECONDARY_DOMAIN = "northwindtraders.example"  # northwind's second verified domain
 UNTRUSTED_DOMAIN = "tailspin.example"
 SITE_VERIFICATION = {
@@ -184,12 +187,23 @@ class GoogleWorld:
     oauth_clients: list[OAuthClient]
     service_accounts: list[ServiceAccount]
     roles: list[Role] = field(default_factory=lambda: list(ROLES))
+    # Consumer Google accounts, members of no Workspace, even when the address is on a
+    # Workspace's domain (Google's "unmanaged accounts": the owner registered the company address).
+    personal_accounts: list[GoogleUser] = field(default_factory=list)
 
     def domain(self, name: str) -> GoogleDomain:
         return next(d for d in self.domains if d.name == name)
 
+    def accounts(self) -> list[GoogleUser]:
+        """Every Google account: the Workspaces' users and the personal accounts."""
+        return [u for d in self.domains for u in d.users] + self.personal_accounts
+
     def user(self, email: str) -> GoogleUser:
-        return next(u for d in self.domains for u in d.users if u.email == email.lower())
+        return next(u for u in self.accounts() if u.email == email.lower())
+
+    def workspace_of(self, user: GoogleUser) -> GoogleDomain | None:
+        """The Workspace the account belongs to; None for a personal account."""
+        return next((d for d in self.domains if any(u is user for u in d.users)), None)
 
 
 @functools.cache
@@ -396,8 +410,10 @@ def demo(today: date | None = None) -> GoogleWorld:
             colleagues = [e for e in emails if e != user.email][:2]
             user.events = _ordinary_calendar(user, today, colleagues)
             user.contacts = _contacts(index)
+    personal = _user(PERSONAL_ON_WORKSPACE_DOMAIN, "Pat", "Private", 21)
     return GoogleWorld(
         domains=[northwind, tailspin],
+        personal_accounts=[personal],
         oauth_clients=[
             OAuthClient(SYNCHRONIZER_CLIENT_ID, SYNCHRONIZER_CLIENT_SECRET, "Synchronizer"),
             OAuthClient(OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, "Some other app"),

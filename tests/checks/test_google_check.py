@@ -19,7 +19,7 @@ from checksite.checks.google_workspace import GOOGLE_ADMIN_HOSTED_DOMAIN, _belon
 from checksite.checks.model import CheckResult
 from simulators.google.store import GoogleStore
 from simulators.runner import SimulatorStack
-from simulators.world.google import SERVICE_ACCOUNT_CLIENT_ID
+from simulators.world.google import PERSONAL_ON_WORKSPACE_DOMAIN, SERVICE_ACCOUNT_CLIENT_ID
 from tests.checks.test_admin_signin import finished, google_consent, google_report
 from tests.fixtures.checks import Hostile, find_step
 
@@ -197,6 +197,33 @@ def test_the_name_shown_is_the_account_google_signed_in(
     text = " ".join(s.message for s in check.steps)
     assert "alice@northwind.example signed in" in text
     assert "erin@northwind.example" not in text
+
+
+def test_a_personal_google_account_on_the_company_domain_is_not_accepted_as_its_administrator(
+    app_with_service_account: Flask,
+    sims: SimulatorStack,
+    sim_session: requests.Session,
+    google: GoogleState,
+) -> None:
+    """End to end through Google's sign-in: a consumer Google account registered with a
+    northwind.example address signs in; Google's id_token has no `hd` for it, so it is not the
+    Workspace's administrator, and nothing is asked of Google on its behalf."""
+    client = app_with_service_account.test_client()
+    first = client.post("/api/checks", json={"target": "northwind.example"}).get_json()["id"]
+    finished(client, first)
+    sims.reset_controls()
+    check = google_report(
+        client, google_consent(client, sims, sim_session, first, PERSONAL_ON_WORKSPACE_DOMAIN)
+    )
+    who = find_step(check.steps, "google_workspace.sign_in")
+    assert who.status == "warn"
+    assert f"{PERSONAL_ON_WORKSPACE_DOMAIN} signed in" in who.message
+    assert "a personal Google account" in who.message
+    assert "Nothing from that sign-in is used" in who.message
+    assert [s.id for s in check.steps] == ["google_workspace.sign_in"]
+    served = sims.session().get(sims.urls["google"] + "/_sim/stats").json()["endpoints"]
+    assert {k for k in served if "/calendar/" in k or "/people" in k or "/users" in k} == set()
+    assert google.delegated_subjects() == set()  # our service account was not used
 
 
 @pytest.mark.parametrize(("hosted_domain", "status"), [("northwind.example", "pass"), ("", "warn")])

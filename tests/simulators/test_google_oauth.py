@@ -17,8 +17,10 @@ from google.oauth2 import service_account
 from simulators.platform.control import control_of
 from simulators.world.google import (
     HEALTHY_DOMAIN,
+    PERSONAL_ON_WORKSPACE_DOMAIN,
     SCOPE_CALENDAR,
     SCOPE_CONTACTS,
+    SCOPE_DOMAINS_RO,
     SCOPE_EMAIL,
     SCOPE_ROLES_RO,
     SYNCHRONIZER_CLIENT_ID,
@@ -235,6 +237,8 @@ def test_service_account_with_domain_wide_delegation(
         ([SCOPE_ROLES_RO], ALICE, "unauthorized_client"),  # scope not delegated
         ([SCOPE_CALENDAR], "uma@tailspin.example", "unauthorized_client"),  # no DWD at all
         ([SCOPE_CALENDAR], "nobody@northwind.example", "invalid_grant"),
+        # A personal account on Northwind's domain is not Northwind's to delegate.
+        ([SCOPE_CALENDAR], PERSONAL_ON_WORKSPACE_DOMAIN, "unauthorized_client"),
     ],
 )
 def test_service_account_refusals(
@@ -403,3 +407,49 @@ def test_sign_in_page_and_bad_requests(google_server: Any, sim_session: requests
     assert mismatch.status_code == 400 and "redirect_uri_mismatch" in mismatch.text
     grant = sim_session.post(base + "/token", data={"grant_type": "password"})
     assert grant.json()["error"] == "unsupported_grant_type"
+
+
+@pytest.mark.parametrize(
+    ("account", "hosted_domain"), [(ALICE, HEALTHY_DOMAIN), (PERSONAL_ON_WORKSPACE_DOMAIN, None)]
+)
+def test_hd_only_for_an_account_of_a_workspace(
+    google_server: Any,
+    sim_session: requests.Session,
+    auth_request: Any,
+    account: str,
+    hosted_domain: str | None,
+) -> None:
+    """Google sets `hd` only for a Workspace (or Cloud) organisation's account; a personal
+    Google account whose address is on the Workspace's domain has none, and is not let into
+    the Workspace's Admin API."""
+    from google.oauth2 import id_token
+
+    base = google_server.url
+    screen = _consent(sim_session, base, account, ["openid", SCOPE_EMAIL, SCOPE_DOMAINS_RO])
+    callback = _approve(sim_session, base, screen, scope=[SCOPE_DOMAINS_RO])
+    assert callback.get("hd") == hosted_domain
+    tokens = sim_session.post(
+        base + "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": callback["code"],
+            "redirect_uri": REDIRECT,
+            "client_id": SYNCHRONIZER_CLIENT_ID,
+            "client_secret": SYNCHRONIZER_CLIENT_SECRET,
+        },
+    ).json()
+    claims = id_token.verify_token(
+        tokens["id_token"],
+        auth_request,
+        audience=SYNCHRONIZER_CLIENT_ID,
+        certs_url=base + "/oauth2/v1/certs",
+    )
+    assert (claims["email"], claims.get("hd")) == (account, hosted_domain)
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    for path in ("/oauth2/v2/userinfo", "/oauth2/v3/userinfo"):
+        info = sim_session.get(base + path, headers=bearer).json()
+        assert (info["email"], info.get("hd")) == (account, hosted_domain)
+    domains = sim_session.get(
+        base + "/admin/directory/v1/customer/my_customer/domains", headers=bearer
+    )
+    assert domains.status_code == (200 if hosted_domain else 403)
