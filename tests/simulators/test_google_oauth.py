@@ -62,21 +62,26 @@ def _approve(session: requests.Session, base: str, screen: requests.Response, **
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def _user_credentials(session: requests.Session, base: str, scopes: list[str]) -> Any:
-    screen = _consent(session, base, ALICE, scopes)
-    callback = _approve(session, base, screen, scope=scopes)
+def _redeem(session: requests.Session, base: str, code: str) -> dict:
+    """The app's side of the code flow: the authorisation code for tokens."""
     answer = session.post(
         base + "/token",
         data={
             "grant_type": "authorization_code",
-            "code": callback["code"],
+            "code": code,
             "redirect_uri": REDIRECT,
             "client_id": SYNCHRONIZER_CLIENT_ID,
             "client_secret": SYNCHRONIZER_CLIENT_SECRET,
         },
     )
     assert answer.status_code == 200, answer.text
-    tokens = answer.json()
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def _user_credentials(session: requests.Session, base: str, scopes: list[str]) -> Any:
+    screen = _consent(session, base, ALICE, scopes)
+    callback = _approve(session, base, screen, scope=scopes)
+    tokens = _redeem(session, base, callback["code"])
     return user_credentials.Credentials(
         tokens["access_token"],
         refresh_token=tokens["refresh_token"],
@@ -85,6 +90,23 @@ def _user_credentials(session: requests.Session, base: str, scopes: list[str]) -
         client_secret=SYNCHRONIZER_CLIENT_SECRET,
         scopes=scopes,
     )
+
+
+def _openid_sign_in(
+    session: requests.Session, base: str, auth_request: Any, screen: requests.Response, **form: Any
+) -> tuple[dict, dict, dict]:
+    """Allow the consent screen, redeem the code: (callback query, tokens, verified id_token)."""
+    from google.oauth2 import id_token
+
+    callback = _approve(session, base, screen, **form)
+    tokens = _redeem(session, base, callback["code"])
+    claims = id_token.verify_token(
+        tokens["id_token"],
+        auth_request,
+        audience=SYNCHRONIZER_CLIENT_ID,
+        certs_url=base + "/oauth2/v1/certs",
+    )
+    return callback, tokens, claims
 
 
 @pytest.fixture
@@ -324,27 +346,10 @@ def test_google_auth_oauthlib_web_flow(
 def test_openid_id_token_verifies_with_google_auth(
     google_server: Any, sim_session: requests.Session, auth_request: Any
 ) -> None:
-    from google.oauth2 import id_token
 
     base = google_server.url
     screen = _consent(sim_session, base, ALICE, ["openid", SCOPE_EMAIL], nonce="n-0S6")
-    callback = _approve(sim_session, base, screen)
-    tokens = sim_session.post(
-        base + "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": callback["code"],
-            "redirect_uri": REDIRECT,
-            "client_id": SYNCHRONIZER_CLIENT_ID,
-            "client_secret": SYNCHRONIZER_CLIENT_SECRET,
-        },
-    ).json()
-    claims = id_token.verify_token(
-        tokens["id_token"],
-        auth_request,
-        audience=SYNCHRONIZER_CLIENT_ID,
-        certs_url=base + "/oauth2/v1/certs",
-    )
+    _callback, tokens, claims = _openid_sign_in(sim_session, base, auth_request, screen)
     assert claims["iss"] == "https://accounts.google.com"
     assert (claims["email"], claims["hd"], claims["nonce"]) == (ALICE, HEALTHY_DOMAIN, "n-0S6")
     config = sim_session.get(base + "/.well-known/openid-configuration").json()
@@ -422,28 +427,12 @@ def test_hd_only_for_an_account_of_a_workspace(
     """Google sets `hd` only for a Workspace (or Cloud) organisation's account; a personal
     Google account whose address is on the Workspace's domain has none, and is not let into
     the Workspace's Admin API."""
-    from google.oauth2 import id_token
-
     base = google_server.url
     screen = _consent(sim_session, base, account, ["openid", SCOPE_EMAIL, SCOPE_DOMAINS_RO])
-    callback = _approve(sim_session, base, screen, scope=[SCOPE_DOMAINS_RO])
-    assert callback.get("hd") == hosted_domain
-    tokens = sim_session.post(
-        base + "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": callback["code"],
-            "redirect_uri": REDIRECT,
-            "client_id": SYNCHRONIZER_CLIENT_ID,
-            "client_secret": SYNCHRONIZER_CLIENT_SECRET,
-        },
-    ).json()
-    claims = id_token.verify_token(
-        tokens["id_token"],
-        auth_request,
-        audience=SYNCHRONIZER_CLIENT_ID,
-        certs_url=base + "/oauth2/v1/certs",
+    callback, tokens, claims = _openid_sign_in(
+        sim_session, base, auth_request, screen, scope=[SCOPE_DOMAINS_RO]
     )
+    assert callback.get("hd") == hosted_domain
     assert (claims["email"], claims.get("hd")) == (account, hosted_domain)
     bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
     for path in ("/oauth2/v2/userinfo", "/oauth2/v3/userinfo"):
