@@ -103,7 +103,7 @@ class RunRegistry:
         credentials: dict[str, str] | None = None,
     ) -> str:
         with database.session() as session:
-            row = CheckReport(target=target.text, status="running")
+            row = CheckReport(target=target.text_for_people, status="running")
             session.add(row)
             session.flush()
             run_id = row.id

@@ -68,6 +68,7 @@ def run(context: CheckContext) -> Iterator[Step]:
             "The domain exists",
             "fail",
             f"{domain} does not exist in DNS.",
+            details={"queried": domain},  # the DNS (ASCII) form, also of a domain like faß.de
             remediation="Check the spelling of the domain or mailbox address.",
             elapsed_ms=watch.ms(),
         )
@@ -75,7 +76,13 @@ def run(context: CheckContext) -> Iterator[Step]:
     if system.kind == UNKNOWN:
         yield _unknown(system.error, system.ours, watch)
         return
-    yield Step("dns.domain", "The domain exists", "pass", f"{domain} exists in DNS.")
+    yield Step(
+        "dns.domain",
+        "The domain exists",
+        "pass",
+        f"{domain} exists in DNS.",
+        details={"queried": domain},
+    )
     yield _mx_step(context, watch)
     yield Step(
         "dns.system",

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from checksite.checks.context import CheckContext, FactFailed
 from checksite.checks.model import CheckResult, Report, Step, Stopwatch
+from checksite.checks.names_for_people import step_for_people
 from checksite.checks.registry import CheckSpec
 from common.http import BodyTooLarge
 from common.netguard import Blocked, DeadlineExceeded, ResolveError
@@ -107,6 +108,7 @@ def stream_checks(
             continue  # late news from a check already reported as out of time
         result = results[check_id]
         if kind == "step":
+            payload = step_for_people(payload, context.target.domain)
             result.steps.append(payload)
             yield RunEvent("step", check_id, step=payload)
         else:
@@ -125,7 +127,7 @@ def stream_checks(
 
     _end_run(context, threads, deadline)
     report = Report(
-        target=context.target.text,
+        target=context.target.text_for_people,
         checks=[results[spec.id] for spec in specs],
         elapsed_ms=watch.ms(),
         deadline_s=deadline_s,

@@ -11,6 +11,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 import idna
 
+from checksite.checks.names_for_people import text_for_people
 from common.netguard_policy import InvalidHost, parse_ip_literal
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -41,6 +42,11 @@ class Target:
     @property
     def text(self) -> str:
         return self.mailbox or self.domain
+
+    @property
+    def text_for_people(self) -> str:
+        """What was checked, as a person writes it: the domain in Unicode (faß.de)."""
+        return text_for_people(self.text, self.domain)
 
 
 def parse_target(
