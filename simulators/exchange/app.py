@@ -183,6 +183,10 @@ def create_app(world: ExchangeWorld | None = None) -> Flask:
             payload = request.get_json(silent=True) or {}
             if payload.get("reset"):
                 sim.reset()
+            if payload.get("clear_sent_mail"):
+                for runtime in sim.runtimes:
+                    with runtime.store.lock:
+                        runtime.store.sent_mail.clear()
             for address in payload.get("clear", []):
                 _clear_mailbox(sim, address)
             for address, items in payload.get("add", {}).items():

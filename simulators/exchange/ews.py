@@ -13,7 +13,16 @@ from simulators.platform.control import claim_fault
 from .impersonation import ImpersonationRefused, impersonated
 from .operations import Caller
 from .organisation import Runtime
-from .soap import SERVER_BUSY_TEXT, envelope, error, fault, response_root, server_busy
+from .soap import (
+    SERVER_BUSY_TEXT,
+    SchemaViolation,
+    envelope,
+    error,
+    fault,
+    response_root,
+    schema_fault,
+    server_busy,
+)
 from .store import MailboxUser, StoreError
 from .xmlns import SOAP, BadXml, local, parse, t, to_bytes
 
@@ -104,6 +113,8 @@ def _handle(
         with runtime.store.lock:
             try:
                 response = handler(operation, caller)
+            except SchemaViolation as exc:
+                return _fault_response(schema_fault(exc))
             except StoreError as exc:
                 response, messages = response_root(name)
                 error(messages, name, exc.code, exc.text)

@@ -151,6 +151,8 @@ class Store:
         self.folders: dict[str, Folder] = {}
         self.items: dict[str, Item] = {}
         self.seq = 0
+        # Meeting messages sent (meetings.py): kind, from, to, internal, subject, uid.
+        self.sent_mail: list[dict[str, object]] = []
 
     # --- mailboxes and folders -------------------------------------------------------------
     def add_mailbox(self, user: MailboxUser) -> None:
