@@ -7,6 +7,7 @@ import logging
 import threading
 
 from flask import Response
+from lxml import etree
 
 from simulators.platform.control import claim_fault
 
@@ -128,4 +129,11 @@ def _handle(
                         "An internal server error occurred. The operation failed.",
                     )
                 )
+    if not isinstance(response, etree._Element):
+        # GetStreamingEvents: a hanging response, one envelope per message as events happen.
+        messages = response
+        return Response(
+            (to_bytes(envelope(runtime.build, message)) for message in messages),
+            content_type=XML,
+        )
     return Response(to_bytes(envelope(runtime.build, response)), content_type=XML)

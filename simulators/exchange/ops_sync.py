@@ -10,9 +10,10 @@ from lxml import etree
 
 from .access import Caller, MailboxAccess
 from .render import Shape
-from .soap import SchemaViolation, error, response_root, success
+from .schema import bounded_int
+from .soap import error, response_root, success
 from .store import Folder, StoreError
-from .xmlns import MSGS, TYPES, m, sub, t
+from .xmlns import m, sub, t
 
 MAX_CHANGES = (1, 512)  # MaxSyncChangesReturnedType in types.xsd
 
@@ -20,32 +21,7 @@ MAX_CHANGES = (1, 512)  # MaxSyncChangesReturnedType in types.xsd
 def max_changes_returned(op: etree._Element) -> int:
     """MaxChangesReturned is required and must be 1..512 (the MaxChangesReturned reference page);
     Exchange validates the schema first, so anything else is an ErrorSchemaValidation fault."""
-    element = op.find(m("MaxChangesReturned"))
-    if element is None:
-        raise SchemaViolation(
-            op,
-            f"The element 'SyncFolderItems' in namespace '{MSGS}' has incomplete content. "
-            f"List of possible elements expected: 'MaxChangesReturned' in namespace '{MSGS}'.",
-        )
-    text = (element.text or "").strip()
-    prefix = f"The '{MSGS}:MaxChangesReturned' element is invalid - The value '{text}' is invalid"
-    try:
-        value = int(text)
-    except ValueError:
-        raise SchemaViolation(
-            element,
-            f"{prefix} according to its datatype '{TYPES}:MaxSyncChangesReturnedType'"
-            f" - The string '{text}' is not a valid Int32 value.",
-        ) from None
-    low, high = MAX_CHANGES
-    if not low <= value <= high:
-        bound = "MinInclusive" if value < low else "MaxInclusive"
-        raise SchemaViolation(
-            element,
-            f"{prefix} according to its datatype '{TYPES}:MaxSyncChangesReturnedType' - "
-            f"The {bound} constraint failed.",
-        )
-    return value
+    return bounded_int(op, m("MaxChangesReturned"), MAX_CHANGES, "MaxSyncChangesReturnedType")
 
 
 class SyncOperations(MailboxAccess):

@@ -17,7 +17,8 @@ from .meetings import (
 )
 from .recurrence import Occurrence, format_utc, occurrence_id, parse_utc
 from .render import element_name
-from .soap import SchemaViolation, error, response_root, success
+from .schema import enumerated
+from .soap import error, response_root, success
 from .store import Item, Store, StoreError, change_key_version, ext_key
 from .xmlns import local, m, sub, t
 
@@ -26,19 +27,6 @@ SERIES_SHAPE = {"Recurrence", "Start", "End", "StartTimeZone", "EndTimeZone"}
 
 
 RESOLUTIONS = {"NeverOverwrite", "AutoResolve", "AlwaysOverwrite"}
-
-
-def enumerated(op: etree._Element, name: str, allowed: set[str]) -> str | None:
-    """An optional attribute of an enumerated type: absent is None, a value outside the
-    schema's enumeration fails validation before anything runs."""
-    value = op.get(name)
-    if value is not None and value not in allowed:
-        raise SchemaViolation(
-            op,
-            f"The '{name}' attribute is invalid - The value '{value}' is invalid according to "
-            "its datatype - The Enumeration constraint failed.",
-        )
-    return value
 
 
 class WriteOperations(MailboxAccess):
