@@ -100,6 +100,8 @@ class CalendarEvents:
         event["updated"] = opaque.rfc3339(self.store.now_dt())
         self.cal.events[event["id"]] = event
         self.cal.seqs[event["id"]] = seq
+        for listener in self.store.calendar_listeners:
+            listener(self.cal.id)
         return copy.deepcopy(event)
 
     def insert(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -98,6 +99,8 @@ class GoogleStore:
         # userRateLimitExceeded past it.
         self.user_quota: tuple[int, float] | None = None
         self._calls: dict[str, deque[float]] = {}
+        # Told the calendar id whenever one of its events changes (push notifications).
+        self.calendar_listeners: list[Callable[[str], None]] = []
         for domain in world.domains:
             for user in domain.users:
                 self.calendars[user.email] = Calendar(
