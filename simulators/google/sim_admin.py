@@ -133,6 +133,11 @@ def action() -> tuple[Response, int] | Response:
             store().user_quota = (requests, window) if requests > 0 else None
         elif name == "advance_clock":
             store().clock_offset += float(body.get("seconds", 0))
+        elif name == "set_people_propagation_delay":
+            seconds = float(body.get("seconds", 0))
+            if seconds < 0:
+                return jsonify(error="seconds must not be negative"), 400
+            store().people_propagation_seconds = seconds
         else:
             return jsonify(error=f"unknown action {name!r}"), 400
     return jsonify(ok=True)
