@@ -68,14 +68,19 @@ def test_an_update_without_change_key_is_refused(ews_account, resolution):
     assert item.location != "Canteen"
 
 
-def test_never_overwrite_with_a_stale_key_changes_nothing(ews_account):
-    account = ews_account("alice")
+def _moved_on(account) -> tuple[CalendarItem, CalendarItem]:
+    """The review as the server has it (its location changed) and a copy with the old key."""
     item = _quarterly_review(account)
     stale = CalendarItem(
         account=account, folder=account.calendar, id=item.id, changekey=item.changekey
     )
     item.location = "Board room"
     item.save(update_fields=["location"])
+    return item, stale
+
+
+def test_never_overwrite_with_a_stale_key_changes_nothing(ews_account):
+    item, stale = _moved_on(ews_account("alice"))
     stale.subject = "Renamed by a stale writer"
     with pytest.raises(ErrorIrresolvableConflict):
         stale.save(update_fields=["subject"], conflict_resolution=NEVER_OVERWRITE)
@@ -89,13 +94,7 @@ def test_never_overwrite_with_a_stale_key_changes_nothing(ews_account):
 
 
 def test_always_overwrite_with_a_stale_key_overwrites(ews_account):
-    account = ews_account("alice")
-    item = _quarterly_review(account)
-    stale = CalendarItem(
-        account=account, folder=account.calendar, id=item.id, changekey=item.changekey
-    )
-    item.location = "Board room"
-    item.save(update_fields=["location"])
+    item, stale = _moved_on(ews_account("alice"))
     stale.location = "Canteen"
     stale.save(update_fields=["location"], conflict_resolution=ALWAYS_OVERWRITE)
     item.refresh()
