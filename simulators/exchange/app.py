@@ -183,6 +183,14 @@ def create_app(world: ExchangeWorld | None = None) -> Flask:
             payload = request.get_json(silent=True) or {}
             if payload.get("reset"):
                 sim.reset()
+            if payload.get("advance_clock"):
+                _advance_clock(sim, float(payload["advance_clock"]))
+            if payload.get("drop_subscriptions"):
+                _drop_subscriptions(sim)
+            if payload.get("clear_sent_mail"):
+                for runtime in sim.runtimes:
+                    with runtime.store.lock:
+                        runtime.store.sent_mail.clear()
             for address in payload.get("clear", []):
                 _clear_mailbox(sim, address)
             for address, items in payload.get("add", {}).items():
@@ -205,6 +213,22 @@ def _add_items(sim: ExchangeSimulator, address: str, items: dict[str, Any]) -> N
     contacts = [contact_from_json(c) for c in items.get("contacts", [])]
     with runtime.store.lock:
         add_items(runtime.store, runtime.operations, address.lower(), appointments, contacts)
+
+
+def _advance_clock(sim: ExchangeSimulator, seconds: float) -> None:
+    """Moves every server's clock (subscription timeouts, streaming connection lifetimes)."""
+    for runtime in sim.runtimes:
+        with runtime.store.changed:
+            runtime.store.clock_offset += seconds
+            runtime.store.changed.notify_all()
+
+
+def _drop_subscriptions(sim: ExchangeSimulator) -> None:
+    """What a restart of the EWS process does: every subscription is gone (open streams close)."""
+    for runtime in sim.runtimes:
+        with runtime.store.changed:
+            runtime.operations.subscriptions.clear()
+            runtime.store.changed.notify_all()
 
 
 def _clear_mailbox(sim: ExchangeSimulator, address: str) -> None:

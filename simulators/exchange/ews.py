@@ -7,13 +7,23 @@ import logging
 import threading
 
 from flask import Response
+from lxml import etree
 
 from simulators.platform.control import claim_fault
 
 from .impersonation import ImpersonationRefused, impersonated
 from .operations import Caller
 from .organisation import Runtime
-from .soap import SERVER_BUSY_TEXT, envelope, error, fault, response_root, server_busy
+from .soap import (
+    SERVER_BUSY_TEXT,
+    SchemaViolation,
+    envelope,
+    error,
+    fault,
+    response_root,
+    schema_fault,
+    server_busy,
+)
 from .store import MailboxUser, StoreError
 from .xmlns import SOAP, BadXml, local, parse, t, to_bytes
 
@@ -104,6 +114,8 @@ def _handle(
         with runtime.store.lock:
             try:
                 response = handler(operation, caller)
+            except SchemaViolation as exc:
+                return _fault_response(schema_fault(exc))
             except StoreError as exc:
                 response, messages = response_root(name)
                 error(messages, name, exc.code, exc.text)
@@ -117,4 +129,11 @@ def _handle(
                         "An internal server error occurred. The operation failed.",
                     )
                 )
+    if not isinstance(response, etree._Element):
+        # GetStreamingEvents: a hanging response, one envelope per message as events happen.
+        messages = response
+        return Response(
+            (to_bytes(envelope(runtime.build, message)) for message in messages),
+            content_type=XML,
+        )
     return Response(to_bytes(envelope(runtime.build, response)), content_type=XML)

@@ -7,10 +7,12 @@ element, with one response message per requested id (clients count them).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from lxml import etree
 
 from .access import Caller, Target
+from .notifications import NotificationOperations
 from .ops_convert import ConvertOperations
 from .ops_read import ReadOperations
 from .ops_resolve import ResolveOperations
@@ -20,11 +22,16 @@ from .store import Store
 
 
 class Operations(
-    ReadOperations, WriteOperations, SyncOperations, ConvertOperations, ResolveOperations
+    ReadOperations,
+    WriteOperations,
+    SyncOperations,
+    NotificationOperations,
+    ConvertOperations,
+    ResolveOperations,
 ):
     def __init__(self, store: Store) -> None:
         super().__init__(store)
-        self.handlers: dict[str, Callable[[etree._Element, Caller], etree._Element]] = {
+        self.handlers: dict[str, Callable[[etree._Element, Caller], Any]] = {
             "GetFolder": self.get_folder,
             "FindItem": self.find_item,
             "GetItem": self.get_item,
@@ -34,6 +41,11 @@ class Operations(
             "SyncFolderItems": self.sync_folder_items,
             "ConvertId": self.convert_id,
             "ResolveNames": self.resolve_names,
+            "Subscribe": self.subscribe,
+            "GetEvents": self.get_events,
+            "Unsubscribe": self.unsubscribe,
+            # The open connection's responses, one by one (see ews.py).
+            "GetStreamingEvents": self.open_stream,
         }
 
 

@@ -10,14 +10,24 @@ from lxml import etree
 
 from .access import Caller, MailboxAccess
 from .render import Shape
+from .schema import bounded_int
 from .soap import error, response_root, success
 from .store import Folder, StoreError
 from .xmlns import m, sub, t
+
+MAX_CHANGES = (1, 512)  # MaxSyncChangesReturnedType in types.xsd
+
+
+def max_changes_returned(op: etree._Element) -> int:
+    """MaxChangesReturned is required and must be 1..512 (the MaxChangesReturned reference page);
+    Exchange validates the schema first, so anything else is an ErrorSchemaValidation fault."""
+    return bounded_int(op, m("MaxChangesReturned"), MAX_CHANGES, "MaxSyncChangesReturnedType")
 
 
 class SyncOperations(MailboxAccess):
     # --- SyncFolderItems --------------------------------------------------------------------
     def sync_folder_items(self, op: etree._Element, caller: Caller) -> etree._Element:
+        limit = max_changes_returned(op)
         root, messages = response_root("SyncFolderItems")
         shape = Shape.from_xml(op.find(m("ItemShape")))
         try:
@@ -26,7 +36,6 @@ class SyncOperations(MailboxAccess):
         except StoreError as exc:
             error(messages, "SyncFolderItems", exc.code, exc.text)
             return root
-        limit = int(op.findtext(m("MaxChangesReturned")) or 100)
         ignore_elem = op.find(m("Ignore"))
         ignored = {e.get("Id") for e in ignore_elem} if ignore_elem is not None else set()
         changes, new_seq, last = self._changes_since(folder, since, limit, ignored)

@@ -7,31 +7,57 @@ import copy
 from lxml import etree
 
 from .access import Caller, MailboxAccess, Target
+from .meetings import (
+    SEND_CANCELLATIONS,
+    SEND_INVITATIONS,
+    SEND_UPDATES,
+    MeetingTransport,
+    attendees,
+    required,
+)
 from .recurrence import Occurrence, format_utc, occurrence_id, parse_utc
 from .render import element_name
+from .schema import enumerated
 from .soap import error, response_root, success
-from .store import Item, StoreError, change_key_version, ext_key
+from .store import Item, Store, StoreError, change_key_version, ext_key
 from .xmlns import local, m, sub, t
 
 # Changing any of these on a series master redefines the series.
 SERIES_SHAPE = {"Recurrence", "Start", "End", "StartTimeZone", "EndTimeZone"}
 
 
+RESOLUTIONS = {"NeverOverwrite", "AutoResolve", "AlwaysOverwrite"}
+
+
 class WriteOperations(MailboxAccess):
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.transport = MeetingTransport(store)
+
     # --- CreateItem -------------------------------------------------------------------------
     def create_item(self, op: etree._Element, caller: Caller) -> etree._Element:
+        invitations = enumerated(op, "SendMeetingInvitations", SEND_INVITATIONS)
         root, messages = response_root("CreateItem")
         saved = op.find(m("SavedItemFolderId"))
         for element in op.find(m("Items")):
             try:
                 kind = local(element.tag)
                 default = "calendar" if kind == "CalendarItem" else "contacts"
+                if kind == "CalendarItem":
+                    required(
+                        invitations,
+                        "ErrorSendMeetingInvitationsRequired",
+                        "SendMeetingInvitations",
+                        "CreateItem",
+                    )
                 if saved is not None:
                     folder = self._folder(saved[0], caller)
                 else:
                     folder = self.store.distinguished(caller.mailbox, default)
                 self._validate(element)
                 item = self.store.create(folder, element)
+                if invitations is not None:
+                    self.transport.invite(item, invitations)
             except StoreError as exc:
                 error(messages, "CreateItem", exc.code, exc.text)
                 continue
@@ -50,11 +76,12 @@ class WriteOperations(MailboxAccess):
 
     # --- UpdateItem -------------------------------------------------------------------------
     def update_item(self, op: etree._Element, caller: Caller) -> etree._Element:
+        resolution = enumerated(op, "ConflictResolution", RESOLUTIONS) or "AutoResolve"
+        sending = enumerated(op, "SendMeetingInvitationsOrCancellations", SEND_UPDATES)
         root, messages = response_root("UpdateItem")
-        resolution = op.get("ConflictResolution", "AutoResolve")
         for change in op.find(m("ItemChanges")):
             try:
-                item, conflicts = self._apply_change(change, resolution, caller)
+                item, conflicts = self._apply_change(change, resolution, sending, caller)
             except StoreError as exc:
                 error(messages, "UpdateItem", exc.code, exc.text)
                 continue
@@ -65,28 +92,44 @@ class WriteOperations(MailboxAccess):
         return root
 
     def _apply_change(
-        self, change: etree._Element, resolution: str, caller: Caller
+        self, change: etree._Element, resolution: str, sending: str | None, caller: Caller
     ) -> tuple[Item, int]:
         id_elem = change[0]
         target = self._target(id_elem, caller)
         given_key = id_elem.get("ChangeKey")
+        if given_key is None:
+            # "For SendItem, UpdateItem, and UpdateFolder operations, the caller must pass in a
+            # correct and current change key … even when conflict resolution is set to always
+            # overwrite" (ResponseCode reference); the ItemId page says the same for AutoResolve.
+            raise StoreError(
+                "ErrorChangeKeyRequiredForWriteOperations",
+                "The change key is required for this operation.",
+            )
+        if target.item.kind == "CalendarItem":
+            required(
+                sending,
+                "ErrorSendMeetingInvitationsOrCancellationsRequired",
+                "SendMeetingInvitationsOrCancellations",
+                "UpdateItem",
+            )
         updates = change.find(t("Updates"))
         names = [self._update_name(u) for u in updates]
+        # An occurrence carries its series' change key.
+        seen = change_key_version(given_key)
         changed_since: set[str] = set()
-        if given_key and target.occurrence is None:
-            seen = change_key_version(given_key)
-            if seen != target.item.version:
-                if resolution == "NeverOverwrite":
-                    raise StoreError(
-                        "ErrorIrresolvableConflict",
-                        "The send or update operation could not be performed because the change "
-                        "key passed in the request does not match the current change key for the "
-                        "item.",
-                    )
-                changed_since = {n for n in names if target.item.field_versions.get(n, 0) > seen}
+        if seen != target.item.version:
+            if resolution == "NeverOverwrite":
+                raise StoreError(
+                    "ErrorIrresolvableConflict",
+                    "The send or update operation could not be performed because the change "
+                    "key passed in the request does not match the current change key for the "
+                    "item.",
+                )
+            changed_since = {n for n in names if target.item.field_versions.get(n, 0) > seen}
         item = target.item
         if target.occurrence is not None:
             item = self.make_exception(target.item, target.occurrence)
+        before = attendees(item)
         for update, name in zip(updates, names, strict=True):
             if resolution == "AutoResolve" and name in changed_since:
                 continue  # AutoResolve: the server's newer value of this property stays
@@ -97,6 +140,8 @@ class WriteOperations(MailboxAccess):
             self._drop_exceptions(item)
         item.touch()
         self._log_item_change(item)
+        if sending is not None and item.master_id is None:
+            self.transport.update(item, before, sending)
         return item, conflicts
 
     @staticmethod
@@ -212,10 +257,21 @@ class WriteOperations(MailboxAccess):
 
     # --- DeleteItem -------------------------------------------------------------------------
     def delete_item(self, op: etree._Element, caller: Caller) -> etree._Element:
+        cancellations = enumerated(op, "SendMeetingCancellations", SEND_CANCELLATIONS)
         root, messages = response_root("DeleteItem")
         for elem in op.find(m("ItemIds")):
             try:
                 target = self._target(elem, caller)
+                if target.item.kind == "CalendarItem":
+                    required(
+                        cancellations,
+                        "ErrorSendMeetingCancellationsRequired",
+                        "SendMeetingCancellations",
+                        "DeleteItem",
+                    )
+                whole = target.occurrence is None and target.item.master_id is None
+                if cancellations is not None and whole:
+                    self.transport.cancel(target.item, cancellations)
                 self._delete(target)
             except StoreError as exc:
                 error(messages, "DeleteItem", exc.code, exc.text)

@@ -90,8 +90,16 @@ def error(messages: etree._Element, operation: str, code: str, text: str) -> etr
     return msg
 
 
-def fault(code: str, text: str, values: dict[str, str] | None = None) -> bytes:
-    """A SOAP fault: how Exchange reports throttling, schema errors and bad versions (HTTP 500)."""
+def fault(
+    code: str,
+    text: str,
+    values: dict[str, str] | None = None,
+    details: dict[str, str] | None = None,
+) -> bytes:
+    """A SOAP fault: how Exchange reports throttling, schema errors and bad versions (HTTP 500).
+
+    `values` become `t:Value Name=…` entries of `MessageXml` (BackOffMilliseconds), `details`
+    child elements of their own (a schema violation's LineNumber and Violation)."""
     root = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"s": SOAP})
     body = sub(root, f"{{{SOAP}}}Body")
     soap_fault = sub(body, f"{{{SOAP}}}Fault")
@@ -102,11 +110,33 @@ def fault(code: str, text: str, values: dict[str, str] | None = None) -> bytes:
     detail = sub(soap_fault, "detail")
     etree.SubElement(detail, f"{{{ERRS}}}ResponseCode", nsmap={"e": ERRS}).text = code
     etree.SubElement(detail, f"{{{ERRS}}}Message", nsmap={"e": ERRS}).text = text
-    if values:
+    if values or details:
         xml = etree.SubElement(detail, t("MessageXml"), nsmap={"t": TYPES})
-        for name, value in values.items():
+        for name, value in (values or {}).items():
             sub(xml, t("Value"), value, Name=name)
+        for name, value in (details or {}).items():
+            sub(xml, t(name), value)
     return to_bytes(root)
+
+
+class SchemaViolation(Exception):
+    """A request messages.xsd/types.xsd refuses: Exchange validates before it runs anything."""
+
+    def __init__(self, element: etree._Element, violation: str) -> None:
+        super().__init__(violation)
+        self.line = element.sourceline
+        self.violation = violation
+
+
+def schema_fault(exc: SchemaViolation) -> bytes:
+    details = {"Violation": exc.violation}
+    if exc.line is not None:
+        details = {"LineNumber": str(exc.line), **details}
+    return fault(
+        "ErrorSchemaValidation",
+        f"The request failed schema validation: {exc.violation}",
+        details=details,
+    )
 
 
 SERVER_BUSY_TEXT = "The server cannot service this request right now. Try again later."

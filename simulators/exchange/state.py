@@ -43,11 +43,13 @@ def export_state(runtimes: list[Runtime], operations: dict[str, int]) -> dict[st
                     folder = store.distinguished(address, name)
                     folders[name] = [_item(i) for i in store.folder_items(folder)]
                 mailboxes[address] = folders
+            sent_mail = [dict(message) for message in store.sent_mail]
         organisations[runtime.org.domain] = {
             "version": runtime.org.version,
             "build": runtime.build.dotted,
             "ews_url": runtime.org.ews_url,
             "autodiscover": runtime.org.autodiscover,
             "mailboxes": mailboxes,
+            "sent_mail": sent_mail,
         }
     return {"organisations": organisations, "operations": operations}

@@ -10,6 +10,7 @@ import base64
 import copy
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -142,15 +143,34 @@ class MailboxUser:
     has_mailbox: bool = True  # False: an account that signs in but has no mailbox here
 
 
+@dataclass(frozen=True)
+class MailboxEvent:
+    """One row of the mailbox events table that notifications are read from."""
+
+    seq: int
+    mailbox: str
+    kind: str  # CreatedEvent | ModifiedEvent | DeletedEvent
+    folder_id: str
+    item_id: str | None  # None: an event of the folder itself
+    change_key: str | None
+    at: datetime
+
+
 class Store:
     """All mailboxes of one server. One lock: EWS calls are short and tests need determinism."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        # Streaming notifications wait on this; every logged change wakes them.
+        self.changed = threading.Condition(self.lock)
+        self.events: list[MailboxEvent] = []
+        self.clock_offset = 0.0
         self.users: dict[str, MailboxUser] = {}
         self.folders: dict[str, Folder] = {}
         self.items: dict[str, Item] = {}
         self.seq = 0
+        # Meeting messages sent (meetings.py): kind, from, to, internal, subject, uid.
+        self.sent_mail: list[dict[str, object]] = []
 
     # --- mailboxes and folders -------------------------------------------------------------
     def add_mailbox(self, user: MailboxUser) -> None:
@@ -206,11 +226,32 @@ class Store:
         return [i for i in self.items.values() if i.folder_id == folder.id and i.master_id is None]
 
     # --- items ------------------------------------------------------------------------------
+    def now(self) -> float:
+        """The server's clock (seconds since the epoch), movable by tests (`advance_clock`)."""
+        return time.time() + self.clock_offset
+
     def log_change(self, folder_id: str, item_id: str) -> None:
         self.seq += 1
         folder = self.folders[folder_id]
         folder.log.append((self.seq, item_id))
+        item = self.items.get(item_id)
+        if item_id not in folder.created_seq:
+            kind = "CreatedEvent"
+        elif item is None:
+            kind = "DeletedEvent"
+        else:
+            kind = "ModifiedEvent"
         folder.created_seq.setdefault(item_id, self.seq)
+        at = datetime.fromtimestamp(self.now(), UTC).replace(microsecond=0)
+        change_key = item.change_key if item is not None else None
+        # The item's event, then the folder's (its content changed), as Exchange reports them.
+        for item_or_none, what, key in ((item_id, kind, change_key), (None, "ModifiedEvent", None)):
+            seq = len(self.events) + 1
+            self.events.append(
+                MailboxEvent(seq, folder.mailbox, what, folder_id, item_or_none, key, at)
+            )
+        with self.changed:
+            self.changed.notify_all()
 
     def item(self, item_id: str) -> Item:
         found = self.items.get(item_id)

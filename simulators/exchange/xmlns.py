@@ -46,7 +46,9 @@ def local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+def sub(
+    parent: etree._Element, tag: str, text: str | None = None, **attrs: str | None
+) -> etree._Element:
     elem = etree.SubElement(parent, tag, {k: v for k, v in attrs.items() if v is not None})
     if text is not None:
         elem.text = text

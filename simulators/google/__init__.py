@@ -23,6 +23,7 @@ from simulators.google import (
     sim_admin,
 )
 from simulators.google.errors import GoogleApiError, OAuthError, error_body_for_status
+from simulators.google.push import PushChannels
 from simulators.google.seed import seed
 from simulators.google.store import GoogleStore
 from simulators.platform.control import install_control
@@ -45,6 +46,11 @@ def create_app(world: GoogleWorld | None = None) -> Flask:
     store = GoogleStore(world or demo())
     app.extensions["google_store"] = store
     seed(store)
+    # Webhook receivers are trusted as Google trusts them (public CAs); tests point
+    # `app.extensions["google_push"].session.verify` at their demo CA.
+    push = PushChannels(now=store.now)
+    store.calendar_listeners.append(push.changed)
+    app.extensions["google_push"] = push
     blueprints = (
         consent, oauth, identity, id_tokens, calendar_api, people_api, directory_api, batch,
         sim_admin,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from simulators.google import opaque
 from simulators.google.auth import check_rate_limits, require_token, store
 from simulators.google.calendar_events import CalendarEvents
 from simulators.google.errors import bad_request, not_found
+from simulators.google.push import PushChannels
 from simulators.google.store import Calendar
 
 bp = Blueprint("google_calendar", __name__, url_prefix="/calendar/v3")
@@ -115,6 +116,27 @@ def events_insert(calendar_id: str) -> Response:
 @bp.post("/calendars/<calendar_id>/events/import")
 def events_import(calendar_id: str) -> Response:
     return jsonify(_events(calendar_id, *EVENTS_WRITE).import_(_body()))
+
+
+@bp.post("/calendars/<calendar_id>/events/watch")
+def events_watch(calendar_id: str) -> Response:
+    token = require_token(*EVENTS_READ)
+    check_rate_limits(token)
+    calendar = _calendar(calendar_id, *EVENTS_READ)
+    channel = _push().watch(calendar.id, token.client_id, _body())
+    return jsonify(channel.as_json())
+
+
+@bp.post("/channels/stop")
+def channels_stop() -> Response:
+    token = require_token(*EVENTS_READ, *CALENDARS_READ)
+    check_rate_limits(token)
+    _push().stop(token.client_id, _body())
+    return Response(status=204)
+
+
+def _push() -> PushChannels:
+    return current_app.extensions["google_push"]
 
 
 @bp.get("/calendars/<calendar_id>/events/<event_id>")

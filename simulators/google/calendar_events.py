@@ -36,6 +36,14 @@ def precondition_failed() -> GoogleApiError:
     return GoogleApiError(412, "Precondition Failed", "conditionNotMet", location="If-Match")
 
 
+def sync_token_with_restrictions() -> GoogleApiError:
+    """A sync token with a filter, or with showDeleted=false (events.list, syncToken)."""
+    return bad_request(
+        "Sync token cannot be used with other request restrictions.",
+        "syncTokenWithRequestRestrictions",
+    )
+
+
 def full_sync_required() -> GoogleApiError:
     return GoogleApiError(
         410, "Sync token is no longer valid, a full sync is required.", "fullSyncRequired"
@@ -92,6 +100,8 @@ class CalendarEvents:
         event["updated"] = opaque.rfc3339(self.store.now_dt())
         self.cal.events[event["id"]] = event
         self.cal.seqs[event["id"]] = seq
+        for listener in self.store.calendar_listeners:
+            listener(self.cal.id)
         return copy.deepcopy(event)
 
     def insert(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -237,9 +247,11 @@ class CalendarEvents:
             raise bad_request("Invalid page token value.")
         since: int | None = page.get("s")
         if sync_token:
-            for name in NOT_WITH_SYNC_TOKEN:
-                if params.get(name):
-                    raise bad_request(f"The parameter {name} cannot be used with a sync token.")
+            # "it is not allowed to set showDeleted to False" with a sync token, nor these filters.
+            if params.get("showDeleted") == "false" or any(
+                params.get(name) for name in NOT_WITH_SYNC_TOKEN
+            ):
+                raise sync_token_with_restrictions()
             token = opaque.decode_token(sync_token)
             if token is None or token.get("c") != self.cal.id:
                 raise bad_request("Invalid sync token value.")
@@ -281,7 +293,7 @@ class CalendarEvents:
                 elif self._in_window(event, lo, hi):
                     items.append(event)
             if not show_deleted:
-                items = [e for e in items if e["status"] != "cancelled"]
+                items = [e for e in items if self._shown_without_deleted(e, single)]
             items.sort(key=lambda e: self._sort_key(e, order_by))
             after = tuple(page.get("k", ()))
             if after:
@@ -296,6 +308,15 @@ class CalendarEvents:
                     {"c": self.cal.id, "s": high, "e": self.cal.epoch}
                 )
             return result
+
+    @staticmethod
+    def _shown_without_deleted(event: dict[str, Any], single: bool) -> bool:
+        """showDeleted unset: "Cancelled instances of recurring events (but not the underlying
+        recurring event) will still be included if showDeleted and singleEvents are both
+        False" (events.list); a client that drops them shows deleted occurrences again."""
+        if event["status"] != "cancelled":
+            return True
+        return not single and bool(event.get("recurringEventId"))
 
     def instances(self, event_id: str, params: dict[str, Any]) -> dict[str, Any]:
         with self.store.lock:

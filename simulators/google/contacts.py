@@ -14,7 +14,12 @@ from simulators.google.errors import (
     int_param,
     not_found,
 )
-from simulators.google.store import PEOPLE_SYNC_TOKEN_LIFETIME, Contact, GoogleStore
+from simulators.google.store import (
+    PEOPLE_SYNC_TOKEN_LIFETIME,
+    Contact,
+    ContactVersion,
+    GoogleStore,
+)
 from simulators.platform.control import claim_fault
 
 PERSON_FIELDS = {
@@ -26,6 +31,11 @@ PERSON_FIELDS = {
 }  # fmt: skip
 WRITABLE_FIELDS = PERSON_FIELDS - {"metadata", "photos", "coverPhotos", "ageRanges"}
 SINGLETONS = {"names", "birthdays", "genders", "biographies"}
+# Standard parameters of every Google API call: not part of what a token is bound to.
+TRANSPORT_PARAMS = {
+    "alt", "prettyPrint", "fields", "key", "access_token", "oauth_token", "quotaUser",
+    "$.xgafv", "callback", "upload_protocol", "uploadType",
+}  # fmt: skip
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 
@@ -35,6 +45,17 @@ def failed_precondition(message: str, reason: str | None = None) -> GoogleApiErr
     return GoogleApiError(
         400, message, "failedPrecondition", status="FAILED_PRECONDITION", details=details
     )
+
+
+def parameters_changed() -> GoogleApiError:
+    """ "When the page_token or sync_token is specified, all other request parameters must
+    match the first call" (connections.list); Google answers its generic 400."""
+    return GoogleApiError(400, "Request contains an invalid argument.", "badRequest")
+
+
+def _bound_parameters(params: dict[str, str]) -> dict[str, str]:
+    skip = TRANSPORT_PARAMS | {"syncToken", "pageToken"}
+    return {k: v for k, v in sorted(params.items()) if k not in skip}
 
 
 def parse_mask(value: str | None, name: str, *, required: bool) -> set[str]:
@@ -71,6 +92,37 @@ class ContactBookOps:
         contact.seq = self.store.next_seq()
         contact.etag = opaque.person_etag(contact.seq)
         contact.updated = opaque.rfc3339(self.store.now_dt())
+        contact.versions.append(
+            ContactVersion(
+                contact.seq,
+                self.store.now() + self.store.people_propagation_seconds,
+                copy.deepcopy(contact.person),
+                contact.etag,
+                contact.updated,
+                contact.deleted,
+            )
+        )
+
+    def _listed(self, contact: Contact, now: float) -> Contact | None:
+        """The contact as sync listings show it at `now`: its latest write that has
+        propagated (None while even its creation has not)."""
+        if not contact.versions:
+            return contact
+        shown = [v for v in contact.versions if v.visible_at <= now]
+        if not shown:
+            return None
+        last = shown[-1]
+        return Contact(
+            contact.resource_name, last.person, last.seq, last.etag, last.updated, last.deleted
+        )
+
+    def _propagated_up_to(self, now: float) -> int:
+        """The highest sequence below which every write has propagated: a sync token must not
+        pass a write that listings do not show yet, or the next sync would miss it."""
+        pending = [
+            v.seq for c in self.book.contacts.values() for v in c.versions if v.visible_at > now
+        ]
+        return min(pending) - 1 if pending else self.store.seq
 
     def create(self, person: dict[str, Any]) -> Contact:
         fields = {k: copy.deepcopy(v) for k, v in person.items() if k in WRITABLE_FIELDS}
@@ -177,6 +229,9 @@ class ContactBookOps:
         page = opaque.decode_token(params["pageToken"]) if params.get("pageToken") else {}
         if page is None:
             raise bad_request("Page token is not valid.")
+        bound = _bound_parameters(params)
+        if "p" in page and page["p"] != bound:
+            raise parameters_changed()
         since: int | None = page.get("s")
         # Google counts the seven days from the full sync, so incremental tokens inherit its time.
         full_sync_time: float = page.get("t", self.store.now())
@@ -185,6 +240,8 @@ class ContactBookOps:
             token = opaque.decode_token(sync_token)
             if token is None or token.get("u") != self.email:
                 raise bad_request("Sync token is not valid.")
+            if token.get("p", bound) != bound:
+                raise parameters_changed()
             expired = (
                 token.get("e") != self.book.epoch
                 or self.store.now() - float(token.get("t", 0)) > PEOPLE_SYNC_TOKEN_LIFETIME
@@ -199,18 +256,24 @@ class ContactBookOps:
             since = token["s"]
             full_sync_time = float(token.get("t", full_sync_time))
         with self.store.lock:
-            high: int = page.get("h", self.store.seq)
+            now = self.store.now()
+            high: int = page.get("h", self._propagated_up_to(now))
+            listed = [
+                shown
+                for shown in (self._listed(c, now) for c in self.book.contacts.values())
+                if shown is not None
+            ]
             chosen = sorted(
                 (
                     c
-                    for c in self.book.contacts.values()
+                    for c in listed
                     if c.seq <= high
                     and (since is None or c.seq > since)
                     and (since is not None or not c.deleted)
                 ),
                 key=lambda c: c.resource_name,
             )
-            total = sum(1 for c in self.book.contacts.values() if not c.deleted)
+            total = sum(1 for c in listed if not c.deleted)
             after = page.get("k", "")
             rest = [c for c in chosen if c.resource_name > after]
             chunk = rest[:size]
@@ -221,11 +284,23 @@ class ContactBookOps:
             }
             if len(rest) > size:
                 result["nextPageToken"] = opaque.encode_token(
-                    {"k": chunk[-1].resource_name, "h": high, "s": since, "t": full_sync_time}
+                    {
+                        "k": chunk[-1].resource_name,
+                        "h": high,
+                        "s": since,
+                        "t": full_sync_time,
+                        "p": bound,
+                    }
                 )
             elif sync_token or params.get("requestSyncToken") == "true":
                 result["nextSyncToken"] = opaque.encode_token(
-                    {"u": self.email, "s": high, "e": self.book.epoch, "t": full_sync_time}
+                    {
+                        "u": self.email,
+                        "s": high,
+                        "e": self.book.epoch,
+                        "t": full_sync_time,
+                        "p": bound,
+                    }
                 )
             if not result["connections"]:
                 del result["connections"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from simulators.google.auth import store
 from simulators.google.calendar_events import CalendarEvents
@@ -47,7 +47,16 @@ def export_state() -> Response:
             email: [ContactBookOps(s, email).render(c, None) for c in book.contacts.values()]
             for email, book in s.books.items()
         },
+        push=_push_state(),
     )
+
+
+def _push_state() -> dict[str, Any]:
+    push = current_app.extensions["google_push"]
+    return {
+        "channels": [c.as_json() | {"address": c.address} for c in push.channels.values()],
+        "deliveries": list(push.log),
+    }
 
 
 @bp.get("/credentials")
@@ -124,6 +133,11 @@ def action() -> tuple[Response, int] | Response:
             store().user_quota = (requests, window) if requests > 0 else None
         elif name == "advance_clock":
             store().clock_offset += float(body.get("seconds", 0))
+        elif name == "set_people_propagation_delay":
+            seconds = float(body.get("seconds", 0))
+            if seconds < 0:
+                return jsonify(error="seconds must not be negative"), 400
+            store().people_propagation_seconds = seconds
         else:
             return jsonify(error=f"unknown action {name!r}"), 400
     return jsonify(ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,18 @@ class Calendar:
 
 
 @dataclass
+class ContactVersion:
+    """A contact as one write left it, and when sync listings start to show it."""
+
+    seq: int
+    visible_at: float
+    person: dict[str, Any]
+    etag: str
+    updated: str
+    deleted: bool
+
+
+@dataclass
 class Contact:
     resource_name: str
     person: dict[str, Any]  # client-writable fields only
@@ -41,6 +54,8 @@ class Contact:
     etag: str
     updated: str
     deleted: bool = False
+    # Every write, oldest first (empty for contacts placed by /_sim/state: always visible).
+    versions: list[ContactVersion] = field(default_factory=list)
 
 
 @dataclass
@@ -97,7 +112,12 @@ class GoogleStore:
         # Per-user quota (requests per window in seconds), off unless set; Google answers 403
         # userRateLimitExceeded past it.
         self.user_quota: tuple[int, float] | None = None
+        # People API: "Writes may have a propagation delay of several minutes for sync
+        # requests" (connections.list); seconds before a write shows in listings, 0 = at once.
+        self.people_propagation_seconds = 0.0
         self._calls: dict[str, deque[float]] = {}
+        # Told the calendar id whenever one of its events changes (push notifications).
+        self.calendar_listeners: list[Callable[[str], None]] = []
         for user in world.accounts():  # a personal account has its calendar and contacts too
             self.calendars[user.email] = Calendar(
                 user.email, user.email, user.email, user.time_zone

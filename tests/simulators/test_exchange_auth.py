@@ -263,7 +263,7 @@ def test_sim_state_adds_items_from_json(ews_url, ews_account):
     ("body", "code"),
     [
         (b"<not-xml", "ErrorSchemaValidation"),
-        (CONVERT_ID.replace("ConvertId", "GetStreamingEvents").encode(), "ErrorInvalidRequest"),
+        (CONVERT_ID.replace("ConvertId", "GetUserOofSettings").encode(), "ErrorInvalidRequest"),
         (
             CONVERT_ID.replace(
                 '<m:ConvertId DestinationFormat="HexEntryId"><m:SourceIds>'

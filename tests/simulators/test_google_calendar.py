@@ -75,8 +75,13 @@ def test_invalid_ids_and_times_are_refused(calendar: Any) -> None:
 
 def test_paging_and_incremental_sync(calendar: Any) -> None:
     items, sync_token, pages = _full_sync(calendar, maxResults=4)
-    assert pages > 1 and len(items) == len({e["id"] for e in items}) == 10
-    assert all(e["status"] != "cancelled" for e in items)
+    assert pages > 1 and len(items) == len({e["id"] for e in items}) == 11
+    # The stand-up's cancelled occurrence comes even without showDeleted (events.list).
+    [cancelled] = [e for e in items if e["status"] == "cancelled"]
+    assert {"id", "recurringEventId", "originalStartTime"} <= set(cancelled)
+    assert "summary" not in cancelled and "start" not in cancelled
+    items = [e for e in items if e["status"] != "cancelled"]
+    assert len(items) == 10
 
     created = calendar.events().insert(calendarId="primary", body=_event("New")).execute()
     target = next(e for e in items if e["summary"] == "Doctor")
@@ -113,13 +118,60 @@ def test_sync_token_expiry_gives_410_full_sync_required(
     assert err.value.resp.status == 410
 
 
-def test_sync_token_refuses_filters(calendar: Any) -> None:
+@pytest.mark.parametrize(
+    "restriction",
+    [
+        {"timeMin": "2026-11-01T00:00:00Z"},
+        {"timeMax": "2026-12-01T00:00:00Z"},
+        {"q": "Doctor"},
+        {"updatedMin": "2026-11-01T00:00:00Z"},
+        {"iCalUID": "x@google.com"},
+        {"privateExtendedProperty": "k=v"},
+        {"orderBy": "updated"},
+        {"showDeleted": False},
+    ],
+)
+def test_sync_token_refuses_filters(calendar: Any, restriction: dict[str, Any]) -> None:
     _, sync_token, _ = _full_sync(calendar)
     with pytest.raises(HttpError) as err:
-        calendar.events().list(
-            calendarId="primary", syncToken=sync_token, timeMin="2026-11-01T00:00:00Z"
-        ).execute()
+        calendar.events().list(calendarId="primary", syncToken=sync_token, **restriction).execute()
     assert err.value.resp.status == 400
+    assert err.value.error_details[0]["reason"] == "syncTokenWithRequestRestrictions"
+    # showDeleted=true is what a sync token implies anyway; singleEvents may be repeated.
+    calendar.events().list(calendarId="primary", syncToken=sync_token, showDeleted=True).execute()
+
+
+def test_cancelled_occurrences_and_show_deleted(calendar: Any) -> None:
+    def cancelled(**params: Any) -> list[dict[str, Any]]:
+        items, _, _ = _full_sync(calendar, **params)
+        return [e for e in items if e["status"] == "cancelled"]
+
+    series = (
+        calendar.events()
+        .insert(
+            calendarId="primary",
+            body={
+                **_event("Weekly 1:1"),
+                "start": {"dateTime": "2026-12-01T09:00:00", "timeZone": "Europe/Oslo"},
+                "end": {"dateTime": "2026-12-01T09:30:00", "timeZone": "Europe/Oslo"},
+                "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=4"],
+            },
+        )
+        .execute()
+    )
+    plain = calendar.events().insert(calendarId="primary", body=_event("One-off")).execute()
+    instances = calendar.events().instances(calendarId="primary", eventId=series["id"]).execute()
+    second = instances["items"][1]["id"]
+    calendar.events().delete(calendarId="primary", eventId=second).execute()
+    calendar.events().delete(calendarId="primary", eventId=plain["id"]).execute()
+
+    # Default (showDeleted and singleEvents false): cancelled instances, not deleted events.
+    ids = {e["id"] for e in cancelled()}
+    assert second in ids and plain["id"] not in ids
+    # singleEvents=true without showDeleted: no cancelled items at all.
+    assert cancelled(singleEvents=True) == []
+    # showDeleted=true: the deleted one-off too.
+    assert {second, plain["id"]} <= {e["id"] for e in cancelled(showDeleted=True)}
 
 
 def test_patch_and_delete_honour_if_match(calendar: Any) -> None:

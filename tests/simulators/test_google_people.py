@@ -52,10 +52,17 @@ def test_list_and_sync_token(people: Any) -> None:
     assert created["resourceName"].startswith("people/c")
     people.people().deleteContact(resourceName=seeded[0]["resourceName"]).execute()
 
+    # The same parameters as the full sync that gave the token, as the API requires.
     delta = (
         people.people()
         .connections()
-        .list(resourceName="people/me", personFields=FIELDS, syncToken=sync_token)
+        .list(
+            resourceName="people/me",
+            personFields=FIELDS,
+            pageSize=3,
+            requestSyncToken=True,
+            syncToken=sync_token,
+        )
         .execute()
     )
     by_name = {p["resourceName"]: p for p in delta["connections"]}
@@ -78,7 +85,12 @@ def test_expired_sync_token(
     request = (
         people.people()
         .connections()
-        .list(resourceName="people/me", personFields=FIELDS, syncToken=sync_token)
+        .list(
+            resourceName="people/me",
+            personFields=FIELDS,
+            requestSyncToken=True,
+            syncToken=sync_token,
+        )
     )
     with pytest.raises(HttpError) as err:
         request.execute()
@@ -89,7 +101,10 @@ def test_expired_sync_token(
     later = google_service("people", "v1", google_token(CAROL, SCOPE_CONTACTS))
     with pytest.raises(HttpError) as err:
         later.people().connections().list(
-            resourceName="people/me", personFields=FIELDS, syncToken=sync_token
+            resourceName="people/me",
+            personFields=FIELDS,
+            requestSyncToken=True,
+            syncToken=sync_token,
         ).execute()
     assert "expired" in err.value.reason.lower()
 

@@ -174,6 +174,20 @@ def test_every_api_route_answers_in_its_discovery_shape(call: Any, google_app: A
     call("DELETE", event, method_id=None, **c)
     deleted = call("GET", f"{cal}/events?syncToken={sync}", method_id="calendar.events.list", **c)
     assert {e["status"] for e in deleted["items"] if e["id"] == created["id"]} == {"cancelled"}
+    channel = call(
+        "POST",
+        cal + "/events/watch",
+        json={"id": "shape-1", "type": "web_hook", "address": "https://127.0.0.1:9/hook"},
+        method_id="calendar.events.watch",
+        **c,
+    )
+    call(
+        "POST",
+        "/calendar/v3/channels/stop",
+        json={"id": channel["id"], "resourceId": channel["resourceId"]},
+        method_id=None,
+        **c,
+    )
 
     p = {"doc": "people"}
     fields = "names,emailAddresses,phoneNumbers,organizations,clientData,metadata"
@@ -239,7 +253,8 @@ def test_every_api_route_answers_in_its_discovery_shape(call: Any, google_app: A
     assert updated["etag"] != person["etag"]
     delta = call(
         "GET",
-        f"/v1/people/me/connections?personFields={fields}&syncToken={listing['nextSyncToken']}",
+        f"/v1/people/me/connections?personFields={fields}&requestSyncToken=true"
+        f"&syncToken={listing['nextSyncToken']}",
         method_id="people.people.connections.list",
         **p,
     )
