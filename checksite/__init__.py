@@ -10,11 +10,15 @@ from common.config import Settings
 if TYPE_CHECKING:
     from flask import Flask
 
+    from common.push import PushTriggers
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """The app factory: everything the app needs comes from `settings`.
+def create_app(settings: Settings | None = None, *, push: PushTriggers | None = None) -> Flask:
+    """The app factory: everything the app needs comes from `settings`, and what the push
+    receivers may ask of the daemon from `push` (the composition root builds it; the web app
+    never imports the daemon).
 
     The web stack is imported here, not at the top: `synchronizer check` imports this
     package too, and its deadline counts the process's start."""
@@ -55,6 +59,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         # Client addresses (rate limits, logs) and https detection come from the proxy's headers.
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    if push is not None:
+        app.extensions["push"] = push
     init_database(app, settings.database_url)
     csrf.init_app(app)
     limiter.init_app(app)

@@ -616,8 +616,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     import logging
 
     from checksite import create_app
+    from daemon.push import triggers
 
-    app = create_app(settings)
+    app = create_app(settings, push=triggers(settings))
     # Our request log already writes one line per request; werkzeug's would be a second.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)

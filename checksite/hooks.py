@@ -3,8 +3,10 @@
 `POST /hooks/superoffice` takes SuperOffice's webhook notifications. The signature is checked
 over the raw body with the secret of the profile the subscription belongs to (its name says
 which), before anything in the body is believed; an Online tenant's notification must come
-from the profile's own tenant. A good one is recorded (`WebhookEvent`) for the daemon and
-answered 200 at once: the receiver calls nobody. An EventId already recorded (SuperOffice
+from the profile's own tenant. A good one is recorded (`WebhookEvent`), a sync of each user
+and kind it concerns is queued (`checksite.push_targets`; coalesced by the daemon, so ten
+notifications in a second are one sync) and the row is marked processed; the answer is 200
+at once: the receiver calls no service. An EventId already recorded (SuperOffice
 trying again after a lost answer, or a captured request replayed) and a notification older
 than `MAX_AGE` (older than the recorded EventIds are kept) are acknowledged and not recorded:
 a refusal would count as a failed delivery and, nine in a row, stop the subscription.
@@ -13,17 +15,23 @@ a refusal would count as a failed delivery and, nine in a row, stop the subscrip
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from checksite.database import db_session
 from checksite.extensions import csrf
+from checksite.push_targets import superoffice_targets
 from common.connectors.superoffice import webhooks
+from common.kinds import ItemKind
 from common.models import CrmKind, Profile, WebhookEvent
+from common.push import PushTriggers
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 csrf.exempt(bp)  # services sign their requests; there is no form or session here
@@ -75,24 +83,45 @@ def superoffice() -> tuple[Response, int]:
     now = datetime.now(UTC)
     if note.timestamp is not None and now - note.timestamp > MAX_AGE:
         return _answer(200, "too old, not recorded")
-    session.add(
-        WebhookEvent(
-            profile_id=profile.id,
-            source="superoffice",
-            event_id=note.event_id,
-            event=note.event,
-            entity=note.entity,
-            primary_key=note.primary_key,
-            associate_id=note.associate_id,
-            changed_by=note.changed_by,
-            occurred_at=note.timestamp,
-            received_at=now,
-            payload=note.payload,
-        )
+    event = WebhookEvent(
+        profile_id=profile.id,
+        source="superoffice",
+        event_id=note.event_id,
+        event=note.event,
+        entity=note.entity,
+        primary_key=note.primary_key,
+        associate_id=note.associate_id,
+        changed_by=note.changed_by,
+        occurred_at=note.timestamp,
+        received_at=now,
+        payload=note.payload,
     )
+    session.add(event)
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
         return _answer(200, "already recorded")
+    if _queue_syncs(superoffice_targets(session, profile.id, note)):
+        event.processed_at = datetime.now(UTC)
+        session.commit()
     return _answer(200, "recorded")
+
+
+def push_triggers() -> PushTriggers | None:
+    return current_app.extensions.get("push")
+
+
+def _queue_syncs(targets: list[tuple[int, ItemKind]]) -> bool:
+    """Ask the daemon for each sync; False when it cannot be asked (the row then waits, and
+    the poll syncs the change at the user's next interval)."""
+    push = push_triggers()
+    if push is None:
+        return False
+    try:
+        for user_id, kind in targets:
+            push.enqueue_sync(user_id, kind)
+    except Exception:  # the queue is down: the notification is recorded, the poll remains
+        log.exception("could not queue the syncs a notification asked for")
+        return False
+    return True

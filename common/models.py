@@ -190,6 +190,9 @@ class SyncUser(Base):
     # again (credentials refused); cleared when they do.
     next_sync_at: Mapped[datetime | None]
     queued_at: Mapped[datetime | None]
+    # Which kind the waiting task syncs (None: every kind the profile syncs), so that a push
+    # of one kind is not folded into a waiting task of the other.
+    queued_kind: Mapped[ItemKind | None] = mapped_column(_enum(ItemKind))
     failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     needs_attention: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,10 +3,12 @@ user whose next run is due, and `enqueue_sync` for whatever asks for a sync now 
 
 The database, not the queue, is the source of truth (`SyncUser`): `next_sync_at` says when a
 user's next run is due, `queued_at` that a task waits for it (set when one is queued, cleared
-when one starts), so the dispatcher never queues a user twice; a task lost with a killed
-worker is presumed lost once it has waited an interval (and at least a lease's time to
-live) and is queued again. A task queued at Q is covered by any run that began after Q: a
-second task for the same changes finds the user synced and does nothing.
+when one starts; `queued_kind` which kind it syncs, None for every kind), so the dispatcher
+never queues a user twice; a task lost with a killed worker is presumed lost once it has
+waited an interval (and at least a lease's time to live) and is queued again. A task queued
+at Q is covered by any run of every kind that began after Q: a second task for the same
+changes finds the user synced and does nothing. A push syncs the one kind it announced; such
+a run leaves the schedule (last sync, next poll) to the runs of every kind.
 
 `sync_user` holds the user's lease while it runs (one worker per mailbox), runs the engine
 for each kind the profile syncs, records the outcome on the user (the `SyncRun` is the
@@ -50,7 +52,8 @@ from daemon.sync import SyncOutcome, sync
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = timedelta(minutes=15)
-BUSY_DELAY = 10.0  # seconds: another worker holds the user's lease
+BUSY_DELAY = 10.0  # seconds: the longest wait for another worker's lease on the user
+BUSY_FIRST = 1.0  # seconds: the first wait (the run holding it is often nearly done)
 BACKOFF_BASE, BACKOFF_CAP = 30.0, 3600.0  # seconds
 
 
@@ -134,6 +137,15 @@ def lost_after(profile: Profile, lease_ttl: timedelta) -> timedelta:
     return max(interval_of(profile), lease_ttl)
 
 
+def busy_delay(queued_at: datetime | None, now: datetime) -> float:
+    """Seconds before a task that found the user's lease held tries again: half the time it
+    has waited so far, from a second up to BUSY_DELAY. A push that arrives while the user is
+    being synced (the echo of the run's own writes, a second edit) then runs a second or two
+    after that run, and a task behind a long first sync asks only every BUSY_DELAY."""
+    waited = (now - queued_at).total_seconds() if queued_at is not None else BUSY_DELAY * 2
+    return min(max(waited / 2, BUSY_FIRST), BUSY_DELAY)
+
+
 def backoff(failures: int, rnd: Callable[[], float] = random.random) -> float:
     """Seconds before retry number `failures`: doubling from 30 s up to an hour, the upper
     half drawn at random so that users failing together do not retry together."""
@@ -174,8 +186,10 @@ def dispatch(now: datetime | None = None) -> list[int]:
 
 
 def enqueue_sync(user_id: int, kind: ItemKind | None = None, now: datetime | None = None) -> bool:
-    """A sync of the user now (a push notification, an operator): queued unless a task waits
-    already, which will see the change as well (ten notifications, one sync). True if queued."""
+    """A sync of the user now (a push notification, an operator): queued unless a task that
+    syncs this kind waits already, which will see the change as well (ten notifications, one
+    sync). A task waiting for the other kind does not cover it: this one is queued beside
+    it, and the mark then stands for every kind. True if queued."""
     rt = runtime()
     now = now or utcnow()
     with rt.db.session() as session:
@@ -184,31 +198,43 @@ def enqueue_sync(user_id: int, kind: ItemKind | None = None, now: datetime | Non
             return False
         profile = session.get(Profile, user.profile_id)
         assert profile is not None
-        seen = user.queued_at
-        if seen is not None and seen > now - lost_after(profile, rt.lease_ttl):
+        seen, waiting_kind = user.queued_at, user.queued_kind
+        waiting = seen is not None and seen > now - lost_after(profile, rt.lease_ttl)
+        if waiting and (waiting_kind is None or waiting_kind is kind):
             return False
-    if not _claim(rt.db, user_id, seen, now):
+    if not _claim(rt.db, user_id, seen, now, None if waiting else kind):
         return False
-    _enqueue(rt.db, user_id, kind, now, seen)
+    _enqueue(rt.db, user_id, kind, now, seen, waiting_kind)
     return True
 
 
-def _claim(db: Database, user_id: int, seen: datetime | None, now: datetime) -> bool:
-    """Mark the user queued, if nobody changed the mark since it was read (two dispatchers,
-    a dispatcher and a push: one wins)."""
+def _claim(
+    db: Database,
+    user_id: int,
+    seen: datetime | None,
+    now: datetime,
+    kind: ItemKind | None = None,
+) -> bool:
+    """Mark the user queued (for `kind`, None: every kind), if nobody changed the mark since
+    it was read (two dispatchers, a dispatcher and a push: one wins)."""
     same = SyncUser.queued_at.is_(None) if seen is None else SyncUser.queued_at == seen
     with db.session() as session:
         result = session.execute(
             update(SyncUser)
             .where(SyncUser.id == user_id, same)
-            .values(queued_at=now)
+            .values(queued_at=now, queued_kind=kind)
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _enqueue(
-    db: Database, user_id: int, kind: ItemKind | None, now: datetime, seen: datetime | None
+    db: Database,
+    user_id: int,
+    kind: ItemKind | None,
+    now: datetime,
+    seen: datetime | None,
+    seen_kind: ItemKind | None = None,
 ) -> None:
     try:
         huey.enqueue(
@@ -219,7 +245,7 @@ def _enqueue(
             session.execute(
                 update(SyncUser)
                 .where(SyncUser.id == user_id, SyncUser.queued_at == now)
-                .values(queued_at=seen)
+                .values(queued_at=seen, queued_kind=seen_kind)
                 .execution_options(synchronize_session=False)
             )
         raise
@@ -295,7 +321,10 @@ def run_user(
     with held(rt.db, user_slot(user_id), rt.lease_ttl) as lease:
         if lease is None:
             return UserRun(
-                user_id, "busy", retry_in=BUSY_DELAY, lease_holder=_holder(rt.db, user_id)
+                user_id,
+                "busy",
+                retry_in=busy_delay(queued_at, utcnow()),
+                lease_holder=_holder(rt.db, user_id),
             )
         started = utcnow()
         with rt.db.session() as session:
@@ -329,7 +358,7 @@ def run_user(
             _clear_queued(rt.db, user_id, started)
         result = _run_kinds(rt, profile, user, kind, colleagues, started, dry_run)
         if not dry_run:
-            _record(rt, user_id, profile, result, started, task_waits=not operator)
+            _record(rt, user_id, profile, result, started, kind, task_waits=not operator)
         return result
 
 
@@ -354,9 +383,12 @@ def _run_kinds(
 ) -> UserRun:
     policy = Policy.from_settings(profile.settings or {})
     result = UserRun(user.id, "done")
+    kinds = kinds_of(policy)
+    if kind is not None and kind not in kinds:
+        return UserRun(user.id, "skipped", reason=f"the profile does not sync {kind.value}s")
     connections = rt.connections()
     try:
-        for each in [kind] if kind is not None else kinds_of(policy):
+        for each in [kind] if kind is not None else kinds:
             try:
                 connectors = connections(profile, user, each, started)
                 outcome: SyncOutcome[Any] = sync(
@@ -416,16 +448,22 @@ def _record(
     profile: Profile,
     result: UserRun,
     started: datetime,
+    kind: ItemKind | None,
     task_waits: bool,
 ) -> None:
     """The outcome on the user row: last sync and error, the next run, the retry (which
-    waits in the queue as this task, unless the run was an operator's)."""
+    waits in the queue as this task, unless the run was an operator's). A run of one kind
+    (a push) that went well leaves the schedule alone: the last sync and the next poll are
+    those of every kind, and a poll must not wait for the kind that was not synced."""
     now = utcnow()
     with rt.db.session() as session:
         user = session.get(SyncUser, user_id)
-        if user is None:
+        if user is None or result.state == "skipped":
             return
-        if result.state == "done":
+        if result.state == "done" and kind is not None:
+            user.needs_attention = None  # an operator's run of one kind checked the fix
+            user.last_error = _held_note(result) or user.last_error
+        elif result.state == "done":
             user.last_sync_at, user.failures, user.needs_attention = started, 0, None
             user.last_error = _held_note(result)
             user.next_sync_at = started + interval_of(profile)
@@ -435,7 +473,8 @@ def _record(
             user.next_sync_at = None
         elif result.state == "failed":
             user.last_error, user.failures = result.reason, user.failures + 1
-            user.next_sync_at = now + interval_of(profile)
+            if kind is None:
+                user.next_sync_at = now + interval_of(profile)
         else:  # throttled or retry: the same task runs again later
             if result.state == "retry":
                 user.failures += 1
@@ -444,7 +483,7 @@ def _record(
             user.last_error = result.reason
             user.next_sync_at = now + timedelta(seconds=result.retry_in)
             if task_waits:
-                user.queued_at = user.next_sync_at
+                user.queued_at, user.queued_kind = user.next_sync_at, kind
 
 
 def _held_note(result: UserRun) -> str | None:
@@ -462,7 +501,7 @@ def _clear_queued(db: Database, user_id: int, until: datetime) -> None:
         session.execute(
             update(SyncUser)
             .where(SyncUser.id == user_id, SyncUser.queued_at <= until)
-            .values(queued_at=None)
+            .values(queued_at=None, queued_kind=None)
             .execution_options(synchronize_session=False)
         )
 

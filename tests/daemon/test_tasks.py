@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from huey import RetryTask
 from sqlalchemy import func, select
 
 from common.connectors.base import AuthExpired, ChangeSet, Permanent, Throttled, Transient, Window
@@ -50,6 +51,7 @@ class World:
     opened: int = 0
     closed: int = 0
     current: int = 0
+    kinds_run: list[ItemKind] = field(default_factory=list)
 
     def service(self, user_id: int, side: Side) -> Faulty:
         return self.services.setdefault((user_id, side), Faulty(f"{side.value}-{user_id}", self))
@@ -60,6 +62,7 @@ class World:
 
     def connectors(self, profile: Profile, user: SyncUser, kind: ItemKind, now: datetime) -> Any:
         self.current = user.id
+        self.kinds_run.append(kind)
         return {side: self.service(user.id, side) for side in Side}
 
     def close(self) -> None:
@@ -156,7 +159,13 @@ def test_a_user_whose_lease_another_holds_is_retried_later_not_run(world: World)
     assert tasks.enqueue_sync(ann)  # a push: the task finds the lease held
     assert world.runs(ann) == []
     (retry,) = scheduled()
-    assert retry.eta > datetime.utcnow() + timedelta(seconds=tasks.BUSY_DELAY - 2)
+    # soon: the run holding the lease is often nearly done (the push's latency)
+    assert retry.eta <= datetime.utcnow() + timedelta(seconds=tasks.BUSY_FIRST + 1)
+    # a task that has waited long already (behind a long first sync) asks only every 10 s
+    with pytest.raises(RetryTask) as again:
+        tasks.sync_user.call_local(ann, None, utcnow() - timedelta(minutes=1))
+    assert again.value.delay == tasks.BUSY_DELAY
+    assert world.runs(ann) == []
 
 
 def test_a_queued_user_is_never_queued_twice_and_a_lost_task_is_queued_again(
@@ -175,6 +184,55 @@ def test_a_queued_user_is_never_queued_twice_and_a_lost_task_is_queued_again(
     huey.execute(first)
     huey.execute(second)  # was only late: the run that began after it covers it
     assert len(world.runs(ann)) == 1
+
+
+BOTH_KINDS = {"appointments": "two_way", "contacts": "two_way"}
+
+
+def test_a_push_syncs_its_kind_and_leaves_the_poll_of_every_kind_alone(world: World) -> None:
+    (ann,) = add_profile(world.db, settings=BOTH_KINDS)
+    assert tasks.dispatch() == [ann]
+    assert world.kinds_run == [ItemKind.APPOINTMENT, ItemKind.CONTACT]
+    polled = world.user(ann)
+    world.kinds_run.clear()
+    assert tasks.enqueue_sync(ann, ItemKind.CONTACT)
+    assert world.kinds_run == [ItemKind.CONTACT]
+    pushed = world.user(ann)
+    # the poll of both kinds stays due when it was: pushes of contacts every few minutes
+    # must not postpone the appointments' poll for ever
+    assert (pushed.last_sync_at, pushed.next_sync_at) == (
+        polled.last_sync_at,
+        polled.next_sync_at,
+    )
+    assert pushed.queued_at is None and pushed.queued_kind is None
+    assert tasks.dispatch(utcnow() + timedelta(minutes=16)) == [ann]
+
+
+def test_pushes_are_coalesced_per_kind(world: World) -> None:
+    queue.configure("memory://")  # a queue without a consumer: tasks wait
+    (ann,) = add_profile(world.db, settings=BOTH_KINDS)
+    assert tasks.enqueue_sync(ann, ItemKind.APPOINTMENT)
+    for _ in range(9):  # ten notifications in a second: one sync
+        assert not tasks.enqueue_sync(ann, ItemKind.APPOINTMENT)
+    assert huey.pending_count() == 1
+    # the waiting task syncs appointments only: a contact's change is not folded into it
+    assert tasks.enqueue_sync(ann, ItemKind.CONTACT)
+    assert world.user(ann).queued_kind is None  # the tasks that wait cover every kind now
+    assert not tasks.enqueue_sync(ann, ItemKind.CONTACT)
+    assert not tasks.enqueue_sync(ann)
+    assert tasks.dispatch() == []  # and the poll is not queued beside them
+    assert huey.pending_count() == 2
+    for task in huey.pending():
+        huey.execute(task)
+    assert sorted(world.kinds_run) == [ItemKind.APPOINTMENT, ItemKind.CONTACT]
+
+
+def test_a_push_of_a_kind_the_profile_does_not_sync_runs_nothing(world: World) -> None:
+    (ann,) = add_profile(world.db)  # contacts are off by default
+    assert tasks.enqueue_sync(ann, ItemKind.CONTACT)
+    assert world.kinds_run == [] and world.runs(ann) == []
+    result = tasks.run_user(ann, ItemKind.CONTACT, operator=True)
+    assert result.state == "skipped" and result.reason == "the profile does not sync contacts"
 
 
 def test_a_throttle_is_a_reschedule_not_a_sleep(world: World) -> None:

@@ -1,0 +1,21 @@
+"""What the web app's push receivers may ask of the daemon.
+
+The web app never imports the daemon: the composition root (`synchronizer serve`, `demo`,
+`wsgi.py`) builds these callables from the daemon and hands them to `create_app`. Without
+them (a web app on its own, a test of the receivers alone) notifications are still checked
+and recorded, and the poll syncs the change at the user's next interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from common.kinds import ItemKind
+
+
+@dataclass(frozen=True)
+class PushTriggers:
+    # An immediate sync of one user's kind, coalesced with a task already waiting for it
+    # (ten notifications in a second are one sync); True when a task was queued.
+    enqueue_sync: Callable[[int, ItemKind], bool]
