@@ -82,8 +82,9 @@ def _rate_limit_storage(settings: Settings) -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from checksite import check, hooks, main
+    from checksite import check, graph_hooks, hooks, main
 
     app.register_blueprint(main.bp)
     app.register_blueprint(check.bp)
     app.register_blueprint(hooks.bp)
+    app.register_blueprint(graph_hooks.bp)

@@ -291,26 +291,27 @@ def worker(ctx: Context, workers: int, shutdown_timeout: float) -> None:
 @pass_context
 @friendly_errors
 def scheduler(ctx: Context, every: float, lease_seconds: float) -> None:
-    """Queue the syncs that are due, every minute; of several schedulers one runs, the others
-    wait to take over. Stops on SIGINT or SIGTERM."""
+    """Queue the syncs that are due, every minute, and the push subscriptions' upkeep every
+    five; of several schedulers one runs, the others wait to take over. Stops on SIGINT or
+    SIGTERM."""
     import signal
     import threading
     from datetime import timedelta
 
     from common.logging_setup import configure_logging
-    from daemon import queue, tasks
+    from daemon import push, queue
     from daemon.scheduler import Scheduler
 
     _require_current_schema(ctx.settings)
     configure_logging(ctx.settings.log_format, ctx.settings.log_level)
     queue.configure(ctx.settings.queue_url)
-    runtime = tasks.configure(ctx.settings)
+    runtime = push.configure(ctx.settings)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     Scheduler(
         runtime.db,
-        tasks.dispatch,
+        push.scheduler_tick(),
         every=timedelta(seconds=every),
         ttl=timedelta(seconds=lease_seconds),
     ).run(stop)

@@ -352,6 +352,41 @@ class WebhookEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class PushState(enum.StrEnum):
+    ACTIVE = "active"
+    REAUTHORIZE = "reauthorize"  # the service asked for it to be renewed (reauthorized)
+    REMOVED = "removed"  # the service ended it: to be made again
+    FAILED = "failed"  # could not be made; `last_error` says why, the upkeep tries again
+
+
+class PushSubscription(Base):
+    """A service's promise to tell us when one user's items of one kind change (a Microsoft
+    Graph subscription), kept alive by the daemon's upkeep. The `clientState` each of its
+    notifications carries is kept only as a SHA-256: enough to check one, useless to forge
+    one."""
+
+    __tablename__ = "push_subscription"
+    __table_args__ = (
+        UniqueConstraint(
+            "sync_user_id", "kind", "service", name="uq_push_subscription_user_kind_service"
+        ),
+        UniqueConstraint("service", "external_id", name="uq_push_subscription_service_external"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sync_user_id: Mapped[int] = mapped_column(ForeignKey("sync_user.id", ondelete="CASCADE"))
+    kind: Mapped[ItemKind] = mapped_column(_enum(ItemKind))
+    service: Mapped[str] = mapped_column(String(32))  # graph
+    external_id: Mapped[str | None] = mapped_column(String(200))  # the service's id of it
+    client_state_hash: Mapped[str | None] = mapped_column(String(64))
+    resource: Mapped[str | None] = mapped_column(String(500))
+    expires_at: Mapped[datetime | None]
+    state: Mapped[PushState] = mapped_column(_enum(PushState), default=PushState.ACTIVE)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 def new_report_id() -> str:
     # 128 bits from the OS's CSPRNG: the link is the only key to a stored report.
     return token_source.token_urlsafe(16)

@@ -8,6 +8,7 @@ and recorded, and the poll syncs the change at the user's next interval.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,3 +20,14 @@ class PushTriggers:
     # An immediate sync of one user's kind, coalesced with a task already waiting for it
     # (ten notifications in a second are one sync); True when a task was queued.
     enqueue_sync: Callable[[int, ItemKind], bool]
+    # Graph dropped notifications (`missed`): list the user's groupware side of that kind
+    # afresh at the next sync, and queue it.
+    enqueue_reconcile: Callable[[int, ItemKind], bool]
+    # A subscription must be renewed or made again now (a lifecycle notification said so).
+    enqueue_upkeep: Callable[[], bool]
+
+
+def hash_state(client_state: str) -> str:
+    """What is kept of a subscription's clientState (the daemon makes it, the receiver checks
+    notifications against it)."""
+    return hashlib.sha256(client_state.encode()).hexdigest()

@@ -153,6 +153,14 @@ class Connections:
             raise ProfileIncomplete(
                 f"profile {profile.name!r}: {profile.groupware_kind.value} is not synced yet"
             )
+        client = self.graph_client(profile, user)
+        if kind is ItemKind.CONTACT:
+            return GraphContacts(client)
+        start, end = Policy.from_settings(profile.settings or {}).window.bounds(now.astimezone(UTC))
+        return GraphEvents(client, window=Window(start, end))
+
+    def graph_client(self, profile: Profile, user: SyncUser) -> GraphClient:
+        """Graph for the user's mailbox, with their delegated tokens (Microsoft 365 only)."""
         settings = self.settings
         if not settings.microsoft_client_id or not settings.microsoft_client_secret:
             raise ProfileIncomplete("MICROSOFT_CLIENT_ID and MICROSOFT_CLIENT_SECRET are not set")
@@ -162,13 +170,9 @@ class Connections:
             settings.microsoft_client_id, settings.microsoft_client_secret, authority, self.http
         )
         tokens = DelegatedTokens(app, SyncUserTokens(self.db, user.id), user.mailbox)
-        client = GraphClient(
+        return GraphClient(
             tokens, user.mailbox, root=settings.microsoft_graph_url, session=self.http
         )
-        if kind is ItemKind.CONTACT:
-            return GraphContacts(client)
-        start, end = Policy.from_settings(profile.settings or {}).window.bounds(now.astimezone(UTC))
-        return GraphEvents(client, window=Window(start, end))
 
 
 def _required(values: Mapping[str, Any], key: str, profile: Profile) -> str:

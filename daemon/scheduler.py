@@ -37,12 +37,13 @@ def scheduler_slot() -> Slot:
     )
 
 
-def ensure_row(db: Database) -> None:
-    """The scheduler's row (the migration makes it; a database made otherwise may lack it)."""
+def ensure_row(db: Database, name: str = NAME) -> None:
+    """The singleton's row (the scheduler's is made by the migration; a database made
+    otherwise may lack it, and other singletons make theirs when first used)."""
     try:
         with db.session() as session:
-            if session.get(SingletonLease, NAME) is None:
-                session.add(SingletonLease(name=NAME))
+            if session.get(SingletonLease, name) is None:
+                session.add(SingletonLease(name=name))
     except IntegrityError:
         pass  # another scheduler made it at the same moment
 

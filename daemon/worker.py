@@ -16,7 +16,7 @@ from typing import Any
 from huey.consumer import Consumer
 
 from common.config import Settings
-from daemon import queue, tasks
+from daemon import push, queue
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class GracefulConsumer(Consumer):
 
 def run_worker(settings: Settings, *, workers: int, shutdown_timeout: float | None) -> None:
     huey = queue.configure(settings.queue_url)
-    tasks.configure(settings)
+    push.configure(settings)  # the sync tasks' runtime and the push subscriptions' upkeep
     consumer = GracefulConsumer(
         huey,
         workers=workers,
