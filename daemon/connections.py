@@ -84,7 +84,7 @@ class Connections:
     # --- SuperOffice ------------------------------------------------------------------------
 
     def crm(self, profile: Profile, user: SyncUser, kind: ItemKind) -> ItemConnector[Any]:
-        client = SuperOfficeClient(self._site(profile), self._crm_auth(profile), http=self.http)
+        client = self.crm_client(profile)
         context = profile.crm_tenant or "SuperOffice"
         if kind is ItemKind.CONTACT:
             return SuperOfficePersons(client, user.crm_associate_id, context=context)
@@ -97,6 +97,10 @@ class Connections:
             ) from None
         tenant = Tenant(zone, context=context)
         return SuperOfficeAppointments(client, user.crm_associate_id, tenant)
+
+    def crm_client(self, profile: Profile) -> SuperOfficeClient:
+        """SuperOffice with the profile's credentials (its system user's)."""
+        return SuperOfficeClient(self._site(profile), self._crm_auth(profile), http=self.http)
 
     def _site(self, profile: Profile) -> Onsite | Online:
         if profile.crm_kind is CrmKind.SUPEROFFICE_ONSITE:

@@ -31,6 +31,7 @@ from common.models import (
     SyncUser,
     utcnow,
 )
+from common.push import hash_state
 from daemon import push
 from daemon.reading import SideCursor
 from daemon.store import SqlStore
@@ -150,7 +151,7 @@ def test_the_upkeep_subscribes_each_user_and_kind_to_our_validated_receiver(
 ) -> None:
     users = link(daemon_web, tenant, ADELE, MEGAN, contacts=True)
     report = push.upkeep()
-    assert report is not None and len(report.made) == 4 and report.failed == []
+    assert report is not None and len(report.graph.made) == 4 and report.graph.failed == []
     made = {(r.sync_user_id, r.kind): r for r in rows(daemon_web)}
     assert set(made) == {(u, k) for u in users.values() for k in ItemKind}
     assert all(r.state is PushState.ACTIVE and r.client_state_hash for r in made.values())
@@ -159,7 +160,7 @@ def test_the_upkeep_subscribes_each_user_and_kind_to_our_validated_receiver(
     for sub in at_graph.values():
         assert sub["notificationUrl"] == f"{daemon_web.url}/hooks/microsoft"
         assert sub["lifecycleNotificationUrl"] == f"{daemon_web.url}/hooks/microsoft/lifecycle"
-        assert sub["clientState"] and push.hash_state(sub["clientState"]) in {
+        assert sub["clientState"] and hash_state(sub["clientState"]) in {
             r.client_state_hash for r in made.values()
         }
     # contacts: our own folder's, not the user's whole address book
@@ -167,7 +168,7 @@ def test_the_upkeep_subscribes_each_user_and_kind_to_our_validated_receiver(
     assert all(r.resource and "/contactFolders/" in r.resource for r in contact_rows)
     # nothing to do a moment later: no second subscription for anyone
     again = push.upkeep()
-    assert again is not None and again.made == again.renewed == []
+    assert again is not None and again.graph.made == again.graph.renewed == []
     assert len(tenant.subscriptions()) == 4
 
 
@@ -295,9 +296,9 @@ def test_subscriptions_are_renewed_a_day_before_they_expire_and_ended_with_the_u
     assert made.expires_at is not None
     assert timedelta(days=2, hours=23) < made.expires_at - utcnow() <= timedelta(days=3)
     early = push.upkeep(utcnow() + timedelta(hours=47))  # more than a day left
-    assert early is not None and early.renewed == []
+    assert early is not None and early.graph.renewed == []
     late = push.upkeep(utcnow() + timedelta(hours=49))  # less than a day left
-    assert late is not None and late.renewed == [(users[ADELE], ItemKind.APPOINTMENT)]
+    assert late is not None and late.graph.renewed == [(users[ADELE], ItemKind.APPOINTMENT)]
     (renewed,) = rows(daemon_web)
     assert renewed.expires_at is not None and renewed.expires_at > made.expires_at
     with daemon_web.db.session() as session:  # unlinked
@@ -305,7 +306,7 @@ def test_subscriptions_are_renewed_a_day_before_they_expire_and_ended_with_the_u
         assert user is not None
         user.invitation_state = InvitationState.DISABLED
     ended = push.upkeep()
-    assert ended is not None and ended.deleted == [(users[ADELE], ItemKind.APPOINTMENT)]
+    assert ended is not None and ended.graph.deleted == [(users[ADELE], ItemKind.APPOINTMENT)]
     assert rows(daemon_web) == [] and tenant.subscriptions() == []
 
 
@@ -317,13 +318,13 @@ def test_a_subscription_graph_could_not_validate_is_recorded_and_made_later(
     push.use(dataclasses.replace(rt, settings=dataclasses.replace(rt.settings,
              public_url="http://127.0.0.1:9/unreachable")))  # fmt: skip
     failed = push.upkeep()
-    assert failed is not None and len(failed.failed) == 1
+    assert failed is not None and len(failed.graph.failed) == 1
     (row,) = rows(daemon_web)
     assert row.state is PushState.FAILED and "validation" in (row.last_error or "").lower()
     assert tenant.subscriptions() == []
     push.use(rt)
     fixed = push.upkeep()
-    assert fixed is not None and len(fixed.made) == 1
+    assert fixed is not None and len(fixed.graph.made) == 1
     assert rows(daemon_web)[0].state is PushState.ACTIVE and len(tenant.subscriptions()) == 1
 
 
@@ -343,8 +344,8 @@ def test_a_user_who_needs_attention_keeps_no_subscription_until_fixed(
 
     mark("Microsoft 365 refused the refresh token")
     gone = push.upkeep()
-    assert gone is not None and gone.deleted == [(users[ADELE], ItemKind.APPOINTMENT)]
+    assert gone is not None and gone.graph.deleted == [(users[ADELE], ItemKind.APPOINTMENT)]
     assert rows(daemon_web) == [] and tenant.subscriptions() == []
     mark(None)  # a person fixed it
     back = push.upkeep()
-    assert back is not None and back.made == [(users[ADELE], ItemKind.APPOINTMENT)]
+    assert back is not None and back.graph.made == [(users[ADELE], ItemKind.APPOINTMENT)]

@@ -4,11 +4,13 @@ queues nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from typing import Any
 
 import flask
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -24,6 +26,9 @@ from common.models import (
     SyncUser,
     WebhookEvent,
 )
+from daemon import push
+from simulators.platform.ca import DemoCA
+from simulators.world.superoffice import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from tests.fixtures.superoffice_connector import (
     ADELE,
     MEGAN,
@@ -202,3 +207,65 @@ def test_a_deletion_no_link_knows_is_synced_for_whoever_deleted_it(
     user.call("DELETE", f"/Appointment/{made['AppointmentId']}")
     settle(so_app)
     assert web.queued() == [(user_of[MEGAN], ItemKind.APPOINTMENT)]
+
+
+@pytest.fixture
+def daemon_web(web: Web, so_base: str, demo_ca: DemoCA) -> Web:
+    """The daemon's settings: our SuperOffice application and the simulated SuperID."""
+    web.settings = dataclasses.replace(
+        web.settings,
+        superoffice_client_id=DEMO_CLIENT_ID,
+        superoffice_client_secret=DEMO_CLIENT_SECRET,
+        superoffice_online_url=so_base,
+        sync_ca_bundle=demo_ca.ca_file,  # type: ignore[arg-type]
+    )
+    push.configure(web.settings)
+    return web
+
+
+def system_user(web: Web, profile_id: int, so_http: requests.Session, so_base: str) -> None:
+    """The profile signed in to SuperOffice Online (its administrator's SuperID tokens), and
+    no webhook secret yet: a profile as the portal makes it."""
+    tokens = sign_in(so_http, so_base, "adele@contoso.example")
+    with web.db.session() as session:
+        profile = session.get(Profile, profile_id)
+        assert profile is not None
+        profile.crm_credentials = {
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token,
+            "expires_at": tokens.expires_at.isoformat() if tokens.expires_at else None,
+        }
+
+
+def hooks_at(so_app: flask.Flask) -> list[Any]:
+    return list(so_app.extensions["superoffice"].tenant("Cust12345").webhooks.values())
+
+
+def test_the_upkeep_registers_the_webhook_and_sets_it_right_when_superoffice_stopped_it(
+    daemon_web: Web, so_app: flask.Flask, so_base: str, so_http: requests.Session
+) -> None:
+    profile_id, user_of = contoso(daemon_web)
+    system_user(daemon_web, profile_id, so_http, so_base)
+    report = push.upkeep()
+    assert report is not None and report.webhooks.outcomes == {profile_id: "made"}
+    (hook,) = hooks_at(so_app)
+    assert hook.name == webhooks.webhook_name(profile_id) and hook.state == "Active"
+    assert hook.target_url == f"{daemon_web.url}/hooks/superoffice"
+    with daemon_web.db.session() as session:
+        profile = session.get(Profile, profile_id)
+        assert profile is not None
+        secret = (profile.crm_credentials or {}).get("webhook_secret")
+    assert secret and hook.secret == secret  # made here, kept, given to SuperOffice
+    # the secret works: Megan's edit reaches the receiver and queues her sync
+    megan(so_http, so_base).call("POST", "/Appointment", json=APPOINTMENT)
+    settle(so_app)
+    assert daemon_web.queued() == [(user_of[MEGAN], ItemKind.APPOINTMENT)]
+    # nothing to do next time
+    again = push.upkeep()
+    assert again is not None and again.webhooks.outcomes == {profile_id: "ok"}
+    # nine failed deliveries stopped it (our receiver was down): set Active again
+    hook.state = "TooManyErrors"
+    fixed = push.upkeep()
+    assert fixed is not None and fixed.webhooks.outcomes == {profile_id: "updated"}
+    (hook,) = hooks_at(so_app)
+    assert hook.state == "Active" and hook.secret == secret

@@ -127,3 +127,37 @@ def subscribe(
     }
     created: dict[str, Any] = client.request("POST", "/Webhook", json=body).json()
     return created
+
+
+def ensure(
+    client: SuperOfficeClient,
+    target_url: str,
+    secret: str,
+    profile_id: int,
+    *,
+    new_secret: bool = False,
+) -> str:
+    """Our subscription registered, active, at `target_url`, for our events, signed with
+    `secret`: "made", "updated" (it had stopped, moved or lost events, or the secret is
+    `new_secret`; SuperOffice stops a webhook after nine failed deliveries until someone
+    sets it Active again) or "ok". Copies under our name beyond the first are deleted (each
+    would deliver every event)."""
+    name = webhook_name(profile_id)
+    ours = [h for h in client.get("/Webhook") or [] if h.get("Name") == name]
+    if not ours:
+        subscribe(client, target_url, secret, profile_id)
+        return "made"
+    hook, extra = ours[0], ours[1:]
+    for copy in extra:
+        client.request("DELETE", f"/Webhook/{copy['WebhookId']}")
+    wanted = {"TargetUrl": target_url, "State": "Active", "Events": sorted(EVENTS)}
+    current = {
+        "TargetUrl": hook.get("TargetUrl"),
+        "State": hook.get("State"),
+        "Events": sorted(hook.get("Events") or []),
+    }
+    if current == wanted and not new_secret:
+        return "ok"
+    body = {**hook, **wanted, "Secret": secret}
+    client.request("PUT", f"/Webhook/{hook['WebhookId']}", json=body)
+    return "updated"
