@@ -196,7 +196,11 @@ def purge_reports(ctx: Context) -> None:
 @pass_context
 @friendly_errors
 def demo(ctx: Context, host: str, port: int) -> None:
-    """Run the product on embedded defaults: migrate, create a demo administrator, serve."""
+    """Run the product on embedded defaults beside the simulated world: migrate, create a
+    demo administrator, link the demo organisations' users, serve, and sync them for real
+    with a worker and the scheduler."""
+    import dataclasses
+
     from common.admins import create_admin
     from common.db import Database
     from common.models import AdminUser
@@ -210,21 +214,50 @@ def demo(ctx: Context, host: str, port: int) -> None:
         if session.query(AdminUser).filter_by(username=username).first() is None:
             create_admin(session, username, password, "Demo organisation")
     # The outside world (SuperOffice, Microsoft, Exchange, Google, DNS) is simulated on loopback.
+    from checksite import demo as demo_run
     from simulators.runner import start_all
 
     stack = start_all(ca_dir=str(settings.instance_path / "simulators-ca"))
     sims_file = settings.instance_path / "simulators.json"
     try:
         sims_file.write_text(json.dumps(stack.summary(), indent=2) + "\n", encoding="utf-8")
-        settings = _settings_for_simulators(settings, stack.summary())
+        settings = dataclasses.replace(
+            _settings_for_simulators(settings, stack.summary()),
+            public_url=f"http://{host}:{port}",  # where the services post their notifications
+            sync_ca_bundle=Path(stack.ca_file),
+        )
         url = f"http://{host}:{port}/"
         click.echo(f"Synchronizer demo: {url}")
         click.echo(f"  administrator: {username}  password: {password}")
         click.echo(f"  simulated services ({sims_file}): " + ", ".join(sorted(stack.urls)))
-        _serve(settings, host, port)
+        demo_run.run(settings, stack.world, host, port, click.echo)
     finally:
         sims_file.unlink(missing_ok=True)
         stack.stop()
+
+
+@main.command("demo-edit")
+@click.argument("side", type=click.Choice(["outlook", "superoffice"]))
+@click.argument("subject")
+@click.option("--user", "mailbox", required=True, metavar="EMAIL", help="A linked demo user.")
+@pass_context
+@friendly_errors
+def demo_edit(ctx: Context, side: str, subject: str, mailbox: str) -> None:
+    """While `synchronizer demo` runs: make an appointment in the simulated Outlook or
+    SuperOffice as a demo user, and time how long it takes to appear on the other side."""
+    from checksite import demo as demo_run
+
+    path = ctx.settings.instance_path / "simulators.json"
+    if not path.is_file():
+        raise click.UsageError(f"{path} not found: start `synchronizer demo` first")
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    settings = _settings_for_simulators(ctx.settings, summary)
+    try:
+        took = demo_run.edit_and_watch(settings, summary, side, mailbox, subject, click.echo)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if took is None:
+        sys.exit(1)
 
 
 @main.command("simulators")
