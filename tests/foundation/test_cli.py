@@ -23,6 +23,7 @@ COMMANDS = [
     ["create-admin"],
     ["rotate-keys"],
     ["demo"],
+    ["demo-edit"],
     ["simulators"],
     ["check"],
     ["worker"],
@@ -48,6 +49,14 @@ def test_every_command_is_listed_here() -> None:
     """A new command must be added to COMMANDS above (and so get its --help test)."""
     listed = {c[0] for c in COMMANDS if c}
     assert set(main.commands) == listed
+
+
+def test_demo_edit_without_a_running_demo_says_so(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(
+        main, ["demo-edit", "outlook", "--user", "adele@contoso.example", "Lunch"], env=env
+    )
+    assert result.exit_code == 2
+    assert "start `synchronizer demo` first" in result.output
 
 
 def test_create_admin_after_upgrade(env: dict[str, str], tmp_path: Path) -> None:
