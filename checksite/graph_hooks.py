@@ -23,17 +23,16 @@ https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 from sqlalchemy import select
 
 from checksite.database import db_session
 from checksite.extensions import csrf
-from checksite.hooks import push_triggers
+from checksite.hooks import Refused, answer, push_triggers, raw_json
 from common.kinds import ItemKind
 from common.models import PushState, PushSubscription
 from common.push import hash_state
@@ -54,10 +53,6 @@ class Believed:
     item: dict[str, Any]
 
 
-def _answer(status: int, outcome: str) -> tuple[Response, int]:
-    return jsonify(outcome=outcome), status
-
-
 def _validation() -> Response | None:
     """The handshake's answer when the request is one (None otherwise)."""
     token = request.args.get("validationToken")
@@ -68,20 +63,14 @@ def _validation() -> Response | None:
     return Response(token, 200, mimetype="text/plain")
 
 
-def _items() -> list[dict[str, Any]] | tuple[Response, int]:
-    if (request.content_length or 0) > MAX_BODY:
-        return _answer(413, "too large")
-    raw = request.get_data(cache=False)
-    if len(raw) > MAX_BODY:
-        return _answer(413, "too large")
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        return _answer(400, "not JSON")
+def _received() -> tuple[list[Believed], int]:
+    """The notifications of the request we believe, and how many carried a wrong clientState;
+    Refused when the body is not a notification collection."""
+    _, payload = raw_json(MAX_BODY)
     items = payload.get("value") if isinstance(payload, dict) else None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        return _answer(400, "not a notification collection")
-    return items
+        raise Refused(400, "not a notification collection")
+    return _believed(items)
 
 
 def _believed(items: list[dict[str, Any]]) -> tuple[list[Believed], int]:
@@ -118,8 +107,8 @@ def _believed(items: list[dict[str, Any]]) -> tuple[list[Believed], int]:
 
 def _refused_or_accepted(believed: list[Believed], forged: int) -> tuple[Response, int]:
     if forged and not believed:
-        return _answer(403, "clientState not valid")
-    return _answer(202, "accepted")
+        return answer(403, "clientState not valid")
+    return answer(202, "accepted")
 
 
 @bp.post("")
@@ -127,10 +116,10 @@ def notifications() -> Response | tuple[Response, int]:
     handshake = _validation()
     if handshake is not None:
         return handshake
-    items = _items()
-    if isinstance(items, tuple):
-        return items
-    believed, forged = _believed(items)
+    try:
+        believed, forged = _received()
+    except Refused as refused:
+        return refused.answer
     push = push_triggers()
     if push is not None:
         targets = {(b.subscription.sync_user_id, b.subscription.kind) for b in believed}
@@ -147,10 +136,10 @@ def lifecycle() -> Response | tuple[Response, int]:
     handshake = _validation()
     if handshake is not None:
         return handshake
-    items = _items()
-    if isinstance(items, tuple):
-        return items
-    believed, forged = _believed(items)
+    try:
+        believed, forged = _received()
+    except Refused as refused:
+        return refused.answer
     session = db_session()
     asks: list[tuple[str, int, ItemKind]] = []
     for each in believed:

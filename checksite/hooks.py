@@ -41,21 +41,38 @@ MAX_AGE = timedelta(days=1)
 SUPEROFFICE = (CrmKind.SUPEROFFICE_ONLINE, CrmKind.SUPEROFFICE_ONSITE)
 
 
-def _answer(status: int, outcome: str) -> tuple[Response, int]:
+def answer(status: int, outcome: str) -> tuple[Response, int]:
     return jsonify(outcome=outcome), status
+
+
+class Refused(Exception):
+    """A body the receiver will not read: `answer` says why, with its status."""
+
+    def __init__(self, status: int, outcome: str) -> None:
+        super().__init__(outcome)
+        self.answer = answer(status, outcome)
+
+
+def raw_json(max_body: int) -> tuple[bytes, Any]:
+    """The request's raw body (signatures are over these bytes) and its JSON; Refused when it
+    is larger than `max_body` (whatever Content-Length claims) or not JSON."""
+    if (request.content_length or 0) > max_body:
+        raise Refused(413, "too large")
+    raw = request.get_data(cache=False)
+    if len(raw) > max_body:
+        raise Refused(413, "too large")
+    try:
+        return raw, json.loads(raw)
+    except ValueError:
+        raise Refused(400, "not JSON") from None
 
 
 @bp.post("/superoffice")
 def superoffice() -> tuple[Response, int]:
-    if (request.content_length or 0) > MAX_BODY:
-        return _answer(413, "too large")
-    raw = request.get_data(cache=False)
-    if len(raw) > MAX_BODY:
-        return _answer(413, "too large")
     try:
-        payload: Any = json.loads(raw)
-    except ValueError:
-        return _answer(400, "not JSON")
+        raw, payload = raw_json(MAX_BODY)
+    except Refused as refused:
+        return refused.answer
     profile_id = webhooks.profile_of(
         payload.get("WebhookName") if isinstance(payload, dict) else None
     )
@@ -70,19 +87,19 @@ def superoffice() -> tuple[Response, int]:
     secret = str(((profile.crm_credentials or {}) if profile else {}).get("webhook_secret") or "")
     signed = request.headers.get("X-SuperOffice-Signature", "")
     if profile is None or not webhooks.verify(secret, raw, signed):
-        return _answer(401, "signature not valid")
+        return answer(401, "signature not valid")
     try:
         note = webhooks.parse(payload)
     except webhooks.BadNotification as exc:
-        return _answer(400, str(exc))
+        return answer(400, str(exc))
     if note.is_test:  # the registration's test POST (it names no tenant)
-        return _answer(200, "test received")
+        return answer(200, "test received")
     online = profile.crm_kind is CrmKind.SUPEROFFICE_ONLINE
     if online and note.context.lower() != (profile.crm_tenant or "").lower():
-        return _answer(400, "another tenant's notification")
+        return answer(400, "another tenant's notification")
     now = datetime.now(UTC)
     if note.timestamp is not None and now - note.timestamp > MAX_AGE:
-        return _answer(200, "too old, not recorded")
+        return answer(200, "too old, not recorded")
     event = WebhookEvent(
         profile_id=profile.id,
         source="superoffice",
@@ -101,11 +118,11 @@ def superoffice() -> tuple[Response, int]:
         session.commit()
     except IntegrityError:
         session.rollback()
-        return _answer(200, "already recorded")
+        return answer(200, "already recorded")
     if _queue_syncs(superoffice_targets(session, profile.id, note)):
         event.processed_at = datetime.now(UTC)
         session.commit()
-    return _answer(200, "recorded")
+    return answer(200, "recorded")
 
 
 def push_triggers() -> PushTriggers | None:

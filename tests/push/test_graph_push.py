@@ -349,3 +349,20 @@ def test_a_user_who_needs_attention_keeps_no_subscription_until_fixed(
     mark(None)  # a person fixed it
     back = push.upkeep()
     assert back is not None and back.graph.made == [(users[ADELE], ItemKind.APPOINTMENT)]
+
+
+def test_bodies_that_are_not_notifications_are_refused(daemon_web: Web) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    url = f"{daemon_web.url}/hooks/microsoft"
+    for body, status in (
+        (b"not json", 400),
+        (b'{"value": "x"}', 400),
+        (b"[1, 2]", 400),
+        (json.dumps({"value": [{"x": "y" * 1_100_000}]}).encode(), 413),
+    ):
+        for path in ("", "/lifecycle"):
+            answer = session.post(url + path, data=body, timeout=10,
+                                  headers={"Content-Type": "application/json"})  # fmt: skip
+            assert answer.status_code == status, (body[:20], path)
+    assert daemon_web.queued() == []
