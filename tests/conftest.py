@@ -15,4 +15,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.superoffice_m365",
     "tests.fixtures.google",
     "tests.fixtures.exchange",
+    "tests.fixtures.ews_connector",
 ]
