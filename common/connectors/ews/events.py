@@ -34,6 +34,7 @@ from common.items import (
     Recurrence,
     RecurrenceException,
     When,
+    canonical_zone,
     normalise_rule,
     occurrence_key,
 )
@@ -270,7 +271,7 @@ def _same_shape(current: Appointment, wanted: Appointment) -> bool:
         and occurrence_key(current.start) == occurrence_key(wanted.start)
         and occurrence_key(current.end) == occurrence_key(wanted.end)
         and current.all_day == wanted.all_day
-        and (current.all_day or current.zone.key == mapping.ews_zone(wanted.timezone).key)
+        and (current.all_day or canonical_zone(current.timezone) == canonical_zone(wanted.timezone))
     )
 
 

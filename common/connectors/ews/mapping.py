@@ -114,6 +114,7 @@ EVENT_FIELDS = (
     "end",
     "is_all_day",
     "_start_timezone",
+    "_end_timezone",
     "type",
     "recurrence",
     "modified_occurrences",
@@ -136,6 +137,8 @@ EXCEPTION_FIELDS = (
     "start",
     "end",
     "is_all_day",
+    "_start_timezone",
+    "_end_timezone",
     "original_start",
     "last_modified_time",
 )
