@@ -52,7 +52,7 @@ class ReadOperations(MailboxAccess):
     # --- FindItem ---------------------------------------------------------------------------
     def find_item(self, op: etree._Element, caller: Caller) -> etree._Element:
         root, messages = response_root("FindItem")
-        shape = Shape.from_xml(op.find(m("ItemShape")))
+        shape = Shape.summary_of(op.find(m("ItemShape")))
         restriction = op.find(m("Restriction"))
         calendar_view = op.find(m("CalendarView"))
         paging = op.find(m("IndexedPageItemView"))

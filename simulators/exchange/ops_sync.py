@@ -29,7 +29,7 @@ class SyncOperations(MailboxAccess):
     def sync_folder_items(self, op: etree._Element, caller: Caller) -> etree._Element:
         limit = max_changes_returned(op)
         root, messages = response_root("SyncFolderItems")
-        shape = Shape.from_xml(op.find(m("ItemShape")))
+        shape = Shape.summary_of(op.find(m("ItemShape")))
         try:
             folder = self._folder(op.find(m("SyncFolderId"))[0], caller)
             since = self._read_sync_state(op.findtext(m("SyncState")), folder)

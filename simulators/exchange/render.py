@@ -67,11 +67,22 @@ def element_name(uri: etree._Element) -> str:
     return parts[-1]
 
 
+# What FindItem and SyncFolderItems cannot return, whatever the shape asks: "SyncFolderItems is
+# similar to the FindItem operation in that it cannot return properties like Body or
+# Attachments" (the SyncFolderItems operation page), and FindItem "does not return a message
+# body, attachments, or recipient lists" (Microsoft's EWS support blog, "How to retrieve email
+# address from the From and To field of mail item using EWS Managed API"). GetItem returns them.
+GET_ITEM_ONLY = frozenset(
+    {"Body", "UniqueBody", "Attachments", "RequiredAttendees", "OptionalAttendees", "Resources"}
+)
+
+
 @dataclass
 class Shape:
     base: str = "AllProperties"
     names: set[str] = field(default_factory=set)
     extended: list[tuple] = field(default_factory=list)
+    summary: bool = False  # FindItem or SyncFolderItems: GetItem-only properties left out
 
     @classmethod
     def from_xml(cls, elem: etree._Element | None) -> Shape:
@@ -87,7 +98,16 @@ class Shape:
         return shape
 
     def wants(self, name: str) -> bool:
+        if self.summary and name in GET_ITEM_ONLY:
+            return False
         return name == "ItemId" or self.base != "IdOnly" or name in self.names
+
+    @classmethod
+    def summary_of(cls, elem: etree._Element | None) -> Shape:
+        """The shape of a FindItem or SyncFolderItems answer."""
+        shape = cls.from_xml(elem)
+        shape.summary = True
+        return shape
 
 
 def _el(name: str, text: str | None = None, **attrs: str) -> etree._Element:

@@ -121,6 +121,30 @@ def _spent(exchange: Exchange, before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
 
 
+def test_a_listing_reads_bodies_and_attendees_that_sync_pages_cannot_carry(
+    exchange: Exchange, events: EwsEvents, outlook: Outlook
+) -> None:
+    """Mistake caught: items built from SyncFolderItems' own answer, which has no body and
+    no attendees (the engine would then erase both on the other side)."""
+    from exchangelib.items import CalendarItem
+
+    start = (NOW + timedelta(days=2)).astimezone(outlook.account.default_timezone)
+    meeting = CalendarItem(
+        account=outlook.account,
+        folder=outlook.account.calendar,
+        subject="Planning",
+        body="The agenda",
+        start=start,
+        end=start + timedelta(hours=1),
+        required_attendees=[BOB],
+    )
+    meeting.save(send_meeting_invitations="SendToNone")
+    pages, _ = read_all(events, None, WINDOW)
+    (listed,) = [s.item for p in pages for s in p.upserts]
+    assert listed.body == "The agenda"
+    assert [a.email for a in listed.attendees] == [BOB]
+
+
 # --- change keys -----------------------------------------------------------------------------
 
 

@@ -114,6 +114,33 @@ def test_a_series_occurrence_needs_the_current_key_of_its_series(ews_account):
         third.save(update_fields=["subject"], conflict_resolution=NEVER_OVERWRITE)
 
 
+# --- FindItem and SyncFolderItems: no bodies or recipient lists -------------------------------
+
+
+def test_sync_and_find_leave_out_bodies_and_attendees_that_get_item_returns(ews_account):
+    """SyncFolderItems "cannot return properties like Body or Attachments", like FindItem,
+    which returns no recipient lists either: a client must read them with GetItem."""
+    account = ews_account("alice")
+    start = EWSDateTime(2027, 1, 11, 10, tzinfo=OSLO)
+    meeting = CalendarItem(
+        account=account,
+        folder=account.calendar,
+        subject="With a body",
+        body="The agenda",
+        start=start,
+        end=start + datetime.timedelta(hours=1),
+        required_attendees=["bob@proseware.example"],
+    )
+    meeting.save(send_meeting_invitations="SendToNone")
+    fields = ["subject", "body", "required_attendees"]
+    synced = {i.subject: i for _, i in account.calendar.sync_items(only_fields=fields)}
+    assert synced["With a body"].body is None
+    assert not synced["With a body"].required_attendees
+    (read,) = account.fetch([(meeting.id, None)], only_fields=fields)
+    assert str(read.body) == "The agenda"
+    assert [a.mailbox.email_address for a in read.required_attendees] == ["bob@proseware.example"]
+
+
 # --- SyncFolderItems: MaxChangesReturned ---------------------------------------------------
 
 
