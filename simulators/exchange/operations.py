@@ -14,6 +14,7 @@ from lxml import etree
 from .access import Caller, Target
 from .notifications import NotificationOperations
 from .ops_convert import ConvertOperations
+from .ops_folders import FolderOperations
 from .ops_read import ReadOperations
 from .ops_resolve import ResolveOperations
 from .ops_sync import SyncOperations
@@ -22,6 +23,7 @@ from .store import Store
 
 
 class Operations(
+    FolderOperations,
     ReadOperations,
     WriteOperations,
     SyncOperations,
@@ -33,6 +35,8 @@ class Operations(
         super().__init__(store)
         self.handlers: dict[str, Callable[[etree._Element, Caller], Any]] = {
             "GetFolder": self.get_folder,
+            "FindFolder": self.find_folder,
+            "CreateFolder": self.create_folder,
             "FindItem": self.find_item,
             "GetItem": self.get_item,
             "CreateItem": self.create_item,
