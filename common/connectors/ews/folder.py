@@ -116,9 +116,6 @@ class FolderConnector(BatchingConnector[T], Generic[T]):
         """The SendMeetingInvitations(OrCancellations) of a create or update."""
         return SEND_NONE
 
-    def _written_fields(self, write: Write[T]) -> list[str]:
-        return list(self.written_fields)
-
     def _own_way(self, write: Write[T]) -> bool:
         """Whether a create or update is written on its own (`_write_alone`)."""
         return False
@@ -341,7 +338,7 @@ class FolderConnector(BatchingConnector[T], Generic[T]):
             except ValueError as exc:
                 results[n] = Permanent(f"cannot be written to Exchange: {exc}")
                 continue
-            names = [mapping.STAMP_FIELD] if stamp else self._written_fields(write)
+            names = [mapping.STAMP_FIELD] if stamp else list(self.written_fields)
             changes.append((target, names))
             sent.append(n)
         send = SEND_NONE if stamp else self._send([c for c, _ in changes])

@@ -99,22 +99,28 @@ _SHOW_AS_OUT = {
 _SHOW_AS_IN = {value: key for key, value in _SHOW_AS_OUT.items()}  # NoData reads as busy
 _PRIVATE = frozenset({"Private", "Confidential"})  # "Personal" is a label, not privacy
 
-EVENT_FIELDS = (
+# What an occurrence of a series can have of its own, as an update writes it.
+WRITTEN_EXCEPTION_FIELDS = (
     "subject",
     "body",
     "location",
-    "sensitivity",
     "legacy_free_busy_status",
-    "categories",
     "required_attendees",
     "optional_attendees",
     "reminder_is_set",
     "reminder_minutes_before_start",
     "start",
     "end",
-    "is_all_day",
-    "_start_timezone",
-    "_end_timezone",
+)
+# What an update writes of a single item or a series master (the pattern apart).
+WRITTEN_EVENT_FIELDS = (*WRITTEN_EXCEPTION_FIELDS, "sensitivity", "categories", "is_all_day")
+_ZONES = ("_start_timezone", "_end_timezone")  # without them exchangelib reads dates in UTC
+EXCEPTION_FIELDS = (
+    *WRITTEN_EXCEPTION_FIELDS, "is_all_day", *_ZONES, "original_start", "last_modified_time"
+)  # fmt: skip
+EVENT_FIELDS = (
+    *WRITTEN_EVENT_FIELDS,
+    *_ZONES,
     "type",
     "recurrence",
     "modified_occurrences",
@@ -125,51 +131,6 @@ EVENT_FIELDS = (
     "last_modified_time",
     STAMP_FIELD,
 )
-EXCEPTION_FIELDS = (
-    "subject",
-    "body",
-    "location",
-    "legacy_free_busy_status",
-    "required_attendees",
-    "optional_attendees",
-    "reminder_is_set",
-    "reminder_minutes_before_start",
-    "start",
-    "end",
-    "is_all_day",
-    "_start_timezone",
-    "_end_timezone",
-    "original_start",
-    "last_modified_time",
-)
-# What an update writes of a single item or a series master (the pattern apart).
-WRITTEN_EVENT_FIELDS = [
-    "subject",
-    "body",
-    "location",
-    "sensitivity",
-    "legacy_free_busy_status",
-    "categories",
-    "required_attendees",
-    "optional_attendees",
-    "reminder_is_set",
-    "reminder_minutes_before_start",
-    "is_all_day",
-    "start",
-    "end",
-]
-WRITTEN_EXCEPTION_FIELDS = [
-    "subject",
-    "body",
-    "location",
-    "legacy_free_busy_status",
-    "required_attendees",
-    "optional_attendees",
-    "reminder_is_set",
-    "reminder_minutes_before_start",
-    "start",
-    "end",
-]
 
 
 def plain(moment: datetime) -> datetime:
@@ -382,7 +343,7 @@ def _weekday_number(value: Any) -> int:
 
 def _days_of(value: Any) -> list[str]:
     number = _weekday_number(value)
-    return list(_GROUPS.get(number, (_DAY_NAMES[number - 1],)))
+    return list(_GROUPS[number]) if number in _GROUPS else [_DAY_NAMES[number - 1]]
 
 
 def _number(value: Any, names: tuple[str, ...]) -> int:
