@@ -14,7 +14,7 @@ from typing import Generic, Protocol
 
 from common.capabilities import Capabilities
 from common.items import Appointment, Contact, Recurrence
-from common.kinds import ChangeSet, Removal, RemovalKind, Stored, T, Window
+from common.kinds import ChangeSet, Removal, RemovalKind, Side, Stored, T, Window
 
 # --- errors -------------------------------------------------------------------------------------
 
@@ -40,7 +40,14 @@ class Throttled(ConnectorError):
 
 
 class AuthExpired(ConnectorError):
-    """The credentials no longer work; the user or administrator must reconnect."""
+    """The credentials no longer work; the user or administrator must reconnect. `side`:
+    whose credentials the service refused (the CRM's or the groupware's), so that whoever
+    keeps them knows who else they concern (a profile's CRM connection serves every user
+    of the profile)."""
+
+    def __init__(self, message: str, side: Side | None = None) -> None:
+        super().__init__(message)
+        self.side = side
 
 
 class Transient(ConnectorError):
