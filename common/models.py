@@ -244,7 +244,9 @@ class ItemLink(Base):
     # When the item's last occurrence ends (UTC); None for contacts and open-ended series.
     span_end: Mapped[datetime | None]
     state: Mapped[LinkState] = mapped_column(_enum(LinkState), default=LinkState.PENDING)
-    # What the pending intent was going to do (create_remote, update_crm, …), for crash recovery.
+    # What the pending intent was going to do (create_remote, update_crm, …), for crash recovery;
+    # on a linked pair, a write held for a person (`held_update_groupware:all`: it would have
+    # mailed people the profile does not let us mail; `daemon.engine.held_marker`).
     pending_action: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

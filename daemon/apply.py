@@ -37,6 +37,7 @@ from common.connectors.base import (
     PreconditionFailed,
     Throttled,
     Transient,
+    WouldMail,
     Write,
 )
 from common.items import Appointment, from_json, overlaps_window, to_json
@@ -49,11 +50,12 @@ from daemon.engine import (
     Plan,
     PlanInput,
     guard,
+    held_marker,
     is_occurrence_id,
     other,
     plan_pair,
 )
-from daemon.policies import refusal
+from daemon.policies import mail_hold_reason, refusal
 from daemon.spans import last_end
 from daemon.store import AuditRecord, AuditState, LinkConflict, SyncStore, undone_by
 
@@ -432,12 +434,54 @@ class Applier(Generic[T]):
         if isinstance(exc, Transient):  # the outcome is unknown: settled by looking later
             self._fail(action, exc, retryable=True)
             return False
+        if isinstance(exc, WouldMail) and action.op in (Op.UPDATE, Op.DELETE):
+            self._hold(action, exc)
+            return False
         if isinstance(exc, Permanent):
             self._close_refused()
             self._undo_intent(action)
             self._fail(action, exc, retryable=False)
             return False
         raise exc
+
+    def _may_mail(self, address: str) -> bool:
+        """Whom a write may make the service mail: whom the profile invites."""
+        return self.context.policy.invitations.invites(address, self.context.colleagues)
+
+    def _hold(self, action: Action[T], exc: WouldMail) -> None:
+        """A write that would have mailed people the profile does not let us mail (a change
+        to a meeting organised on the groupware) was not made. Nothing is lost: the edit
+        stays where it was made and the pair keeps what each side held, so the difference
+        remains. The link remembers the held write, so later runs do not plan it again
+        while the target is unchanged and the profile does not allow that mail; the hold is
+        recorded with its reason, once, and not retried."""
+        invitations, colleagues = self.context.policy.invitations, self.context.colleagues
+        needed = invitations.needed(exc.recipients, colleagues)
+        outside = [r for r in exc.recipients if not invitations.internal(r, colleagues)]
+        why = mail_hold_reason(exc.op, exc.where, outside or exc.recipients, needed)
+        refused = self._unconfirmed
+        self._close_refused()
+        # The intent as written (it names the target; for twins, both items), kept with the
+        # hold in place of the write it announced.
+        written = self.store.links_for(self.kind, [], [], [self._cid]) if self._cid else []
+        link = next((x for x in written if x.correlation_id == self._cid), action.link)
+        if link is not None:
+            marker = held_marker(action.op.value, action.target, needed)
+            held = replace(link, state=LinkState.LINKED, pending_action=marker)
+            record = (
+                replace(refused, action="held", reason=why, state=AuditState.APPLIED)
+                if refused is not None
+                else self._audit("held", action.target, held, action.seen, action.source, why)
+            )
+            self.store.put_link(self.kind, held, [record])
+        item = action.target_id or action.source_id or "?"
+        failure = f"{action.op.value}_{action.target.value}"
+        source = link.item_id(other(action.target)) if link is not None else action.source_id
+        # Read again next run (the planner then holds it without a write while nothing changed).
+        self.report.failures.append(
+            ItemFailure(failure, item, why, False, other(action.target), source)
+        )
+        self.report.counts["held"] += 1
 
     def _close_refused(self) -> None:
         """The service refused the call: its audit entry is closed as not applied. (After a
@@ -687,7 +731,9 @@ class Applier(Generic[T]):
         # As the target can hold it (its own capabilities, not the profile's narrowing).
         item = project(source.item, self.connectors[target].capabilities)
         item = self._for_target(item, target, None)
-        write: Write[T] = Write("create", item=item, correlation_id=intent.correlation_id)
+        write: Write[T] = Write(
+            "create", item=item, correlation_id=intent.correlation_id, may_mail=self._may_mail
+        )
 
         def confirm(intent: LinkSnapshot, created: Stored[T] | None) -> LinkSnapshot:
             return self._linked(self._side(intent, target, created))
@@ -702,7 +748,9 @@ class Applier(Generic[T]):
         """Delete a copy a resumed create found, audited like any delete; the link ends."""
         target = action.target
         named = self._side(link, target, found)  # the audit names the copy
-        write: Write[T] = Write("delete", item_id=found.id, if_match=found.version)
+        write: Write[T] = Write(
+            "delete", item_id=found.id, if_match=found.version, may_mail=self._may_mail
+        )
 
         def confirm(intent: LinkSnapshot, _: Stored[T] | None) -> LinkSnapshot:
             return replace(intent, state=LinkState.TOMBSTONE, pending_action=None)
@@ -810,7 +858,13 @@ class Applier(Generic[T]):
             target,
             current.item,
         )
-        write: Write[T] = Write("update", item_id=current.id, item=merged, if_match=current.version)
+        write: Write[T] = Write(
+            "update",
+            item_id=current.id,
+            item=merged,
+            if_match=current.version,
+            may_mail=self._may_mail,
+        )
 
         def confirm(intent: LinkSnapshot, updated: Stored[T] | None) -> LinkSnapshot:
             return self._linked(
@@ -896,7 +950,9 @@ class Applier(Generic[T]):
         ):
             raise _Replan()  # edited since we planned: a modification beats the deletion
         intent = replace(link, pending_action=f"delete_{target.value}")
-        write: Write[T] = Write("delete", item_id=current.id, if_match=current.version)
+        write: Write[T] = Write(
+            "delete", item_id=current.id, if_match=current.version, may_mail=self._may_mail
+        )
         yield from self._journaled(
             "delete", target, intent, current, None, write, lambda i, _: self._ended(i), action
         )

@@ -50,6 +50,17 @@ from daemon.policies import Policy
 Connectors = Mapping[Side, ItemConnector[Any]]
 
 
+def shared_connections(profile: Profile) -> dict[Side, str]:
+    """The sides whose credentials the profile keeps for all its users, so that a refusal
+    of them concerns every user, named as a person knows them. SuperOffice's are the
+    profile's (`crm_credentials`: an Online grant, an Onsite system user's password);
+    Microsoft 365's are each user's own (`SyncUser.tokens`)."""
+    shared = {}
+    if profile.crm_kind in (CrmKind.SUPEROFFICE_ONLINE, CrmKind.SUPEROFFICE_ONSITE):
+        shared[Side.CRM] = "SuperOffice"
+    return shared
+
+
 class ProfileIncomplete(Exception):
     """The profile lacks what the connectors need: a person must complete it."""
 

@@ -48,7 +48,7 @@ from common.kinds import (
     Stored,
     T,
 )
-from daemon.policies import ConflictPolicy, Direction, Policy, refusal
+from daemon.policies import ConflictPolicy, Direction, InviteMode, Policy, refusal
 
 CRM, GROUPWARE = Side.CRM, Side.GROUPWARE
 # Ids of single occurrences of a series expanded for a side that cannot hold its rule
@@ -59,6 +59,25 @@ OUTSIDE_WINDOW = "outside the sync window"
 
 def is_occurrence_id(item_id: str | None) -> bool:
     return item_id is not None and OCCURRENCE_SEPARATOR in item_id
+
+
+# A write held because it would have mailed people the profile does not let us mail (a
+# change to a meeting organised on the groupware): kept in the link's `pending_action` as
+# `held_<op>_<side>:<invite mode it needs>` until the pair agrees again.
+_HELD = "held_"
+
+
+def held_marker(op: str, target: Side, needed: InviteMode) -> str:
+    return f"{_HELD}{op}_{target.value}:{needed.value}"
+
+
+def held_write(link: LinkSnapshot, op: str, target: Side) -> InviteMode | None:
+    """The invite mode the write `op` on `target` waits for, if the link holds it."""
+    marker = link.pending_action or ""
+    what, _, needed = marker.partition(":")
+    if link.state is not LinkState.LINKED or what != f"{_HELD}{op}_{target.value}":
+        return None
+    return InviteMode(needed)
 
 
 def other(side: Side) -> Side:
@@ -686,6 +705,8 @@ class _Planner(Generic[T]):
         link = pair.link
         source_side = other(target)
         seen = pair.seen.get(target)
+        if self.still_held(op, target, pair):
+            return
         if op is Op.LINK:
             source = pair.seen.get(GROUPWARE)
         source_id = source.id if source else (link.item_id(source_side) if link else None)
@@ -711,6 +732,30 @@ class _Planner(Generic[T]):
                 shared_stamp=shared,
             )
         )
+
+    def still_held(self, op: Op, target: Side, pair: _Pair[T]) -> bool:
+        """A write held earlier (it would have mailed people the profile does not let us
+        mail) is not planned again while the target is unchanged and the profile still does
+        not allow that mail: the edit stays where it was made, recorded once. Its source is
+        read again next run (one read, no write), so that a profile that allows it now, or
+        an edit on either side, takes effect then."""
+        link = pair.link
+        if link is None or op not in (Op.UPDATE, Op.DELETE):
+            return False
+        needed = held_write(link, op.value, target)
+        if needed is None or self.inp.policy.invitations.mode.allows(needed):
+            return False
+        if self.state(pair, target) is _State.CHANGED:
+            return False  # changed there since: decided afresh
+        self.skipped.append(
+            f"{target.value} {link_id(link, target)}: {op.value} held, it would mail people "
+            f"the profile does not let us mail (it needs invitations '{needed.value}'); "
+            "make the change there, or allow it in the profile"
+        )
+        source = link.item_id(other(target))
+        if source is not None:
+            self.waiting.append((other(target), source))
+        return True
 
     def skip(self, side: Side, stored: Stored[T], why: str) -> None:
         self.skipped.append(f"{side.value} {stored.id}: {why}")

@@ -8,7 +8,7 @@ synced unless chosen, and a plan that deletes a lot waits for an administrator.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +57,11 @@ class InviteMode(enum.StrEnum):
     INTERNAL = "internal"  # colleagues in the organisation's own domains
     ALL = "all"  # everyone, customers included: only when a profile says so explicitly
 
+    def allows(self, needed: InviteMode) -> bool:
+        """Whether this mode lets us mail everyone that `needed` stands for."""
+        order = (InviteMode.NONE, InviteMode.INTERNAL, InviteMode.ALL)
+        return order.index(self) >= order.index(needed)
+
 
 @dataclass(frozen=True, slots=True)
 class Invitations:
@@ -64,16 +69,46 @@ class Invitations:
     internal_domains: frozenset[str] = frozenset()  # besides the synced users' own domains
 
     def invites(self, address: str, colleagues: frozenset[str]) -> bool:
-        """Whether writing a meeting may send `address` an invitation."""
+        """Whether writing a meeting may send `address` an invitation (or an update, or a
+        cancellation: any meeting mail)."""
         if self.mode is InviteMode.ALL:
             return True
         if self.mode is InviteMode.NONE:
             return False
+        return self.internal(address, colleagues)
+
+    def internal(self, address: str, colleagues: frozenset[str]) -> bool:
+        """Whether `address` is in the organisation: a synced user's domain or one named."""
         domain = address.rpartition("@")[2].lower()
         domains = {c.rpartition("@")[2].lower() for c in colleagues} | {
             d.lower() for d in self.internal_domains
         }
         return domain in domains
+
+    def needed(self, recipients: Iterable[str], colleagues: frozenset[str]) -> InviteMode:
+        """The least mode that lets us mail all of `recipients`."""
+        if all(self.internal(r, colleagues) for r in recipients):
+            return InviteMode.INTERNAL
+        return InviteMode.ALL
+
+
+def mail_hold_reason(op: str, where: str, named: Sequence[str], needed: InviteMode) -> str:
+    """Why a write to a meeting organised on the groupware was not made, in plain words,
+    and what a person can do about it. `op`: the write; `where`: the service; `named`: the
+    attendees to name (the outside ones when there are any); `needed`: what the profile
+    would have to allow."""
+    outside = needed is InviteMode.ALL
+    verb, doing, mail = (
+        ("delete", "deleting", "a cancellation")
+        if op == "delete"
+        else ("change", "changing", "an update")
+    )
+    return (
+        f"this meeting is organised in {where} with {'outside ' if outside else ''}attendees "
+        f"({', '.join(named)}); {doing} it there would mail its attendees {mail}: {verb} it "
+        f"in {where}, or allow updates to {'outside attendees' if outside else 'colleagues'} "
+        "in the profile"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,9 @@ engine's), and decides what comes next:
   never slept out in a worker;
 - a transient error (or a defect): rescheduled with exponential backoff and jitter;
 - credentials refused, or a profile that lacks what the connectors need: the user "needs
-  attention" with the reason and is not retried until a person has acted;
+  attention" with the reason and is not retried until a person has acted; credentials the
+  profile keeps for all its users (SuperOffice's) mark every active user of the profile,
+  and the first run that succeeds with them again clears those marks;
 - another permanent error: recorded, and tried again at the next interval.
 """
 
@@ -33,7 +35,7 @@ from typing import Any, Protocol
 
 from huey import RetryTask, signals
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from common.config import Settings
 from common.connectors.base import AuthExpired, Transient
@@ -42,7 +44,12 @@ from common.kinds import ItemKind, RunStatus
 from common.models import InvitationState, Profile, SyncUser, utcnow
 from common.secrets import configure_keys
 from daemon.apply import RunAborted
-from daemon.connections import Connections, ConnectorFactory, ProfileIncomplete
+from daemon.connections import (
+    Connections,
+    ConnectorFactory,
+    ProfileIncomplete,
+    shared_connections,
+)
 from daemon.leases import DEFAULT_TTL, held, user_slot
 from daemon.policies import Direction, Policy
 from daemon.queue import huey
@@ -51,6 +58,9 @@ from daemon.sync import SyncOutcome, sync
 
 log = logging.getLogger(__name__)
 
+# How a user is marked when the profile's own connection (shared by all its users) was
+# refused; a run that succeeds with it again clears every such mark of the profile.
+SHARED_REFUSED = "needs re-authorisation: the profile's "
 DEFAULT_INTERVAL = timedelta(minutes=15)
 BUSY_DELAY = 10.0  # seconds: the longest wait for another worker's lease on the user
 BUSY_FIRST = 1.0  # seconds: the first wait (the run holding it is often nearly done)
@@ -280,6 +290,7 @@ class UserRun:
     reason: str | None = None
     retry_in: float | None = None  # seconds, when the task should run again
     lease_holder: str | None = None
+    shared: bool = False  # `reason` concerns every user of the profile (its own connection)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -423,6 +434,9 @@ def _run_kinds(
                 result.state, result.reason = decided, outcome.error
                 if decided == "throttled":
                     result.retry_in = outcome.retry_after
+                shared = _shared_refusal(outcome, profile)
+                if decided == "attention" and shared is not None:
+                    result.reason, result.shared = shared, True
                 return result
     finally:
         connections.close()
@@ -440,6 +454,23 @@ def _decide(outcome: SyncOutcome[Any]) -> str | None:
     if outcome.status is RunStatus.FAILED:
         return "failed"
     return None
+
+
+def _shared_refusal(outcome: SyncOutcome[Any], profile: Profile) -> str | None:
+    """What to tell every user of the profile when the run ended because the service
+    refused credentials the profile keeps for all of them; None for a user's own."""
+    refused: BaseException | None = outcome.cause
+    if isinstance(refused, RunAborted):
+        refused = refused.__cause__
+    if not isinstance(refused, AuthExpired) or refused.side is None:
+        return None
+    name = shared_connections(profile).get(refused.side)
+    if name is None:
+        return None
+    return (
+        f"{SHARED_REFUSED}{name} connection, which all its users share, was refused "
+        f"({refused}): connect {name} again in the profile"
+    )
 
 
 def _record(
@@ -467,10 +498,13 @@ def _record(
             user.last_sync_at, user.failures, user.needs_attention = started, 0, None
             user.last_error = _held_note(result)
             user.next_sync_at = started + interval_of(profile)
+            _clear_shared_refusals(session, profile.id)  # they worked for this run
         elif result.state == "attention":
             user.needs_attention = user.last_error = result.reason
             user.failures += 1
             user.next_sync_at = None
+            if result.shared:
+                _mark_profile(session, profile.id, user_id, result.reason)
         elif result.state == "failed":
             user.last_error, user.failures = result.reason, user.failures + 1
             if kind is None:
@@ -484,6 +518,39 @@ def _record(
             user.next_sync_at = now + timedelta(seconds=result.retry_in)
             if task_waits:
                 user.queued_at, user.queued_kind = user.next_sync_at, kind
+
+
+def _mark_profile(session: Session, profile_id: int, user_id: int, reason: str | None) -> None:
+    """Every other active user of the profile waits for a person too (each run would meet
+    the same refusal, asking the service again with dead credentials); a mark of their own
+    (their mailbox's sign-in) is kept."""
+    session.execute(
+        update(SyncUser)
+        .where(
+            SyncUser.profile_id == profile_id,
+            SyncUser.id != user_id,
+            SyncUser.invitation_state == InvitationState.ACTIVE,
+            or_(
+                SyncUser.needs_attention.is_(None),
+                SyncUser.needs_attention.startswith(SHARED_REFUSED, autoescape=True),
+            ),
+        )
+        .values(needs_attention=reason, last_error=reason, next_sync_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _clear_shared_refusals(session: Session, profile_id: int) -> None:
+    """The profile's own connection worked: the users it marked sync again (due now)."""
+    session.execute(
+        update(SyncUser)
+        .where(
+            SyncUser.profile_id == profile_id,
+            SyncUser.needs_attention.startswith(SHARED_REFUSED, autoescape=True),
+        )
+        .values(needs_attention=None, last_error=None, next_sync_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _held_note(result: UserRun) -> str | None:

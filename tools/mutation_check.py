@@ -390,6 +390,32 @@ MUTANTS: tuple[Mutant, ...] = (
         "a full listing finished by a resumed run is taken as complete, so a deletion made "
         "before it began (and reported by no delta) keeps its copy forever",
     ),
+    # --- meetings organised on the groupware: mail only whom the profile allows ----------
+    Mutant(
+        "writes-may-mail-everyone",
+        "daemon/apply.py",
+        "        return self.context.policy.invitations.invites(address, self.context.colleagues)\n",
+        "        return True\n",
+        "every write may mail anyone (the invitation policy taken to concern creates only): a "
+        "CRM change to a meeting organised in Outlook mails its customers an update",
+    ),
+    Mutant(
+        "held-write-planned-again",
+        "daemon/engine.py",
+        "        if needed is None or self.inp.policy.invitations.mode.allows(needed):\n"
+        "            return False\n",
+        "        return False\n",
+        "a held write is planned, refused and recorded again on every run (the link's memory "
+        "of the hold ignored)",
+    ),
+    Mutant(
+        "hold-lifted-by-a-lesser-setting",
+        "daemon/policies.py",
+        "        return order.index(self) >= order.index(needed)\n",
+        "        return order.index(self) <= order.index(needed)\n",
+        "the invite modes compared the wrong way round: a hold that needs mail to customers is "
+        "lifted while the profile mails nobody, one that needs colleagues never is",
+    ),
 )
 
 

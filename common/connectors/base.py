@@ -8,13 +8,13 @@ token refresh) stays behind it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol
 
 from common.capabilities import Capabilities
 from common.items import Appointment, Contact, Recurrence
-from common.kinds import ChangeSet, Removal, RemovalKind, Stored, T, Window
+from common.kinds import ChangeSet, Removal, RemovalKind, Side, Stored, T, Window
 
 # --- errors -------------------------------------------------------------------------------------
 
@@ -40,7 +40,14 @@ class Throttled(ConnectorError):
 
 
 class AuthExpired(ConnectorError):
-    """The credentials no longer work; the user or administrator must reconnect."""
+    """The credentials no longer work; the user or administrator must reconnect. `side`:
+    whose credentials the service refused (the CRM's or the groupware's), so that whoever
+    keeps them knows who else they concern (a profile's CRM connection serves every user
+    of the profile)."""
+
+    def __init__(self, message: str, side: Side | None = None) -> None:
+        super().__init__(message)
+        self.side = side
 
 
 class Transient(ConnectorError):
@@ -49,6 +56,21 @@ class Transient(ConnectorError):
 
 class Permanent(ConnectorError):
     """A failure that will not go away by retrying (the service refuses this item)."""
+
+
+class WouldMail(Permanent):
+    """The write was not made: the service would have mailed people it does not allow
+    (`Write.may_mail`). A change to a meeting its user organises makes Outlook (and Exchange,
+    and Google when asked to) send every attendee an update, a deletion a cancellation.
+    `recipients`: those it would have mailed and may not; `where`: the service, as its users
+    call it (for the reason a person reads)."""
+
+    def __init__(self, item_id: str, op: str, recipients: Sequence[str], where: str) -> None:
+        self.item_id, self.op, self.where = item_id, op, where
+        self.recipients = tuple(sorted(set(recipients)))
+        super().__init__(
+            f"{where}: the {op} of meeting {item_id} would mail {', '.join(self.recipients)}"
+        )
 
 
 class CursorExpired(ConnectorError):
@@ -71,6 +93,10 @@ class Write(Generic[T]):
     item: T | None = None  # what to write (create, update)
     if_match: str | None = None
     correlation_id: str | None = None  # our stamp (create, stamp; update keeps it)
+    # Whom the service may mail because of this write (invitations, updates, cancellations
+    # of a meeting its user organises); None: nobody. A write that would mail anyone else
+    # is refused with `WouldMail`, never made.
+    may_mail: Callable[[str], bool] | None = None
 
 
 WriteResult = Stored[T] | None | ConnectorError
@@ -94,6 +120,9 @@ class ItemConnector(Protocol[T]):
       the first item (Graph `transactionId`); where not, recovery after a crash looks the
       item up with `find_by_correlation_id` before creating again.
     - `batch_size`: how many writes `apply_many` sends at once.
+
+    And one promise: no write makes the service mail anyone its `Write.may_mail` does not
+    allow (a service that mails a meeting's attendees on a change refuses it: `WouldMail`).
     """
 
     @property

@@ -32,6 +32,7 @@ from common.connectors.base import (
     Stored,
     T,
     Window,
+    WouldMail,
     Write,
     WriteResult,
 )
@@ -64,10 +65,12 @@ class Directory:
     """One organisation as its services know it: each person's mailbox and CRM diary, and
     every message that left the organisation (meeting invitations to outside addresses).
 
-    A groupware meeting written with attendees is delivered to the attendees' mailboxes
-    (as an invitation: organiser set, our stamp not copied) or, for outside addresses, put in
-    `outbox`; a CRM appointment with participants books each colleague's diary too (as
-    SuperOffice does with a mother appointment and its children)."""
+    A groupware meeting its mailbox organises, written with attendees, is delivered to the
+    attendees' mailboxes (as an invitation: organiser set, our stamp not copied) or, for
+    outside addresses, put in `outbox`, and so is its cancellation when it is deleted (to
+    outside addresses; a colleague's copy is left to them); a CRM appointment with
+    participants books each colleague's diary too (as SuperOffice does with a mother
+    appointment and its children)."""
 
     def __init__(self) -> None:
         self.mailboxes: dict[str, MemoryConnector[Any]] = {}
@@ -202,7 +205,17 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
             )
         if len(writes) > 1:
             self.calls["batches"] += 1
-        return BaseConnector.apply_many(self, writes)
+        # As Graph does: a write that would mail anyone its `may_mail` does not allow is
+        # refused before anything is sent.
+        refused: dict[int, WriteResult[T]] = {}
+        for n, write in enumerate(writes):
+            allowed = write.may_mail
+            barred = [r for r in self._mailed_by(write) if allowed is None or not allowed(r)]
+            if barred:
+                refused[n] = WouldMail(str(write.item_id), write.op, barred, self.name)
+        sent = [w for n, w in enumerate(writes) if n not in refused]
+        done = iter(BaseConnector.apply_many(self, sent))
+        return [refused[n] if n in refused else next(done) for n in range(len(writes))]
 
     def get(self, item_id: str) -> Stored[T]:
         self.calls["get"] += 1
@@ -275,6 +288,7 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         self._hook("before", "delete", item_id)
         self.calls["delete"] += 1
         self._check(item_id, if_match)
+        self._cancel(self.items[item_id][1])
         self._remove(item_id)
         self.writes.append(("delete", item_id))
         self._hook("after", "delete", item_id)
@@ -364,12 +378,56 @@ class MemoryConnector(BaseConnector[T], Generic[T]):
         uid = item.uid or f"uid-{item_id}"
         return dataclasses.replace(item, organizer=organizer, uid=uid)
 
+    def _sends_mail(self) -> bool:
+        """Whether this side mails a meeting's attendees (a groupware server does; a CRM
+        mails nobody)."""
+        return self.directory is not None and bool(self.owner) and not self.name.startswith("crm")
+
+    def _organises(self, item: T) -> bool:
+        """Whether the owner organises `item`, a meeting this side mails attendees about."""
+        return (
+            self._sends_mail()
+            and isinstance(item, Appointment)
+            and item.organizer in ("", self.owner)
+        )
+
+    def _mailed_by(self, write: Write[T]) -> frozenset[str]:
+        """Whom the service mails for `write` (see `_invite` and `_cancel`): nobody for an
+        attendee's copy or a stamp (here a stamp sends nothing); what it makes, it
+        organises."""
+        if write.op == "stamp":
+            return frozenset()
+        held = self.items.get(write.item_id) if write.item_id is not None else None
+        current = held[1] if held is not None else None
+        if not self._sends_mail() or (current is not None and not self._organises(current)):
+            return frozenset()
+        if current is None and write.op != "create":
+            return frozenset()
+        people: set[str] = set()
+        for item in (current, None if write.op == "delete" else write.item):
+            if isinstance(item, Appointment):
+                people |= {a.email.lower() for a in item.attendees}
+        return frozenset(people - {self.owner})
+
+    def _cancel(self, item: T) -> None:
+        """A meeting the owner organises, deleted: its outside attendees get a cancellation."""
+        if not self._organises(item):
+            return
+        assert isinstance(item, Appointment) and self.directory is not None
+        for attendee in item.attendees:
+            address = attendee.email.lower()
+            if address != self.owner and address not in self.directory.mailboxes:
+                self.directory.outbox.append((address, item.subject))
+
     def _invite(self, item: T) -> None:
         """What the service does with a meeting's attendees: a groupware server sends each
-        an invitation (delivered inside the organisation, mailed outside it); a CRM books
-        each colleague's diary and mails nobody."""
+        an invitation or update when the meeting it organises is written (delivered inside
+        the organisation, mailed outside it); a CRM books each colleague's diary and mails
+        nobody."""
         if self.directory is None or not isinstance(item, Appointment) or not self.owner:
             return
+        if self._sends_mail() and not self._organises(item):
+            return  # an attendee's copy: changing it sends nothing
         crm = self.name.startswith("crm")
         book = self.directory.diaries if crm else self.directory.mailboxes
         for attendee in item.attendees:

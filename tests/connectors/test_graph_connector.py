@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +19,14 @@ import requests
 from sqlalchemy import text
 
 from common.capabilities import GRAPH_EVENT, project
-from common.connectors.base import AuthExpired, CursorExpired, PreconditionFailed, Write
+from common.connectors.base import (
+    AuthExpired,
+    CursorExpired,
+    PreconditionFailed,
+    Stored,
+    WouldMail,
+    Write,
+)
 from common.connectors.graph.auth import DelegatedTokens, GraphApp, SyncUserTokens
 from common.connectors.graph.client import GraphClient
 from common.connectors.graph.contacts import GraphContacts
@@ -492,6 +500,62 @@ def test_a_profile_inviting_colleagues_mails_only_colleagues(mailbox: Mailbox) -
     assert [a["emailAddress"]["address"] for a in raw["attendees"]] == [MEGAN]
     assert "Pat Buyer <pat@fabrikam.example>" in raw["body"]["content"]
     assert "megan@contoso.example>" not in raw["body"]["content"]  # invited, not listed
+
+
+def test_a_write_to_a_meeting_the_mailbox_organises_mails_only_whom_it_may(
+    mailbox: Mailbox,
+) -> None:
+    """Adele organised a meeting in Outlook with Megan and a customer. Outlook mails every
+    attendee an update when her event changes and a cancellation when it goes, so the
+    connector refuses (`WouldMail`, naming who would be mailed) every write whose
+    `may_mail` does not cover them all, before sending anything, and makes the write (the
+    mail going out) when it does. The connector has not read the event before: it reads it
+    to know.
+
+    Mistakes caught: a write sent and the refusal left to Outlook's answer (the mail is out
+    by then), `may_mail` ignored or read the wrong way round, an event never read counted
+    as mailing nobody, a deletion's cancellations forgotten, the refusal not naming who."""
+    body = {
+        "subject": "Pricing workshop",
+        "start": {"dateTime": "2026-03-23T13:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-03-23T14:00:00", "timeZone": "UTC"},
+        "attendees": [
+            {"emailAddress": {"address": a}, "type": "required"} for a in (MEGAN, CUSTOMER)
+        ],
+    }
+    made = mailbox.user.post(f"/users/{ADELE}/events", body)
+    assert made.status_code == 201, made.text
+    event_id, sent = made.json()["id"], len(mailbox.sent_mail())
+    events = GraphEvents(mailbox.client, window=WINDOW)
+    version = made.json()["changeKey"]
+    item = GraphEvents(mailbox.client, window=WINDOW).get(event_id).item
+    moved = replace(item, start=item.start + timedelta(hours=1), end=item.end + timedelta(hours=1))
+
+    def colleagues(address: str) -> bool:
+        return address.endswith("@contoso.example")
+
+    refused = events.apply_many([
+        Write("update", item_id=event_id, item=moved, if_match=version),
+        Write("update", item_id=event_id, item=moved, if_match=version, may_mail=colleagues),
+        Write("delete", item_id=event_id, if_match=version, may_mail=colleagues),
+    ])  # fmt: skip
+    assert [type(r) for r in refused] == [WouldMail] * 3
+    assert [r.recipients for r in refused if isinstance(r, WouldMail)] == [
+        (MEGAN, CUSTOMER),
+        (CUSTOMER,),
+        (CUSTOMER,),
+    ]
+    assert mailbox.sent_mail()[sent:] == []
+    assert mailbox.user.get(f"/users/{ADELE}/events/{event_id}").json()["changeKey"] == version
+
+    (written,) = events.apply_many(
+        [Write("update", item_id=event_id, item=moved, if_match=version, may_mail=lambda a: True)]
+    )
+    assert isinstance(written, Stored) and written.item.start == moved.start
+    assert sorted((m["to"], m["kind"]) for m in mailbox.sent_mail()[sent:]) == [
+        (MEGAN, "meetingUpdate"),
+        (CUSTOMER, "meetingUpdate"),
+    ]
 
 
 # --- series, privacy, all-day, time zones -----------------------------------------------------

@@ -18,7 +18,7 @@ from common.connectors.superoffice import (
     Tenant,
 )
 from common.connectors.superoffice.auth import OAuthTokens
-from common.kinds import Window
+from common.kinds import Side, Window
 from tests.connectors.contract import read_all
 from tests.fixtures.superoffice_connector import (
     CONTOSO_ZONE,
@@ -124,8 +124,9 @@ def test_an_expired_access_token_is_renewed_and_the_new_tokens_handed_over(
     # Consent withdrawn: the refresh is refused and the user must sign in again.
     fault(so_http, so_base, kind="token_expired", path="/Cust12345/api/v1/User")
     fault(so_http, so_base, kind="token_revoked")
-    with pytest.raises(AuthExpired, match="sign-in needs renewing"):
+    with pytest.raises(AuthExpired, match="sign-in needs renewing") as refused:
         client.get("/User/currentPrincipal")
+    assert refused.value.side is Side.CRM  # the CRM's credentials: the daemon knows whose
     assert len(saved) == 2
 
 
@@ -135,8 +136,9 @@ def test_basic_credentials_refused_are_an_expired_authorisation(
     client = onsite_client(so_http, so_base, "ALICE")
     assert client.get("/User/currentPrincipal")["AssociateId"] == 700
     client.auth.password = "wrong"  # type: ignore[attr-defined]
-    with pytest.raises(AuthExpired):
+    with pytest.raises(AuthExpired, match="wrong password") as refused:
         client.get("/User/currentPrincipal")
+    assert refused.value.side is Side.CRM
 
 
 def test_the_services_refusals_are_typed(so_http: requests.Session, so_base: str) -> None:

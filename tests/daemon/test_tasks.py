@@ -268,6 +268,39 @@ def test_credentials_refused_ask_a_person_and_stop_retrying(world: World) -> Non
     assert tasks.dispatch(utcnow() + timedelta(minutes=16)) == [ann]
 
 
+def test_a_refused_profile_connection_marks_every_user_and_a_user_refusal_only_its_own(
+    world: World,
+) -> None:
+    """SuperOffice's credentials are the profile's: refused for one user's run, every
+    active user of the profile waits for a person with the reason (a mark of a user's own is
+    kept), and the first run that succeeds clears those marks. A mailbox's own refusal
+    marks that user only. Mistakes caught: the side ignored (everyone marked for one
+    mailbox, or one user for the profile's connection), a user's own mark overwritten, the
+    profile's marks left after the connection works again."""
+    ann, ben, dan = add_profile(world.db, users=3)
+    world.service(ann, Side.GROUPWARE).faults.append(
+        AuthExpired("AADSTS50173: grant revoked", Side.GROUPWARE)
+    )
+    assert tasks.run_user(ann).state == "attention"
+    own = world.user(ann).needs_attention
+    assert own is not None and "AADSTS50173" in own
+    assert world.user(ben).needs_attention is None and world.user(dan).needs_attention is None
+
+    world.service(ben, Side.CRM).faults.append(
+        AuthExpired("SuperOffice sign-in needs renewing: revoked", Side.CRM)
+    )
+    assert tasks.run_user(ben).state == "attention"
+    for user_id in (ben, dan):
+        mark = str(world.user(user_id).needs_attention)
+        assert mark.startswith(tasks.SHARED_REFUSED) and "revoked" in mark, mark
+    assert world.user(ann).needs_attention == own
+
+    assert tasks.run_user(ben, operator=True).state == "done"
+    assert world.user(dan).needs_attention is None
+    assert world.user(dan).next_sync_at is None  # due again, at once
+    assert world.user(ann).needs_attention == own
+
+
 def test_transient_errors_back_off_exponentially_then_recover(world: World) -> None:
     (ann,) = add_profile(world.db)
     world.service(ann, Side.CRM).faults += [Transient("503"), Transient("503"), Transient("503")]

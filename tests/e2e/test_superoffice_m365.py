@@ -13,13 +13,22 @@ import time
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import delete, select
 
 from common.connectors.graph.auth import SyncUserTokens
 from common.kinds import ItemKind, RunStatus
-from daemon.policies import AppointmentFilter, ConflictPolicy, PrivatePolicy
+from common.models import AuditEntry, Cursor, SyncRun
+from daemon.policies import (
+    AppointmentFilter,
+    ConflictPolicy,
+    Invitations,
+    InviteMode,
+    PrivatePolicy,
+)
 from tests.fixtures.graph_connector import signed_in_state
 from tests.fixtures.superoffice_m365 import (
     ADELE,
@@ -27,6 +36,7 @@ from tests.fixtures.superoffice_m365 import (
     MEGAN,
     PAGE,
     POLICY,
+    Colleague,
     Scene,
     Seen,
     at,
@@ -691,3 +701,186 @@ def test_relinking_a_user_pairs_everything_again_without_duplicates(scene: Scene
     assert len(scene.ms_user(adele)["events"]) == events
     assert len(scene.so_rows(adele)) == rows
     assert scene.persons(adele) == persons and scene.contacts(adele) == persons
+
+
+# --- meetings organised in Outlook, changed in SuperOffice ---------------------------------
+
+PAT = "pat@fabrikam.example"  # a customer
+
+
+def _attendees(*addresses: str) -> list[dict[str, Any]]:
+    return [{"emailAddress": {"address": a}, "type": "required"} for a in addresses]
+
+
+def _megan_organises_two_meetings(scene: Scene) -> tuple[Colleague, dict[str, int]]:
+    """Megan (the only synced user) organises in Outlook a meeting with a customer and one
+    with colleagues only; both reach her SuperOffice diary. Her SuperOffice appointments by
+    subject."""
+    megan = scene.link(MEGAN)
+    megan.make_in_outlook(
+        "Pricing workshop", at(27, 13), at(27, 14), attendees=_attendees(ADELE, PAT)
+    )
+    megan.make_in_outlook("Team sync", at(26, 9), at(26, 10), attendees=_attendees(ADELE, LEE))
+    scene.settle(megan)
+    rows = {r["title"]: r["appointment_id"] for r in scene.so_rows(megan)}
+    assert sorted(rows) == ["Pricing workshop", "Team sync"]
+    return megan, rows
+
+
+def _move_in_crm(user: Colleague, appointment: int, start: datetime, end: datetime) -> None:
+    user.crm.edit("Appointment", appointment, StartDate=start.isoformat(), EndDate=end.isoformat())
+
+
+def _run_errors(scene: Scene, run_id: int) -> list[dict[str, Any]]:
+    with scene.db.session() as session:
+        run = session.get(SyncRun, run_id)
+        assert run is not None
+        return list((run.errors or {}).get("items", []))
+
+
+def _change_keys(user: Colleague) -> dict[str, str]:
+    events = user.outlook.get(f"/users/{user.address}/events").json()["value"]
+    return {e["subject"]: e["changeKey"] for e in events}
+
+
+def _holds(scene: Scene) -> list[AuditEntry]:
+    with scene.db.session() as session:
+        return list(session.scalars(select(AuditEntry).where(AuditEntry.action == "held")))
+
+
+@pytest.mark.parametrize(
+    ("mode", "moved"),
+    [
+        (InviteMode.NONE, set()),
+        (InviteMode.INTERNAL, {"Team sync"}),
+        (InviteMode.ALL, {"Team sync", "Pricing workshop"}),
+    ],
+)
+def test_a_crm_change_to_a_meeting_organised_in_outlook_mails_only_whom_the_profile_allows(
+    scene: Scene, mode: InviteMode, moved: set[str]
+) -> None:
+    """Megan organised two meetings in Outlook, one with a customer; she moves both in
+    SuperOffice. Changing the organiser's event makes Outlook mail every attendee an update,
+    so the change reaches Outlook only where the profile lets us mail all of its attendees
+    (nobody by default; colleagues when it invites colleagues; customers only when it says
+    so); the others are held: the event keeps its time in Outlook, SuperOffice keeps the
+    edit, and the run records why in plain words. The mail Outlook sent is exactly the
+    updates for the meetings that moved.
+
+    Mistakes caught: the organiser's event patched whatever the profile says (the customer
+    gets an update from a sync), the policy inverted or ignored (an internal meeting held
+    under "colleagues", a customer's mailed under "colleagues"), a held edit lost (the CRM
+    put back to Outlook's time) or written anyway, the hold recorded without its reason."""
+    scene.policy = replace(POLICY, invitations=Invitations(mode))
+    megan, rows = _megan_organises_two_meetings(scene)
+    mailed = len(scene.sent_mail())
+    new_times = {
+        "Pricing workshop": (at(28, 13), at(28, 14)),
+        "Team sync": (at(26, 11), at(26, 12)),
+    }
+    for subject, (start, end) in new_times.items():
+        _move_in_crm(megan, rows[subject], start, end)
+
+    outcome = scene.run(megan)
+
+    held = {"Team sync", "Pricing workshop"} - moved
+    assert outcome.status is (RunStatus.PARTIAL if held else RunStatus.SUCCEEDED), outcome.error
+    old_times = {
+        "Pricing workshop": (at(27, 13), at(27, 14)),
+        "Team sync": (at(26, 9), at(26, 10)),
+    }
+    assert scene.mailbox(megan) == Counter(
+        Seen(s, *(new_times[s] if s in moved else old_times[s])) for s in new_times
+    )
+    assert scene.diary(megan) == Counter(Seen(s, *new_times[s]) for s in new_times)
+    attendees = {"Pricing workshop": [ADELE, PAT], "Team sync": [ADELE, LEE]}
+    sent = sorted((m["subject"], m["to"], m["kind"]) for m in scene.sent_mail()[mailed:])
+    assert sent == sorted((s, a, "meetingUpdate") for s in moved for a in attendees[s])
+    reasons = [e["error"] for e in _run_errors(scene, outcome.run_id)]
+    assert len(reasons) == len(held), reasons
+    if "Pricing workshop" in held:
+        assert any(
+            "organised in Outlook with outside attendees" in r
+            and PAT in r
+            and "allow updates to outside attendees in the profile" in r
+            for r in reasons
+        ), reasons
+    assert sorted(h.reason is not None for h in _holds(scene)) == [True] * len(held)
+
+
+def test_a_held_change_waits_quietly_until_made_in_outlook_or_allowed_by_the_profile(
+    scene: Scene,
+) -> None:
+    """With the default profile (nobody is mailed), Megan moves her two Outlook meetings in
+    SuperOffice and deletes a third one, with a customer, there. All three are held once.
+    Later runs, a fresh listing of both sides included, neither write nor record them again.
+    She then moves the colleagues' meeting in Outlook to the same time: the pair agrees again.
+    Finally the profile allows mail to outside attendees: the held move and deletion go to
+    Outlook on the next run, and Outlook mails the update and the cancellation.
+
+    Mistakes caught: the held write planned (and refused, and recorded) again on every run
+    or every fresh listing, a held deletion carried as a deletion anyway (a cancellation to
+    the customer), the CRM's edit given up for Outlook's old time, the hold never lifted
+    when the profile allows it (or when Outlook agrees)."""
+    megan, rows = _megan_organises_two_meetings(scene)
+    walkthrough = megan.make_in_outlook(
+        "Offer walkthrough", at(30, 10), at(30, 11), attendees=_attendees(PAT)
+    )
+    scene.settle(megan)
+    offer = next(r for r in scene.so_rows(megan) if r["title"] == "Offer walkthrough")
+    mailed = len(scene.sent_mail())
+    _move_in_crm(megan, rows["Pricing workshop"], at(28, 13), at(28, 14))
+    _move_in_crm(megan, rows["Team sync"], at(26, 11), at(26, 12))
+    megan.crm.call("DELETE", f"/Appointment/{offer['appointment_id']}")
+
+    first = scene.run(megan)
+    assert first.status is RunStatus.PARTIAL, first.error
+    reasons = sorted(e["error"] for e in _run_errors(scene, first.run_id))
+    assert len(reasons) == 3 and len(_holds(scene)) == 3, reasons
+    assert any("deleting it there would mail its attendees a cancellation" in r for r in reasons)
+    assert any("with attendees (adele@contoso.example, lee@contoso.example)" in r for r in reasons)
+    assert scene.sent_mail()[mailed:] == []
+    outlook_before = _change_keys(megan)
+    assert sorted(outlook_before) == ["Offer walkthrough", "Pricing workshop", "Team sync"]
+
+    # Later runs, and a fresh listing of both sides (as a new day's window brings): quiet.
+    again = scene.sync(megan)
+    with scene.db.session() as session:
+        session.execute(delete(Cursor).where(Cursor.sync_user_id == megan.sync_user_id))
+    fresh = scene.sync(megan)
+    for outcome in (again, fresh):
+        assert outcome.writes() == 0, outcome.counts
+        assert not _run_errors(scene, outcome.run_id)
+    assert len(_holds(scene)) == 3
+    assert _change_keys(megan) == outlook_before  # untouched: not even a stamp
+    assert scene.sent_mail()[mailed:] == []
+    assert scene.diary(megan) == Counter([
+        Seen("Pricing workshop", at(28, 13), at(28, 14)),
+        Seen("Team sync", at(26, 11), at(26, 12)),
+    ])  # fmt: skip
+
+    # Megan moves the colleagues' meeting in Outlook herself (her own mail to colleagues).
+    team = megan.outlook_event("Team sync")["id"]
+    moved = megan.outlook.patch(
+        f"/users/{MEGAN}/events/{team}", {"start": _utc(at(26, 11)), "end": _utc(at(26, 12))}
+    )
+    assert moved.status_code == 200, moved.text
+    agreed = scene.sync(megan)
+    assert agreed.writes() == 0, agreed.counts  # nothing to carry: both sides agree
+    assert Seen("Team sync", at(26, 11), at(26, 12)) in scene.mailbox(megan)
+
+    # The profile now allows mail to outside attendees: the held changes go across.
+    scene.policy = replace(POLICY, invitations=Invitations(InviteMode.ALL))
+    mailed = len(scene.sent_mail())
+    scene.settle(megan)
+    assert scene.mailbox(megan) == scene.diary(megan) == Counter([
+        Seen("Pricing workshop", at(28, 13), at(28, 14)),
+        Seen("Team sync", at(26, 11), at(26, 12)),
+    ])  # fmt: skip
+    assert walkthrough not in {e["id"] for e in scene.ms_user(megan)["events"]}
+    sent = sorted((m["subject"], m["to"], m["kind"]) for m in scene.sent_mail()[mailed:])
+    assert sent == [
+        ("Offer walkthrough", PAT, "meetingCancellation"),
+        ("Pricing workshop", ADELE, "meetingUpdate"),
+        ("Pricing workshop", PAT, "meetingUpdate"),
+    ]

@@ -27,6 +27,7 @@ import requests
 
 from common.connectors.base import AuthExpired, Permanent, Transient
 from common.db import Database
+from common.kinds import Side
 from common.models import SyncUser
 
 # Delegated scopes by the short names Entra lists them under in its token response (msal
@@ -171,7 +172,9 @@ class DelegatedTokens:
         flagged = state.get("needs_reauthorisation")
         if flagged:
             # Known dead: the user must sign in again; Entra is not asked with it again.
-            raise AuthExpired(str(flagged.get("reason") or "needs re-authorisation"))
+            raise AuthExpired(
+                str(flagged.get("reason") or "needs re-authorisation"), Side.GROUPWARE
+            )
         cache = msal.SerializableTokenCache()
         if state.get("cache"):
             cache.deserialize(state["cache"])
@@ -187,7 +190,7 @@ class DelegatedTokens:
         cache = self._cache if self._cache is not None else msal.SerializableTokenCache()
         self._save(cache, flag)
         self._client = self._cache = None
-        return AuthExpired(reason)
+        return AuthExpired(reason, Side.GROUPWARE)
 
 
 def _reason(result: dict[str, Any]) -> str:

@@ -50,6 +50,7 @@ from common.connectors.base import (
     Throttled,
     Transient,
 )
+from common.kinds import Side
 
 GRAPH_ROOT = "https://graph.microsoft.com"
 VERSION = "/v1.0"
@@ -125,7 +126,7 @@ def error_of(call: Call, result: Result) -> ConnectorError | None:
     if status in (429, 503) and "Retry-After" in result.headers:
         return Throttled(retry_after(result.headers) or 1.0, what)
     if status == 401:
-        return AuthExpired(what)
+        return AuthExpired(what, Side.GROUPWARE)
     if status >= 500 or status in (408, 429):
         return Transient(what)
     return Permanent(what)
@@ -398,7 +399,7 @@ def _final(call: Call, result: Answer | _Lost) -> Result:
     if isinstance(result, _Lost):
         return Transient(f"{call.method} {call.url.split('?')[0]}: {result.reason}")
     if isinstance(result, Answer) and result.status == 401:
-        return AuthExpired(f"Graph refused the refreshed token: {result.message}")
+        return AuthExpired(f"Graph refused the refreshed token: {result.message}", Side.GROUPWARE)
     return result
 
 

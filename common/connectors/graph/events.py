@@ -13,11 +13,13 @@ is written as its master, then its exceptions and deletions as changes of its oc
 A series' version covers its instances too (`mapping.series_version`), since an edited
 occurrence need not move the master's change key.
 
-Never mailing anyone for bookkeeping: Outlook sends every attendee a meeting update when
-the organiser's copy of a meeting is changed in any way (the simulator does too), so our
-stamp is not written on a meeting this mailbox organises with attendees (the stamp is
-refused, the pair is linked all the same and found again by its content). The connector
-knows which events those are from what it read of them in this run.
+Never mailing anyone the engine does not allow: Outlook sends every attendee a meeting
+request when the organiser's event is made, an update when it is changed in any way, a
+cancellation when it is deleted (the simulator does too). A write that would mail anyone
+its `Write.may_mail` does not allow is refused (`WouldMail`) before anything is sent; our
+stamp is bookkeeping and may mail nobody (the pair is linked all the same and found again by
+its content). The connector knows whom a change of an event mails from what it read of the
+event in this run (an event it has not read is read first).
 
 Declared honestly:
 - `stamps_in_listing` False: delta cannot `$expand` extended properties.
@@ -42,6 +44,7 @@ from common.connectors.base import (
     NotFound,
     Permanent,
     PreconditionFailed,
+    WouldMail,
     Write,
     WriteResult,
 )
@@ -95,7 +98,8 @@ class GraphEvents(BatchingConnector[Appointment]):
         self.window = window or default_window()  # where a series' instances are read
         self._capabilities = capabilities
         self._read: set[str] = set()  # ids of events read in this run
-        self._mailing: set[str] = set()  # of them, meetings a change of would mail attendees
+        # Of them, those this mailbox organises: whom a change of each would mail.
+        self._organised: dict[str, frozenset[str]] = {}
 
     def can_express(self, recurrence: Recurrence) -> bool:
         return mapping.can_express(recurrence)
@@ -202,7 +206,7 @@ class GraphEvents(BatchingConnector[Appointment]):
         if len(writes) > self.batch_size:
             raise ValueError(f"{len(writes)} writes in one batch of at most {self.batch_size}")
         results: dict[int, WriteResult[Appointment]] = {}
-        results.update(self._refuse_stamps_that_mail(writes))
+        results.update(self._refuse_what_would_mail(writes))
         results.update(self._verify_series_versions(writes))
         simple: list[tuple[int, Call]] = []
         later: list[int] = []
@@ -279,29 +283,47 @@ class GraphEvents(BatchingConnector[Appointment]):
         raise ValueError(f"unknown write {write.op!r}")
 
     def _note(self, raw: Mapping[str, Any]) -> None:
-        """Remember whether a change of this event would send its attendees mail: it is a
-        meeting this mailbox organises (an invitation received sends nothing)."""
+        """Remember whom a change of this event would mail: the attendees of a meeting this
+        mailbox organises (an invitation received sends nothing when changed)."""
         item_id = str(raw.get("id"))
         self._read.add(item_id)
-        if raw.get("isOrganizer") is not False and raw.get("attendees"):
-            self._mailing.add(item_id)
+        if raw.get("isOrganizer") is False:
+            self._organised.pop(item_id, None)
         else:
-            self._mailing.discard(item_id)
+            self._organised[item_id] = _addresses(raw.get("attendees"))
 
-    def _refuse_stamps_that_mail(
+    def _refuse_what_would_mail(
         self, writes: Sequence[Write[Appointment]]
     ) -> dict[int, WriteResult[Appointment]]:
-        """A stamp is bookkeeping: on a meeting this mailbox organises, Outlook would mail
-        every attendee (customers too) an update for it, so it is refused instead."""
-        stamps = {n: str(w.item_id) for n, w in enumerate(writes) if w.op == "stamp"}
-        unknown = [i for i in stamps.values() if i not in self._read]
+        """The writes that would make Outlook mail anyone their `may_mail` does not allow
+        (a stamp: anyone at all), refused before anything is sent."""
+        unknown = [
+            str(w.item_id) for w in writes if w.op != "create" and str(w.item_id) not in self._read
+        ]
         if unknown:
-            self.get_many(unknown)  # rare: the engine stamps what it read in this run
-        return {
-            n: Permanent(f"event {item_id} is a meeting with attendees: a stamp would mail them")
-            for n, item_id in stamps.items()
-            if item_id in self._mailing
-        }
+            self.get_many(unknown)  # rare: the engine writes what it read in this run
+        refused: dict[int, WriteResult[Appointment]] = {}
+        for n, write in enumerate(writes):
+            allowed = None if write.op == "stamp" else write.may_mail
+            barred = [r for r in self._mailed_by(write) if allowed is None or not allowed(r)]
+            if barred:
+                refused[n] = WouldMail(str(write.item_id or "(new)"), write.op, barred, "Outlook")
+        return refused
+
+    def _mailed_by(self, write: Write[Appointment]) -> frozenset[str]:
+        """Whom Outlook mails for `write`: the attendees the organiser's event has and gets
+        (a request to those added, an update to those kept, a cancellation to those
+        removed, or to all when it is deleted); nobody for an attendee's copy."""
+        if write.op == "create":
+            current: frozenset[str] = frozenset()  # the mailbox organises what it makes
+        else:
+            found = self._organised.get(str(write.item_id))
+            if found is None:
+                return frozenset()
+            current = found
+        given = write.item.attendees if write.item is not None else ()
+        new = {a.email.strip().lower() for a in given} if write.op != "delete" else set()
+        return (current | new) - {self.client.mailbox.lower(), ""}
 
     def _verify_series_versions(
         self, writes: Sequence[Write[Appointment]]
@@ -550,6 +572,14 @@ def _single(raw: Mapping[str, Any], stamp: str | None = None) -> Stored[Appointm
         stamp,
         mapping.created_of(raw),
     )
+
+
+def _addresses(attendees: Any) -> frozenset[str]:
+    """Every attendee's address (rooms too: they get the mail as well)."""
+    return frozenset(
+        str((a.get("emailAddress") or {}).get("address") or "").strip().lower()
+        for a in attendees or ()
+    ) - {""}
 
 
 def _if_match(version: str | None) -> dict[str, str]:

@@ -18,6 +18,7 @@ from typing import Protocol
 import requests
 
 from common.connectors.base import AuthExpired, Transient
+from common.kinds import Side
 
 # A token is renewed this long before it says it expires (clocks differ; a request takes time).
 EARLY = timedelta(minutes=2)
@@ -96,7 +97,7 @@ class OAuthTokens:
             # invalid_grant: consent withdrawn, password changed, token revoked. The user
             # must sign in again; nothing else we can do fixes it.
             reason = body.get("error_description") or body.get("error") or answer.reason
-            raise AuthExpired(f"SuperOffice sign-in needs renewing: {reason}")
+            raise AuthExpired(f"SuperOffice sign-in needs renewing: {reason}", Side.CRM)
         if answer.status_code != 200 or "access_token" not in body:
             raise Transient(f"SuperID token endpoint answered {answer.status_code}")
         expires_in = body.get("expires_in")

@@ -35,6 +35,7 @@ from common.connectors.base import (
     Transient,
 )
 from common.connectors.superoffice.auth import Credentials
+from common.kinds import Side
 
 TIME_ZONE = "UTC, includeTZOffset"
 DEFAULT_RETRY_AFTER = 30.0
@@ -243,8 +244,9 @@ def _retry_after(answer: requests.Response) -> float | None:
 def _error(method: str, path: str, answer: requests.Response) -> Exception:
     status = answer.status_code
     what = f"SuperOffice {method} {path}: {status} {_message(answer)}"
-    if status == 401:
-        return AuthExpired(what)
+    if status == 401:  # after a renewal, or with nothing to renew (a password)
+        refused = f"SuperOffice refused the sign-in: {_message(answer)} ({method} {path})"
+        return AuthExpired(refused, Side.CRM)
     if status == 404:
         return NotFound(what)
     if status == 412:
