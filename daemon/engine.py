@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic
@@ -252,6 +252,26 @@ def plan(inp: PlanInput[T]) -> Plan[T]:
     )
 
 
+def as_linked(
+    inp: PlanInput[T],
+    side: Side,
+    stored: Stored[T],
+    link: LinkSnapshot,
+    hashed: Callable[[], str] | None = None,
+) -> bool:
+    """Whether `side` holds `stored` as `link` recorded it after our last read or write:
+    the same id at the same version where versions are exact (no need to hash), else the
+    same content hash (`hashed` gives it, cached, where the caller keeps one)."""
+    if (
+        inp.exact_versions.get(side, True)
+        and link.item_id(side) == stored.id
+        and link.version(side) == stored.version
+    ):
+        return True
+    known = link.hash(side)
+    return known is not None and (hashed() if hashed else inp.agreed(stored.item)) == known
+
+
 def plan_pair(
     inp: PlanInput[T], link: LinkSnapshot | None, seen: Mapping[Side, Stored[T] | None]
 ) -> list[Action[T]]:
@@ -422,15 +442,7 @@ class _Planner(Generic[T]):
         link = pair.link
         if link is None:
             return _State.NEW
-        stored = pair.seen[side]
-        if (
-            self.inp.exact_versions.get(side, True)
-            and link.item_id(side) == stored.id
-            and link.version(side) == stored.version
-        ):
-            return _State.SAME  # an exact version unchanged: no need to hash
-        known = link.hash(side)
-        if known is not None and self.hash(pair, side) == known:
+        if as_linked(self.inp, side, pair.seen[side], link, lambda: self.hash(pair, side)):
             return _State.SAME
         return _State.CHANGED
 

@@ -40,9 +40,20 @@ from common.kinds import (
 )
 from daemon.apply import AT_ONCE, Applier, ApplyReport, ItemFailure, RunAborted, RunThrottled
 from daemon.dryrun import render_plan
-from daemon.engine import Action, LinkIndex, Op, Plan, PlanInput, guard, is_occurrence_id, plan
+from daemon.engine import (
+    OUTSIDE_WINDOW,
+    Action,
+    LinkIndex,
+    Op,
+    Plan,
+    PlanInput,
+    as_linked,
+    guard,
+    is_occurrence_id,
+    plan,
+)
 from daemon.expansion import expand_series
-from daemon.policies import InviteMode, Policy
+from daemon.policies import InviteMode, Policy, refusal
 from daemon.reading import (
     SideCursor,
     read_changes,
@@ -202,8 +213,8 @@ class _Run(Generic[T]):
         """A page of a multi-page run is planned only for items their link knows by id, and
         only for pairs no earlier page has touched; the rest waits for the run's end
         (`_final_plan`), where both items of every such pair are read afresh."""
-        crm, crm_later = _split(inp.crm, inp.links.by_id[Side.CRM], self.touched)
-        gw, gw_later = _split(inp.groupware, inp.links.by_id[Side.GROUPWARE], self.touched)
+        crm, crm_later = _split(inp, Side.CRM, self.touched)
+        gw, gw_later = _split(inp, Side.GROUPWARE, self.touched)
         for side, now in ((Side.CRM, crm), (Side.GROUPWARE, gw)):
             self.touched |= {inp.links.by_id[side][s.id].correlation_id for s in now.upserts}
         for side, later in ((Side.CRM, crm_later), (Side.GROUPWARE, gw_later)):
@@ -289,22 +300,41 @@ class _Run(Generic[T]):
 
 
 def _split(
-    changes: ChangeSet[T], known: Mapping[str, LinkSnapshot], touched: set[str]
+    inp: PlanInput[T], side: Side, touched: set[str]
 ) -> tuple[ChangeSet[T], list[Stored[T]]]:
-    """Items a page can decide on its own (linked by id, pair untouched) and the rest."""
+    """Items of `side` a page can decide on its own (linked by id, pair untouched) and the
+    rest, for the end; minus the items of touched pairs that the side holds as their link
+    records them and that pass the filters: an earlier page decided their pair knowing
+    that (an item absent from a page is taken as unchanged), so the end need not read the
+    pair again. The two sides list in different orders and pages, so after a run that
+    wrote thousands of items the next one sees nearly every pair on two pages (the delta's
+    echo of our own writes), and reading them all again costs a request per item."""
+    changes = inp.crm if side is Side.CRM else inp.groupware
+    known = inp.links.by_id[side]
 
-    def now(stored: Stored[T]) -> bool:
+    def linked(stored: Stored[T]) -> LinkSnapshot | None:
         link = known.get(stored.id)
-        return (
-            link is not None
-            and link.state is LinkState.LINKED
-            and link.crm_id is not None
-            and link.groupware_id is not None
-            and link.correlation_id not in touched
-        )
+        if (
+            link is None
+            or link.state is not LinkState.LINKED
+            or link.crm_id is None
+            or link.groupware_id is None
+        ):
+            return None
+        return link
 
-    kept = [s for s in changes.upserts if now(s)]
-    later = [s for s in changes.upserts if not now(s)]
+    def settled(stored: Stored[T], link: LinkSnapshot) -> bool:
+        why = refusal(stored.item, side, inp.policy, inp.now, inp.caps[side])
+        return why in (None, OUTSIDE_WINDOW) and as_linked(inp, side, stored, link)
+
+    kept: list[Stored[T]] = []
+    later: list[Stored[T]] = []
+    for stored in changes.upserts:
+        link = linked(stored)
+        if link is not None and link.correlation_id not in touched:
+            kept.append(stored)
+        elif link is None or not settled(stored, link):
+            later.append(stored)
     return replace(changes, upserts=kept, removals=[]), later
 
 

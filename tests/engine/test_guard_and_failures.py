@@ -435,3 +435,94 @@ def test_a_person_who_leaves_the_synced_selection_loses_their_copy(store: Any) -
     outcome = sync(ItemKind.CONTACT, conns, store, policy, NOW)
     assert outcome.status is RunStatus.SUCCEEDED
     assert [c.given_name for _, c, _ in gw.items.values()] == ["Bob"]
+
+
+def _graph_like(name: str, page_size: int) -> MemoryConnector[Any]:
+    """A side listed the way Graph's delta lists: in pages, exact versions (ChangeKey), no
+    stamps in the listing, writes in batches of 20."""
+    return MemoryConnector(
+        name, page_size=page_size, batch_size=20, stamps_in_listing=False, exact_versions=True
+    )
+
+
+@pytest.mark.parametrize("crm_exact", [True, False], ids=["crm-exact", "crm-coarse"])
+def test_the_run_after_a_paged_initial_sync_reads_no_pair_again(
+    store: Any, crm_exact: bool
+) -> None:
+    """The run after an initial sync lists the echo of its own writes on both sides (Graph's
+    delta reports our creates, the CRM our stamps), in pages that cover different pairs on
+    each side (here 10 against 25, as the sides' orders differ in production): nearly every
+    pair is on two pages. Mistake: every pair an earlier page touched is read again on both
+    sides at the run's end, a request per item (4,951 Graph reads after an initial sync of
+    5,000, which throttled the mailbox), though each item is listed as its link recorded it.
+    The one item edited meanwhile is still read again with its twin and carried (mistake:
+    letting go of every item of a touched pair, the edit with them)."""
+    crm: MemoryConnector[Appointment] = MemoryConnector(
+        "crm", page_size=10, exact_versions=crm_exact
+    )
+    gw: MemoryConnector[Appointment] = _graph_like("gw", page_size=25)
+    ids = [
+        crm.user_create(meeting(f"CRM {n}", days=1 + n % 15, hour=8 + n % 9)) for n in range(100)
+    ]
+    assert run(crm, gw, store).status is RunStatus.SUCCEEDED and len(gw.items) == 100
+    # On the CRM's second page, whose pairs the groupware's first page has touched.
+    edited = sorted(ids)[15]
+    crm.user_edit(edited, subject="CRM edited")
+    crm.calls.clear()
+    gw.calls.clear()
+    echo = run(crm, gw, store)
+    assert echo.status is RunStatus.SUCCEEDED
+    assert echo.counts.get("update_groupware") == 1 and echo.writes() == 1
+    assert "CRM edited" in {i.subject for _, i, _ in gw.items.values()}
+    assert dict(crm.calls) == {"changes": 10, "get": 1}
+    assert dict(gw.calls) == {"changes": 4, "get": 1, "update": 1}
+    crm.calls.clear()
+    gw.calls.clear()
+    idle = run(crm, gw, store)
+    assert idle.status is RunStatus.SUCCEEDED and idle.writes() == 0
+    assert dict(crm.calls) == {"changes": 1} and dict(gw.calls) == {"changes": 1}
+
+
+def test_an_unchanged_item_of_a_touched_pair_that_left_the_filters_loses_its_copy(
+    store: Any,
+) -> None:
+    """The other half of the rule above: an item listed as its link recorded it is let go
+    on a later page only when it passes the filters. A person who left the synced selection
+    keeps the same content hash and the same day-grained version; on the CRM's second page
+    their pair was already touched by the groupware's first. Mistake: every unchanged item
+    of a touched pair let go, so the copy of a person who left the selection stays."""
+    from common.items import CONTACT_FIELDS, Contact
+    from daemon.policies import ContactFilter, Direction
+
+    policy = Policy(
+        contacts=Direction.CRM_TO_GROUPWARE,
+        contact_filter=ContactFilter(selections=frozenset({"customers"})),
+    )
+    crm: MemoryConnector[Contact] = MemoryConnector(
+        "crm", fields=CONTACT_FIELDS, exact_versions=False, page_size=10
+    )
+    gw: MemoryConnector[Contact] = MemoryConnector(
+        "gw", fields=CONTACT_FIELDS, page_size=25, batch_size=20, stamps_in_listing=False
+    )
+    ids = [
+        crm.user_create(
+            Contact(
+                f"P{n}", "Smith", emails=(f"p{n}@example.com",), selections=frozenset({"customers"})
+            )
+        )
+        for n in range(60)
+    ]
+    conns = {Side.CRM: crm, Side.GROUPWARE: gw}
+    assert sync(ItemKind.CONTACT, conns, store, policy, NOW).status is RunStatus.SUCCEEDED
+    assert len(gw.items) == 60
+    # The CRM's second page in listing order (ids sort as text), whose pairs the groupware's
+    # first page (25 items, the same order) has touched.
+    leaving = sorted(ids)[15]
+    version = crm.items[leaving][0]
+    crm.user_edit(leaving, selections=frozenset({"former customers"}))
+    assert crm.items[leaving][0] == version
+    outcome = sync(ItemKind.CONTACT, conns, store, policy, NOW)
+    assert outcome.status is RunStatus.SUCCEEDED
+    name = crm.items[leaving][1].given_name
+    left = sorted(c.given_name for _, c, _ in gw.items.values())
+    assert len(left) == 59 and name not in left
