@@ -12,7 +12,10 @@ Every write goes through one helper, `_journaled` (intent → call → confirm).
 are generators that yield the call they need, so the same code runs one call at a time or in
 batches (`apply_many`: Graph `$batch` of 20, Google batch, EWS multi-item calls): the intents
 of a batch are written, one batched call is made, and each item is confirmed or handled on
-its own.
+its own. The journal's writes between two calls share one transaction (`SyncStore.batch`),
+committed before each call that writes an item: one commit per batch, and still every
+intent durable before its call. (A stamp is no such call: a stamp no link holds is stamped
+afresh by the next run.)
 
 One failed item does not fail the run. A stale etag (`PreconditionFailed`) re-reads both sides
 and re-plans that one item; a short `Throttled` is waited out, a long one ends the run to be
@@ -166,6 +169,16 @@ class Applier(Generic[T]):
         self._job.unconfirmed = value
 
     def apply(self, plan: Plan[T]) -> ApplyReport:
+        # The journal's writes between two service writes share one transaction (one
+        # commit per batch, not two per item); each intent is committed before its call.
+        with self.store.batch():
+            return self._apply(plan)
+
+    def _durable(self) -> None:
+        """Before a call that writes an item: every intent written so far is committed."""
+        self.store.commit_batch()
+
+    def _apply(self, plan: Plan[T]) -> ApplyReport:
         self._plan = plan
         self.settle_unconfirmed()  # what an interrupted run wrote, before anything is redone
         batch: list[Action[T]] = []
@@ -292,6 +305,7 @@ class Applier(Generic[T]):
         if not jobs:
             return
         connector = self.connectors[actions[0].target]
+        self._durable()
         try:
             results = connector.apply_many([write for _, _, _, write in jobs])
         except AuthExpired as exc:
@@ -387,6 +401,7 @@ class Applier(Generic[T]):
             if exc is not self._waited_for:  # the rest of a throttled batch shares one wait
                 self._waited_for = exc
                 self.report.waited += exc.retry_after
+                self._durable()  # no transaction is held open while waiting
                 self.sleep(exc.retry_after)
             return True
         if isinstance(exc, AuthExpired):
@@ -540,6 +555,7 @@ class Applier(Generic[T]):
 
     def _call(self, write: Write[T]) -> Stored[T] | None:
         """One write, made singly: a batch of one through the connector's own `apply_many`."""
+        self._durable()
         (result,) = self.connectors[self._write_side].apply_many([write])
         if isinstance(result, NotFound) and write.op == "delete":
             return None  # already gone: the outcome we wanted

@@ -2,13 +2,18 @@
 
 `SyncStore` is what the applier needs; `SqlStore` keeps it in the database (`ItemLink`,
 `Cursor`, `SyncRun`, `AuditEntry`). Every method is its own transaction, so what the applier
-wrote before a crash is exactly what the next run finds.
+wrote before a crash is exactly what the next run finds; inside `batch()` the writes share one
+transaction instead, made durable by `commit_batch()` (the applier calls it before every call
+that writes an item, so each intent is durable before its call) and when the block ends. A
+crash inside a batch loses what was written since its last commit: intents whose call was
+never made, and confirmations, whose intents the next run finishes as after any crash.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -157,6 +162,17 @@ class SyncStore(Protocol):
         if there is one, else it is added."""
         ...
 
+    def batch(self) -> AbstractContextManager[None]:
+        """Until the block ends, writes share one transaction, committed when it ends (by an
+        error too: each write in it is whole); reads inside it see them. Only a block cut
+        short by a `BaseException` that is no `Exception` (the process stopping) loses what
+        was written since the last commit."""
+        ...
+
+    def commit_batch(self) -> None:
+        """Make what the open batch wrote durable now (nothing outside a batch)."""
+        ...
+
     def record_audits(
         self, audits: Sequence[AuditRecord], undoes: int | None = None
     ) -> list[AuditRecord]:
@@ -245,6 +261,46 @@ class SqlStore:
         self.profile_id = profile_id
         self.sync_user_id = sync_user_id
         self.run_id: int | None = None
+        self._open: Session | None = None  # the transaction of the batch under way
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """The open batch's session, or a transaction of its own."""
+        if self._open is not None:
+            yield self._open
+            return
+        with self.db.session() as session:
+            yield session
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        if self._open is not None:  # inside another batch: that one commits
+            yield
+            return
+        session = self.db.sessions()
+        self._open = session
+        whole = False
+        try:
+            yield
+            whole = True
+        except Exception:
+            whole = True  # an error the caller sees: what was written stands, each write whole
+            raise
+        finally:
+            # Anything else (a process being killed, a simulated crash) keeps nothing since
+            # the last commit, as a process that dies does.
+            try:
+                if whole:
+                    session.commit()
+                else:
+                    session.rollback()
+            finally:
+                self._open = None
+                session.close()
+
+    def commit_batch(self) -> None:
+        if self._open is not None:
+            self._open.commit()
 
     def _links(self, kind: ItemKind) -> Any:
         return select(ItemLink).where(
@@ -259,7 +315,7 @@ class SqlStore:
         correlation_ids: Iterable[str],
     ) -> list[LinkSnapshot]:
         found: dict[str, LinkSnapshot] = {}
-        with self.db.session() as session:
+        with self._session() as session:
             queries = [self._links(kind).where(ItemLink.state == LinkState.PENDING)]
             for column, ids in (
                 (ItemLink.crm_id, crm_ids),
@@ -273,7 +329,7 @@ class SqlStore:
         return list(found.values())
 
     def all_links(self, kind: ItemKind) -> list[LinkSnapshot]:
-        with self.db.session() as session:
+        with self._session() as session:
             return [_snapshot(row) for row in session.scalars(self._links(kind))]
 
     def links_with_prefix(self, kind: ItemKind, side: Side, prefix: str) -> list[LinkSnapshot]:
@@ -281,11 +337,11 @@ class SqlStore:
         query = self._links(kind).where(
             column.startswith(prefix, autoescape=True), ItemLink.state != LinkState.TOMBSTONE
         )
-        with self.db.session() as session:
+        with self._session() as session:
             return [_snapshot(row) for row in session.scalars(query)]
 
     def linked_counts(self, kind: ItemKind) -> dict[Side, int]:
-        with self.db.session() as session:
+        with self._session() as session:
             counts = {}
             for side, column in ((Side.CRM, ItemLink.crm_id), (Side.GROUPWARE, ItemLink.remote_id)):
                 counts[side] = (
@@ -308,6 +364,13 @@ class SqlStore:
         audits: Sequence[AuditRecord] = (),
         replaces: str | None = None,
     ) -> LinkSnapshot:
+        if self._open is not None:
+            # In a batch a refused write would roll back the whole transaction, the
+            # other items' intents with it: the holders are looked for first.
+            others = self._holders(kind, link, replaces)
+            if others:
+                raise LinkConflict(kind, link, others)
+            return self._put_link(self._open, kind, link, audits, replaces)
         try:
             with self.db.session() as session:
                 return self._put_link(session, kind, link, audits, replaces)
@@ -383,7 +446,7 @@ class SqlStore:
         )
         if link.state is not LinkState.TOMBSTONE:
             query = query.where(ItemLink.state != LinkState.TOMBSTONE)
-        with self.db.session() as session:
+        with self._session() as session:
             return [_snapshot(row) for row in session.scalars(query.order_by(ItemLink.id))]
 
     def _unconfirmed(self, session: Session, record: AuditRecord) -> list[AuditEntry]:
@@ -424,7 +487,7 @@ class SqlStore:
     def record_audits(
         self, audits: Sequence[AuditRecord], undoes: int | None = None
     ) -> list[AuditRecord]:
-        with self.db.session() as session:
+        with self._session() as session:
             entries = [self._write_audit(session, record, None) for record in audits]
             if undoes is not None:
                 self._own_audit(session, undoes).undone_at = utcnow()
@@ -437,11 +500,11 @@ class SqlStore:
             AuditEntry.state == AuditState.PENDING.value,
             AuditEntry.kind == kind,
         )
-        with self.db.session() as session:
+        with self._session() as session:
             return [_record(e) for e in session.scalars(query.order_by(AuditEntry.id))]
 
     def settle_audit(self, audit_id: int, state: AuditState, after: dict[str, Any] | None) -> None:
-        with self.db.session() as session:
+        with self._session() as session:
             entry = self._own_audit(session, audit_id)
             if entry.state != AuditState.PENDING.value:
                 return
@@ -450,14 +513,14 @@ class SqlStore:
             entry.state = state.value
 
     def audit_entry(self, audit_id: int) -> AuditRecord | None:
-        with self.db.session() as session:
+        with self._session() as session:
             entry = session.get(AuditEntry, audit_id)
             if entry is None or entry.sync_user_id != self.sync_user_id:
                 return None
             return _record(entry)
 
     def mark_undone(self, audit_id: int, when: datetime) -> None:
-        with self.db.session() as session:
+        with self._session() as session:
             self._own_audit(session, audit_id).undone_at = when
 
     def _own_audit(self, session: Session, audit_id: int) -> AuditEntry:
@@ -509,11 +572,11 @@ class SqlStore:
         )
 
     def drop_link(self, kind: ItemKind, correlation_id: str) -> None:
-        with self.db.session() as session:
+        with self._session() as session:
             session.execute(delete(ItemLink).where(*self._link_of(kind, correlation_id)))
 
     def load_cursor(self, kind: ItemKind, side: Side) -> str | None:
-        with self.db.session() as session:
+        with self._session() as session:
             return session.scalar(
                 select(Cursor.token).where(
                     Cursor.sync_user_id == self.sync_user_id,
@@ -523,7 +586,7 @@ class SqlStore:
             )
 
     def save_cursor(self, kind: ItemKind, side: Side, token: str | None) -> None:
-        with self.db.session() as session:
+        with self._session() as session:
             row = session.scalar(
                 select(Cursor).where(
                     Cursor.sync_user_id == self.sync_user_id,
@@ -538,7 +601,7 @@ class SqlStore:
             row.updated_at = utcnow()
 
     def start_run(self, dry_run: bool) -> int:
-        with self.db.session() as session:
+        with self._session() as session:
             run = SyncRun(
                 profile_id=self.profile_id, sync_user_id=self.sync_user_id, dry_run=dry_run
             )
@@ -548,7 +611,7 @@ class SqlStore:
             return run.id
 
     def finish_run(self, run_id: int, outcome: RunOutcome) -> None:
-        with self.db.session() as session:
+        with self._session() as session:
             run = session.scalars(
                 select(SyncRun).where(
                     SyncRun.id == run_id, SyncRun.sync_user_id == self.sync_user_id
@@ -564,7 +627,7 @@ class SqlStore:
 
     def audit_entries(self, since: datetime | None = None) -> list[AuditEntry]:
         """The audit trail of this user (newest last), for the portal and for undo."""
-        with self.db.session() as session:
+        with self._session() as session:
             query = select(AuditEntry).where(AuditEntry.sync_user_id == self.sync_user_id)
             if since is not None:
                 query = query.where(AuditEntry.created_at >= since)
