@@ -8,6 +8,7 @@ folder. Each test names the mistake it catches."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -22,6 +23,7 @@ from common.capabilities import GRAPH_EVENT, project
 from common.connectors.base import (
     AuthExpired,
     CursorExpired,
+    NotFound,
     PreconditionFailed,
     Stored,
     WouldMail,
@@ -334,6 +336,101 @@ def test_at_most_four_requests_are_in_flight_per_mailbox(mailbox: Mailbox) -> No
     assert adele["throttling"]["concurrencyRefusals"] == 0
     assert adele["throttling"]["peakInFlight"] == 4  # the limit was reached, never passed
     assert len(adele["events"]) == 60 and len(adele["contacts"]) == 40
+
+
+def in_flight_counter(session: requests.Session) -> list[tuple[float, float]]:
+    """When each `$batch` the session sent was in flight: (sent, answered), on the wire."""
+    spans: list[tuple[float, float]] = []
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if str(response.request.url).endswith("/$batch"):
+            answered = time.monotonic()
+            spans.append((answered - response.elapsed.total_seconds(), answered))
+
+    session.hooks["response"].append(hook)
+    return spans
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    now = peak = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def test_eighty_writes_go_as_four_batches_in_flight_at_once(mailbox: Mailbox) -> None:
+    """80 writes (the connector's batch) with 300 ms of network latency: four `$batch`
+    requests of 20, in flight together, each a `dependsOn` chain that Outlook runs on one of
+    the mailbox's four connections, so it refuses none of their parts. Mistakes caught:
+    batches sent one after another (four round trips instead of one), or four batches of
+    independent parts at once (Outlook runs four parts of each: sixteen requests for four
+    slots, and the parts over the limit are refused)."""
+    session = own_session(mailbox)
+    spans = in_flight_counter(session)
+    events = GraphEvents(client_on(mailbox, session), window=WINDOW)
+    assert events.batch_size == 80
+    events.client.tokens.access_token()
+    mailbox.session.put(f"{mailbox.server.url}/_sim/latency", json={"latency_ms": 300})
+    writes: list[Write[Appointment]] = []
+    for i in range(80):
+        start = NOW + timedelta(days=1 + i % 9, hours=i % 8)
+        item = Appointment(f"Visit {i}", start, start + timedelta(minutes=30))
+        writes.append(Write("create", item=item, correlation_id=new_correlation_id()))
+    results = events.apply_many(writes)
+    mailbox.session.put(f"{mailbox.server.url}/_sim/latency", json={"latency_ms": 0})
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert len(spans) == 4 and most_at_once(spans) == 4
+    adele = mailbox.adele()
+    assert adele["throttling"]["concurrencyRefusals"] == 0 and mailbox.sleeps == []
+    assert sorted(e["subject"] for e in adele["events"]) == sorted(f"Visit {i}" for i in range(80))
+
+
+def test_a_throttled_part_of_a_chain_waits_its_retry_after_with_those_after_it(
+    mailbox: Mailbox,
+) -> None:
+    """40 creates in two chains; Outlook answers one part 429 with `Retry-After: 2`, and the
+    parts after it in its chain are not run (424). They are sent again, once, after two
+    seconds; the other chain goes on. Mistakes caught: the whole chain sent again (its parts
+    that ran are made twice), the wait not honoured, the unrun parts taken for failures."""
+    session = own_session(mailbox)
+    wire = wire_counter(session)
+    events = GraphEvents(client_on(mailbox, session, sleep=mailbox.sleeps.append))
+    events.client.tokens.access_token()
+    mailbox.reset_stats()
+    mailbox.fault(kind="status", status=429, retry_after=2, count=1, path="/me/events$")
+    writes: list[Write[Appointment]] = []
+    for i in range(40):
+        start = NOW + timedelta(days=1 + i % 9, hours=i % 8)
+        item = Appointment(f"Visit {i}", start, start + timedelta(minutes=30))
+        writes.append(Write("create", item=item, correlation_id=new_correlation_id()))
+    results = events.apply_many(writes)
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert mailbox.sleeps == [2.0]
+    assert wire == [("POST", "/v1.0/$batch")] * 3
+    assert mailbox.stats()["POST /v1.0/me/events"] == 41  # forty parts, one of them twice
+    assert len(graph_events(mailbox)) == 40
+
+
+def test_a_chain_runs_on_past_its_failed_parts_at_no_cost_in_attempts(mailbox: Mailbox) -> None:
+    """26 deletes in two chains of 13; eight events of one chain are already gone. Each 404
+    makes the parts after it in its chain unrun (424), which are sent again in the next
+    chain. Mistakes caught: an unrun part taken for a failure (its event is never deleted),
+    or each resend counted as an attempt (after six the rest would be given up)."""
+    events = GraphEvents(mailbox.client, window=WINDOW)
+    appointments = GraphAppointments(mailbox, events)
+    ids = [appointments.user_create(appointments.sample(n)) for n in range(26)]
+    gone = set(ids[1:9])  # in the first chain, one after another: nine rounds for it
+    for item_id in gone:
+        appointments.user_delete(item_id)
+    results = events.apply_many([Write("delete", item_id=i) for i in ids])
+    for item_id, result in zip(ids, results, strict=True):
+        if item_id in gone:
+            assert isinstance(result, NotFound), (item_id, result)
+        else:
+            assert result is None, (item_id, result)
+    assert graph_events(mailbox) == [] and mailbox.sleeps == []
 
 
 # --- delta tokens and grants ------------------------------------------------------------------

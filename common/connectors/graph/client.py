@@ -10,18 +10,24 @@ Outlook's throttling, and Graph's errors as the connector's typed errors.
   at most 20 parts (their URLs relative to the version). Each part is answered on its own.
 - At most four requests are in flight per mailbox, in this process (Outlook's
   MailboxConcurrency limit): a single request holds one slot, a batch as many as Outlook runs
-  of it at once (four).
+  of it at once. One batch runs its parts four at a time (four slots). More than one batch
+  (more than 20 requests) are sent up to four at once, each a `dependsOn` chain, which
+  Outlook runs one part at a time on one of the mailbox's connections (one slot each): the
+  network's round trips overlap instead of adding up. A part a chain did not run because an
+  earlier one failed (424) is sent again in the next chain, at no cost to the attempts.
 - 429 (and 503) are answered with `Retry-After`, per request and per part: what was throttled
   is sent again after the longest wait asked for, when that is short (`max_sleep`); a longer
-  one, or throttling that goes on, becomes `Throttled` for the engine to reschedule.
+  one, or throttling that goes on, becomes `Throttled` for the engine to reschedule. Each
+  batch in flight waits for its own parts only.
 - A lost answer (a dropped connection, a timeout) is asked again only for requests that may
   be repeated: reads, and creates carrying a `transactionId` (Graph answers a repeated one
   with the first event); anything else is `Transient`, and the engine looks before it
   retries.
 
 Sources: JSON batching and its Outlook limits
-(https://learn.microsoft.com/en-us/graph/json-batching,
-https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits), throttling
+(https://learn.microsoft.com/en-us/graph/json-batching, "Sequencing requests with the
+dependsOn property"; https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits),
+throttling
 (https://learn.microsoft.com/en-us/graph/throttling), immutable ids
 (https://learn.microsoft.com/en-us/graph/outlook-immutable-id), errors
 (https://learn.microsoft.com/en-us/graph/errors).
@@ -30,10 +36,12 @@ https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits
 from __future__ import annotations
 
 import email.utils
+import math
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -56,6 +64,7 @@ GRAPH_ROOT = "https://graph.microsoft.com"
 VERSION = "/v1.0"
 MAX_BATCH = 20  # parts in one $batch
 MAILBOX_CONCURRENCY = 4  # requests in flight per mailbox (Outlook's limit)
+WRITES_AT_ONCE = MAX_BATCH * MAILBOX_CONCURRENCY  # a connector's batch: four $batches in flight
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
 
 
@@ -235,6 +244,8 @@ class GraphClient:
         self.timeout = timeout
         self.slots = MailboxSlots.of(f"{self.root}|{self.mailbox}")
         self.calls: Counter[str] = Counter()  # "http" requests made, batch "parts" sent
+        self._lock = threading.Lock()  # for `calls` and `_refused`, written by each batch
+        self._refused: set[str] = set()  # access tokens Graph refused (already refreshed)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -254,60 +265,82 @@ class GraphClient:
 
     def send(self, calls: Sequence[Call]) -> list[Result]:
         """Each call's answer, in order: alone as a plain request, several in `$batch`es of
-        at most 20, throttled parts sent again as Graph asks."""
-        results: list[Result] = []
-        for start in range(0, len(calls), MAX_BATCH):
-            results += self._send_chunk(list(calls[start : start + MAX_BATCH]))
-        return results
+        at most 20 (more than one batch: up to four at once, each a chain), throttled parts
+        sent again as Graph asks."""
+        chunks = _balanced(list(calls), MAX_BATCH)
+        if len(chunks) <= 1:
+            return self._send_chunk(chunks[0], chained=False) if chunks else []
+        workers = min(len(chunks), MAILBOX_CONCURRENCY)
+        with ThreadPoolExecutor(workers, thread_name_prefix="graph-batch") as pool:
+            answered = list(pool.map(lambda chunk: self._send_chunk(chunk, chained=True), chunks))
+        return [result for each in answered for result in each]
 
-    def _send_chunk(self, calls: list[Call]) -> list[Result]:
+    def _send_chunk(self, calls: list[Call], *, chained: bool) -> list[Result]:
         results: dict[int, Answer | _Lost] = {}
         pending = list(range(len(calls)))
         refreshed = False
-        for attempt in range(1, self.attempts + 1):
-            answers = self._dispatch([calls[i] for i in pending])
+        attempt = 1
+        while True:
+            answers, token = self._dispatch([calls[i] for i in pending], chained)
             again: list[int] = []
             wait = 0.0
-            unauthorised = False
+            unauthorised = retrying = False
             for index, answer in zip(pending, answers, strict=True):
                 results[index] = answer
                 if isinstance(answer, _Lost):
                     if calls[index].may_repeat:
                         again.append(index)
-                        wait = max(wait, 1.0)
+                        wait, retrying = max(wait, 1.0), True
                 elif answer.status == 401 and not refreshed:
                     again.append(index)
-                    unauthorised = True
+                    unauthorised = retrying = True
                 elif _throttled(answer):
                     again.append(index)
                     wait = max(wait, retry_after(answer.headers) or min(2.0**attempt, 30.0))
+                    retrying = True
+                elif chained and answer.status == 424:
+                    again.append(index)  # not run: a part before it in the chain failed
             if not again:
                 break
             if unauthorised:
-                self.tokens.access_token(force_refresh=True)  # AuthExpired if refused
+                self._refresh(token)  # AuthExpired if refused
                 refreshed = True
-            if attempt == self.attempts or wait > self.max_sleep:
+            if retrying and (attempt == self.attempts or wait > self.max_sleep):
                 return [
                     _given_up(calls[i], results[i], wait) if i in again else _final(calls[i], r)
                     for i, r in sorted(results.items())
                 ]
             if wait:
                 self.sleep(wait)
+            attempt += retrying  # a chain's unrun parts cost no attempt: each round runs one
             pending = again
         return [_final(calls[i], r) for i, r in sorted(results.items())]
 
-    def _dispatch(self, calls: list[Call]) -> list[Answer | _Lost]:
+    def _refresh(self, refused: str) -> None:
+        """A new access token after Graph refused `refused`: once, however many batches in
+        flight were refused it."""
+        with self._lock:
+            if refused in self._refused:
+                return
+            self.tokens.access_token(force_refresh=True)
+            self._refused.add(refused)
+
+    def _dispatch(self, calls: list[Call], chained: bool) -> tuple[list[Answer | _Lost], str]:
         token = self.tokens.access_token()
         if len(calls) == 1:
             with self.slots.hold(1):
-                return [self._plain(calls[0], token)]
-        with self.slots.hold(len(calls)):
-            return self._batch(calls, token)
+                return [self._plain(calls[0], token)], token
+        with self.slots.hold(1 if chained else len(calls)):
+            return self._batch(calls, token, chained), token
+
+    def _count(self, **counts: int) -> None:
+        with self._lock:
+            self.calls.update(counts)
 
     def _plain(self, call: Call, token: str) -> Answer | _Lost:
         url = call.url if call.url.startswith("http") else f"{self.root}{VERSION}{call.url}"
         headers = {"Authorization": f"Bearer {token}", **self._headers(call)}
-        self.calls["http"] += 1
+        self._count(http=1)
         try:
             response = self.session.request(
                 call.method,
@@ -320,7 +353,7 @@ class GraphClient:
             return _Lost(f"{type(exc).__name__}: {exc}")
         return Answer(response.status_code, dict(response.headers), _json_of(response))
 
-    def _batch(self, calls: list[Call], token: str) -> list[Answer | _Lost]:
+    def _batch(self, calls: list[Call], token: str, chained: bool) -> list[Answer | _Lost]:
         parts = []
         for n, call in enumerate(calls):
             part: dict[str, Any] = {
@@ -329,12 +362,13 @@ class GraphClient:
                 "url": self._relative(call.url),
                 "headers": self._headers(call),
             }
+            if chained and n:
+                part["dependsOn"] = [str(n)]
             if call.body is not None:
                 part["body"] = dict(call.body)
                 part["headers"]["Content-Type"] = "application/json"
             parts.append(part)
-        self.calls["http"] += 1
-        self.calls["parts"] += len(parts)
+        self._count(http=1, parts=len(parts))
         try:
             response = self.session.post(
                 f"{self.root}{VERSION}/$batch",
@@ -388,11 +422,30 @@ def _throttled(answer: Answer) -> bool:
 
 
 def _given_up(call: Call, result: Answer | _Lost, wait: float) -> Result:
-    """A call still throttled (or unanswered) when the client stops trying."""
+    """A call still throttled (or unanswered, or not run by its chain) when the client
+    stops trying."""
     if isinstance(result, Answer) and _throttled(result):
         what = f"{call.method} {call.url.split('?')[0]}: throttled"
         return Throttled(max(wait, retry_after(result.headers) or 1.0), what)
+    if isinstance(result, Answer) and result.status == 424:
+        what = f"{call.method} {call.url.split('?')[0]}: not sent, the mailbox is throttled"
+        return Throttled(max(wait, 1.0), what)
     return _final(call, result)
+
+
+def _balanced(calls: list[Call], size: int) -> list[list[Call]]:
+    """`calls` in as few chunks of at most `size` as can hold them, of nearly equal length
+    (chains in flight together end together)."""
+    if not calls:
+        return []
+    count = math.ceil(len(calls) / size)
+    base, extra = divmod(len(calls), count)
+    chunks, start = [], 0
+    for n in range(count):
+        end = start + base + (1 if n < extra else 0)
+        chunks.append(calls[start:end])
+        start = end
+    return chunks
 
 
 def _final(call: Call, result: Answer | _Lost) -> Result:

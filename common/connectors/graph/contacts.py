@@ -25,7 +25,14 @@ from common.connectors.base import (
     WriteResult,
 )
 from common.connectors.graph import mapping
-from common.connectors.graph.client import MAX_BATCH, Answer, Call, GraphClient, check, error_of
+from common.connectors.graph.client import (
+    WRITES_AT_ONCE,
+    Answer,
+    Call,
+    GraphClient,
+    check,
+    error_of,
+)
 from common.connectors.graph.delta import Pass, item_path, query
 from common.connectors.graph.stamps import oldest_holder
 from common.items import Contact
@@ -41,7 +48,7 @@ class GraphContacts(BatchingConnector[Contact]):
     can_stamp = True
     stamps_in_listing = False
     idempotent_create = False
-    batch_size = MAX_BATCH
+    batch_size = WRITES_AT_ONCE
 
     def __init__(
         self,

@@ -50,7 +50,7 @@ from common.connectors.base import (
 )
 from common.connectors.graph import mapping
 from common.connectors.graph.client import (
-    MAX_BATCH,
+    WRITES_AT_ONCE,
     Answer,
     Call,
     GraphClient,
@@ -83,7 +83,7 @@ class GraphEvents(BatchingConnector[Appointment]):
     can_stamp = True
     stamps_in_listing = False
     idempotent_create = False
-    batch_size = MAX_BATCH
+    batch_size = WRITES_AT_ONCE
 
     def __init__(
         self,
