@@ -105,6 +105,10 @@ class _Server(ThreadedWSGIServer):
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, address = self.socket.accept()
         conn.settimeout(CONNECTION_TIMEOUT)
+        # werkzeug writes a response's headers and body apart: with Nagle's algorithm the
+        # body would wait for the client's delayed ACK (40 ms on Linux) on every kept-alive
+        # answer, which no real service's answers do.
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.ssl_context is not None:
             conn = self.ssl_context.wrap_socket(
                 conn, server_side=True, do_handshake_on_connect=False
