@@ -343,7 +343,11 @@ class Applier(Generic[T]):
             job.cid = action.shared_stamp or new_correlation_id()
             if source.correlation_id != job.cid:
                 write: Write[T] = Write(
-                    "stamp", item_id=source.id, if_match=source.version, correlation_id=job.cid
+                    "stamp",
+                    item_id=source.id,
+                    item=source.item,
+                    if_match=source.version,
+                    correlation_id=job.cid,
                 )
                 stamps.append((n, write))
         connector = self.connectors[actions[0].target.other]

@@ -17,7 +17,7 @@ batched read (`get_many`):
 | a linked item reported deleted                            | looked up by its stamp: found |
 |                                                           | under another id, it moved    |
 | an item left on the retry list by an earlier run          | read it again                 |
-| an unlinked item of a listing that hides our stamps       | read it: its stamp pairs it   |
+| an unlinked item of a listing that hides our stamps       | its stamp read: it pairs it   |
 | a create interrupted before its link was written          | `find_by_correlation_id`: the |
 |                                                           | copy joins its link, whether  |
 |                                                           | or not the listing shows the  |
@@ -116,9 +116,11 @@ def resolve(
         ]
         if unknown:
             report.lookups += len(unknown)
-            for item_id, found in connector.get_many(unknown).items():
-                if found is not None and found.correlation_id is not None:
-                    upserts = [found if s.id == item_id else s for s in upserts]
+            held = {i: cid for i, cid in connector.stamps_of(unknown).items() if cid}
+            upserts = [
+                dataclasses.replace(s, correlation_id=held[s.id]) if s.id in held else s
+                for s in upserts
+            ]
     ask += [item_id for item_id in retry if item_id not in present]
     ask = list(dict.fromkeys(ask))
     if ask:

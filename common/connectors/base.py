@@ -8,9 +8,11 @@ token refresh) stays behind it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, Protocol
+from typing import Generic, Protocol, TypeVar
 
 from common.capabilities import Capabilities
 from common.items import Appointment, Contact, Recurrence
@@ -90,7 +92,9 @@ class Write(Generic[T]):
 
     op: str  # "create" | "update" | "stamp" | "delete"
     item_id: str | None = None  # None for a create
-    item: T | None = None  # what to write (create, update)
+    # What to write (create, update). For a stamp: the item as the engine last read it,
+    # which a side whose stamp leaves the item as it was may give back without reading it.
+    item: T | None = None
     if_match: str | None = None
     correlation_id: str | None = None  # our stamp (create, stamp; update keeps it)
     # Whom the service may mail because of this write (invitations, updates, cancellations
@@ -165,6 +169,11 @@ class ItemConnector(Protocol[T]):
     def get_many(self, item_ids: Sequence[str]) -> dict[str, Stored[T] | None]:
         """Each item (None where it does not exist; left out where it cannot be read), in as
         few calls as the service allows."""
+        ...
+
+    def stamps_of(self, item_ids: Sequence[str]) -> dict[str, str | None]:
+        """Our stamp on each item (None: it carries none; left out where the item cannot be
+        read or is gone), for a listing that does not show them (`stamps_in_listing`)."""
         ...
 
     def create(self, item: T, correlation_id: str) -> Stored[T]:
@@ -249,6 +258,9 @@ class BaseConnector(Generic[T]):
                 continue  # cannot be read now: left out, neither found nor gone
         return found
 
+    def stamps_of(self, item_ids: Sequence[str]) -> dict[str, str | None]:
+        return {i: s.correlation_id for i, s in self.get_many(item_ids).items() if s is not None}
+
     def apply_many(self, writes: Sequence[Write[T]]) -> list[WriteResult[T]]:
         results: list[WriteResult[T]] = []
         for n, write in enumerate(writes):
@@ -277,6 +289,75 @@ class BaseConnector(Generic[T]):
             self.delete(write.item_id, write.if_match)
             return None
         raise ValueError(f"unknown write {write.op!r}")
+
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+def each_at_once(
+    work: Callable[[A], R],
+    items: Sequence[A],
+    in_flight: int,
+    stop_on: tuple[type[Exception], ...] = (AuthExpired, Throttled),
+) -> list[R | Exception]:
+    """`work` done on each item, up to `in_flight` at once; each result (or the exception it
+    raised) in the items' order. After an exception of a `stop_on` type nothing more is
+    started: the items not started get that exception as their result."""
+    stopped: list[Exception] = []
+    lock = threading.Lock()
+
+    def one(item: A) -> R | Exception:
+        with lock:
+            if stopped:
+                return stopped[0]
+        try:
+            return work(item)
+        except stop_on as exc:
+            with lock:
+                stopped.append(exc)
+            return exc
+        except Exception as exc:  # noqa: BLE001 - the item's result; callers raise what they must
+            return exc
+
+    if in_flight <= 1 or len(items) <= 1:
+        return [one(item) for item in items]
+    with ThreadPoolExecutor(min(in_flight, len(items)), thread_name_prefix="connector") as pool:
+        return list(pool.map(one, items))
+
+
+class ParallelConnector(BaseConnector[T]):
+    """For a service without batches that takes several requests at once (SuperOffice's
+    REST API): `get_many` and `apply_many` make the single calls up to `in_flight` at a time,
+    so the round trips overlap. As in `BaseConnector`, an error of one write is that write's
+    result, and after a throttle or expired credentials nothing more is started (what was
+    written stays written)."""
+
+    in_flight = 4
+
+    def get_many(self, item_ids: Sequence[str]) -> dict[str, Stored[T] | None]:
+        ids = list(dict.fromkeys(item_ids))
+        found: dict[str, Stored[T] | None] = {}
+        stop = (AuthExpired, Throttled, Transient, CursorExpired, PreconditionFailed)
+        read = each_at_once(self.get, ids, self.in_flight, stop)
+        for item_id, result in zip(ids, read, strict=True):
+            if isinstance(result, NotFound):
+                found[item_id] = None
+            elif isinstance(result, Permanent):
+                continue  # cannot be read now: left out, neither found nor gone
+            elif isinstance(result, Exception):
+                raise result
+            else:
+                found[item_id] = result
+        return found
+
+    def apply_many(self, writes: Sequence[Write[T]]) -> list[WriteResult[T]]:
+        results: list[WriteResult[T]] = []
+        for result in each_at_once(self._apply_one, writes, self.in_flight):
+            if isinstance(result, Exception) and not isinstance(result, ConnectorError):
+                raise result
+            results.append(result)
+        return results
 
 
 class BatchingConnector(BaseConnector[T]):

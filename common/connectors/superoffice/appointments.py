@@ -24,9 +24,17 @@ from typing import Any
 from dateutil.rrule import rrulestr
 
 from common.capabilities import SUPEROFFICE_APPOINTMENT, Capabilities
-from common.connectors.base import BaseConnector, NotFound, Permanent, PreconditionFailed
+from common.connectors.base import (
+    NotFound,
+    ParallelConnector,
+    Permanent,
+    PreconditionFailed,
+    Write,
+    each_at_once,
+)
 from common.connectors.superoffice import mapping, series
 from common.connectors.superoffice.client import (
+    SO_CONCURRENCY,
     SuperOfficeClient,
     http_date,
     parse_updated,
@@ -105,16 +113,19 @@ class _Scope:
         found: list[Stored[Appointment]] = []
         gone: list[str] = []
         bad: list[Unreadable] = []
-        for item_id in item_ids:
-            try:
-                stored = self.connector.read(item_id, stamp=False)
-            except NotFound:
+        read = each_at_once(
+            lambda item_id: self.connector.read(item_id, stamp=False),
+            item_ids,
+            self.connector.in_flight,
+        )
+        for item_id, stored in zip(item_ids, read, strict=True):
+            if isinstance(stored, NotFound):
                 gone.append(item_id)
-                continue
-            except Unmappable as exc:
-                bad.append(Unreadable(item_id, str(exc)))
-                continue
-            if window is None or _inside(stored.item, window):
+            elif isinstance(stored, Unmappable):
+                bad.append(Unreadable(item_id, str(stored)))
+            elif isinstance(stored, Exception):
+                raise stored
+            elif window is None or _inside(stored.item, window):
                 found.append(stored)
         return found, gone, bad
 
@@ -126,12 +137,13 @@ def _inside(item: Appointment, window: Window) -> bool:
         return True  # a rule dateutil cannot expand: listed, for the engine to set aside
 
 
-class SuperOfficeAppointments(BaseConnector[Appointment]):
+class SuperOfficeAppointments(ParallelConnector[Appointment]):
     exact_versions = False  # UpdatedDate: coarse, and not moved by every change
     can_stamp = True
     stamps_in_listing = False  # foreign keys are a separate read
     idempotent_create = False  # no idempotency key: recovery finds the stamp instead
-    batch_size = 1
+    batch_size = 20  # no batch in the REST API: the writes are made `in_flight` at a time
+    in_flight = SO_CONCURRENCY
 
     def __init__(
         self,
@@ -237,6 +249,31 @@ class SuperOfficeAppointments(BaseConnector[Appointment]):
         stored = self.read(item_id, stamp=False)
         self.stamps.write(TABLE, self._stamp_row(item_id), correlation_id)
         return dataclasses.replace(stored, correlation_id=correlation_id)
+
+    def stamps_of(self, item_ids: Sequence[str]) -> dict[str, str | None]:
+        """Only the foreign keys are read (the listing has read the appointments)."""
+        read = each_at_once(
+            lambda item_id: self.stamps.read(TABLE, self._stamp_row(item_id)),
+            item_ids,
+            self.in_flight,
+        )
+        found: dict[str, str | None] = {}
+        for item_id, stamp in zip(item_ids, read, strict=True):
+            if isinstance(stamp, NotFound | Permanent):
+                continue
+            if isinstance(stamp, Exception):
+                raise stamp
+            found[item_id] = stamp
+        return found
+
+    def _apply_one(self, write: Write[Appointment]) -> Stored[Appointment] | None:
+        if write.op == "stamp" and write.item is not None and write.item_id is not None:
+            # The foreign key is a row of its own: the appointment stays as the engine read
+            # it, so it is not read again to be given back.
+            assert write.correlation_id is not None
+            self.stamps.write(TABLE, self._stamp_row(write.item_id), write.correlation_id)
+            return Stored(write.item_id, write.if_match or "", write.item, write.correlation_id)
+        return super()._apply_one(write)
 
     def delete(self, item_id: str, if_match: str | None) -> None:
         if item_id.startswith(SERIES):

@@ -18,6 +18,7 @@ never pages by itself, and pages are read by key (`… and appointmentId gt <las
 from __future__ import annotations
 
 import email.utils
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ from common.kinds import Side
 
 TIME_ZONE = "UTC, includeTZOffset"
 DEFAULT_RETRY_AFTER = 30.0
+# Requests a connector has in flight at once. SuperOffice publishes no limit (it "may
+# throttle" and meters each app); four, as Outlook allows per mailbox, keeps us polite.
+SO_CONCURRENCY = 4
 UNAVAILABLE = {"OfflineMaintenance", "Provisioning", "MigrationPending"}
 
 
@@ -126,10 +130,13 @@ class SuperOfficeClient:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     calls: Counter[str] = field(default_factory=Counter)  # "GET /Appointment" → n
     server_time: datetime | None = None  # the Date of the last answer (the service's clock)
+    # Connectors send several requests at once (`SO_CONCURRENCY`): one renewal for all.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, method: str, path: str) -> None:
         parts = [p for p in path.split("?")[0].split("/") if p]
-        self.calls[f"{method} /{parts[0] if parts else ''}"] += 1
+        with self._lock:
+            self.calls[f"{method} /{parts[0] if parts else ''}"] += 1
 
     # --- calls ------------------------------------------------------------------------------
 
@@ -146,10 +153,12 @@ class SuperOfficeClient:
         renewed = moved = False
         while True:
             root = self.site.api_root(self)
+            with self._lock:
+                credentials = self.auth.headers(self.http, self.timeout)
             sent = {
                 "Accept": "application/json",
                 "SO-TimeZone": TIME_ZONE,
-                **self.auth.headers(self.http, self.timeout),
+                **credentials,
                 **(headers or {}),
             }
             self.count(method, path)
@@ -163,8 +172,10 @@ class SuperOfficeClient:
             self._note_time(answer)
             if answer.status_code == 401 and not renewed:
                 renewed = True
-                if self.auth.renew(self.http, self.timeout):
-                    continue
+                with self._lock:  # renewed by a request alongside already, or now
+                    fresh = self.auth.headers(self.http, self.timeout) != credentials
+                    if fresh or self.auth.renew(self.http, self.timeout):
+                        continue
             if answer.status_code == 421 and not moved:
                 moved = True  # the tenant moved to another host: look it up again
                 self.site.forget()

@@ -161,10 +161,14 @@ class Lister(Generic[T]):
             where = f"{where} and {scope.changed_since(cursor.day)}"
         top = self.id_page_size if ids_only else self.page_size
         columns = scope.identified if ids_only else (*scope.fingerprinted, *scope.identified)
+        # One row more than the page: a last page that is exactly full then says so itself,
+        # instead of costing one more request that comes back empty.
         rows = self.client.rows(
             scope.resource, key=scope.key, select=columns, where=where, after=cursor.after,
-            top=top,
+            top=top + 1,
         )  # fmt: skip
+        more = len(rows) > top
+        rows = rows[:top]
         known, done, seen = set(cursor.known), set(cursor.done), set(cursor.seen)
         keep_from = cursor.day if cursor.phase == "full" else cursor.next_day
         wanted: list[str] = []
@@ -197,7 +201,7 @@ class Lister(Generic[T]):
         cursor.done, cursor.seen = sorted(done), sorted(seen)
         if rows:
             cursor.after = int(rows[-1][scope.key])
-        return len(rows) >= top
+        return more
 
     def _end(self, cursor: Cursor, page: _Page[T], removals: bool) -> Cursor:
         seen = set(cursor.seen)

@@ -7,6 +7,7 @@ a time and remembered.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +32,14 @@ class People:
     _user_persons: dict[int, int] = field(default_factory=dict)  # associate -> person id
     _persons: dict[int, Someone | None] = field(default_factory=dict)
     _by_email: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # Items are read several at once: the users are listed once, not by each of them.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def users(self) -> dict[int, Someone]:
+        with self._lock:
+            return self._listed()
+
+    def _listed(self) -> dict[int, Someone]:
         if self._users is None:
             rows = self.client.rows(
                 "/Archive/AllUsers",
@@ -41,13 +48,14 @@ class People:
                 where="isActive set 1",
                 top=5000,
             )
-            self._users = {}
+            users: dict[int, Someone] = {}
             for row in rows:
                 associate_id = int(row["associateDbId"])
-                self._users[associate_id] = Someone(
+                users[associate_id] = Someone(
                     str(row.get("personEmail") or ""), str(row.get("fullName") or "")
                 )
                 self._user_persons[associate_id] = int(row.get("personId") or 0)
+            self._users = users
         return self._users
 
     def user(self, associate_id: int) -> Someone | None:

@@ -17,14 +17,26 @@ Deleting a person is SuperOffice's soft delete: it is gone from every read at on
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common.capabilities import SUPEROFFICE_PERSON, Capabilities
-from common.connectors.base import BaseConnector, NotFound, Permanent
+from common.connectors.base import (
+    NotFound,
+    ParallelConnector,
+    Permanent,
+    Write,
+    each_at_once,
+)
 from common.connectors.superoffice import mapping
-from common.connectors.superoffice.client import SuperOfficeClient, http_date, parse_updated
+from common.connectors.superoffice.client import (
+    SO_CONCURRENCY,
+    SuperOfficeClient,
+    http_date,
+    parse_updated,
+)
 from common.connectors.superoffice.listing import Lister, Row
 from common.connectors.superoffice.mapping import Unmappable
 from common.connectors.superoffice.people import odata_text
@@ -78,13 +90,20 @@ class _Scope:
         found: list[Stored[Contact]] = []
         gone: list[str] = []
         bad: list[Unreadable] = []
-        for item_id in item_ids:
-            try:
-                found.append(self.connector.read(item_id, stamp=False))
-            except NotFound:
+        read = each_at_once(
+            lambda item_id: self.connector.read(item_id, stamp=False),
+            item_ids,
+            self.connector.in_flight,
+        )
+        for item_id, stored in zip(item_ids, read, strict=True):
+            if isinstance(stored, NotFound):
                 gone.append(item_id)
-            except Unmappable as exc:
-                bad.append(Unreadable(item_id, str(exc)))
+            elif isinstance(stored, Unmappable):
+                bad.append(Unreadable(item_id, str(stored)))
+            elif isinstance(stored, Exception):
+                raise stored
+            else:
+                found.append(stored)
         return found, gone, bad
 
 
@@ -107,12 +126,13 @@ class _SelectionScope(_Scope):
         return f"selectionId eq {self.selection_id}"
 
 
-class SuperOfficePersons(BaseConnector[Contact]):
+class SuperOfficePersons(ParallelConnector[Contact]):
     exact_versions = False  # UpdatedDate does not move when an e-mail or phone changes
     can_stamp = True
     stamps_in_listing = False
     idempotent_create = False
-    batch_size = 1
+    batch_size = 20  # no batch in the REST API: the writes are made `in_flight` at a time
+    in_flight = SO_CONCURRENCY
 
     def __init__(
         self,
@@ -132,6 +152,8 @@ class SuperOfficePersons(BaseConnector[Contact]):
         self.stamps = stamps or Stamps(client)
         self.page_size = page_size
         self._companies: dict[str, int] = {}
+        # Persons are written several at once: two of one new company must not make it twice.
+        self._companies_lock = threading.Lock()
         scope = _Scope(self) if selection_id is None else _SelectionScope(self, selection_id)
         whose = f"selection {selection_id}" if selection_id is not None else "theirs"
         self.lister = Lister(
@@ -207,6 +229,29 @@ class SuperOfficePersons(BaseConnector[Contact]):
         self.stamps.write(TABLE, _id_of(item_id), correlation_id)
         return dataclasses.replace(stored, correlation_id=correlation_id)
 
+    def stamps_of(self, item_ids: Sequence[str]) -> dict[str, str | None]:
+        """Only the foreign keys are read (the listing has read the persons)."""
+        read = each_at_once(
+            lambda item_id: self.stamps.read(TABLE, _id_of(item_id)), item_ids, self.in_flight
+        )
+        found: dict[str, str | None] = {}
+        for item_id, stamp in zip(item_ids, read, strict=True):
+            if isinstance(stamp, NotFound | Permanent):
+                continue
+            if isinstance(stamp, Exception):
+                raise stamp
+            found[item_id] = stamp
+        return found
+
+    def _apply_one(self, write: Write[Contact]) -> Stored[Contact] | None:
+        if write.op == "stamp" and write.item is not None and write.item_id is not None:
+            # The foreign key is a row of its own: the person stays as the engine read it,
+            # so it is not read again to be given back.
+            assert write.correlation_id is not None
+            self.stamps.write(TABLE, _id_of(write.item_id), write.correlation_id)
+            return Stored(write.item_id, write.if_match or "", write.item, write.correlation_id)
+        return super()._apply_one(write)
+
     def delete(self, item_id: str, if_match: str | None) -> None:
         person_id = _id_of(item_id)
         self._entity(person_id)
@@ -252,6 +297,10 @@ class SuperOfficePersons(BaseConnector[Contact]):
         wanted = name.strip()
         if not wanted:
             return 0
+        with self._companies_lock:
+            return self._company_of(wanted)
+
+    def _company_of(self, wanted: str) -> int:
         if wanted.casefold() not in self._companies:
             rows = self.client.rows(
                 "/Contact", key="contactId", select=("name",),
