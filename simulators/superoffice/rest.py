@@ -742,11 +742,48 @@ def current_time_zone() -> Response:
 # --- ForeignApp / ForeignKey ---------------------------------------------------------------------
 
 FK_BASE = "/v1/ForeignApp/<app_name>/<device>/<device_id>/Key"
+KeyId = tuple[str, str, str, str, str, int]  # app, device, device id, key, table, record id
+
+
+@dataclasses.dataclass
+class _KeyIndex:
+    """A tenant's foreign keys by record, as the service's table index finds them (a scan of
+    thousands per request made each stamp cost the simulator milliseconds, under the
+    tenant's lock). Rebuilt when the list was replaced or changed size elsewhere."""
+
+    keys: list[ForeignKeyRecord]
+    size: int
+    by_record: dict[KeyId, ForeignKeyRecord]
+
+
+_KEY_INDEXES: dict[int, _KeyIndex] = {}  # by id() of the tenant's data
+
+
+def _key_id(record: ForeignKeyRecord) -> KeyId:
+    return (record.app, record.device, record.device_identifier, record.key, record.table,
+            record.record_id)  # fmt: skip
+
+
+def _key_index(data: Any) -> _KeyIndex:
+    index = _KEY_INDEXES.get(id(data))
+    if index is None or index.keys is not data.foreign_keys or index.size != len(index.keys):
+        keys = data.foreign_keys
+        index = _KeyIndex(keys, len(keys), {_key_id(k): k for k in keys})
+        _KEY_INDEXES[id(data)] = index
+    return index
 
 
 def _find_key(
     app_name: str, device: str, device_id: str, key: str, table: str, **match: Any
 ) -> ForeignKeyRecord:
+    if set(match) == {"record_id"}:
+        wanted = (app_name, device, device_id, key, table.lower(), int(match["record_id"]))
+        data = tenant()
+        with data.lock:
+            found = _key_index(data).by_record.get(wanted)
+        if found is None:
+            raise ApiError(404, "Foreign key not found")
+        return found
     for record in tenant().foreign_keys:
         if (record.app, record.device, record.device_identifier, record.key, record.table) == (
             app_name,
@@ -781,7 +818,10 @@ def foreign_key_save(app_name: str, device: str, device_id: str) -> Response:
         except ApiError:
             record = ForeignKeyRecord(app_name, device, device_id, str(body["Key"]), str(body.get("Value") or ""),
                                       table, int(body["RecordId"]), now, now)  # fmt: skip
+            index = _key_index(data)
             data.foreign_keys.append(record)
+            index.by_record[_key_id(record)] = record
+            index.size += 1
     return ok(carriers.foreign_key(record))
 
 
@@ -803,7 +843,10 @@ def foreign_key_delete(
     data = tenant()
     with data.lock:
         record = _find_key(app_name, device, device_id, key, table, record_id=record_id)
+        index = _key_index(data)
         data.foreign_keys.remove(record)
+        index.by_record.pop(_key_id(record), None)
+        index.size -= 1
     return Response(status=204)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
@@ -694,6 +695,53 @@ def test_foreign_keys_store_correlation_ids(so_client: FlaskClient) -> None:
     }
     assert so_client.delete(f"{base}/eventId/appointment/{aid}", headers=ADMIN).status_code == 204
     assert so_client.get(f"{base}/eventId/appointment/{aid}", headers=ADMIN).status_code == 404
+
+
+def test_foreign_keys_are_found_by_record_among_thousands_and_after_every_change(
+    so_client: FlaskClient,
+) -> None:
+    """SuperOffice finds a record's foreign key through its table's index: among 6,000 keys
+    a lookup costs what it costs among ten (mistake: a scan of every key per request, which
+    made each stamp of a 5,000-item sync cost milliseconds more under the tenant's lock).
+    The index follows every change: a key saved, changed, deleted, its appointment deleted,
+    the table replaced."""
+    base = f"{ONSITE}/ForeignApp/Synchronizer/graph/tenant-1/Key"
+    stamp = "2026-03-01T00:00:00"
+    many = [{"app": "Synchronizer", "device": "graph", "device_identifier": "tenant-1",
+             "key": "eventId", "value": f"v{n}", "table": "appointment", "record_id": 90000 + n,
+             "created": stamp, "updated": stamp} for n in range(6000)]  # fmt: skip
+    tenant = ONSITE.split("/")[1]
+    assert (
+        so_client.post(
+            "/_sim/state", json={"tenants": {tenant: {"foreign_keys": many}}}
+        ).status_code
+        == 204
+    )
+    started = time.monotonic()
+    for n in range(5700, 6000):
+        found = so_client.get(f"{base}/eventId/appointment/{90000 + n}", headers=ADMIN)
+        assert found.json["Value"] == f"v{n}"
+    assert time.monotonic() - started < 300 * 0.005  # a scan of 6,000 takes longer each
+    aid = new_appointment(so_client)["AppointmentId"]
+    for value in ("one", "two"):
+        body = {"Key": "eventId", "Value": value, "TableName": "appointment", "RecordId": aid}
+        assert so_client.put(base, headers=ADMIN, json=body).status_code == 200
+        assert (
+            so_client.get(f"{base}/eventId/appointment/{aid}", headers=ADMIN).json["Value"] == value
+        )
+    assert so_client.delete(f"{base}/eventId/appointment/90000", headers=ADMIN).status_code == 204
+    assert so_client.get(f"{base}/eventId/appointment/90000", headers=ADMIN).status_code == 404
+    assert so_client.delete(f"{ONSITE}/Appointment/{aid}", headers=ADMIN).status_code == 204
+    assert so_client.get(f"{base}/eventId/appointment/{aid}", headers=ADMIN).status_code == 404
+    replaced = [dict(many[1], value="new")]
+    assert (
+        so_client.post(
+            "/_sim/state", json={"tenants": {tenant: {"foreign_keys": replaced}}}
+        ).status_code
+        == 204
+    )
+    assert so_client.get(f"{base}/eventId/appointment/90001", headers=ADMIN).json["Value"] == "new"
+    assert so_client.get(f"{base}/eventId/appointment/90002", headers=ADMIN).status_code == 404
 
 
 # --- control API: faults, stats, state -----------------------------------------------------------
