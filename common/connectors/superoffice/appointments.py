@@ -142,7 +142,7 @@ class SuperOfficeAppointments(ParallelConnector[Appointment]):
     can_stamp = True
     stamps_in_listing = False  # foreign keys are a separate read
     idempotent_create = False  # no idempotency key: recovery finds the stamp instead
-    batch_size = 20  # no batch in the REST API: the writes are made `in_flight` at a time
+    batch_size = 80  # no batch in the REST API: the writes are made `in_flight` at a time
     in_flight = SO_CONCURRENCY
 
     def __init__(

@@ -131,7 +131,7 @@ class SuperOfficePersons(ParallelConnector[Contact]):
     can_stamp = True
     stamps_in_listing = False
     idempotent_create = False
-    batch_size = 20  # no batch in the REST API: the writes are made `in_flight` at a time
+    batch_size = 80  # no batch in the REST API: the writes are made `in_flight` at a time
     in_flight = SO_CONCURRENCY
 
     def __init__(
