@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -251,6 +251,27 @@ def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
         yield batch
 
 
+# Built once (a link write runs them for every item of an initial sync): a link's own row
+# and the rows holding one of its ids; an audit entry still waiting for its change.
+_ROWS_OF_LINK = select(ItemLink).where(
+    ItemLink.sync_user_id == bindparam("user"),
+    ItemLink.kind == bindparam("kind"),
+    or_(
+        ItemLink.correlation_id == bindparam("cid"),
+        ItemLink.crm_id == bindparam("crm"),
+        ItemLink.remote_id == bindparam("gw"),
+    ),
+)
+_UNCONFIRMED_OF_CHANGE = select(AuditEntry).where(
+    AuditEntry.sync_user_id == bindparam("user"),
+    AuditEntry.kind == bindparam("kind"),
+    AuditEntry.correlation_id == bindparam("cid"),
+    AuditEntry.side == bindparam("side"),
+    AuditEntry.action == bindparam("action"),
+    AuditEntry.state == AuditState.PENDING.value,
+)
+
+
 class SqlStore:
     """`SyncStore` on the application database, scoped to one profile and sync user: every
     query names this user (and the kind where there is one), so users never see, rewrite or
@@ -365,11 +386,8 @@ class SqlStore:
         replaces: str | None = None,
     ) -> LinkSnapshot:
         if self._open is not None:
-            # In a batch a refused write would roll back the whole transaction, the
-            # other items' intents with it: the holders are looked for first.
-            others = self._holders(kind, link, replaces)
-            if others:
-                raise LinkConflict(kind, link, others)
+            # In a batch a write the database refused would roll back the whole
+            # transaction, the other items' intents with it: `_put_link` looks first.
             return self._put_link(self._open, kind, link, audits, replaces)
         try:
             with self.db.session() as session:
@@ -388,9 +406,30 @@ class SqlStore:
         audits: Sequence[AuditRecord],
         replaces: str | None,
     ) -> LinkSnapshot:
+        # One look at the rows the write touches: the link's own, and those holding one of
+        # its ids (a tombstone gives way to a live link; anything else refuses it, before
+        # anything of the call is written).
+        found = session.scalars(
+            _ROWS_OF_LINK,
+            {
+                "user": self.sync_user_id,
+                "kind": kind,
+                "cid": link.correlation_id,
+                "crm": link.crm_id,
+                "gw": link.groupware_id,
+            },
+        ).all()
+        row = next((r for r in found if r.correlation_id == link.correlation_id), None)
+        holders = [r for r in found if r.correlation_id not in (link.correlation_id, replaces)]
+        live = link.state is not LinkState.TOMBSTONE
+        stale = [r for r in holders if live and r.state is LinkState.TOMBSTONE]
+        refusing = [r for r in holders if r not in stale]
+        if refusing:
+            raise LinkConflict(kind, link, [_snapshot(r) for r in refusing])
         if replaces is not None and replaces != link.correlation_id:
             session.execute(delete(ItemLink).where(*self._link_of(kind, replaces)))
-        row = session.scalar(select(ItemLink).where(*self._link_of(kind, link.correlation_id)))
+        if stale:  # a new pair may reuse a deleted pair's id (deleted now, before the insert)
+            session.execute(delete(ItemLink).where(ItemLink.id.in_([r.id for r in stale])))
         if row is None:
             row = ItemLink(
                 profile_id=self.profile_id,
@@ -399,12 +438,6 @@ class SqlStore:
                 correlation_id=link.correlation_id,
             )
             session.add(row)
-        same_ids = row.id is not None and (row.crm_id, row.remote_id) == (
-            link.crm_id,
-            link.groupware_id,
-        )
-        if link.state is not LinkState.TOMBSTONE and not same_ids:
-            self._clear_tombstones(session, kind, link)  # only ids new to this link can clash
         row.crm_id = link.crm_id
         row.remote_id = link.groupware_id
         row.crm_version = link.crm_version
@@ -454,14 +487,14 @@ class SqlStore:
             return []
         return list(
             session.scalars(
-                select(AuditEntry).where(
-                    AuditEntry.sync_user_id == self.sync_user_id,
-                    AuditEntry.kind == record.kind,
-                    AuditEntry.correlation_id == record.correlation_id,
-                    AuditEntry.side == record.side,
-                    AuditEntry.action == record.action,
-                    AuditEntry.state == AuditState.PENDING.value,
-                )
+                _UNCONFIRMED_OF_CHANGE,
+                {
+                    "user": self.sync_user_id,
+                    "kind": record.kind,
+                    "cid": record.correlation_id,
+                    "side": record.side,
+                    "action": record.action,
+                },
             )
         )
 
@@ -530,28 +563,6 @@ class SqlStore:
                 AuditEntry.id == audit_id, AuditEntry.sync_user_id == self.sync_user_id
             )
         ).one()
-
-    def _clear_tombstones(self, session: Session, kind: ItemKind, link: LinkSnapshot) -> None:
-        # A tombstone keeps the ids of a deleted pair; a new pair may reuse an id (a series
-        # occurrence that comes back), and the unique constraints must let it.
-        clauses = []
-        if link.crm_id is not None:
-            clauses.append(ItemLink.crm_id == link.crm_id)
-        if link.groupware_id is not None:
-            clauses.append(ItemLink.remote_id == link.groupware_id)
-        if not clauses:
-            return
-        session.execute(
-            delete(ItemLink).where(
-                and_(
-                    ItemLink.sync_user_id == self.sync_user_id,
-                    ItemLink.kind == kind,
-                    ItemLink.state == LinkState.TOMBSTONE,
-                    ItemLink.correlation_id != link.correlation_id,
-                    or_(*clauses),
-                )
-            )
-        )
 
     def _audit_row(self, record: AuditRecord, link_id: int | None) -> AuditEntry:
         return AuditEntry(
