@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, func, or_, select
+from sqlalchemy import and_, bindparam, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -254,13 +254,22 @@ def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
 # Built once (a link write runs them for every item of an initial sync): a link's own row
 # and the rows holding one of its ids; an audit entry still waiting for its change.
 _ROWS_OF_LINK = select(ItemLink).where(
-    ItemLink.sync_user_id == bindparam("user"),
-    ItemLink.kind == bindparam("kind"),
+    # Each disjunct whole, so that SQLite looks each up in its own unique index instead
+    # of scanning all of the user's links.
     or_(
-        ItemLink.correlation_id == bindparam("cid"),
-        ItemLink.crm_id == bindparam("crm"),
-        ItemLink.remote_id == bindparam("gw"),
-    ),
+        *(
+            and_(
+                ItemLink.sync_user_id == bindparam("user"),
+                ItemLink.kind == bindparam("kind"),
+                column == bindparam(name),
+            )
+            for column, name in (
+                (ItemLink.correlation_id, "cid"),
+                (ItemLink.crm_id, "crm"),
+                (ItemLink.remote_id, "gw"),
+            )
+        )
+    )
 )
 _UNCONFIRMED_OF_CHANGE = select(AuditEntry).where(
     AuditEntry.sync_user_id == bindparam("user"),
