@@ -1,37 +1,40 @@
-"""Sync one Microsoft 365 mailbox through the engine: Graph requests against the minimum and
-against one per item, and wall time with 50 ms latency against the bound.
+"""Sync one SuperOffice user with one Microsoft 365 mailbox through the engine: requests to
+each simulator against the minimum, and wall time with 50 ms latency against the bound.
 
-One user's CRM holds 5,000 appointments and 1,000 persons; their mailbox starts empty. The
-daemon's `daemon.sync.sync()` runs for appointments, then for contacts, against the Microsoft
-simulator on https (demo CA) through the product's Graph connector (`GraphEvents`,
-`GraphContacts`, `GraphClient`) with msal and requests unchanged: a real sign-in
-(authorization code flow) gives the delegated tokens. The store is the real `SqlStore` on a
-SQLite file. Every Graph request after the sign-in waits `--latency-ms` in the simulator (its
-network latency setting, `PUT /_sim/latency`: once per request, a `$batch` once, not per part).
-
-CRM side: in-memory until the SuperOffice connector lands. `CRM_SIDE` below names the class
-that builds the CRM side's two connectors and counts their requests; the SuperOffice connector
-and simulator are one line away: a class with the same three methods (`connector`,
-`requests`, `reset`) that starts the SuperOffice simulator and builds
-`common.connectors.superoffice` connectors, then `CRM_SIDE = SuperOfficeCrm`. Until then the
-CRM columns count calls into `MemoryConnector` (a batch as one), not HTTP requests.
+One user's SuperOffice diary holds 5,000 appointments and their companies 1,000 persons;
+their mailbox starts empty. The daemon's `daemon.sync.sync()` runs for appointments, then
+for contacts, between two simulators on https (demo CA): SuperOffice Online through the
+product's SuperOffice connector (`SuperOfficeAppointments`, `SuperOfficePersons`, signed in
+through SuperID's code flow) and Microsoft 365 through the Graph connector (`GraphEvents`,
+`GraphContacts`, `GraphClient`, msal unchanged, a real sign-in). The store is the real
+`SqlStore` on a SQLite file. Each simulator runs in a process of its own, as a service runs
+apart from its clients. Every request after the sign-ins waits `--latency-ms` in its
+simulator (the network latency setting, `PUT /_sim/latency`: once per HTTP request, a Graph
+`$batch` once, not per part).
 
 Three runs, each both kinds: the initial sync; an incremental sync right after it (nothing
 changed by anyone, but Graph's delta reports our own 6,000 creates as changes: the "echo");
-another incremental sync (nothing changed at all). Graph requests are counted on the wire
-(a response hook on the requests session: every HTTP request to `/v1.0/`, token requests
-apart); parts are the simulator's own count of requests it ran (a batch's parts each).
+another incremental sync (nothing changed at all). Requests are counted on the wire (a
+response hook on each side's requests session: HTTP requests to Graph's `/v1.0/` and to the
+tenant's `/api/v1/`, sign-in and token requests apart); parts are the Graph simulator's own
+count of requests it ran (a batch's parts each).
 
-- minimum: the writes in batches of 20 (ceil(writes / 20)) plus the delta pages the listing
-  needs (ceil(listed / page size), at least one per kind), plus finding and making our
-  contact folder (2);
-- one per item: a request per item written, plus the same listing pages;
-- bound: requests x latency / 4 (Outlook's four requests in flight per mailbox).
+- Graph minimum: the writes in batches of 20 (ceil(writes / 20)) plus the delta pages the
+  listing needs (ceil(listed / page size), at least one per kind), plus finding and making
+  our contact folder (2); one per item: a request per item written, plus the same pages.
+- SuperOffice minimum: its REST API has no batch and no bulk read, so each appointment or
+  person is read once (the archive lists do not carry whole items), its stamp looked up once
+  (the foreign key is a read of its own; a stamp left by a lost link table pairs the item
+  instead of copying it) and each source stamped once (a write each), plus the archive
+  pages the listing made.
+- bound: each side's requests x latency / the requests it takes at once (Graph: four per
+  mailbox, Outlook's limit; SuperOffice: `SO_CONCURRENCY`, the connector's own limit, as
+  SuperOffice publishes none), added up (the engine talks to one side at a time).
 
 Targets (issue 11): initial sync >= 15x fewer Graph requests than one per item; an
 incremental sync with nothing changed <= 2 requests per side per kind (checked on both
-incremental runs); the initial sync's wall time <= 1.5 x the bound. Verdict on the last line,
-exit 1 on a miss.
+incremental runs); the initial sync's wall time <= 1.5 x the bound. Verdict on the last
+line, exit 1 on a miss.
 
 Run: .venv/bin/python bench/sync_m365.py [--appointments 5000] [--persons 1000] [--latency-ms 50]
 """
@@ -40,17 +43,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -62,8 +66,12 @@ from common.connectors.graph.auth import DelegatedTokens, GraphApp, MemoryTokenS
 from common.connectors.graph.client import MAILBOX_CONCURRENCY, MAX_BATCH, GraphClient  # noqa: E402
 from common.connectors.graph.contacts import GraphContacts  # noqa: E402
 from common.connectors.graph.events import GraphEvents  # noqa: E402
-from common.connectors.memory import MemoryConnector  # noqa: E402
-from common.items import CONTACT_FIELDS, Appointment, Contact  # noqa: E402
+from common.connectors.superoffice import (  # noqa: E402
+    SuperOfficeAppointments,
+    SuperOfficePersons,
+    Tenant,
+)
+from common.connectors.superoffice.client import SO_CONCURRENCY  # noqa: E402
 from common.kinds import ItemKind, RunStatus, Side  # noqa: E402
 from common.kinds import Window as Range  # noqa: E402
 from daemon.policies import DeletionGuard, Direction, Policy, Window  # noqa: E402
@@ -71,16 +79,22 @@ from daemon.sync import SyncOutcome, sync  # noqa: E402
 from simulators.microsoft import create_app  # noqa: E402
 from simulators.platform.ca import DemoCA  # noqa: E402
 from simulators.platform.server import SimServer  # noqa: E402
+from simulators.superoffice import create_app as create_so_app  # noqa: E402
 from simulators.world.microsoft import (  # noqa: E402
     SYNCHRONIZER_APP_ID,
     SYNCHRONIZER_SECRET,
     demo_world,
 )
+from simulators.world.superoffice import demo as so_demo  # noqa: E402
 from tests.fixtures.engine import make_sql_store  # noqa: E402
 from tests.fixtures.graph_connector import signed_in_state  # noqa: E402
+from tests.fixtures.superoffice_connector import online_client  # noqa: E402
 
 ADELE = "adele@contoso.example"
 TENANT = "contoso.example"
+SO_TENANT = "Cust12345"  # Contoso in SuperOffice Online; Adele is its associate 100
+SO_ADELE = 100
+SO_ZONE = "Europe/Oslo"
 NOW = datetime(2026, 3, 20, 12, tzinfo=UTC)
 POLICY = Policy(
     appointments=Direction.TWO_WAY,
@@ -90,64 +104,19 @@ POLICY = Policy(
 )
 KINDS = (ItemKind.APPOINTMENT, ItemKind.CONTACT)
 GRAPH_PAGE = 100  # the connectors' default delta page size
-CRM_PAGE = 100
 FOLDER_SETUP = 2  # find our contact folder, make it
 TARGET_RATIO = 15.0
 TARGET_IDLE = 2
 TARGET_WALL = 1.5
 
 
-# --- the CRM side ----------------------------------------------------------------------------
-
-
-class CrmSide(Protocol):
-    def connector(self, kind: ItemKind) -> ItemConnector[Any]: ...
-    def requests(self, kind: ItemKind) -> int: ...
-    def reset(self) -> None: ...
-
-
-class MemoryCrm:
-    """The CRM as `MemoryConnector`s (pages of 100, no batches: one call per write, as
-    SuperOffice's REST API has no batch). `requests` counts calls."""
-
-    def __init__(self, appointments: int, persons: int) -> None:
-        self.sides: dict[ItemKind, MemoryConnector[Any]] = {
-            ItemKind.APPOINTMENT: MemoryConnector("crm", page_size=CRM_PAGE),
-            ItemKind.CONTACT: MemoryConnector("crm", fields=CONTACT_FIELDS, page_size=CRM_PAGE),
-        }
-        for n in range(appointments):
-            start = NOW + timedelta(days=1 + n % 110, hours=7 + n % 10, minutes=(n // 1100) * 5)
-            end = start + timedelta(minutes=45)
-            item = Appointment(f"Visit {n}", start, end, location=f"Room {n % 9}")
-            self.sides[ItemKind.APPOINTMENT].user_create(item)
-        for n in range(persons):
-            person = Contact(f"Given{n}", f"Family{n}", emails=(f"person{n}@example.com",))
-            self.sides[ItemKind.CONTACT].user_create(person)
-        self.reset()
-
-    def connector(self, kind: ItemKind) -> ItemConnector[Any]:
-        return self.sides[kind]
-
-    def requests(self, kind: ItemKind) -> int:
-        side = self.sides[kind]
-        return sum(side.calls.values()) - self._before[kind]
-
-    def reset(self) -> None:
-        self._before = {k: sum(s.calls.values()) for k, s in self.sides.items()}
-
-
-CRM_SIDE = MemoryCrm  # CRM side: in-memory until the SuperOffice connector lands
-
-
-# --- the mailbox -----------------------------------------------------------------------------
-
-
 @dataclass
 class Wire:
-    """Every HTTP request the Graph session sent, and how long each took to be answered."""
+    """Every HTTP request a session sent to one service's API, and how long each took."""
 
-    graph: Counter[str] = field(default_factory=Counter)  # "METHOD /v1.0/path" -> count
-    tokens: int = 0
+    api: str  # the API's path prefix: "/v1.0/", "/Cust12345/api/v1/"
+    requests: Counter[str] = field(default_factory=Counter)  # "METHOD /path" -> count
+    other: int = 0  # sign-in, tokens, tenant lookups
     waited_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -155,55 +124,147 @@ class Wire:
         path = urlsplit(str(response.request.url)).path
         with self.lock:
             self.waited_s += response.elapsed.total_seconds()
-            if path.startswith("/v1.0/"):
-                key = "/v1.0/$batch" if path.endswith("/$batch") else _shape(path)
-                self.graph[f"{response.request.method} {key}"] += 1
+            if path.startswith(self.api):
+                self.requests[f"{response.request.method} {_shape(path[len(self.api) :])}"] += 1
             else:
-                self.tokens += 1
+                self.other += 1
+
+    def total(self) -> int:
+        return sum(self.requests.values())
 
     def reset(self) -> None:
         with self.lock:
-            self.graph.clear()
-            self.tokens, self.waited_s = 0, 0.0
+            self.requests.clear()
+            self.other, self.waited_s = 0, 0.0
 
 
 def _shape(path: str) -> str:
-    """`/v1.0/me/contactFolders/<id>/contacts/delta` with the id left out."""
+    """`me/contactFolders/<id>/contacts/delta`, `Appointment/<n>`: ids left out."""
     parts = path.split("/")
-    return "/".join("<id>" if len(p) > 40 else p for p in parts)
+    return "/".join("<id>" if len(p) > 40 or p.isdigit() else p for p in parts)
+
+
+class Remote:
+    """A simulator on https in a process of its own, as a service runs apart from its
+    clients: its work does not queue behind the engine's for this interpreter's lock."""
+
+    def __init__(self, make_app: Callable[[], Any], ca: DemoCA) -> None:
+        forked = multiprocessing.get_context("fork")  # the child inherits `make_app` as is
+        self._pipe, theirs = forked.Pipe()
+        self.process = forked.Process(target=_serve, args=(make_app, ca, theirs), daemon=True)
+        self.process.start()
+        self.url = f"https://127.0.0.1:{self._pipe.recv()}"
+
+    def stop(self) -> None:
+        self._pipe.send("stop")
+        self.process.join(timeout=10)
+
+
+def _serve(make_app: Callable[[], Any], ca: DemoCA, pipe: Any) -> None:
+    context = ca.server_context(["127.0.0.1", "localhost"])
+    server = SimServer(make_app(), "127.0.0.1", 0, ssl_context=context).start()
+    pipe.send(server.port)
+    pipe.recv()  # until the bench is done
+    server.stop()
+
+
+def _session(ca: DemoCA, in_flight: int) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = ca.ca_file
+    session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=in_flight * 2))
+    return session
+
+
+def _latency(session: requests.Session, server: Remote, latency_ms: float) -> None:
+    answer = session.put(f"{server.url}/_sim/latency", json={"latency_ms": latency_ms})
+    assert answer.status_code == 200, answer.text
+
+
+def _visit(n: int) -> tuple[datetime, datetime]:
+    start = NOW + timedelta(days=1 + n % 110, hours=7 + n % 10, minutes=(n // 1100) * 5)
+    return start, start + timedelta(minutes=45)
+
+
+# --- the CRM ---------------------------------------------------------------------------------
+
+
+class Crm:
+    """SuperOffice Online on https: Adele's diary and the persons of her companies, read and
+    written through the product's connectors, signed in through SuperID."""
+
+    def __init__(self, tmp: Path, ca: DemoCA, appointments: int, persons: int) -> None:
+        self.server = Remote(lambda: create_so_app(so_demo(anchor=NOW.date())), ca)
+        self.session = _session(ca, SO_CONCURRENCY)
+        self._seed(appointments, persons)
+        self.client = online_client(self.session, self.server.url, ADELE, SO_TENANT)
+        self.tenant = Tenant(SO_ZONE, context=SO_TENANT)
+        self.wire = Wire(f"/{SO_TENANT}/api/v1/")
+        self.session.hooks["response"].append(self.wire.hook)
+
+    def _seed(self, appointments: int, persons: int) -> None:
+        """Adele's diary and companies hold only the bench's items (the demo's are gone)."""
+        url = f"{self.server.url}/_sim/state"
+        state = self.session.get(url).json()["tenants"][SO_TENANT]
+        when = NOW.replace(tzinfo=None).isoformat()
+        made = {"created": when, "updated": when, "created_by": SO_ADELE, "updated_by": SO_ADELE}
+        diary = []
+        for n in range(appointments):
+            start, end = _visit(n)
+            diary.append({"appointment_id": 20000 + n, "associate_id": SO_ADELE,
+                          "title": f"Visit {n}", "description": "", "location": f"Room {n % 9}",
+                          "start": start.isoformat(), "end": end.isoformat(), **made})  # fmt: skip
+        for company in state["contacts"]:
+            if company["associate_id"] == SO_ADELE:
+                company["associate_id"] = 0  # the demo's companies are no longer Adele's
+        companies = [{"contact_id": 5000 + n, "name": f"Company {n}", "department": "",
+                      "domains": [], "phones": [], "emails": [], "city": "", "country": "Norway",
+                      "associate_id": SO_ADELE, **made} for n in range(max(1, persons // 20))]  # fmt: skip
+        people = [p for p in state["persons"] if p["associate_id"]]  # the users' own
+        for n in range(persons):
+            people.append({"person_id": 50000 + n, "contact_id": 5000 + n % len(companies),
+                           "firstname": f"Given{n}", "lastname": f"Family{n}",
+                           "emails": [f"person{n}@example.com"], "phones": [], "mobiles": [],
+                           "position": "", "title": "", **made})  # fmt: skip
+        tables = {"appointments": diary, "rules": [], "persons": people,
+                  "contacts": state["contacts"] + companies}  # fmt: skip
+        answer = self.session.post(url, json={"tenants": {SO_TENANT: tables}})
+        assert answer.status_code == 204, answer.text
+
+    def connector(self, kind: ItemKind) -> ItemConnector[Any]:
+        """A fresh connector per run, as the daemon builds them."""
+        if kind is ItemKind.APPOINTMENT:
+            return SuperOfficeAppointments(self.client, SO_ADELE, self.tenant)
+        return SuperOfficePersons(self.client, SO_ADELE, context=SO_TENANT)
+
+    def close(self) -> None:
+        self.session.close()
+        self.server.stop()
+
+
+# --- the mailbox -----------------------------------------------------------------------------
 
 
 class Mailbox:
-    """The simulator on https, Adele's empty mailbox, and the connector's signed-in client."""
+    """The Microsoft simulator on https, Adele's empty mailbox, and msal's signed-in tokens."""
 
-    def __init__(self, tmp: Path, latency_ms: float) -> None:
+    def __init__(self, ca: DemoCA) -> None:
         world = demo_world(anchor=date(2026, 3, 23))
         tenant = world.tenant(TENANT)
         assert tenant is not None
         for user in tenant.users:
             user.events, user.contacts = [], []
-        self.app = create_app(world)
-        ca = DemoCA(tmp / "ca")
-        context = ca.server_context(["127.0.0.1", "localhost"])
-        self.server = SimServer(self.app, "127.0.0.1", 0, ssl_context=context).start()
-        self.session = requests.Session()
-        self.session.trust_env = False
-        self.session.verify = ca.ca_file
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=MAILBOX_CONCURRENCY * 2)
-        self.session.mount("https://", adapter)
+        self.server = Remote(lambda: create_app(world), ca)
+        self.session = _session(ca, MAILBOX_CONCURRENCY)
         state = signed_in_state(self.server, self.session, ADELE)
         app = GraphApp(
             SYNCHRONIZER_APP_ID, SYNCHRONIZER_SECRET, f"{self.server.url}/{TENANT}", self.session
         )
         self.tokens = DelegatedTokens(app, MemoryTokenStore(state), ADELE)
         self.tokens.access_token()
-        self.wire = Wire()
+        self.wire = Wire("/v1.0/")
         self.session.hooks["response"].append(self.wire.hook)
         self.sleeps: list[float] = []
-        answer = self.session.put(
-            f"{self.server.url}/_sim/latency", json={"latency_ms": latency_ms}
-        )
-        assert answer.status_code == 200, answer.text
 
     def client(self) -> GraphClient:
         def sleep(seconds: float) -> None:
@@ -221,16 +282,15 @@ class Mailbox:
         return GraphContacts(self.client(), page_size=GRAPH_PAGE)
 
     def parts(self) -> int:
-        """Requests the simulator ran (each part of a batch, each plain request, the outer
-        batches; token requests too), since the last reset."""
+        """Requests the simulator ran (each part of a batch, each plain request), since the
+        last reset."""
         stats = self.session.get(f"{self.server.url}/_sim/stats").json()
         return int(stats["total"]) - sum(
             v for k, v in stats["endpoints"].items() if k.startswith("POST /v1.0/$batch")
         )
 
-    def reset(self) -> None:
+    def reset_stats(self) -> None:
         self.session.delete(f"{self.server.url}/_sim/stats")
-        self.wire.reset()
 
     def held(self) -> dict[str, int]:
         state = self.session.get(f"{self.server.url}/_sim/state").json()
@@ -261,7 +321,8 @@ class KindRun:
     graph: Counter[str]
     graph_waited_s: float
     parts: int
-    crm: int
+    crm: Counter[str]
+    crm_waited_s: float
     sleeps: list[float]
 
     @property
@@ -269,16 +330,24 @@ class KindRun:
         return sum(self.graph.values())
 
     @property
+    def crm_requests(self) -> int:
+        return sum(self.crm.values())
+
+    @property
     def batches(self) -> int:
-        return self.graph["POST /v1.0/$batch"]
+        return self.graph["POST $batch"]
 
     @property
     def listing(self) -> int:
         return sum(v for k, v in self.graph.items() if k.endswith("/delta"))
 
-    def written_to_graph(self) -> int:
+    def written(self, side: Side) -> int:
         counts = self.outcome.report.counts if self.outcome.report else {}
-        return sum(v for k, v in counts.items() if k.endswith("_groupware"))
+        return sum(v for k, v in counts.items() if k.endswith(f"_{side.value}"))
+
+    def stamped(self) -> int:
+        """CRM items given our stamp (the sources of the pairs made)."""
+        return self.written(Side.GROUPWARE) if self.outcome.status is RunStatus.SUCCEEDED else 0
 
 
 @contextmanager
@@ -289,12 +358,13 @@ def timed() -> Iterator[list[float]]:
     box.append(time.perf_counter() - started)
 
 
-def run_both(mailbox: Mailbox, crm: CrmSide, store: Any) -> dict[ItemKind, KindRun]:
+def run_both(mailbox: Mailbox, crm: Crm, store: Any) -> dict[ItemKind, KindRun]:
     window = Range(*POLICY.window.bounds(NOW))
     runs = {}
     for kind in KINDS:
-        mailbox.reset()
-        crm.reset()
+        mailbox.reset_stats()
+        mailbox.wire.reset()
+        crm.wire.reset()
         mailbox.sleeps.clear()
         connectors = {
             Side.CRM: crm.connector(kind),
@@ -306,24 +376,32 @@ def run_both(mailbox: Mailbox, crm: CrmSide, store: Any) -> dict[ItemKind, KindR
             kind,
             outcome,
             wall[0],
-            Counter(mailbox.wire.graph),
+            Counter(mailbox.wire.requests),
             mailbox.wire.waited_s,
             mailbox.parts(),
-            crm.requests(kind),
+            Counter(crm.wire.requests),
+            crm.wire.waited_s,
             list(mailbox.sleeps),
         )
     return runs
 
 
-def minimum(run: KindRun, listed: int) -> int:
+def graph_minimum(run: KindRun, listed: int) -> int:
     pages = max(1, math.ceil(listed / GRAPH_PAGE))
     setup = FOLDER_SETUP if run.kind is ItemKind.CONTACT else 0
-    return math.ceil(run.written_to_graph() / MAX_BATCH) + pages + setup
+    return math.ceil(run.written(Side.GROUPWARE) / MAX_BATCH) + pages + setup
 
 
-def per_item(run: KindRun, listed: int) -> int:
+def graph_per_item(run: KindRun, listed: int) -> int:
     setup = FOLDER_SETUP if run.kind is ItemKind.CONTACT else 0
-    return run.written_to_graph() + max(1, math.ceil(listed / GRAPH_PAGE)) + setup
+    return run.written(Side.GROUPWARE) + max(1, math.ceil(listed / GRAPH_PAGE)) + setup
+
+
+def crm_minimum(run: KindRun, held: int) -> int:
+    """Each item read once and its stamp looked up once, each source stamped once, and the
+    archive pages that list them."""
+    pages = sum(v for k, v in run.crm.items() if k.startswith("GET ") and k.count("/") == 0)
+    return 2 * held + run.stamped() + max(1, pages)
 
 
 def main() -> None:
@@ -333,12 +411,16 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args()
     latency = args.latency_ms / 1000
+    held_in_crm = {ItemKind.APPOINTMENT: args.appointments, ItemKind.CONTACT: args.persons}
 
     with tempfile.TemporaryDirectory(prefix="bench-m365-") as tmp:
         started = time.perf_counter()
-        crm = CRM_SIDE(args.appointments, args.persons)
-        mailbox = Mailbox(Path(tmp), args.latency_ms)
+        ca = DemoCA(Path(tmp) / "ca")
+        crm = Crm(Path(tmp), ca, args.appointments, args.persons)
+        mailbox = Mailbox(ca)
         store = make_sql_store(f"sqlite:///{Path(tmp) / 'engine.db'}")
+        _latency(crm.session, crm.server, args.latency_ms)
+        _latency(mailbox.session, mailbox.server, args.latency_ms)
         setup_s = time.perf_counter() - started
         try:
             phases = {
@@ -350,35 +432,41 @@ def main() -> None:
         finally:
             store.db.dispose()
             mailbox.close()
+            crm.close()
 
     print(
-        f"one mailbox, {args.appointments} appointments and {args.persons} persons in the CRM, "
-        f"mailbox empty; Graph latency {args.latency_ms:.0f} ms per request, "
-        f"{MAILBOX_CONCURRENCY} in flight per mailbox; CRM side: {CRM_SIDE.__name__} "
+        f"one user: {args.appointments} appointments and {args.persons} persons in SuperOffice, "
+        f"mailbox empty; latency {args.latency_ms:.0f} ms per request on both simulators; "
+        f"in flight: Graph {MAILBOX_CONCURRENCY} per mailbox, SuperOffice {SO_CONCURRENCY} "
         f"(setup {setup_s:.1f} s)"
     )
     print(
-        f"{'run':<20} {'kind':<12} {'status':<10} {'written':>7} {'graph':>6} {'batches':>7} "
-        f"{'delta':>6} {'parts':>6} {'crm':>6} {'wall s':>7} {'in graph s':>10} {'bound s':>8}"
+        f"{'run':<20} {'kind':<12} {'status':<10} {'to gw':>6} {'to crm':>6} {'graph':>6} "
+        f"{'batches':>7} {'delta':>6} {'parts':>6} {'crm':>6} {'wall s':>7} {'bound s':>8}"
     )
     for name, runs in phases.items():
         for kind, r in runs.items():
+            bound = (
+                r.graph_requests / MAILBOX_CONCURRENCY + r.crm_requests / SO_CONCURRENCY
+            ) * latency
             print(
                 f"{name:<20} {kind.value:<12} {r.outcome.status.value:<10} "
-                f"{r.written_to_graph():>7} {r.graph_requests:>6} {r.batches:>7} {r.listing:>6} "
-                f"{r.parts:>6} {r.crm:>6} {r.wall_s:>7.1f} {r.graph_waited_s:>10.1f} "
-                f"{r.graph_requests * latency / MAILBOX_CONCURRENCY:>8.1f}"
+                f"{r.written(Side.GROUPWARE):>6} {r.written(Side.CRM):>6} {r.graph_requests:>6} "
+                f"{r.batches:>7} {r.listing:>6} {r.parts:>6} {r.crm_requests:>6} "
+                f"{r.wall_s:>7.1f} {bound:>8.1f}"
             )
     print(
-        "(written: items the run wrote to the mailbox; graph: HTTP requests to Graph, a $batch "
-        "as one, token requests apart; delta: of them, delta pages; parts: requests the "
-        "simulator ran, each part of a batch; crm: calls into the CRM side; in graph s: time "
-        "spent waiting for Graph's answers; bound: graph x latency / 4)"
+        "(to gw / to crm: items the run wrote to each side; graph: HTTP requests to Graph, a "
+        "$batch as one; delta: of them, delta pages; parts: requests the Graph simulator ran, "
+        "each part of a batch; crm: HTTP requests to SuperOffice's API; sign-ins apart; "
+        "bound: graph x latency / 4 + crm x latency / SuperOffice's in flight)"
     )
     for name, runs in phases.items():
         for kind, r in runs.items():
-            detail = dict(sorted(r.graph.items()))
-            print(f"{name} {kind.value}: {detail}; counts {r.outcome.counts}")
+            print(f"{name} {kind.value}: graph {dict(sorted(r.graph.items()))}")
+            print(f"{name} {kind.value}: crm {dict(sorted(r.crm.items()))}")
+            print(f"  counts {r.outcome.counts}; waiting for Graph {r.graph_waited_s:.1f} s, "
+                  f"for SuperOffice {r.crm_waited_s:.1f} s (summed over requests in flight)")  # fmt: skip
             if r.outcome.error or r.sleeps:
                 print(f"  error {r.outcome.error!r}, Retry-After waits {r.sleeps}")
     print(f"mailbox afterwards: {held}")
@@ -386,31 +474,38 @@ def main() -> None:
     initial = phases["initial"]
     listed = {ItemKind.APPOINTMENT: 0, ItemKind.CONTACT: 0}  # the mailbox started empty
     graph_total = sum(r.graph_requests for r in initial.values())
-    least = sum(minimum(r, listed[k]) for k, r in initial.items())
-    one_each = sum(per_item(r, listed[k]) for k, r in initial.items())
+    crm_total = sum(r.crm_requests for r in initial.values())
+    graph_least = sum(graph_minimum(r, listed[k]) for k, r in initial.items())
+    crm_least = sum(crm_minimum(r, held_in_crm[k]) for k, r in initial.items())
+    one_each = sum(graph_per_item(r, listed[k]) for k, r in initial.items())
     ratio = one_each / graph_total if graph_total else 0.0
     wall = sum(r.wall_s for r in initial.values())
-    in_graph = sum(r.graph_waited_s for r in initial.values())
-    bound = graph_total * latency / MAILBOX_CONCURRENCY
-    serial = graph_total * latency
+    graph_bound = graph_total * latency / MAILBOX_CONCURRENCY
+    crm_bound = crm_total * latency / SO_CONCURRENCY
+    bound = graph_bound + crm_bound
     print(
-        f"initial sync, Graph requests: {graph_total} made; minimum {least} "
-        f"(x{graph_total / least:.2f} of it); one per item {one_each} "
+        f"initial sync, Graph requests: {graph_total} made; minimum {graph_least} "
+        f"(x{graph_total / graph_least:.2f} of it); one per item {one_each} "
         f"({ratio:.1f}x fewer than one per item, target >= {TARGET_RATIO:.0f}x)"
     )
     print(
-        f"initial sync, wall time: {wall:.1f} s; bound {bound:.1f} s "
-        f"({graph_total} x {args.latency_ms:.0f} ms / {MAILBOX_CONCURRENCY}); x{wall / bound:.1f} "
-        f"of the bound (target <= {TARGET_WALL}x); one request at a time would wait "
-        f"{serial:.1f} s; waiting for Graph {in_graph:.1f} s, the rest (engine, store, CRM, "
-        f"client) {wall - in_graph:.1f} s"
+        f"initial sync, SuperOffice requests: {crm_total} made; minimum {crm_least} "
+        f"(x{crm_total / crm_least:.2f} of it: each item read once, its stamp looked up once, "
+        f"each source stamped once, the archive pages)"
+    )
+    print(
+        f"initial sync, wall time: {wall:.1f} s; bound {bound:.1f} s (Graph {graph_total} x "
+        f"{args.latency_ms:.0f} ms / {MAILBOX_CONCURRENCY} = {graph_bound:.1f} s, SuperOffice "
+        f"{crm_total} x {args.latency_ms:.0f} ms / {SO_CONCURRENCY} = {crm_bound:.1f} s); "
+        f"x{wall / bound:.2f} of the bound (target <= {TARGET_WALL}x); one request at a time "
+        f"would wait {(graph_total + crm_total) * latency:.1f} s"
     )
     problems = []
     if ratio < TARGET_RATIO:
         problems.append(f"initial sync only {ratio:.1f}x fewer requests than one per item")
     for name in ("incremental (echo)", "incremental (idle)"):
         for kind, r in phases[name].items():
-            for side, count in (("graph", r.graph_requests), ("crm", r.crm)):
+            for side, count in (("graph", r.graph_requests), ("crm", r.crm_requests)):
                 if count > TARGET_IDLE:
                     problems.append(
                         f"{name} {kind.value}: {count} {side} requests (> {TARGET_IDLE})"
@@ -432,9 +527,10 @@ def main() -> None:
     summary = (
         f"{ratio:.1f}x fewer Graph requests than one per item; idle sync "
         + ", ".join(
-            f"{k.value} {r.graph_requests}+{r.crm}" for k, r in phases["incremental (idle)"].items()
+            f"{k.value} {r.graph_requests}+{r.crm_requests}"
+            for k, r in phases["incremental (idle)"].items()
         )
-        + f" (graph+crm); wall {wall:.1f} s = x{wall / bound:.1f} of the bound {bound:.1f} s"
+        + f" (graph+crm); wall {wall:.1f} s = x{wall / bound:.2f} of the bound {bound:.1f} s"
     )
     if problems:
         print(f"FAIL: {'; '.join(problems)} ({summary})")
