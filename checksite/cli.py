@@ -677,5 +677,16 @@ def _require_current_schema(settings: Settings, database: Database | None = None
         )
 
 
+def _add_operator_commands() -> None:
+    """`profile`, `user` and `approve` live in checksite/cli_daemon.py."""
+    from checksite.cli_daemon import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_operator_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -94,6 +94,7 @@ class _Run(Generic[T]):
         dry_run: bool,
         approve_deletions: bool,
         sleep: Callable[[float], None],
+        approved_deletions: Mapping[Side, int] | None = None,
     ) -> None:
         self.kind = kind
         self.connectors: Mapping[Side, ItemConnector[T]] = connectors
@@ -102,6 +103,7 @@ class _Run(Generic[T]):
         self.now = now
         self.dry_run = dry_run
         self.approve_deletions = approve_deletions
+        self.approved_deletions = approved_deletions
         self.sleep = sleep
         self.window = window_of(kind, policy, now)
         self.caps = {side: connectors[side].capabilities for side in SIDES}
@@ -282,6 +284,7 @@ class _Run(Generic[T]):
             caps=self.caps,
             exact_versions=self.exact,
             approve_deletions=self.approve_deletions,
+            approved_deletions=self.approved_deletions,
             listed_nothing=self.listed_nothing,
             me=self.me,
             colleagues=self.colleagues,
@@ -320,9 +323,11 @@ def sync(
     sleep: Callable[[float], None] = time.sleep,
     me: str = "",
     colleagues: frozenset[str] = frozenset(),
+    approved_deletions: Mapping[Side, int] | None = None,
 ) -> SyncOutcome[T]:
     """Sync one user's items of one kind. `me` is the user's address and `colleagues` every
-    synced user's of the profile (meetings among them are one item per participant)."""
+    synced user's of the profile (meetings among them are one item per participant).
+    `approved_deletions`: an administrator approved a held plan deleting this many per side."""
     run_id = store.start_run(dry_run)
     started = time.perf_counter()
     outcome: SyncOutcome[T] = SyncOutcome(run_id, RunStatus.RUNNING)
@@ -331,7 +336,17 @@ def sync(
     held: dict[str, Any] | None = None
     report = ApplyReport()
     try:
-        run = _Run(kind, connectors, store, policy, now, dry_run, approve_deletions, sleep)
+        run = _Run(
+            kind,
+            connectors,
+            store,
+            policy,
+            now,
+            dry_run,
+            approve_deletions,
+            sleep,
+            approved_deletions,
+        )
         run.me, run.colleagues = (
             me.lower(),
             frozenset(c.lower() for c in colleagues) | ({me.lower()} if me else set()),
@@ -401,7 +416,13 @@ def sync(
                 ]
             if hold is not None:
                 deletions = [line for line in report.held if line.startswith("delete")]
-                held = {"reason": hold.reason, "deletions": deletions, "held": report.held}
+                held = {
+                    "reason": hold.reason,
+                    "deletions": deletions,
+                    "held": report.held,
+                    # what an approval allows the next run (`synchronizer approve`)
+                    "deletes": {side.value: n for side, n in hold.deletes.items()},
+                }
                 outcome.status = RunStatus.HELD
             else:
                 retry = _retry_lists(failures, run, outcome.plans)

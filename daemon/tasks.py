@@ -42,6 +42,7 @@ from common.kinds import ItemKind, RunStatus
 from common.models import InvitationState, Profile, SyncUser, utcnow
 from common.secrets import configure_keys
 from daemon.apply import RunAborted
+from daemon.approval import approved_deletions
 from daemon.connections import Connections, ConnectorFactory, ProfileIncomplete
 from daemon.leases import DEFAULT_TTL, held, user_slot
 from daemon.policies import Direction, Policy
@@ -394,12 +395,13 @@ def _run_kinds(
                 outcome: SyncOutcome[Any] = sync(
                     each,
                     connectors,
-                    SqlStore(rt.db, profile.id, user.id),
+                    SqlStore(rt.db, profile.id, user.id, each),
                     policy,
                     started,
                     dry_run=dry_run,
                     me=user.mailbox,
                     colleagues=colleagues,
+                    approved_deletions=approved_deletions(rt.db, user.id, each),
                 )
             except ProfileIncomplete as exc:
                 result.state, result.reason = "attention", str(exc)
