@@ -324,8 +324,9 @@ def worker(ctx: Context, workers: int, shutdown_timeout: float) -> None:
 @pass_context
 @friendly_errors
 def scheduler(ctx: Context, every: float, lease_seconds: float) -> None:
-    """Queue the syncs that are due, every minute, and the push subscriptions' upkeep every
-    five; of several schedulers one runs, the others wait to take over. Stops on SIGINT or
+    """Queue the syncs that are due, every minute, the push subscriptions' upkeep every five,
+    and the housekeeping (runs left running by dead workers, the nightly reconciliation, token
+    renewal); of several schedulers one runs, the others wait to take over. Stops on SIGINT or
     SIGTERM."""
     import signal
     import threading
@@ -333,6 +334,7 @@ def scheduler(ctx: Context, every: float, lease_seconds: float) -> None:
 
     from common.logging_setup import configure_logging
     from daemon import push, queue
+    from daemon.housekeeping import Housekeeper
     from daemon.scheduler import Scheduler
 
     _require_current_schema(ctx.settings)
@@ -344,7 +346,7 @@ def scheduler(ctx: Context, every: float, lease_seconds: float) -> None:
         signal.signal(signum, lambda *_: stop.set())
     Scheduler(
         runtime.db,
-        push.scheduler_tick(),
+        Housekeeper(runtime.db, extra={"push upkeep": push.UpkeepTicker()}).tick,
         every=timedelta(seconds=every),
         ttl=timedelta(seconds=lease_seconds),
     ).run(stop)

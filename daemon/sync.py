@@ -152,10 +152,14 @@ class _Run(Generic[T]):
             if self.done[side]:
                 changes[side] = ChangeSet([], [], self.cursor[side], full=self.full[side])
                 continue
-            page = screen(
-                read_changes(self.connectors[side], self.cursor[side], self.window, self.sleep),
-                self.window,
-            )
+            try:
+                raw = read_changes(
+                    self.connectors[side], self.cursor[side], self.window, self.sleep
+                )
+            except RunThrottled as exc:
+                exc.side = exc.side or side
+                raise
+            page = screen(raw, self.window)
             if page.restarted:  # the cursor had expired: a full listing began
                 self.full[side] = True
                 self.seen[side].clear()
@@ -439,6 +443,7 @@ def sync(
     except RunThrottled as exc:
         outcome.status, outcome.retry_after = RunStatus.PARTIAL, exc.retry_after
         outcome.error = str(exc)
+        outcome.cause = exc
         outcome.report = report
     except (RunAborted, AuthExpired) as exc:
         outcome.status, outcome.error = RunStatus.FAILED, f"credentials expired: {exc}"

@@ -36,17 +36,19 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import selectinload
 
 from common.config import Settings
-from common.connectors.base import AuthExpired, Transient
+from common.connectors.base import AuthExpired, Throttled, Transient
 from common.db import Database
-from common.kinds import ItemKind, RunStatus
+from common.kinds import ItemKind, RunStatus, Side
 from common.models import InvitationState, Profile, SyncUser, utcnow
 from common.secrets import configure_keys
+from daemon import budget
 from daemon.apply import RunAborted
 from daemon.approval import approved_deletions
 from daemon.connections import Connections, ConnectorFactory, ProfileIncomplete
 from daemon.leases import DEFAULT_TTL, held, user_slot
 from daemon.policies import Direction, Policy
 from daemon.queue import huey
+from daemon.runs import REASONS, mark_reason
 from daemon.store import SqlStore
 from daemon.sync import SyncOutcome, sync
 
@@ -77,6 +79,7 @@ class Runtime:
     connections: ConnectionsSource
     lease_ttl: timedelta = DEFAULT_TTL
     random: Callable[[], float] = random.random
+    settings: Settings | None = None  # housekeeping's token refresh builds clients from them
 
 
 _runtime: Runtime | None = None
@@ -87,7 +90,7 @@ def configure(settings: Settings) -> Runtime:
     and the real connectors."""
     configure_keys(list(settings.encryption_keys))
     db = Database(settings.database_url)
-    return use(Runtime(db, lambda: Connections(settings, db)))
+    return use(Runtime(db, lambda: Connections(settings, db), settings=settings))
 
 
 def use(runtime: Runtime) -> Runtime:
@@ -281,6 +284,7 @@ class UserRun:
     reason: str | None = None
     retry_in: float | None = None  # seconds, when the task should run again
     lease_holder: str | None = None
+    throttled_by: list[Side] = field(default_factory=list)  # whose services must all wait
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -357,10 +361,31 @@ def run_user(
             return UserRun(user_id, "skipped", reason=why_not)
         if not dry_run:
             _clear_queued(rt.db, user_id, started)
-        result = _run_kinds(rt, profile, user, kind, colleagues, started, dry_run)
+        result = _service_paused(rt, profile, user_id) or _run_kinds(
+            rt, profile, user, kind, colleagues, started, dry_run
+        )
         if not dry_run:
             _record(rt, user_id, profile, result, started, kind, task_waits=not operator)
+            if result.throttled_by and result.retry_in is not None:
+                until = utcnow() + timedelta(seconds=result.retry_in)
+                services = [budget.services_of(profile)[side] for side in result.throttled_by]
+                budget.pause(rt.db, services, until, result.reason or "throttled")
         return result
+
+
+def _service_paused(rt: Runtime, profile: Profile, user_id: int) -> UserRun | None:
+    """A user of a service that asked us to wait does not start before the pause ends."""
+    now = utcnow()
+    paused = budget.paused(rt.db, profile, now)
+    if paused is None:
+        return None
+    reason = (
+        f"{paused.service} asked us to wait until "
+        f"{paused.paused_until.isoformat(timespec='seconds')} ({paused.reason}): its users wait"
+    )
+    return UserRun(
+        user_id, "throttled", reason=reason, retry_in=budget.wait_seconds(paused, now, rt.random)
+    )
 
 
 def _not_synced(profile: Profile, user: SyncUser, operator: bool) -> str | None:
@@ -390,12 +415,13 @@ def _run_kinds(
     connections = rt.connections()
     try:
         for each in [kind] if kind is not None else kinds:
+            store = SqlStore(rt.db, profile.id, user.id, each)
             try:
                 connectors = connections(profile, user, each, started)
                 outcome: SyncOutcome[Any] = sync(
                     each,
                     connectors,
-                    SqlStore(rt.db, profile.id, user.id, each),
+                    store,
                     policy,
                     started,
                     dry_run=dry_run,
@@ -409,6 +435,7 @@ def _run_kinds(
             except Exception as exc:  # a defect: recorded by sync(), retried with backoff
                 log.exception("sync of user %s (%s) failed", user.id, each.value)
                 result.state, result.reason = "retry", f"unexpected error: {exc!r}"
+                mark_reason(rt.db, store.run_id, "unexpected")
                 return result
             result.runs.append(
                 KindRun(
@@ -423,9 +450,13 @@ def _run_kinds(
             decided = _decide(outcome)
             if decided is not None:
                 result.state, result.reason = decided, outcome.error
+                mark_reason(rt.db, outcome.run_id, REASONS[decided])
                 if decided == "throttled":
-                    result.retry_in = outcome.retry_after
+                    result.retry_in = _retry_after(outcome)
+                    result.throttled_by = budget.throttled_sides(outcome.cause)
                 return result
+            if outcome.status is RunStatus.PARTIAL:
+                mark_reason(rt.db, outcome.run_id, "item_errors")
     finally:
         connections.close()
     return result
@@ -433,7 +464,7 @@ def _run_kinds(
 
 def _decide(outcome: SyncOutcome[Any]) -> str | None:
     """What a kind's outcome means for the user: None when the run may go on."""
-    if outcome.retry_after is not None:
+    if outcome.retry_after is not None or isinstance(outcome.cause, Throttled):
         return "throttled"
     if isinstance(outcome.cause, AuthExpired | RunAborted):
         return "attention"
@@ -442,6 +473,13 @@ def _decide(outcome: SyncOutcome[Any]) -> str | None:
     if outcome.status is RunStatus.FAILED:
         return "failed"
     return None
+
+
+def _retry_after(outcome: SyncOutcome[Any]) -> float:
+    if outcome.retry_after is not None:
+        return outcome.retry_after
+    assert isinstance(outcome.cause, Throttled)  # a read outside the listing was throttled
+    return outcome.cause.retry_after
 
 
 def _record(

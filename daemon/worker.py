@@ -16,7 +16,7 @@ from typing import Any
 from huey.consumer import Consumer
 
 from common.config import Settings
-from daemon import push, queue
+from daemon import housekeeping, push, queue
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ class GracefulConsumer(Consumer):
 def run_worker(settings: Settings, *, workers: int, shutdown_timeout: float | None) -> None:
     huey = queue.configure(settings.queue_url)
     push.configure(settings)  # the sync tasks' runtime and the push subscriptions' upkeep
+    log.debug("housekeeping tasks: %s", housekeeping.refresh_tokens.name)  # registered on huey
     consumer = GracefulConsumer(
         huey,
         workers=workers,
