@@ -294,16 +294,29 @@ def simulators_command(ctx: Context, port_base: int | None, only: tuple[str, ...
     help="Seconds running syncs may take to finish after SIGINT/SIGTERM before they are "
     "handed back to the queue.",
 )
+@click.option(
+    "--lease-seconds",
+    default=90.0,
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="How long a mailbox stays locked to this worker if it dies mid-sync (renewed "
+    "every third of it while the sync runs).",
+)
 @pass_context
 @friendly_errors
-def worker(ctx: Context, workers: int, shutdown_timeout: float) -> None:
+def worker(ctx: Context, workers: int, shutdown_timeout: float, lease_seconds: float) -> None:
     """Run sync tasks from the queue until SIGINT or SIGTERM (running syncs finish first)."""
     from common.logging_setup import configure_logging
     from daemon.worker import run_worker
 
     _require_current_schema(ctx.settings)
     configure_logging(ctx.settings.log_format, ctx.settings.log_level)
-    run_worker(ctx.settings, workers=workers, shutdown_timeout=shutdown_timeout)
+    run_worker(
+        ctx.settings,
+        workers=workers,
+        shutdown_timeout=shutdown_timeout,
+        lease_seconds=lease_seconds,
+    )
 
 
 @main.command()
