@@ -110,7 +110,7 @@ class People:
 
     def create(self, n: int) -> None:
         associate, mailbox = self.rng.choice(PAIRS)
-        origin = self.rng.choice(["crm", "groupware"])
+        origin = self.rng.choice(["crm", "groupware", "groupware"])  # most copies to the CRM
         title = f"crash {n} {origin}"
         start, end = self.when()
         if origin == "crm":
@@ -239,11 +239,20 @@ def test_a_worker_killed_at_twenty_random_moments_loses_and_duplicates_nothing(
         assert answer.status_code == 200, answer.text
     people = People(deployment, rng)
     seed = Sides.read(deployment, people)
+    # Writes to the CRM take long, so that many kills land between a create and its record
+    # (the moment a careless recovery makes a second copy).
+    slow = deployment.http.post(
+        deployment.sims.summary()["superoffice"] + "/_sim/faults",
+        json={"kind": "latency", "path": "/Appointment$", "method": "POST", "latency_ms": 400,
+              "count": 100000},
+    )  # fmt: skip
+    assert slow.status_code == 201, slow.text
     deployment.start("scheduler", "--every", "0.3", "--lease-seconds", "2", name="scheduler")
 
     kills: list[Kill] = []
     for n in range(KILLS):
-        people.create(n)
+        people.create(2 * n)
+        people.create(2 * n + 1)
         if n % 4 == 3:
             people.rename(Sides.read(deployment, people))
         if n % 5 == 4:
