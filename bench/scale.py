@@ -73,6 +73,7 @@ from tests.fixtures.postgres import PostgresServer  # noqa: E402
 SYNCHRONIZER = str(Path(sys.executable).with_name("synchronizer"))
 FIRST_ASSOCIATE = 700  # ALICE, the installation's administrator; 701 the synced user
 CYCLE_TARGET_S, MEMORY_TARGET_MB = 60.0, 400.0
+STARTED: list[subprocess.Popen[str]] = []  # every worker, killed on the way out whatever happens
 
 
 # --- the world and the services ----------------------------------------------------------------
@@ -182,7 +183,7 @@ class Bench:
         for n in range(count):
             log = (self.root / f"{name}-{n}.log").open("w")
             started.append(
-                subprocess.Popen(
+                subprocess.Popen(  # noqa: SIM115 (stopped by `stop`, or at exit)
                     [SYNCHRONIZER, "worker", "--workers", str(threads)],
                     env=self.env,
                     stdout=log,
@@ -190,6 +191,7 @@ class Bench:
                     text=True,
                 )
             )
+        STARTED.extend(started)
         for n in range(count):  # ready: the consumer is about to take tasks
             path = self.root / f"{name}-{n}.log"
             deadline = time.monotonic() + 60
@@ -412,6 +414,10 @@ def main() -> int:
                 if sims.is_alive():
                     sims.kill()
     finally:
+        for process in STARTED:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         queue.unconfigure()
         postgres.stop()
         shutil.rmtree(root, ignore_errors=True)

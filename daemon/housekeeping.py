@@ -34,11 +34,11 @@ from sqlalchemy.orm import selectinload
 
 from common.config import Settings
 from common.connectors.base import AuthExpired, ConnectorError
+from common.connectors.graph.auth import SyncUserTokens
 from common.db import Database
 from common.models import (
     CrmKind,
     Cursor,
-    GroupwareKind,
     InvitationState,
     Profile,
     SyncUser,
@@ -46,6 +46,7 @@ from common.models import (
 )
 from daemon import tasks
 from daemon.connections import Connections, ProfileIncomplete
+from daemon.graph_subscriptions import wanted
 from daemon.leases import held, new_owner, user_slot
 from daemon.queue import huey
 from daemon.reading import SideCursor
@@ -196,29 +197,15 @@ def _superid_profiles(
 def _graph_users(
     db: Database, connections: Connections, before: datetime, report: TokenReport
 ) -> None:
-    with db.session() as session:
-        users = list(
-            session.scalars(
-                select(SyncUser)
-                .join(Profile)
-                .options(selectinload(SyncUser.profile))
-                .where(
-                    Profile.enabled.is_(True),
-                    Profile.groupware_kind == GroupwareKind.MICROSOFT_365,
-                    SyncUser.invitation_state == InvitationState.ACTIVE,
-                    SyncUser.needs_attention.is_(None),
-                )
-            )
-        )
-        due = []
-        for user in users:
-            state = user.tokens
-            if not state or state.get("needs_reauthorisation"):
-                continue  # never signed in, or known dead: only the user can help
-            expiry = access_token_expiry(state)
-            if expiry is None or expiry <= before:
-                due.append(user)
-        session.expunge_all()
+    due = []
+    users = {user.id: user for user in wanted(db).values()}  # active Microsoft 365 users
+    for user in users.values():
+        state = SyncUserTokens(db, user.id).load()
+        if not state or state.get("needs_reauthorisation"):
+            continue  # never signed in, or known dead: only the user can help
+        expiry = access_token_expiry(state)
+        if expiry is None or expiry <= before:
+            due.append(user)
     owner = new_owner()
     for user in due:
         with held(db, user_slot(user.id), owner=owner) as lease:
