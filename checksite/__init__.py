@@ -82,9 +82,10 @@ def _rate_limit_storage(settings: Settings) -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from checksite import check, graph_hooks, hooks, main
+    from checksite import check, graph_hooks, hooks, main, metrics
 
     app.register_blueprint(main.bp)
     app.register_blueprint(check.bp)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(graph_hooks.bp)
+    app.register_blueprint(metrics.bp)

@@ -294,16 +294,29 @@ def simulators_command(ctx: Context, port_base: int | None, only: tuple[str, ...
     help="Seconds running syncs may take to finish after SIGINT/SIGTERM before they are "
     "handed back to the queue.",
 )
+@click.option(
+    "--lease-seconds",
+    default=90.0,
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="How long a mailbox stays locked to this worker if it dies mid-sync (renewed "
+    "every third of it while the sync runs).",
+)
 @pass_context
 @friendly_errors
-def worker(ctx: Context, workers: int, shutdown_timeout: float) -> None:
+def worker(ctx: Context, workers: int, shutdown_timeout: float, lease_seconds: float) -> None:
     """Run sync tasks from the queue until SIGINT or SIGTERM (running syncs finish first)."""
     from common.logging_setup import configure_logging
     from daemon.worker import run_worker
 
     _require_current_schema(ctx.settings)
     configure_logging(ctx.settings.log_format, ctx.settings.log_level)
-    run_worker(ctx.settings, workers=workers, shutdown_timeout=shutdown_timeout)
+    run_worker(
+        ctx.settings,
+        workers=workers,
+        shutdown_timeout=shutdown_timeout,
+        lease_seconds=lease_seconds,
+    )
 
 
 @main.command()
@@ -324,8 +337,9 @@ def worker(ctx: Context, workers: int, shutdown_timeout: float) -> None:
 @pass_context
 @friendly_errors
 def scheduler(ctx: Context, every: float, lease_seconds: float) -> None:
-    """Queue the syncs that are due, every minute, and the push subscriptions' upkeep every
-    five; of several schedulers one runs, the others wait to take over. Stops on SIGINT or
+    """Queue the syncs that are due, every minute, the push subscriptions' upkeep every five,
+    and the housekeeping (runs left running by dead workers, the nightly reconciliation, token
+    renewal); of several schedulers one runs, the others wait to take over. Stops on SIGINT or
     SIGTERM."""
     import signal
     import threading
@@ -333,6 +347,7 @@ def scheduler(ctx: Context, every: float, lease_seconds: float) -> None:
 
     from common.logging_setup import configure_logging
     from daemon import push, queue
+    from daemon.housekeeping import Housekeeper
     from daemon.scheduler import Scheduler
 
     _require_current_schema(ctx.settings)
@@ -344,7 +359,7 @@ def scheduler(ctx: Context, every: float, lease_seconds: float) -> None:
         signal.signal(signum, lambda *_: stop.set())
     Scheduler(
         runtime.db,
-        push.scheduler_tick(),
+        Housekeeper(runtime.db, extra={"push upkeep": push.UpkeepTicker()}).tick,
         every=timedelta(seconds=every),
         ttl=timedelta(seconds=lease_seconds),
     ).run(stop)
@@ -675,6 +690,17 @@ def _require_current_schema(settings: Settings, database: Database | None = None
         raise click.ClickException(
             "the database schema is missing or out of date: run `synchronizer db upgrade`"
         )
+
+
+def _add_operator_commands() -> None:
+    """`profile`, `user` and `approve` live in checksite/cli_daemon.py."""
+    from checksite.cli_daemon import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_operator_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

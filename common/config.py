@@ -114,6 +114,9 @@ class Settings:
     check_streams_per_client: int = 4
     check_streams_total: int = 24
 
+    # A bearer token GET /metrics asks for; none: /metrics answers only this host (loopback).
+    metrics_token: str | None = None
+
     # Secrets that were generated rather than configured (a production warning).
     generated: tuple[str, ...] = field(default=(), compare=False)
 

@@ -195,6 +195,9 @@ class SyncUser(Base):
     queued_kind: Mapped[ItemKind | None] = mapped_column(_enum(ItemKind))
     failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     needs_attention: Mapped[str | None] = mapped_column(Text)
+    # When housekeeping last asked for a full listing of both sides (the nightly
+    # reconciliation: the next run that ends compares every id with the links).
+    reconciled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     profile: Mapped[Profile] = relationship(back_populates="users")
@@ -288,6 +291,26 @@ class SyncRun(Base):
     notes: Mapped[list[str]] = mapped_column(JSON, default=list)
     # A plan held by the deletion guard waits here for an administrator's approval.
     held_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Which kind the run synced (a held plan is approved per user and kind).
+    kind: Mapped[ItemKind | None] = mapped_column(_enum(ItemKind))
+    # Why a run did not simply succeed (throttled, credentials, transient, permanent,
+    # unexpected, item_errors, interrupted): the metrics count failures by it.
+    reason: Mapped[str | None] = mapped_column(String(32))
+    # `synchronizer approve RUN`: the next run of this user and kind may delete as much.
+    approved_at: Mapped[datetime | None]
+    approved_by: Mapped[str | None] = mapped_column(String(150))
+
+
+class ServiceBudget(Base):
+    """A service that asked us to wait (a throttle longer than a run sleeps out): every user
+    of it waits until `paused_until`, not only the one whose run was told."""
+
+    __tablename__ = "service_budget"
+
+    service: Mapped[str] = mapped_column(String(600), primary_key=True)
+    paused_until: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class AuditEntry(Base):
@@ -444,6 +467,7 @@ __all__ = [
     "Profile",
     "RateLimitCounter",
     "RunStatus",
+    "ServiceBudget",
     "Side",
     "SingletonLease",
     "SyncRun",

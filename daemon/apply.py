@@ -71,9 +71,10 @@ class RunThrottled(Exception):
     """The service asked for a longer pause than a worker may sleep: the run ends here as
     partial and is rescheduled after `retry_after` seconds (nothing after it was attempted)."""
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, side: Side | None = None) -> None:
         super().__init__(f"throttled: retry after {retry_after:g} s")
         self.retry_after = retry_after
+        self.side = side  # the service that asked (the daemon makes all its users wait)
 
 
 class _Replan(Exception):
@@ -400,7 +401,7 @@ class Applier(Generic[T]):
             if exc.retry_after > self.max_sleep:
                 self._close_refused()
                 self._fail(action, exc, retryable=True)
-                raise RunThrottled(exc.retry_after) from exc
+                raise RunThrottled(exc.retry_after, action.target) from exc
             self._close_refused()
             if exc is not self._waited_for:  # the rest of a throttled batch shares one wait
                 self._waited_for = exc

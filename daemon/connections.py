@@ -120,6 +120,13 @@ class Connections:
             raise ProfileIncomplete(f"profile {profile.name!r}: no SuperOffice Online tenant")
         return Online(profile.crm_tenant, superid_url=self.settings.superoffice_online_url)
 
+    def superid_tokens(self, profile: Profile) -> OAuthTokens:
+        """An Online profile's SuperID tokens (housekeeping renews them before they expire)."""
+        auth = self._crm_auth(profile)
+        if not isinstance(auth, OAuthTokens):
+            raise ProfileIncomplete(f"profile {profile.name!r} signs in to SuperOffice with Basic")
+        return auth
+
     def _crm_auth(self, profile: Profile) -> Basic | OAuthTokens:
         secrets = profile.crm_credentials or {}
         if profile.crm_kind is CrmKind.SUPEROFFICE_ONSITE:
@@ -176,6 +183,15 @@ class Connections:
 
     def graph_client(self, profile: Profile, user: SyncUser) -> GraphClient:
         """Graph for the user's mailbox, with their delegated tokens (Microsoft 365 only)."""
+        return GraphClient(
+            self.graph_tokens(profile, user),
+            user.mailbox,
+            root=self.settings.microsoft_graph_url,
+            session=self.http,
+        )
+
+    def graph_tokens(self, profile: Profile, user: SyncUser) -> DelegatedTokens:
+        """The user's delegated Microsoft 365 tokens (msal's cache in `SyncUser.tokens`)."""
         settings = self.settings
         if not settings.microsoft_client_id or not settings.microsoft_client_secret:
             raise ProfileIncomplete("MICROSOFT_CLIENT_ID and MICROSOFT_CLIENT_SECRET are not set")
@@ -184,10 +200,7 @@ class Connections:
         app = GraphApp(
             settings.microsoft_client_id, settings.microsoft_client_secret, authority, self.http
         )
-        tokens = DelegatedTokens(app, SyncUserTokens(self.db, user.id), user.mailbox)
-        return GraphClient(
-            tokens, user.mailbox, root=settings.microsoft_graph_url, session=self.http
-        )
+        return DelegatedTokens(app, SyncUserTokens(self.db, user.id), user.mailbox)
 
 
 def _required(values: Mapping[str, Any], key: str, profile: Profile) -> str:

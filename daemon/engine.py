@@ -205,6 +205,9 @@ class PlanInput(Generic[T]):
     caps: Mapping[Side, Capabilities]  # what each side keeps and can express
     exact_versions: Mapping[Side, bool] = field(default_factory=both_exact)
     approve_deletions: bool = False
+    # An administrator approved a held plan deleting this many per side: a plan deleting no
+    # more passes the guard (one deleting more is held again).
+    approved_deletions: Mapping[Side, int] | None = None
     # Sides whose whole listing (all pages) came back empty: the guard holds the plan.
     listed_nothing: frozenset[Side] = frozenset()
     me: str = ""  # this user's address (lower case)
@@ -779,6 +782,9 @@ def guard(inp: PlanInput[T], actions: tuple[Action[T], ...]) -> Hold | None:
     if inp.approve_deletions:
         return None
     deletes = Counter(a.target for a in actions if a.op is Op.DELETE)
+    approved = inp.approved_deletions
+    if approved is not None and all(n <= approved.get(side, 0) for side, n in deletes.items()):
+        return None
     for side in (CRM, GROUPWARE):
         linked = inp.links.linked_counts.get(side, 0)
         if side in inp.listed_nothing and linked > 0:

@@ -286,10 +286,13 @@ class SqlStore:
     query names this user (and the kind where there is one), so users never see, rewrite or
     settle each other's links and audit entries, even when they share a correlation id."""
 
-    def __init__(self, db: Database, profile_id: int, sync_user_id: int) -> None:
+    def __init__(
+        self, db: Database, profile_id: int, sync_user_id: int, kind: ItemKind | None = None
+    ) -> None:
         self.db = db
         self.profile_id = profile_id
         self.sync_user_id = sync_user_id
+        self.kind = kind  # recorded on the runs it starts
         self.run_id: int | None = None
         self._open: Session | None = None  # the transaction of the batch under way
 
@@ -623,7 +626,10 @@ class SqlStore:
     def start_run(self, dry_run: bool) -> int:
         with self._session() as session:
             run = SyncRun(
-                profile_id=self.profile_id, sync_user_id=self.sync_user_id, dry_run=dry_run
+                profile_id=self.profile_id,
+                sync_user_id=self.sync_user_id,
+                dry_run=dry_run,
+                kind=self.kind,
             )
             session.add(run)
             session.flush()

@@ -105,6 +105,7 @@ class _Run(Generic[T]):
         dry_run: bool,
         approve_deletions: bool,
         sleep: Callable[[float], None],
+        approved_deletions: Mapping[Side, int] | None = None,
     ) -> None:
         self.kind = kind
         self.connectors: Mapping[Side, ItemConnector[T]] = connectors
@@ -113,6 +114,7 @@ class _Run(Generic[T]):
         self.now = now
         self.dry_run = dry_run
         self.approve_deletions = approve_deletions
+        self.approved_deletions = approved_deletions
         self.sleep = sleep
         self.window = window_of(kind, policy, now)
         self.caps = {side: connectors[side].capabilities for side in SIDES}
@@ -161,10 +163,14 @@ class _Run(Generic[T]):
             if self.done[side]:
                 changes[side] = ChangeSet([], [], self.cursor[side], full=self.full[side])
                 continue
-            page = screen(
-                read_changes(self.connectors[side], self.cursor[side], self.window, self.sleep),
-                self.window,
-            )
+            try:
+                raw = read_changes(
+                    self.connectors[side], self.cursor[side], self.window, self.sleep
+                )
+            except RunThrottled as exc:
+                exc.side = exc.side or side
+                raise
+            page = screen(raw, self.window)
             if page.restarted:  # the cursor had expired: a full listing began
                 self.full[side] = True
                 self.seen[side].clear()
@@ -293,6 +299,7 @@ class _Run(Generic[T]):
             caps=self.caps,
             exact_versions=self.exact,
             approve_deletions=self.approve_deletions,
+            approved_deletions=self.approved_deletions,
             listed_nothing=self.listed_nothing,
             me=self.me,
             colleagues=self.colleagues,
@@ -350,9 +357,11 @@ def sync(
     sleep: Callable[[float], None] = time.sleep,
     me: str = "",
     colleagues: frozenset[str] = frozenset(),
+    approved_deletions: Mapping[Side, int] | None = None,
 ) -> SyncOutcome[T]:
     """Sync one user's items of one kind. `me` is the user's address and `colleagues` every
-    synced user's of the profile (meetings among them are one item per participant)."""
+    synced user's of the profile (meetings among them are one item per participant).
+    `approved_deletions`: an administrator approved a held plan deleting this many per side."""
     run_id = store.start_run(dry_run)
     started = time.perf_counter()
     outcome: SyncOutcome[T] = SyncOutcome(run_id, RunStatus.RUNNING)
@@ -361,7 +370,17 @@ def sync(
     held: dict[str, Any] | None = None
     report = ApplyReport()
     try:
-        run = _Run(kind, connectors, store, policy, now, dry_run, approve_deletions, sleep)
+        run = _Run(
+            kind,
+            connectors,
+            store,
+            policy,
+            now,
+            dry_run,
+            approve_deletions,
+            sleep,
+            approved_deletions,
+        )
         run.me, run.colleagues = (
             me.lower(),
             frozenset(c.lower() for c in colleagues) | ({me.lower()} if me else set()),
@@ -431,7 +450,13 @@ def sync(
                 ]
             if hold is not None:
                 deletions = [line for line in report.held if line.startswith("delete")]
-                held = {"reason": hold.reason, "deletions": deletions, "held": report.held}
+                held = {
+                    "reason": hold.reason,
+                    "deletions": deletions,
+                    "held": report.held,
+                    # what an approval allows the next run (`synchronizer approve`)
+                    "deletes": {side.value: n for side, n in hold.deletes.items()},
+                }
                 outcome.status = RunStatus.HELD
             else:
                 retry = _retry_lists(failures, run, outcome.plans)
@@ -448,6 +473,7 @@ def sync(
     except RunThrottled as exc:
         outcome.status, outcome.retry_after = RunStatus.PARTIAL, exc.retry_after
         outcome.error = str(exc)
+        outcome.cause = exc
         outcome.report = report
     except (RunAborted, AuthExpired) as exc:
         outcome.status, outcome.error = RunStatus.FAILED, f"credentials expired: {exc}"

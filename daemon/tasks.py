@@ -38,12 +38,14 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from common.config import Settings
-from common.connectors.base import AuthExpired, Transient
+from common.connectors.base import AuthExpired, Throttled, Transient
 from common.db import Database
-from common.kinds import ItemKind, RunStatus
+from common.kinds import ItemKind, RunStatus, Side
 from common.models import InvitationState, Profile, SyncUser, utcnow
 from common.secrets import configure_keys
+from daemon import budget
 from daemon.apply import RunAborted
+from daemon.approval import approved_deletions
 from daemon.connections import (
     Connections,
     ConnectorFactory,
@@ -53,6 +55,7 @@ from daemon.connections import (
 from daemon.leases import DEFAULT_TTL, held, user_slot
 from daemon.policies import Direction, Policy
 from daemon.queue import huey
+from daemon.runs import REASONS, mark_reason
 from daemon.store import SqlStore
 from daemon.sync import SyncOutcome, sync
 
@@ -86,6 +89,7 @@ class Runtime:
     connections: ConnectionsSource
     lease_ttl: timedelta = DEFAULT_TTL
     random: Callable[[], float] = random.random
+    settings: Settings | None = None  # housekeeping's token refresh builds clients from them
 
 
 _runtime: Runtime | None = None
@@ -96,7 +100,7 @@ def configure(settings: Settings) -> Runtime:
     and the real connectors."""
     configure_keys(list(settings.encryption_keys))
     db = Database(settings.database_url)
-    return use(Runtime(db, lambda: Connections(settings, db)))
+    return use(Runtime(db, lambda: Connections(settings, db), settings=settings))
 
 
 def use(runtime: Runtime) -> Runtime:
@@ -291,6 +295,7 @@ class UserRun:
     retry_in: float | None = None  # seconds, when the task should run again
     lease_holder: str | None = None
     shared: bool = False  # `reason` concerns every user of the profile (its own connection)
+    throttled_by: list[Side] = field(default_factory=list)  # whose services must all wait
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -367,10 +372,31 @@ def run_user(
             return UserRun(user_id, "skipped", reason=why_not)
         if not dry_run:
             _clear_queued(rt.db, user_id, started)
-        result = _run_kinds(rt, profile, user, kind, colleagues, started, dry_run)
+        result = _service_paused(rt, profile, user_id) or _run_kinds(
+            rt, profile, user, kind, colleagues, started, dry_run
+        )
         if not dry_run:
             _record(rt, user_id, profile, result, started, kind, task_waits=not operator)
+            if result.throttled_by and result.retry_in is not None:
+                until = utcnow() + timedelta(seconds=result.retry_in)
+                services = [budget.services_of(profile)[side] for side in result.throttled_by]
+                budget.pause(rt.db, services, until, result.reason or "throttled")
         return result
+
+
+def _service_paused(rt: Runtime, profile: Profile, user_id: int) -> UserRun | None:
+    """A user of a service that asked us to wait does not start before the pause ends."""
+    now = utcnow()
+    paused = budget.paused(rt.db, profile, now)
+    if paused is None:
+        return None
+    reason = (
+        f"{paused.service} asked us to wait until "
+        f"{paused.paused_until.isoformat(timespec='seconds')} ({paused.reason}): its users wait"
+    )
+    return UserRun(
+        user_id, "throttled", reason=reason, retry_in=budget.wait_seconds(paused, now, rt.random)
+    )
 
 
 def _not_synced(profile: Profile, user: SyncUser, operator: bool) -> str | None:
@@ -400,17 +426,19 @@ def _run_kinds(
     connections = rt.connections()
     try:
         for each in [kind] if kind is not None else kinds:
+            store = SqlStore(rt.db, profile.id, user.id, each)
             try:
                 connectors = connections(profile, user, each, started)
                 outcome: SyncOutcome[Any] = sync(
                     each,
                     connectors,
-                    SqlStore(rt.db, profile.id, user.id),
+                    store,
                     policy,
                     started,
                     dry_run=dry_run,
                     me=user.mailbox,
                     colleagues=colleagues,
+                    approved_deletions=approved_deletions(rt.db, user.id, each),
                 )
             except ProfileIncomplete as exc:
                 result.state, result.reason = "attention", str(exc)
@@ -418,6 +446,7 @@ def _run_kinds(
             except Exception as exc:  # a defect: recorded by sync(), retried with backoff
                 log.exception("sync of user %s (%s) failed", user.id, each.value)
                 result.state, result.reason = "retry", f"unexpected error: {exc!r}"
+                mark_reason(rt.db, store.run_id, "unexpected")
                 return result
             result.runs.append(
                 KindRun(
@@ -432,12 +461,16 @@ def _run_kinds(
             decided = _decide(outcome)
             if decided is not None:
                 result.state, result.reason = decided, outcome.error
+                mark_reason(rt.db, outcome.run_id, REASONS[decided])
                 if decided == "throttled":
-                    result.retry_in = outcome.retry_after
+                    result.retry_in = _retry_after(outcome)
+                    result.throttled_by = budget.throttled_sides(outcome.cause)
                 shared = _shared_refusal(outcome, profile)
                 if decided == "attention" and shared is not None:
                     result.reason, result.shared = shared, True
                 return result
+            if outcome.status is RunStatus.PARTIAL:
+                mark_reason(rt.db, outcome.run_id, "item_errors")
     finally:
         connections.close()
     return result
@@ -445,7 +478,7 @@ def _run_kinds(
 
 def _decide(outcome: SyncOutcome[Any]) -> str | None:
     """What a kind's outcome means for the user: None when the run may go on."""
-    if outcome.retry_after is not None:
+    if outcome.retry_after is not None or isinstance(outcome.cause, Throttled):
         return "throttled"
     if isinstance(outcome.cause, AuthExpired | RunAborted):
         return "attention"
@@ -471,6 +504,13 @@ def _shared_refusal(outcome: SyncOutcome[Any], profile: Profile) -> str | None:
         f"{SHARED_REFUSED}{name} connection, which all its users share, was refused "
         f"({refused}): connect {name} again in the profile"
     )
+
+
+def _retry_after(outcome: SyncOutcome[Any]) -> float:
+    if outcome.retry_after is not None:
+        return outcome.retry_after
+    assert isinstance(outcome.cause, Throttled)  # a read outside the listing was throttled
+    return outcome.cause.retry_after
 
 
 def _record(

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import signal
+from datetime import timedelta
 from typing import Any
 
 from huey.consumer import Consumer
 
 from common.config import Settings
-from daemon import push, queue
+from daemon import housekeeping, push, queue, tasks
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,18 @@ class GracefulConsumer(Consumer):
             self._signal_actions[signum] = (False, True)  # (restart, graceful)
 
 
-def run_worker(settings: Settings, *, workers: int, shutdown_timeout: float | None) -> None:
+def run_worker(
+    settings: Settings,
+    *,
+    workers: int,
+    shutdown_timeout: float | None,
+    lease_seconds: float | None = None,
+) -> None:
     huey = queue.configure(settings.queue_url)
     push.configure(settings)  # the sync tasks' runtime and the push subscriptions' upkeep
+    if lease_seconds is not None:
+        tasks.runtime().lease_ttl = timedelta(seconds=lease_seconds)
+    log.debug("housekeeping tasks: %s", housekeeping.refresh_tokens.name)  # registered on huey
     consumer = GracefulConsumer(
         huey,
         workers=workers,

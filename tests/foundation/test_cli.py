@@ -30,6 +30,14 @@ COMMANDS = [
     ["scheduler"],
     ["sync"],
     ["status"],
+    ["profile"],
+    ["profile", "import"],
+    ["profile", "export"],
+    ["user"],
+    ["user", "link"],
+    ["user", "unlink"],
+    ["user", "relink"],
+    ["approve"],
 ]
 
 
