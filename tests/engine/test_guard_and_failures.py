@@ -316,6 +316,42 @@ def test_deletions_found_while_applying_count_against_the_guard(store: Any) -> N
     assert outcome.report is not None
     assert len(gw.items) == 5, "more deletions than the guard allows, none approved"
     assert sum("found while applying" in line for line in outcome.report.held) == 5
+    # What was held is not forgotten (mistake: cursors saved as they stand after applying,
+    # past the deletions made meanwhile, so five copies stay, linked to items long gone):
+    # the next run plans them again, its guard holds them, and approved they are carried.
+    again = sync(APPT, both, store, policy, NOW)
+    assert again.status is RunStatus.HELD and len(gw.items) == 5
+    approved = sync(APPT, both, store, policy, NOW, approve_deletions=True)
+    assert approved.status is RunStatus.SUCCEEDED and not gw.items
+
+
+def test_a_refused_deletion_planned_again_counts_once_against_the_guard(store: Any) -> None:
+    """One of two linked items is made private; its copy's deletion is refused as stale
+    (the groupware rewrote the copy meanwhile) and the re-plan decides the same deletion.
+    It is one deletion of two linked items, within the guard (mistake: the planned deletion
+    and its re-plan both counted, two of two, held; the copy of a private item stays)."""
+    policy = Policy(
+        window=Window(days_back=2, days_ahead=20),
+        guard=DeletionGuard(max_deletes=3, max_percent=50.0, min_for_percent=2),
+    )
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw")
+    secret = crm.user_create(meeting("Doctor", days=1))
+    crm.user_create(meeting("Review", days=2))
+    both = {Side.CRM: crm, Side.GROUPWARE: gw}
+    sync(APPT, both, store, policy, NOW)
+    crm.user_edit(secret, private=True)
+
+    def rewrite_meanwhile(phase: str, op: str, item_id: str | None) -> None:
+        if phase == "before" and op == "gw.delete" and item_id in gw.items:
+            gw.hooks.remove(rewrite_meanwhile)
+            gw.server_touch(item_id)
+
+    gw.hooks.append(rewrite_meanwhile)
+    outcome = sync(APPT, both, store, policy, NOW)
+    assert outcome.status is RunStatus.SUCCEEDED and outcome.report is not None
+    assert outcome.report.counts["replanned"] == 1 and not outcome.report.held
+    assert [item.subject for _, item, _ in gw.items.values()] == ["Review"]
 
 
 def test_a_deletion_before_an_interrupted_listing_is_found_by_the_next_one(store: Any) -> None:
