@@ -50,7 +50,7 @@ from daemon.reading import (
     window_key,
     window_of,
 )
-from daemon.resolve import Resolution, missing_from_listing, resolve
+from daemon.resolve import Resolution, missing_from_listing, moved_elsewhere, resolve
 from daemon.store import LinkConflict, RunOutcome, SyncStore
 
 SIDES = (Side.CRM, Side.GROUPWARE)
@@ -519,7 +519,9 @@ def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
     links: list[LinkSnapshot] = store.links_for(inp.kind, ids[Side.CRM], ids[Side.GROUPWARE], cids)
     upserts = {side: list(run.deferred[side].values()) for side in SIDES}
     removals = {side: list(run.deferred_removals[side]) for side in SIDES}
+    index = LinkIndex(links, {})
     for side in SIDES:
+        listed_removals = len(removals[side])
         # A kept item that a link holds now may have been written by this run since it was
         # read (a page followed its move and updated it): its old reading would look like
         # an edit and undo ours. It is read again.
@@ -554,6 +556,15 @@ def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
                     removals[side].append(Removal(item_id))
                 else:
                     upserts[side].append(found)
+        # Not found under the id a link holds: moved (the link follows), or deleted.
+        upserts[side] += moved_elsewhere(
+            side,
+            upserts[side],
+            removals[side][listed_removals:],
+            run.connectors[side],
+            index,
+            run.resolution,
+        )
     changes = twins_by_stamp(
         {side: ChangeSet(upserts[side], removals[side], None) for side in SIDES},
         links,
