@@ -115,6 +115,14 @@ class _Run(Generic[T]):
         self.exact = {side: connectors[side].exact_versions for side in SIDES}
         self.fields = self.caps[Side.CRM].fields & self.caps[Side.GROUPWARE].fields
         self.saved = {side: SideCursor.load(store.load_cursor(kind, side)) for side in SIDES}
+        for record in store.unconfirmed_audits(kind):
+            # What an interrupted write named is read again with the first page: the listing
+            # shows it again only if it changed under that id, not when the write went to
+            # an item found by its stamp (moved where the listing does not look).
+            for side in SIDES:
+                item_id = record.item_id(side)
+                if item_id and not is_occurrence_id(item_id):
+                    self.saved[side].retry.append(item_id)
         self.cursor: dict[Side, str | None] = {}
         for side in SIDES:  # a window that moved: list the side afresh inside the new one
             fresh = self.saved[side].window != window_key(self.window) or self.saved[side].relist

@@ -179,6 +179,16 @@ SEQUENCES: dict[str, tuple[str, ...]] = {
         "sync_with_another_fault(at=0, fault='stale')",
         "quiet_sync()",
     ),
+    "an_interrupted_revert_of_a_copy_found_by_its_stamp": (
+        "ContactSyncMachine",
+        "configure(conflict=ConflictPolicy.CRM_WINS, direction=Direction.GROUPWARE_TO_CRM, coarse=False, hidden_stamps=False, unknown_removals=False, idempotent=False, paged=False, batched=False)",
+        "create(body='', count=1, day=0, hour=8, shape='timed', side=Side.GROUPWARE)",
+        "sync_once()",
+        "copy_with_stamp(pick=0, side=Side.CRM)",
+        "sync_once()",
+        "delete(pick=0, side=Side.CRM)",
+        "sync_with_another_fault(at=1, fault='crash')",
+    ),
 }
 
 
