@@ -114,7 +114,8 @@ class _Run(Generic[T]):
         self.colleagues: frozenset[str] = frozenset()
         self.exact = {side: connectors[side].exact_versions for side in SIDES}
         self.fields = self.caps[Side.CRM].fields & self.caps[Side.GROUPWARE].fields
-        self.saved = {side: SideCursor.load(store.load_cursor(kind, side)) for side in SIDES}
+        self.found = {side: store.load_cursor(kind, side) for side in SIDES}  # as stored
+        self.saved = {side: SideCursor.load(self.found[side]) for side in SIDES}
         for record in store.unconfirmed_audits(kind):
             # What an interrupted write named is read again with the first page: the listing
             # shows it again only if it changed under that id, not when the write went to
@@ -411,6 +412,11 @@ def sync(
                 deletions = [line for line in report.held if line.startswith("delete")]
                 held = {"reason": hold.reason, "deletions": deletions, "held": report.held}
                 outcome.status = RunStatus.HELD
+                for side in SIDES:
+                    # A held run leaves the cursors as it found them (its pages' checkpoints
+                    # undone), so the approved run reads all it read and decides with the
+                    # whole listing in view, not resumed past what made the plan.
+                    store.save_cursor(kind, side, run.found[side])
             else:
                 retry = _retry_lists(failures, run, outcome.plans)
                 for side in SIDES:  # only now: everything read was applied or is listed again

@@ -391,6 +391,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "an item found by its stamp again: the pair is left believed agreed",
     ),
     Mutant(
+        "held-run-keeps-its-checkpoints",
+        "daemon/sync.py",
+        "                    store.save_cursor(kind, side, run.found[side])\n",
+        "                    pass\n",
+        "a held run of several pages leaves its checkpoints, so the approved run resumes "
+        "past what made the plan and carries nothing (the next run is held again)",
+    ),
+    Mutant(
         "kept-item-not-read-again",
         "daemon/sync.py",
         "        if again:\n",

@@ -284,6 +284,27 @@ def test_a_listing_that_came_back_empty_still_holds_when_its_run_resumes(store: 
     assert approved.status is RunStatus.SUCCEEDED and not gw.items
 
 
+def test_the_approved_run_carries_what_a_held_run_of_several_pages_held(store: Any) -> None:
+    """The CRM's change token expired and four of six items were deleted; the new listing
+    takes two pages and shows the deletions only when it ends, so the run is held after a
+    checkpoint. The approved run reads what the held one read and deletes the copies
+    (mistake: the held run's checkpoint kept, so the approved run resumes the listing,
+    cannot tell what it missed and deletes nothing, and the next run is held again)."""
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm", page_size=1)
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw", page_size=1)
+    ids = [crm.user_create(meeting(f"CRM {n}", days=1 + n)) for n in range(6)]
+    run(crm, gw, store)
+    assert run(crm, gw, store).status is RunStatus.SUCCEEDED and len(gw.items) == 6
+    crm.expire_cursors()
+    for crm_id in sorted(ids)[:4]:
+        crm.user_delete(crm_id)
+    held = run(crm, gw, store)
+    assert held.status is RunStatus.HELD and len(held.plans) > 1 and len(gw.items) == 6
+    approved = run(crm, gw, store, approve_deletions=True)
+    assert approved.status is RunStatus.SUCCEEDED and len(gw.items) == 2
+    assert run(crm, gw, store).status is RunStatus.SUCCEEDED
+
+
 def test_deletions_found_while_applying_count_against_the_guard(store: Any) -> None:
     """Eight linked pairs; the CRM items are all edited, so eight updates are planned. While
     the run applies them the user deletes the CRM items and the groupware rewrites its

@@ -189,6 +189,16 @@ SEQUENCES: dict[str, tuple[str, ...]] = {
         "delete(pick=0, side=Side.CRM)",
         "sync_with_another_fault(at=1, fault='crash')",
     ),
+    "an_approved_run_after_a_held_run_of_several_pages": (
+        "SyncMachine",
+        "configure(conflict=ConflictPolicy.CRM_WINS, direction=Direction.TWO_WAY, coarse=False, hidden_stamps=False, unknown_removals=False, idempotent=False, paged=True, batched=False)",
+        "create(body='', count=2, day=0, hour=8, shape='timed', side=Side.CRM)",
+        "create(body='', count=1, day=0, hour=8, shape='timed', side=Side.CRM)",
+        "sync_with_another_fault(at=0, fault='stale')",
+        "sync_with_another_fault(at=5, fault='crash')",
+        "expire_cursor(side=Side.CRM)",
+        "delete_everything(side=Side.CRM)",
+    ),
 }
 
 
