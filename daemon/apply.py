@@ -370,16 +370,18 @@ class Applier(Generic[T]):
                     jobs[n] = (replace(action, source=result), job)
         return jobs
 
-    def _guard_admits(self, fresh: Action[T]) -> bool:
+    def _guard_admits(self, fresh: Action[T], replaced: Action[T]) -> bool:
         """A deletion a re-plan found (items deleted while the run applied its updates)
-        counts against the guard together with the plan's own deletions."""
+        counts against the guard together with the plan's own deletions, except `replaced`,
+        the planned action the re-plan stands in for (a refused deletion planned again is
+        one deletion, not two)."""
         if self._linked_counts is None:
             counts = self.context.links.linked_counts or self.store.linked_counts(self.kind)
             self._linked_counts = dict(counts)
         actions: list[Action[T]] = list(self._found_deletes)
         actions.append(fresh)
         if self._plan is not None:
-            actions.extend(self._plan.actions)
+            actions.extend(a for a in self._plan.actions if a is not replaced)
         counted = replace(
             self.context, links=LinkIndex([], self._linked_counts), listed_nothing=frozenset()
         )
@@ -429,7 +431,7 @@ class Applier(Generic[T]):
                     self.report.held.append(f"{fresh.op} on {fresh.target.value}: {fresh.reason}")
                 elif self.postpone is not None and fresh.op not in AT_ONCE:
                     self.postpone.append(fresh)  # a multi-page run's guard sees it at the end
-                elif fresh.op is Op.DELETE and not self._guard_admits(fresh):
+                elif fresh.op is Op.DELETE and not self._guard_admits(fresh, action):
                     self.report.held.append(
                         f"{fresh.op} on {fresh.target.value}: {fresh.reason} (found while "
                         "applying, with the plan's deletions over the guard)"

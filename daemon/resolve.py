@@ -31,7 +31,7 @@ items of the side, and `daemon.expansion` accounts for them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from common.connectors.base import ItemConnector
@@ -42,6 +42,7 @@ from common.kinds import (
     Removal,
     RemovalKind,
     Side,
+    Stored,
     T,
     Window,
 )
@@ -132,10 +133,25 @@ def resolve(
             elif found.id not in present:
                 upserts.append(found)
                 present.add(found.id)
-    # A linked item reported deleted may only have moved where the listing does not look
-    # (another folder, out of the window): asked by its stamp, it is found and the link
-    # follows; only what cannot be found is deleted (and only that can beat an edit).
+    upserts += moved_elsewhere(side, upserts, removals, connector, links, report)
+    return dataclasses.replace(changes, upserts=upserts, removals=removals)
+
+
+def moved_elsewhere(
+    side: Side,
+    upserts: Sequence[Stored[T]],
+    removals: Iterable[Removal],
+    connector: ItemConnector[T],
+    links: LinkIndex,
+    report: Resolution,
+) -> list[Stored[T]]:
+    """A linked item reported deleted (or not found under its id) may only have moved
+    where the listing does not look (another folder, out of the window): asked by its stamp,
+    it is found, and returned with the stamp so the link follows it; only what cannot be
+    found is deleted (and only that can beat an edit)."""
+    present = {s.id for s in upserts}
     stamps = {s.correlation_id for s in upserts if s.correlation_id}
+    found: list[Stored[T]] = []
     for removal in removals:
         gone_link = links.by_id[side].get(removal.id)
         if gone_link is None or is_occurrence_id(removal.id):
@@ -146,10 +162,10 @@ def resolve(
         report.lookups += 1
         moved = connector.find_by_correlation_id(cid)
         if moved is not None and moved.id != removal.id and moved.id not in present:
-            upserts.append(dataclasses.replace(moved, correlation_id=cid))
+            found.append(dataclasses.replace(moved, correlation_id=cid))
             present.add(moved.id)
             stamps.add(cid)
-    return dataclasses.replace(changes, upserts=upserts, removals=removals)
+    return found
 
 
 def missing_from_listing(

@@ -61,7 +61,7 @@ from daemon.reading import (
     window_key,
     window_of,
 )
-from daemon.resolve import Resolution, missing_from_listing, resolve
+from daemon.resolve import Resolution, missing_from_listing, moved_elsewhere, resolve
 from daemon.store import LinkConflict, RunOutcome, SyncStore
 
 SIDES = (Side.CRM, Side.GROUPWARE)
@@ -127,7 +127,16 @@ class _Run(Generic[T]):
         self.colleagues: frozenset[str] = frozenset()
         self.exact = {side: connectors[side].exact_versions for side in SIDES}
         self.fields = self.caps[Side.CRM].fields & self.caps[Side.GROUPWARE].fields
-        self.saved = {side: SideCursor.load(store.load_cursor(kind, side)) for side in SIDES}
+        self.found = {side: store.load_cursor(kind, side) for side in SIDES}  # as stored
+        self.saved = {side: SideCursor.load(self.found[side]) for side in SIDES}
+        for record in store.unconfirmed_audits(kind):
+            # What an interrupted write named is read again with the first page: the listing
+            # shows it again only if it changed under that id, not when the write went to
+            # an item found by its stamp (moved where the listing does not look).
+            for side in SIDES:
+                item_id = record.item_id(side)
+                if item_id and not is_occurrence_id(item_id):
+                    self.saved[side].retry.append(item_id)
         self.cursor: dict[Side, str | None] = {}
         for side in SIDES:  # a window that moved: list the side afresh inside the new one
             fresh = self.saved[side].window != window_key(self.window) or self.saved[side].relist
@@ -458,6 +467,11 @@ def sync(
                     "deletes": {side.value: n for side, n in hold.deletes.items()},
                 }
                 outcome.status = RunStatus.HELD
+                for side in SIDES:
+                    # A held run leaves the cursors as it found them (its pages' checkpoints
+                    # undone), so the approved run reads all it read and decides with the
+                    # whole listing in view, not resumed past what made the plan.
+                    store.save_cursor(kind, side, run.found[side])
             else:
                 retry = _retry_lists(failures, run, outcome.plans)
                 for side in SIDES:  # only now: everything read was applied or is listed again
@@ -575,7 +589,9 @@ def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
     links: list[LinkSnapshot] = store.links_for(inp.kind, ids[Side.CRM], ids[Side.GROUPWARE], cids)
     upserts = {side: list(run.deferred[side].values()) for side in SIDES}
     removals = {side: list(run.deferred_removals[side]) for side in SIDES}
+    index = LinkIndex(links, {})
     for side in SIDES:
+        listed_removals = len(removals[side])
         # A kept item that a link holds now may have been written by this run since it was
         # read (a page followed its move and updated it): its old reading would look like
         # an edit and undo ours. It is read again.
@@ -610,6 +626,15 @@ def _rest(inp: PlanInput[T], run: _Run[T], store: SyncStore) -> PlanInput[T]:
                     removals[side].append(Removal(item_id))
                 else:
                     upserts[side].append(found)
+        # Not found under the id a link holds: moved (the link follows), or deleted.
+        upserts[side] += moved_elsewhere(
+            side,
+            upserts[side],
+            removals[side][listed_removals:],
+            run.connectors[side],
+            index,
+            run.resolution,
+        )
     changes = twins_by_stamp(
         {side: ChangeSet(upserts[side], removals[side], None) for side in SIDES},
         links,

@@ -361,10 +361,42 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "replanned-deletions-unguarded",
         "daemon/apply.py",
-        "                elif fresh.op is Op.DELETE and not self._guard_admits(fresh):\n",
+        "                elif fresh.op is Op.DELETE and not self._guard_admits(fresh, action):\n",
         "                elif False:\n",
         "deletions a re-plan finds while a run applies are made without the guard, so items "
         "deleted during a long run lose their copies past the profile's limit",
+    ),
+    Mutant(
+        "replanned-deletion-counted-twice",
+        "daemon/apply.py",
+        "            actions.extend(a for a in self._plan.actions if a is not replaced)\n",
+        "            actions.extend(self._plan.actions)\n",
+        "a refused deletion planned again is counted with the planned one it stands in for, "
+        "so one deletion is held as two and a private item's copy stays",
+    ),
+    Mutant(
+        "paged-end-skips-stamp-lookup",
+        "daemon/sync.py",
+        "        upserts[side] += moved_elsewhere(\n",
+        "        upserts[side] += [] if True else moved_elsewhere(\n",
+        "the end of a multi-page run takes a linked item not found under its id as deleted "
+        "without asking by the stamp, so a moved copy is made again beside itself",
+    ),
+    Mutant(
+        "interrupted-write-left-to-the-listing",
+        "daemon/sync.py",
+        "        for record in store.unconfirmed_audits(kind):\n",
+        "        for record in store.unconfirmed_audits(kind)[:0]:\n",
+        "an interrupted write is trusted to come back through the listing, which never shows "
+        "an item found by its stamp again: the pair is left believed agreed",
+    ),
+    Mutant(
+        "held-run-keeps-its-checkpoints",
+        "daemon/sync.py",
+        "                    store.save_cursor(kind, side, run.found[side])\n",
+        "                    pass\n",
+        "a held run of several pages leaves its checkpoints, so the approved run resumes "
+        "past what made the plan and carries nothing (the next run is held again)",
     ),
     Mutant(
         "kept-item-not-read-again",

@@ -284,6 +284,27 @@ def test_a_listing_that_came_back_empty_still_holds_when_its_run_resumes(store: 
     assert approved.status is RunStatus.SUCCEEDED and not gw.items
 
 
+def test_the_approved_run_carries_what_a_held_run_of_several_pages_held(store: Any) -> None:
+    """The CRM's change token expired and four of six items were deleted; the new listing
+    takes two pages and shows the deletions only when it ends, so the run is held after a
+    checkpoint. The approved run reads what the held one read and deletes the copies
+    (mistake: the held run's checkpoint kept, so the approved run resumes the listing,
+    cannot tell what it missed and deletes nothing, and the next run is held again)."""
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm", page_size=1)
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw", page_size=1)
+    ids = [crm.user_create(meeting(f"CRM {n}", days=1 + n)) for n in range(6)]
+    run(crm, gw, store)
+    assert run(crm, gw, store).status is RunStatus.SUCCEEDED and len(gw.items) == 6
+    crm.expire_cursors()
+    for crm_id in sorted(ids)[:4]:
+        crm.user_delete(crm_id)
+    held = run(crm, gw, store)
+    assert held.status is RunStatus.HELD and len(held.plans) > 1 and len(gw.items) == 6
+    approved = run(crm, gw, store, approve_deletions=True)
+    assert approved.status is RunStatus.SUCCEEDED and len(gw.items) == 2
+    assert run(crm, gw, store).status is RunStatus.SUCCEEDED
+
+
 def test_deletions_found_while_applying_count_against_the_guard(store: Any) -> None:
     """Eight linked pairs; the CRM items are all edited, so eight updates are planned. While
     the run applies them the user deletes the CRM items and the groupware rewrites its
@@ -316,6 +337,42 @@ def test_deletions_found_while_applying_count_against_the_guard(store: Any) -> N
     assert outcome.report is not None
     assert len(gw.items) == 5, "more deletions than the guard allows, none approved"
     assert sum("found while applying" in line for line in outcome.report.held) == 5
+    # What was held is not forgotten (mistake: cursors saved as they stand after applying,
+    # past the deletions made meanwhile, so five copies stay, linked to items long gone):
+    # the next run plans them again, its guard holds them, and approved they are carried.
+    again = sync(APPT, both, store, policy, NOW)
+    assert again.status is RunStatus.HELD and len(gw.items) == 5
+    approved = sync(APPT, both, store, policy, NOW, approve_deletions=True)
+    assert approved.status is RunStatus.SUCCEEDED and not gw.items
+
+
+def test_a_refused_deletion_planned_again_counts_once_against_the_guard(store: Any) -> None:
+    """One of two linked items is made private; its copy's deletion is refused as stale
+    (the groupware rewrote the copy meanwhile) and the re-plan decides the same deletion.
+    It is one deletion of two linked items, within the guard (mistake: the planned deletion
+    and its re-plan both counted, two of two, held; the copy of a private item stays)."""
+    policy = Policy(
+        window=Window(days_back=2, days_ahead=20),
+        guard=DeletionGuard(max_deletes=3, max_percent=50.0, min_for_percent=2),
+    )
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm")
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw")
+    secret = crm.user_create(meeting("Doctor", days=1))
+    crm.user_create(meeting("Review", days=2))
+    both = {Side.CRM: crm, Side.GROUPWARE: gw}
+    sync(APPT, both, store, policy, NOW)
+    crm.user_edit(secret, private=True)
+
+    def rewrite_meanwhile(phase: str, op: str, item_id: str | None) -> None:
+        if phase == "before" and op == "gw.delete" and item_id in gw.items:
+            gw.hooks.remove(rewrite_meanwhile)
+            gw.server_touch(item_id)
+
+    gw.hooks.append(rewrite_meanwhile)
+    outcome = sync(APPT, both, store, policy, NOW)
+    assert outcome.status is RunStatus.SUCCEEDED and outcome.report is not None
+    assert outcome.report.counts["replanned"] == 1 and not outcome.report.held
+    assert [item.subject for _, item, _ in gw.items.values()] == ["Review"]
 
 
 def test_a_deletion_before_an_interrupted_listing_is_found_by_the_next_one(store: Any) -> None:

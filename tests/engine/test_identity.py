@@ -11,7 +11,7 @@ import pytest
 from common.connectors.memory import Clock, MemoryConnector
 from common.items import Appointment
 from common.kinds import ItemKind, LinkState, RemovalKind, RunStatus, Side
-from daemon.policies import Policy
+from daemon.policies import DeletionGuard, Direction, Policy
 from daemon.sync import SyncOutcome, sync
 from tests.fixtures.engine import (
     NOW,
@@ -122,6 +122,59 @@ def test_an_item_whose_id_changed_keeps_its_link_and_its_copy(store: Any) -> Non
     (link,) = [x for x in store.all_links(APPT) if x.state is LinkState.LINKED]
     assert link.groupware_id == new_gw and link.crm_id == crm_id
     assert not [w for w in crm.writes if w[0] != "stamp"][1:]  # nothing written to the CRM
+
+
+def test_the_end_of_a_paged_run_follows_a_move_its_link_missed(store: Any) -> None:
+    """A copy made private and moved (deletions switched off: kept, its link still names the
+    old id); then its source is edited and copied with our stamp, over several pages. The
+    run's end reads the pair afresh, does not find the copy under its old id and asks by
+    the stamp, as the listing's own removals are asked (mistake: taken as deleted, and the
+    edit re-creates the copy beside the moved one: two on the groupware)."""
+    clock = Clock()
+    crm: MemoryConnector[Appointment] = MemoryConnector("crm", clock=clock, page_size=1)
+    gw: MemoryConnector[Appointment] = MemoryConnector("gw", clock=clock, page_size=1)
+    policy = Policy(guard=DeletionGuard(deletes_enabled=False))
+    both = {Side.CRM: crm, Side.GROUPWARE: gw}
+    crm_id = crm.user_create(appointment("Sale review", location="Room 1"))
+    crm.user_create(appointment("Stand-up", hour=11))
+    sync(APPT, both, store, policy, NOW)
+    (copy_id,) = [i for i, (_, item, _) in gw.items.items() if item.subject == "Sale review"]
+    gw.user_edit(copy_id, private=True)
+    moved = gw.server_move(copy_id)
+    assert sync(APPT, both, store, policy, NOW).status is RunStatus.SUCCEEDED
+    crm.user_edit(crm_id, subject="Sale review (moved)")
+    crm.user_edit(crm.user_copy(crm_id), subject="Sale review, 2nd", location="Room 2")
+    outcome = sync(APPT, both, store, policy, NOW)
+    assert outcome.status is RunStatus.SUCCEEDED and len(outcome.plans) > 1
+    rooms = sorted(item.location for _, item, _ in gw.items.values())
+    assert rooms == ["", "Room 1", "Room 2"] and moved in gw.items
+
+
+def test_a_write_interrupted_on_an_item_found_by_its_stamp_is_finished(store: Any) -> None:
+    """The CRM follows. A user copies our CRM copy (stamp included) and then deletes the
+    original; the listing reports the deletion, the stamp finds the user's copy (no
+    service tells a copy from the moved original) and the run dies while putting the
+    groupware's content back on it. The listing never shows that item again (it did not
+    change), so the next run reads what the interrupted write named and finishes it
+    (mistake: the interruption left to the listing; the link names the copy, believed
+    agreed, and the groupware's item has no copy in the CRM from then on)."""
+    crm, gw = world()
+    policy = Policy(appointments=Direction.GROUPWARE_TO_CRM)
+    both = {Side.CRM: crm, Side.GROUPWARE: gw}
+    gw.user_create(appointment("Sale review"))
+    sync(APPT, both, store, policy, NOW)
+    (crm_id,) = crm.items
+    crm.user_edit(crm.user_copy(crm_id), subject="My notes")
+    sync(APPT, both, store, policy, NOW)
+    crm.user_delete(crm_id)
+    faults = Faults(on="before crm.update").attach(crm, gw, store)
+    with pytest.raises(Crash):
+        sync(APPT, both, store, policy, NOW)
+    faults.detach(crm, gw, store)
+    assert sync(APPT, both, store, policy, NOW).status is RunStatus.SUCCEEDED
+    subjects = [item.subject for _, item, _ in crm.items.values()]
+    assert subjects.count("Sale review") == 1
+    assert not sync(APPT, both, store, policy, NOW).writes()
 
 
 @pytest.mark.parametrize("step", range(8))
